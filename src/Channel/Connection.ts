@@ -1,0 +1,555 @@
+/**
+ * The connection protocol (RFC 4254) over an authenticated transport: one
+ * reader fiber dispatches every incoming message to its channel, global
+ * requests are answered in order, and channels are scoped resources whose
+ * windows are the backpressure. Client and server use the same module; only
+ * the handlers they install differ.
+ *
+ * A slow consumer on one channel never blocks the others: the reader only
+ * appends to a channel's buffer, which the peer cannot overfill because it
+ * may not send beyond the window we granted.
+ *
+ * @since 0.1.0
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Latch from "effect/Latch"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import * as Stream from "effect/Stream"
+import * as Sink from "effect/Sink"
+import * as Cause from "effect/Cause"
+import * as SshError from "../SshError.ts"
+import * as N from "../Wire/MessageNumber.ts"
+import type { Transport } from "../Transport/Transport.ts"
+import { core } from "../Transport/Transport.ts"
+import * as Messages from "./Messages.ts"
+import { Inbox } from "./Inbox.ts"
+import { ReceiveWindow, SendWindow } from "./Window.ts"
+
+/** Channel defaults: window 2 MiB, max packet 32 KiB (OpenSSH's session values). */
+export const DEFAULT_WINDOW = 2 * 1024 * 1024
+export const DEFAULT_MAX_PACKET = 32 * 1024
+
+/** Options of a connection. */
+export interface ConnectionOptions {
+  /** Receive window we grant per channel. */
+  readonly windowSize?: number | undefined
+  /** Largest data packet we accept per channel. */
+  readonly maxPacket?: number | undefined
+  /** Most channels open at once (default 1024). */
+  readonly maxChannels?: number | undefined
+  /** Incoming CHANNEL_OPEN: accept by returning a handler, refuse by failing with ChannelOpenFailed. */
+  readonly onChannelOpen?: ((request: IncomingChannelOpen) => Effect.Effect<
+    (channel: SshChannel) => Effect.Effect<void, SshError.SshError, Scope.Scope>,
+    SshError.ChannelOpenFailed
+  >) | undefined
+  /** Incoming GLOBAL_REQUEST: return the reply data for success, undefined for failure. */
+  readonly onGlobalRequest?: ((name: string, data: Uint8Array) => Effect.Effect<Uint8Array | undefined>) | undefined
+  /** Keepalive: interval in ms (0 = off) and how many unanswered probes end the connection. */
+  readonly keepaliveIntervalMs?: number | undefined
+  readonly keepaliveCountMax?: number | undefined
+}
+
+/** A peer's request to open a channel. */
+export interface IncomingChannelOpen {
+  readonly channelType: string
+  readonly data: Uint8Array
+}
+
+/** A handler for requests the peer sends on a channel; returns whether it succeeded. */
+export type ChannelRequestHandler = (request: string, data: Uint8Array, wantReply: boolean) => Effect.Effect<boolean>
+
+/**
+ * One open channel.
+ *
+ * @example
+ * ```ts
+ * const channel = yield* connection.openChannel("session")
+ * yield* channel.request("exec", Requests.encodeString("ls"), true)
+ * yield* channel.stdout.pipe(Stream.runForEach((chunk) => Console.log(chunk.length)))
+ * ```
+ */
+export interface SshChannel {
+  readonly localId: number
+  readonly remoteId: number
+  readonly channelType: string
+  /** Data from the peer (CHANNEL_DATA). Pulling it is what grants the peer more window. */
+  readonly stdout: Stream.Stream<Uint8Array, SshError.SshError>
+  /** Extended data of type 1 (stderr). Shares the window with stdout: consume both, or discard it. */
+  readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
+  /** Sends data, waiting for window; `dataType` 1 sends it as stderr (extended data). */
+  readonly write: (data: Uint8Array, dataType?: number) => Effect.Effect<void, SshError.SshError>
+  /** A sink writing to the channel; sends EOF when the stream ends. */
+  readonly stdin: Sink.Sink<void, Uint8Array, never, SshError.SshError>
+  /** Sends EOF: no more data from us. */
+  readonly eof: Effect.Effect<void, SshError.SshError>
+  /** Sends a channel request; with `wantReply` waits for and returns the peer's answer. */
+  readonly request: (name: string, data: Uint8Array, wantReply: boolean) => Effect.Effect<boolean, SshError.SshError>
+  /** Installs the handler for requests from the peer (exit-status, pty-req, ...). */
+  readonly onRequest: (handler: ChannelRequestHandler) => void
+  /** Forwards stderr into stdout (extended data is then delivered on stdout). */
+  readonly mergeStderr: () => void
+  /** Discards stderr as it arrives (granting its window back at once). */
+  readonly discardStderr: () => void
+  /** Completes when the peer sent EOF. */
+  readonly remoteEof: Deferred.Deferred<void>
+  /** Completes when the channel is fully closed. */
+  readonly closed: Deferred.Deferred<void>
+  /** Sends CLOSE and waits (bounded) for the peer's. */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * A live connection-protocol multiplexer.
+ *
+ * @example
+ * ```ts
+ * const connection = yield* Connection.make(transport, { keepaliveIntervalMs: 15_000 })
+ * const channel = yield* connection.openChannel("session")
+ * ```
+ */
+export interface Connection {
+  readonly transport: Transport
+  /** Opens a channel; closing the scope closes it. */
+  readonly openChannel: (
+    channelType: string,
+    data?: Uint8Array
+  ) => Effect.Effect<SshChannel, SshError.SshError, Scope.Scope>
+  /** Sends a global request; with `wantReply` returns the reply data, or undefined on failure. */
+  readonly globalRequest: (
+    name: string,
+    data: Uint8Array,
+    wantReply: boolean
+  ) => Effect.Effect<Uint8Array | undefined, SshError.SshError>
+  /** Number of channels currently allocated. */
+  readonly channelCount: () => number
+  /** Fails with the reason once the connection is dead. */
+  readonly closed: Deferred.Deferred<never, SshError.SshError>
+}
+
+interface ChannelState {
+  readonly localId: number
+  remoteId: number
+  readonly channelType: string
+  readonly receive: ReceiveWindow
+  send: SendWindow
+  readonly stdoutInbox: Inbox
+  readonly stderrInbox: Inbox
+  stderrMode: "separate" | "merge" | "discard"
+  readonly windowLatch: Latch.Latch
+  readonly writeLock: Semaphore.Semaphore
+  readonly pendingRequests: Array<Deferred.Deferred<boolean, SshError.SshError>>
+  readonly opened: Deferred.Deferred<void, SshError.SshError>
+  readonly remoteEof: Deferred.Deferred<void>
+  readonly closed: Deferred.Deferred<void>
+  requestHandler: ChannelRequestHandler | undefined
+  sentEof: boolean
+  sentClose: boolean
+  receivedClose: boolean
+}
+
+const errorOf = (reason: SshError.SshErrorReason) => new SshError.SshError({ reason })
+
+/**
+ * Starts the connection protocol on an authenticated transport. The reader
+ * fiber and all channels live in the current scope.
+ *
+ * @example
+ * ```ts
+ * const connection = yield* Connection.make(transport, {})
+ * ```
+ */
+export const make = Effect.fnUntraced(function*(transport: Transport, options: ConnectionOptions = {}) {
+  const scope = yield* Effect.scope
+  const windowSize = options.windowSize ?? DEFAULT_WINDOW
+  const maxPacket = options.maxPacket ?? DEFAULT_MAX_PACKET
+  const maxChannels = options.maxChannels ?? 1024
+  const channels = new Map<number, ChannelState>()
+  const pendingGlobal: Array<Deferred.Deferred<Uint8Array | undefined, SshError.SshError>> = []
+  const closed = yield* Deferred.make<never, SshError.SshError>()
+  let failure: SshError.SshError | undefined
+  let nextId = 0
+
+  const allocateId = (): number | undefined => {
+    if (channels.size >= maxChannels) return undefined
+    while (channels.has(nextId)) nextId = (nextId + 1) >>> 0
+    const id = nextId
+    nextId = (nextId + 1) >>> 0
+    return id
+  }
+
+  const send = (payload: Uint8Array) => transport.send(payload)
+
+  const makeState = (localId: number, channelType: string): ChannelState => {
+    const receive = new ReceiveWindow(windowSize)
+    const state: ChannelState = {
+      localId,
+      remoteId: -1,
+      channelType,
+      receive,
+      send: new SendWindow(0, 0),
+      stdoutInbox: new Inbox((n) => credit(state, n)),
+      stderrInbox: new Inbox((n) => credit(state, n)),
+      stderrMode: "separate",
+      windowLatch: Latch.makeUnsafe(false),
+      writeLock: Semaphore.makeUnsafe(1),
+      pendingRequests: [],
+      opened: Deferred.makeUnsafe(),
+      remoteEof: Deferred.makeUnsafe(),
+      closed: Deferred.makeUnsafe(),
+      requestHandler: undefined,
+      sentEof: false,
+      sentClose: false,
+      receivedClose: false
+    }
+    return state
+  }
+
+  /** The consumer took `n` bytes: grant them back to the peer when the batch is large enough. */
+  const credit = (state: ChannelState, n: number) => {
+    const grant = state.receive.consume(n)
+    if (grant > 0 && !state.sentClose && !state.receivedClose && failure === undefined) {
+      // Fire and forget: the adjust must not make the consumer wait for the socket.
+      Effect.runFork(Effect.ignore(send(Messages.windowAdjust(state.remoteId, grant))))
+    }
+  }
+
+  const release = (state: ChannelState) => {
+    if (channels.get(state.localId) === state) channels.delete(state.localId)
+    Deferred.doneUnsafe(state.closed, Exit.void)
+  }
+
+  const failChannel = (state: ChannelState, error: SshError.SshError) => {
+    state.stdoutInbox.fail(error)
+    state.stderrInbox.fail(error)
+    Deferred.doneUnsafe(state.opened, Exit.fail(error))
+    for (const d of state.pendingRequests.splice(0)) Deferred.doneUnsafe(d, Exit.fail(error))
+    state.windowLatch.openUnsafe()
+    Deferred.doneUnsafe(state.remoteEof, Exit.void)
+    release(state)
+  }
+
+  const die = (error: SshError.SshError) => {
+    if (failure) return
+    failure = error
+    for (const state of [...channels.values()]) failChannel(state, error)
+    for (const d of pendingGlobal.splice(0)) Deferred.doneUnsafe(d, Exit.fail(error))
+    Deferred.doneUnsafe(closed, Exit.fail(error))
+  }
+
+  const channelGone = (state: ChannelState) =>
+    errorOf(new SshError.ChannelRequestFailed({ request: "write", message: `channel ${state.localId} is closed` }))
+
+  const write = (state: ChannelState, data: Uint8Array, dataType?: number): Effect.Effect<void, SshError.SshError> =>
+    state.writeLock.withPermit(Effect.suspend(() => {
+      let offset = 0
+      const loop: Effect.Effect<void, SshError.SshError> = Effect.suspend(() => {
+        if (failure) return Effect.fail(failure)
+        if (state.sentEof || state.sentClose || state.receivedClose) return Effect.fail(channelGone(state))
+        if (offset >= data.length) return Effect.void
+        const n = state.send.take(data.length - offset)
+        if (n === 0) {
+          state.windowLatch.closeUnsafe()
+          return Effect.andThen(state.windowLatch.await, loop)
+        }
+        const chunk = data.subarray(offset, offset + n)
+        offset += n
+        return Effect.andThen(send(Messages.channelData(state.remoteId, chunk, dataType)), loop)
+      })
+      return loop
+    }))
+
+  const sendEof = (state: ChannelState) =>
+    state.writeLock.withPermit(Effect.suspend(() => {
+      if (state.sentEof || state.sentClose || state.receivedClose || failure) return Effect.void
+      state.sentEof = true
+      return send(Messages.channelEof(state.remoteId))
+    }))
+
+  const sendClose = (state: ChannelState) =>
+    Effect.suspend(() => {
+      if (state.sentClose || failure) return Effect.void
+      state.sentClose = true
+      state.windowLatch.openUnsafe()
+      return send(Messages.channelClose(state.remoteId))
+    })
+
+  const closeChannel = (state: ChannelState): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (Deferred.isDoneUnsafe(state.closed)) return Effect.void
+      if (state.remoteId < 0) {
+        // never confirmed: nothing to tell the peer (a late confirmation is answered with CLOSE)
+        return Effect.void
+      }
+      state.stdoutInbox.end()
+      state.stderrInbox.end()
+      return Effect.ignore(sendClose(state)).pipe(
+        Effect.andThen(Effect.timeoutOrElse(Deferred.await(state.closed), {
+          duration: 10_000,
+          orElse: () => Effect.sync(() => release(state))
+        }))
+      )
+    })
+
+  const requestOn = (state: ChannelState, name: string, data: Uint8Array, wantReply: boolean) =>
+    Effect.suspend(() => {
+      if (failure) return Effect.fail(failure)
+      if (state.sentClose || state.receivedClose) return Effect.fail(channelGone(state))
+      if (!wantReply) return Effect.as(send(Messages.channelRequest(state.remoteId, name, false, data)), true)
+      const reply = Deferred.makeUnsafe<boolean, SshError.SshError>()
+      state.pendingRequests.push(reply)
+      return Effect.andThen(send(Messages.channelRequest(state.remoteId, name, true, data)), Deferred.await(reply))
+    })
+
+  const toChannel = (state: ChannelState): SshChannel => ({
+    localId: state.localId,
+    get remoteId() {
+      return state.remoteId
+    },
+    channelType: state.channelType,
+    stdout: Stream.fromPull(Effect.succeed(state.stdoutInbox.pull)),
+    stderr: Stream.fromPull(Effect.succeed(state.stderrInbox.pull)),
+    write: (data, dataType) => write(state, data, dataType),
+    stdin: Sink.forEach((chunk: Uint8Array) => write(state, chunk)).pipe(
+      Sink.mapEffect(() => sendEof(state))
+    ),
+    eof: sendEof(state),
+    request: (name, data, wantReply) => requestOn(state, name, data, wantReply),
+    onRequest: (handler) => {
+      state.requestHandler = handler
+    },
+    mergeStderr: () => {
+      state.stderrMode = "merge"
+    },
+    discardStderr: () => {
+      state.stderrMode = "discard"
+      state.stderrInbox.discard()
+    },
+    remoteEof: state.remoteEof,
+    closed: state.closed,
+    close: closeChannel(state)
+  })
+
+  const openChannel = (channelType: string, data?: Uint8Array) =>
+    Effect.acquireRelease(
+      Effect.suspend(() => {
+        if (failure) return Effect.fail(failure)
+        const id = allocateId()
+        if (id === undefined) {
+          return Effect.fail(errorOf(new SshError.ChannelOpenFailed({ code: 4, description: "too many open channels" })))
+        }
+        const state = makeState(id, channelType)
+        channels.set(id, state)
+        return send(Messages.channelOpen(channelType, id, windowSize, maxPacket, data)).pipe(
+          Effect.andThen(Deferred.await(state.opened)),
+          Effect.as(state),
+          Effect.onInterrupt(() => Effect.sync(() => release(state)))
+        )
+      }),
+      (state) => closeChannel(state)
+    ).pipe(Effect.map(toChannel))
+
+  const globalRequest = (name: string, data: Uint8Array, wantReply: boolean) =>
+    Effect.suspend(() => {
+      if (failure) return Effect.fail(failure)
+      if (!wantReply) return Effect.as(send(Messages.globalRequest(name, false, data)), undefined)
+      const reply = Deferred.makeUnsafe<Uint8Array | undefined, SshError.SshError>()
+      pendingGlobal.push(reply)
+      return Effect.andThen(send(Messages.globalRequest(name, true, data)), Deferred.await(reply))
+    })
+
+  const channelFor = (recipient: number): ChannelState | undefined => channels.get(recipient)
+
+  const unknownChannel = (recipient: number) =>
+    Effect.fail(errorOf(new SshError.ProtocolError({ message: `message for unknown channel ${recipient}` })))
+
+  const acceptIncoming = (msg: Extract<Messages.ConnectionMessage, { _tag: "ChannelOpen" }>) =>
+    Effect.gen(function*() {
+      const handler = options.onChannelOpen
+      const refuse = (code: number, description: string) =>
+        send(Messages.channelOpenFailure(msg.sender, code, description))
+      if (!handler) return yield* refuse(N.ChannelOpenFailure.UNKNOWN_CHANNEL_TYPE, `${msg.channelType} channels are not accepted`)
+      const decided = yield* Effect.result(handler({ channelType: msg.channelType, data: msg.data }))
+      if (decided._tag === "Failure") return yield* refuse(decided.failure.code, decided.failure.description)
+      const id = allocateId()
+      if (id === undefined) return yield* refuse(N.ChannelOpenFailure.RESOURCE_SHORTAGE, "too many open channels")
+      const state = makeState(id, msg.channelType)
+      state.remoteId = msg.sender
+      state.send = new SendWindow(msg.window, Math.max(1, Math.min(msg.maxPacket, 256 * 1024)))
+      if (msg.window > 0) state.windowLatch.openUnsafe()
+      Deferred.doneUnsafe(state.opened, Exit.void)
+      channels.set(id, state)
+      yield* send(Messages.channelOpenConfirmation(msg.sender, id, windowSize, maxPacket))
+      const run = decided.success
+      yield* Effect.forkIn(
+        Effect.scoped(Effect.ensuring(Effect.ignore(run(toChannel(state))), closeChannel(state))),
+        scope
+      )
+    })
+
+  const dispatch = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> => {
+    const type = payload[0]
+    // Fast path for bulk data: no object allocation beyond the view.
+    if (type === N.CHANNEL_DATA || type === N.CHANNEL_EXTENDED_DATA) {
+      return Effect.flatMap(core(() => Messages.decode(payload)), (msg) => {
+        const m = msg as Extract<Messages.ConnectionMessage, { _tag: "Data" | "ExtendedData" }>
+        const state = channelFor(m.recipient)
+        if (!state) return unknownChannel(m.recipient)
+        if (state.receivedClose) return Effect.void
+        if (m.data.length > maxPacket) {
+          return Effect.fail(errorOf(new SshError.ProtocolError({ message: `channel packet of ${m.data.length} bytes exceeds our max packet ${maxPacket}` })))
+        }
+        return Effect.flatMap(core(() => state.receive.receive(m.data.length)), () => {
+          if (m._tag === "Data") state.stdoutInbox.push(m.data)
+          else if (m.dataType !== 1 || state.stderrMode === "discard") credit(state, m.data.length)
+          else if (state.stderrMode === "merge") state.stdoutInbox.push(m.data)
+          else state.stderrInbox.push(m.data)
+          return Effect.void
+        })
+      })
+    }
+    return Effect.flatMap(core(() => Messages.decode(payload)), (msg): Effect.Effect<void, SshError.SshError> => {
+      switch (msg._tag) {
+        case "WindowAdjust": {
+          const state = channelFor(msg.recipient)
+          if (!state) return unknownChannel(msg.recipient)
+          state.send.adjust(msg.bytes)
+          state.windowLatch.openUnsafe()
+          return Effect.void
+        }
+        case "Eof": {
+          const state = channelFor(msg.recipient)
+          if (!state) return unknownChannel(msg.recipient)
+          state.stdoutInbox.end()
+          state.stderrInbox.end()
+          Deferred.doneUnsafe(state.remoteEof, Exit.void)
+          return Effect.void
+        }
+        case "Close": {
+          const state = channelFor(msg.recipient)
+          if (!state) return unknownChannel(msg.recipient)
+          state.receivedClose = true
+          state.stdoutInbox.end()
+          state.stderrInbox.end()
+          Deferred.doneUnsafe(state.remoteEof, Exit.void)
+          const gone = channelGone(state)
+          for (const d of state.pendingRequests.splice(0)) Deferred.doneUnsafe(d, Exit.fail(gone))
+          state.windowLatch.openUnsafe()
+          return Effect.ensuring(Effect.ignore(sendClose(state)), Effect.sync(() => release(state)))
+        }
+        case "ChannelRequest": {
+          const state = channelFor(msg.recipient)
+          if (!state) return unknownChannel(msg.recipient)
+          const handler = state.requestHandler
+          const handled = handler ? handler(msg.request, msg.data, msg.wantReply) : Effect.succeed(false)
+          return Effect.flatMap(handled, (ok) =>
+            msg.wantReply && !state.sentClose
+              ? send(ok ? Messages.channelSuccess(state.remoteId) : Messages.channelFailure(state.remoteId))
+              : Effect.void)
+        }
+        case "ChannelSuccess":
+        case "ChannelFailure": {
+          const state = channelFor(msg.recipient)
+          if (!state) return unknownChannel(msg.recipient)
+          const pending = state.pendingRequests.shift()
+          if (!pending) {
+            return Effect.fail(errorOf(new SshError.ProtocolError({ message: `unexpected channel reply on channel ${msg.recipient}` })))
+          }
+          Deferred.doneUnsafe(pending, Exit.succeed(msg._tag === "ChannelSuccess"))
+          return Effect.void
+        }
+        case "ChannelOpenConfirmation": {
+          const state = channelFor(msg.recipient)
+          if (!state || state.remoteId >= 0) {
+            return Effect.fail(errorOf(new SshError.ProtocolError({ message: `unexpected open confirmation for channel ${msg.recipient}` })))
+          }
+          state.remoteId = msg.sender
+          state.send = new SendWindow(msg.window, Math.max(1, Math.min(msg.maxPacket, 256 * 1024)))
+          if (msg.window > 0) state.windowLatch.openUnsafe()
+          Deferred.doneUnsafe(state.opened, Exit.void)
+          return Effect.void
+        }
+        case "ChannelOpenFailure": {
+          const state = channelFor(msg.recipient)
+          if (!state || state.remoteId >= 0) {
+            return Effect.fail(errorOf(new SshError.ProtocolError({ message: `unexpected open failure for channel ${msg.recipient}` })))
+          }
+          Deferred.doneUnsafe(state.opened, Exit.fail(errorOf(new SshError.ChannelOpenFailed({ code: msg.code, description: msg.description }))))
+          release(state)
+          return Effect.void
+        }
+        case "ChannelOpen":
+          return acceptIncoming(msg)
+        case "GlobalRequest": {
+          const handler = options.onGlobalRequest
+          const handled = handler ? handler(msg.name, msg.data) : Effect.succeed(undefined)
+          return Effect.flatMap(handled, (reply) =>
+            msg.wantReply ? send(reply ? Messages.requestSuccess(reply) : Messages.requestFailure()) : Effect.void)
+        }
+        case "RequestSuccess":
+        case "RequestFailure": {
+          const pending = pendingGlobal.shift()
+          if (!pending) return Effect.fail(errorOf(new SshError.ProtocolError({ message: "unexpected global request reply" })))
+          Deferred.doneUnsafe(pending, Exit.succeed(msg._tag === "RequestSuccess" ? msg.data : undefined))
+          return Effect.void
+        }
+        default:
+          return Effect.void
+      }
+    })
+  }
+
+  const pump = Effect.forever(Effect.flatMap(transport.receive, dispatch), { disableYield: true })
+
+  const keepalive = Effect.gen(function*() {
+    const interval = options.keepaliveIntervalMs ?? 0
+    const countMax = options.keepaliveCountMax ?? 3
+    if (interval <= 0) return
+    let missed = 0
+    for (;;) {
+      yield* Effect.sleep(interval)
+      if (Date.now() - transport.lastReceivedAt() < interval) {
+        missed = 0
+        continue
+      }
+      missed++
+      if (missed > countMax) {
+        return yield* Effect.fail(errorOf(new SshError.Timeout({ message: `no answer from the peer to ${countMax} keepalives ${interval} ms apart` })))
+      }
+      yield* Effect.forkIn(Effect.ignore(globalRequest("keepalive@openssh.com", new Uint8Array(0), true)), scope)
+    }
+  })
+
+  const onFatal = (cause: Cause.Cause<SshError.SshError>) =>
+    Effect.suspend(() => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.void
+      const error = SshError.fromUnknown(Cause.squash(cause))
+      die(error)
+      return Effect.ignore(transport.disconnect(
+        error.reason._tag === "Timeout" ? N.DisconnectReason.CONNECTION_LOST : N.DisconnectReason.PROTOCOL_ERROR,
+        error.reason.message
+      ))
+    })
+
+  const pumpFiber = yield* Effect.forkIn(Effect.catchCause(pump, onFatal), scope)
+  const keepaliveFiber = yield* Effect.forkIn(Effect.catchCause(keepalive, onFatal), scope)
+  yield* Scope.addFinalizer(scope, Effect.andThen(Fiber.interrupt(keepaliveFiber), Fiber.interrupt(pumpFiber)))
+  // A dead transport ends every channel, even if no one is reading.
+  yield* Effect.forkIn(
+    Effect.catchCause(Deferred.await(transport.closed), (cause) =>
+      Effect.sync(() => die(SshError.fromUnknown(Cause.squash(cause))))),
+    scope
+  )
+
+  const connection: Connection = {
+    transport,
+    openChannel,
+    globalRequest,
+    channelCount: () => channels.size,
+    closed
+  }
+  return connection
+})

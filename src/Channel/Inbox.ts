@@ -1,0 +1,94 @@
+/**
+ * The receive buffer of one channel stream: data pushed by the connection's
+ * reader, pulled by the consumer. It never grows beyond the channel window,
+ * because the peer may not send more than that; the window is credited back
+ * (`onConsumed`) only when the consumer pulls.
+ *
+ * A single waiter, as in `NodeSocket`: no queue, no extra fiber.
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import type * as Arr from "effect/Array"
+import type * as Pull from "effect/Pull"
+import type { SshError } from "../SshError.ts"
+
+type Resume = (effect: Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError | Cause.Done>) => void
+
+/** @internal */
+export class Inbox {
+  private chunks: Array<Uint8Array> = []
+  private ended = false
+  private error: SshError | undefined
+  private waiter: Resume | undefined
+  private readonly onConsumed: (bytes: number) => void
+
+  constructor(onConsumed: (bytes: number) => void) {
+    this.onConsumed = onConsumed
+  }
+
+  get isDone(): boolean {
+    return this.ended || this.error !== undefined
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.isDone || chunk.length === 0) return
+    this.chunks.push(chunk)
+    this.wake()
+  }
+
+  end(): void {
+    if (this.isDone) return
+    this.ended = true
+    this.wake()
+  }
+
+  fail(error: SshError): void {
+    if (this.isDone) return
+    this.error = error
+    this.wake()
+  }
+
+  /** Drops buffered data (crediting it back) — for a consumer that will never read. */
+  discard(): void {
+    const chunks = this.chunks
+    this.chunks = []
+    let n = 0
+    for (const c of chunks) n += c.length
+    if (n > 0) this.onConsumed(n)
+  }
+
+  private wake(): void {
+    const waiter = this.waiter
+    if (waiter === undefined) return
+    const taken = this.take()
+    if (taken === undefined) return
+    this.waiter = undefined
+    waiter(taken)
+  }
+
+  private take(): Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError | Cause.Done> | undefined {
+    if (this.chunks.length > 0) {
+      const chunks = this.chunks as unknown as Arr.NonEmptyReadonlyArray<Uint8Array>
+      this.chunks = []
+      let n = 0
+      for (const c of chunks) n += c.length
+      this.onConsumed(n)
+      return Effect.succeed(chunks)
+    }
+    // Buffered data is delivered before the end or the error.
+    if (this.error !== undefined) return Effect.fail(this.error)
+    if (this.ended) return Cause.done()
+    return undefined
+  }
+
+  readonly pull: Pull.Pull<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError> = Effect.callback((resume) => {
+    const taken = this.take()
+    if (taken !== undefined) return resume(taken)
+    this.waiter = resume
+    return Effect.sync(() => {
+      if (this.waiter === resume) this.waiter = undefined
+    })
+  })
+}

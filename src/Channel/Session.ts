@@ -1,0 +1,236 @@
+/**
+ * Session channels from the client side (RFC 4254 §6): exec, shell and
+ * subsystem, with pty, environment, window-change and signals. A remote
+ * process is a scoped `SshProcess`: stdout and stderr are Streams whose pull
+ * drives the window, stdin is a Sink, and `exit` resolves to how the process
+ * ended.
+ *
+ * @since 0.1.0
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
+import * as SshError from "../SshError.ts"
+import type { Connection, SshChannel } from "./Connection.ts"
+import * as Requests from "./Requests.ts"
+
+/** How a remote process ended. */
+export type ExitStatus =
+  | { readonly _tag: "Exited"; readonly code: number }
+  | {
+    readonly _tag: "Signaled"
+    readonly signal: string
+    readonly coreDumped: boolean
+    readonly message: string
+  }
+  /** The channel closed without exit-status or exit-signal. */
+  | { readonly _tag: "Unknown" }
+
+/**
+ * The exit code a shell would report: the code, or 128 + signal number.
+ *
+ * @example
+ * ```ts
+ * exitCode({ _tag: "Signaled", signal: "KILL", coreDumped: false, message: "" }) // 137
+ * ```
+ */
+export const exitCode = (status: ExitStatus): number | undefined =>
+  status._tag === "Exited"
+    ? status.code
+    : status._tag === "Signaled"
+    ? 128 + (Requests.signalNumbers[status.signal] ?? 0)
+    : undefined
+
+/** Options of exec, shell and subsystem. */
+export interface SessionOptions {
+  /** Request a pseudo-terminal (true = xterm 80×24). */
+  readonly pty?: boolean | Requests.PtyRequest | undefined
+  /** Environment variables (servers accept only those allowed by AcceptEnv). */
+  readonly env?: Readonly<Record<string, string>> | undefined
+  /** "separate" (default): stderr is its own stream; "merge": into stdout; "discard": dropped. */
+  readonly stderr?: "separate" | "merge" | "discard" | undefined
+}
+
+/**
+ * A running remote command, shell or subsystem.
+ *
+ * @example
+ * ```ts
+ * const proc = yield* ssh.exec("tail -f /var/log/syslog")
+ * yield* proc.stdout.pipe(Stream.decodeText(), Stream.splitLines, Stream.take(10), Stream.runForEach(Console.log))
+ * ```
+ */
+export interface SshProcess {
+  readonly channel: SshChannel
+  readonly stdout: Stream.Stream<Uint8Array, SshError.SshError>
+  readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
+  /** Writes to the remote stdin and sends EOF when the stream ends. */
+  readonly stdin: Sink.Sink<void, Uint8Array, never, SshError.SshError>
+  readonly write: (data: Uint8Array | string) => Effect.Effect<void, SshError.SshError>
+  /** Sends EOF on stdin. */
+  readonly closeStdin: Effect.Effect<void, SshError.SshError>
+  /** Waits for the channel to close and tells how the process ended. */
+  readonly exit: Effect.Effect<ExitStatus, SshError.SshError>
+  /** Sends a signal (e.g. "TERM", "INT"). Many servers, OpenSSH among them, only honour it with a pty. */
+  readonly signal: (name: string) => Effect.Effect<void, SshError.SshError>
+  /** Tells the pty its new size. */
+  readonly resize: (size: Requests.WindowSize) => Effect.Effect<void, SshError.SshError>
+}
+
+/** A completed command: pyssh's `Result`. */
+export interface RunResult {
+  readonly stdout: string
+  readonly stderr: string
+  readonly stdoutBytes: Uint8Array
+  readonly stderrBytes: Uint8Array
+  /** The exit code, or 128 + signal number; undefined if the server sent neither. */
+  readonly exitCode: number | undefined
+  readonly exit: ExitStatus
+}
+
+const textEncoder = new TextEncoder()
+
+const requestOrFail = (channel: SshChannel, name: string, data: Uint8Array) =>
+  Effect.flatMap(channel.request(name, data, true), (ok) =>
+    ok
+      ? Effect.void
+      : Effect.fail(SshError.make(new SshError.ChannelRequestFailed({ request: name, message: `the server refused the ${name} request` }))))
+
+const startSession = (
+  connection: Connection,
+  options: SessionOptions,
+  start: (channel: SshChannel) => Effect.Effect<void, SshError.SshError>
+): Effect.Effect<SshProcess, SshError.SshError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const channel = yield* connection.openChannel("session")
+    let status: ExitStatus = { _tag: "Unknown" }
+    channel.onRequest((request, data) =>
+      Effect.sync(() => {
+        try {
+          if (request === "exit-status") status = { _tag: "Exited", code: Requests.decodeExitStatus(data) }
+          else if (request === "exit-signal") status = { _tag: "Signaled", ...Requests.decodeExitSignal(data) }
+          else return false
+          return true
+        } catch {
+          return false
+        }
+      })
+    )
+    if (options.stderr === "merge") channel.mergeStderr()
+    if (options.stderr === "discard") channel.discardStderr()
+    for (const [name, value] of Object.entries(options.env ?? {})) {
+      yield* channel.request("env", Requests.encodeEnv(name, value), false)
+    }
+    if (options.pty) {
+      const pty: Requests.PtyRequest = options.pty === true ? { term: "xterm", columns: 80, rows: 24 } : options.pty
+      yield* requestOrFail(channel, "pty-req", Requests.encodePtyRequest(pty))
+    }
+    yield* start(channel)
+    const exit = Effect.as(Deferred.await(channel.closed), undefined).pipe(Effect.map(() => status))
+    const process: SshProcess = {
+      channel,
+      stdout: channel.stdout,
+      stderr: channel.stderr,
+      stdin: channel.stdin,
+      write: (data) => channel.write(typeof data === "string" ? textEncoder.encode(data) : data),
+      closeStdin: channel.eof,
+      exit,
+      signal: (name) =>
+        Effect.flatMap(
+          Effect.try({ try: () => Requests.checkSignalName(name), catch: SshError.fromUnknown }),
+          (bare) => Effect.asVoid(channel.request("signal", Requests.encodeString(bare), false))
+        ),
+      resize: (size) => Effect.asVoid(channel.request("window-change", Requests.encodeWindowChange(size), false))
+    }
+    return process
+  })
+
+/**
+ * Runs a command; the process lives until the scope closes (then its channel is closed).
+ *
+ * @example
+ * ```ts
+ * const proc = yield* Session.exec(connection, "ls -l", {})
+ * ```
+ */
+export const exec = (connection: Connection, command: string, options: SessionOptions = {}) =>
+  startSession(connection, options, (channel) => requestOrFail(channel, "exec", Requests.encodeString(command)))
+
+/**
+ * Starts the user's login shell (usually with a pty).
+ *
+ * @example
+ * ```ts
+ * const sh = yield* Session.shell(connection, { pty: true })
+ * ```
+ */
+export const shell = (connection: Connection, options: SessionOptions = {}) =>
+  startSession(connection, options, (channel) => requestOrFail(channel, "shell", new Uint8Array(0)))
+
+/**
+ * Starts a subsystem such as "sftp".
+ *
+ * @example
+ * ```ts
+ * const sub = yield* Session.subsystem(connection, "sftp")
+ * ```
+ */
+export const subsystem = (connection: Connection, name: string, options: SessionOptions = {}) =>
+  startSession(connection, options, (channel) => requestOrFail(channel, "subsystem", Requests.encodeString(name)))
+
+const collect = (stream: Stream.Stream<Uint8Array, SshError.SshError>) =>
+  Stream.runFold(stream, () => [] as Array<Uint8Array>, (acc, chunk) => {
+    acc.push(chunk)
+    return acc
+  }).pipe(Effect.map(concatAll))
+
+const concatAll = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
+  let total = 0
+  for (const c of chunks) total += c.length
+  const out = new Uint8Array(total)
+  let o = 0
+  for (const c of chunks) {
+    out.set(c, o)
+    o += c.length
+  }
+  return out
+}
+
+/**
+ * Runs a command to completion, collecting stdout and stderr (both drained
+ * concurrently, since they share the channel window).
+ *
+ * @example
+ * ```ts
+ * const { stdout, exitCode } = yield* Session.run(connection, "uname -a")
+ * ```
+ */
+export const run = (
+  connection: Connection,
+  command: string,
+  options: SessionOptions & { readonly stdin?: Uint8Array | string | undefined } = {}
+): Effect.Effect<RunResult, SshError.SshError> =>
+  Effect.scoped(Effect.gen(function*() {
+    const proc = yield* exec(connection, command, options)
+    const input = options.stdin
+    const feed = input === undefined
+      ? proc.closeStdin
+      : Effect.andThen(proc.write(input), proc.closeStdin)
+    const [, stdoutBytes, stderrBytes] = yield* Effect.all([
+      feed,
+      collect(proc.stdout),
+      options.stderr === "separate" || options.stderr === undefined ? collect(proc.stderr) : Effect.succeed(new Uint8Array(0))
+    ], { concurrency: "unbounded" })
+    const exit = yield* proc.exit
+    const decoder = new TextDecoder()
+    return {
+      stdout: decoder.decode(stdoutBytes),
+      stderr: decoder.decode(stderrBytes),
+      stdoutBytes,
+      stderrBytes,
+      exitCode: exitCode(exit),
+      exit
+    }
+  }))

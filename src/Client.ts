@@ -1,0 +1,212 @@
+/**
+ * `SshClient.connect`: an authenticated SSH connection as a scoped resource.
+ * One `connectTimeout` covers the TCP connect, the key exchange and
+ * authentication; keepalive is on by default; closing the scope sends
+ * DISCONNECT and closes the socket and every channel opened through it.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { Auth, HostKeys, NodeSsh, SshClient } from "effect-ssh"
+ *
+ * const program = Effect.gen(function*() {
+ *   const ssh = yield* SshClient.connect({
+ *     host: "example.com", username: "deploy",
+ *     auth: [Auth.privateKeyFile("~/.ssh/id_ed25519")],
+ *     hostKeys: HostKeys.knownHosts()
+ *   })
+ *   const { stdout } = yield* ssh.run("uname -a")
+ * })
+ * program.pipe(Effect.scoped, Effect.provide(NodeSsh.layer), NodeRuntime.runMain)
+ * ```
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as FileSystem from "effect/FileSystem"
+import type * as Scope from "effect/Scope"
+import type * as Socket from "effect/socket/Socket"
+import * as SshError from "./SshError.ts"
+import * as Transport from "./Transport/Transport.ts"
+import * as Algorithms from "./Transport/Algorithms.ts"
+import type { Negotiated } from "./Transport/Negotiation.ts"
+import * as ClientAuth from "./Auth/ClientAuth.ts"
+import type { HostKeyPolicy } from "./Auth/HostKeys.ts"
+import * as PublicKey from "./Auth/PublicKey.ts"
+import * as Connection from "./Channel/Connection.ts"
+import * as Session from "./Channel/Session.ts"
+
+/**
+ * Opens byte streams to hosts. `NodeSsh.layer` provides TCP; tests and
+ * tunnels (ProxyJump) can provide others.
+ *
+ * @example
+ * ```ts
+ * Layer.succeed(Connector)({ connect: (host, port) => NodeSocket.makeNet({ host, port }) })
+ * ```
+ */
+export class Connector extends Context.Service<Connector, {
+  readonly connect: (host: string, port: number) => Effect.Effect<Socket.Socket, SshError.SshError>
+}>()("effect-ssh/Connector") {}
+
+/** Options of `connect`. Names follow ssh_config where one exists. */
+export interface ConnectOptions {
+  readonly host: string
+  readonly port?: number | undefined
+  readonly username: string
+  /** Methods to try, in order of preference (OpenSSH picks the first the server allows, then the next...). */
+  readonly auth: ReadonlyArray<ClientAuth.AuthMethod>
+  /** How to trust the server's key. Required: there is no accept-anything default. */
+  readonly hostKeys: HostKeyPolicy
+  /** Algorithm preferences, as lists or in OpenSSH syntax ("+aes128-ctr", "-*-sha1", "^chacha20-poly1305@openssh.com"). */
+  readonly algorithms?: Algorithms.AlgorithmOptions | undefined
+  /** One timeout over TCP connect, key exchange and authentication (default 30 s). */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** ServerAliveInterval: probe a silent server this often (default 15 s; 0 disables). */
+  readonly keepaliveInterval?: Duration.Input | undefined
+  /** ServerAliveCountMax: unanswered probes before the connection is declared dead (default 3). */
+  readonly keepaliveCountMax?: number | undefined
+  /** RekeyLimit: bytes (default 1 GiB) and time (default 1 hour). */
+  readonly rekeyBytes?: number | undefined
+  readonly rekeyInterval?: Duration.Input | undefined
+  /** Channel window and max packet we grant the server. */
+  readonly windowSize?: number | undefined
+  readonly maxPacket?: number | undefined
+  /** Called with each authentication banner. */
+  readonly onBanner?: ((message: string) => Effect.Effect<void>) | undefined
+  /** Run over this byte stream instead of dialing host:port (ProxyJump, ProxyCommand, tests). */
+  readonly socket?: Socket.Socket | undefined
+}
+
+/** What was negotiated and learned while connecting. */
+export interface ConnectionInfo {
+  readonly host: string
+  readonly port: number
+  readonly username: string
+  readonly serverVersion: string
+  readonly hostKey: PublicKey.PublicKey
+  readonly algorithms: Negotiated
+  readonly banners: ReadonlyArray<string>
+  readonly authMethods: ReadonlyArray<string>
+}
+
+/**
+ * An authenticated connection.
+ *
+ * @example
+ * ```ts
+ * const r = yield* ssh.run("echo hi")       // { stdout: "hi\n", exitCode: 0, ... }
+ * const proc = yield* ssh.exec("cat")        // scoped SshProcess
+ * ```
+ */
+export interface SshConnection {
+  readonly info: ConnectionInfo
+  /** Runs a command to completion and collects its output (pyssh's `Result`). */
+  readonly run: (
+    command: string,
+    options?: Session.SessionOptions & { readonly stdin?: Uint8Array | string | undefined }
+  ) => Effect.Effect<Session.RunResult, SshError.SshError>
+  /** Starts a command; it lives until the scope closes (pyssh's `LazyResult`). */
+  readonly exec: (command: string, options?: Session.SessionOptions) => Effect.Effect<Session.SshProcess, SshError.SshError, Scope.Scope>
+  /** Starts the login shell. */
+  readonly shell: (options?: Session.SessionOptions) => Effect.Effect<Session.SshProcess, SshError.SshError, Scope.Scope>
+  /** Starts a subsystem (e.g. "sftp"). */
+  readonly subsystem: (name: string, options?: Session.SessionOptions) => Effect.Effect<Session.SshProcess, SshError.SshError, Scope.Scope>
+  /** Opens a raw channel of any type. */
+  readonly openChannel: (channelType: string, data?: Uint8Array) => Effect.Effect<Connection.SshChannel, SshError.SshError, Scope.Scope>
+  /** Sends a global request. */
+  readonly globalRequest: (name: string, data: Uint8Array, wantReply: boolean) => Effect.Effect<Uint8Array | undefined, SshError.SshError>
+  /** Re-runs the key exchange now. */
+  readonly rekey: Effect.Effect<void, SshError.SshError>
+  /** Fails with the reason once the connection is dead. */
+  readonly closed: Deferred.Deferred<never, SshError.SshError>
+  /** Transport counters. */
+  readonly stats: () => Transport.TransportStats
+  /** The underlying multiplexer. */
+  readonly connection: Connection.Connection
+}
+
+const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(30)
+const DEFAULT_KEEPALIVE = Duration.seconds(15)
+
+/**
+ * Connects, verifies the host key, authenticates, and returns the connection.
+ *
+ * @example
+ * ```ts
+ * const ssh = yield* SshClient.connect({ host: "127.0.0.1", port: 2222, username: "me",
+ *   auth: [Auth.password("secret")], hostKeys: HostKeys.fingerprint("SHA256:...") })
+ * ```
+ */
+export const connect = (
+  options: ConnectOptions
+): Effect.Effect<SshConnection, SshError.SshError, Scope.Scope | Connector | FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const port = options.port ?? 22
+    const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
+    const context = yield* Effect.context<FileSystem.FileSystem>()
+    const establish = Effect.gen(function*() {
+      const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
+      const preferred = options.hostKeys.preferredAlgorithms && options.algorithms?.hostKey === undefined
+        ? yield* options.hostKeys.preferredAlgorithms(options.host, port)
+        : []
+      const hostKeyOrder = [...preferred.filter((a) => algorithms.hostKey.includes(a)), ...algorithms.hostKey]
+      const socket = options.socket ?? (yield* Effect.flatMap(Connector, (c) => c.connect(options.host, port)))
+      let hostKey: PublicKey.PublicKey | undefined
+      const transport = yield* Transport.make(socket, {
+        role: "client",
+        algorithms: { ...algorithms, hostKey: [...new Set(hostKeyOrder)] },
+        rekeyBytes: options.rekeyBytes,
+        rekeyIntervalMs: options.rekeyInterval === undefined ? undefined : Duration.toMillis(Duration.fromInputUnsafe(options.rekeyInterval)),
+        verifyHostKey: (blob, algorithm) =>
+          Effect.flatMap(Transport.core(() => PublicKey.fromBlob(blob)), (key) => {
+            hostKey = key
+            return Effect.provideContext(options.hostKeys.verify({ host: options.host, port, key, algorithm }), context)
+          })
+      })
+      const outcome = yield* Effect.provideContext(
+        ClientAuth.authenticate(transport, { username: options.username, methods: options.auth, onBanner: options.onBanner }),
+        context
+      )
+      const connection = yield* Connection.make(transport, {
+        windowSize: options.windowSize,
+        maxPacket: options.maxPacket,
+        keepaliveIntervalMs: Duration.toMillis(Duration.fromInputUnsafe(options.keepaliveInterval ?? DEFAULT_KEEPALIVE)),
+        keepaliveCountMax: options.keepaliveCountMax ?? 3
+      })
+      return { transport, connection, outcome, hostKey: hostKey! }
+    })
+    const { transport, connection, outcome, hostKey } = yield* establish.pipe(
+      Effect.timeoutOrElse({
+        duration: timeout,
+        orElse: () =>
+          Effect.fail(SshError.make(new SshError.Timeout({ message: `connecting to ${options.host}:${port} took longer than ${Duration.format(Duration.fromInputUnsafe(timeout))}` })))
+      })
+    )
+    const info: ConnectionInfo = {
+      host: options.host,
+      port,
+      username: options.username,
+      serverVersion: transport.peerVersion,
+      hostKey,
+      algorithms: transport.negotiated(),
+      banners: outcome.banners,
+      authMethods: outcome.methods
+    }
+    const ssh: SshConnection = {
+      info,
+      run: (command, runOptions) => Session.run(connection, command, runOptions),
+      exec: (command, execOptions) => Session.exec(connection, command, execOptions),
+      shell: (shellOptions) => Session.shell(connection, shellOptions),
+      subsystem: (name, subOptions) => Session.subsystem(connection, name, subOptions),
+      openChannel: connection.openChannel,
+      globalRequest: connection.globalRequest,
+      rekey: transport.rekey,
+      closed: connection.closed,
+      stats: transport.stats,
+      connection
+    }
+    return ssh
+  })

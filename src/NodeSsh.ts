@@ -1,0 +1,37 @@
+/**
+ * Node.js services for effect-ssh: TCP connections (`node:net`, Nagle off)
+ * and the file system (key files, known_hosts).
+ *
+ * @example
+ * ```ts
+ * program.pipe(Effect.scoped, Effect.provide(NodeSsh.layer), NodeRuntime.runMain)
+ * ```
+ * @since 0.1.0
+ */
+import * as Layer from "effect/Layer"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { Connector } from "./Client.ts"
+
+/**
+ * Dials TCP with `node:net`.
+ *
+ * @example
+ * ```ts
+ * Effect.provide(program, NodeSsh.connectorLayer)
+ * ```
+ */
+export const connectorLayer: Layer.Layer<Connector> = Layer.succeed(Connector)({
+  connect: (host, port) => NodeSocket.makeNet({ host, port, noDelay: true })
+})
+
+/**
+ * Everything a client needs on Node: the TCP connector and the file system.
+ *
+ * @example
+ * ```ts
+ * Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(NodeSsh.layer)))
+ * ```
+ */
+export const layer = Layer.mergeAll(connectorLayer, NodeFileSystem.layer)
+

@@ -1,0 +1,93 @@
+/**
+ * Algorithm defaults and the supported sets, per category, and their
+ * resolution from user configuration in OpenSSH's list syntax
+ * (`+`, `-`, `^`, plain list; see `AlgorithmList`).
+ *
+ * Legacy algorithms (ssh-rsa with SHA-1, hmac-sha1, SHA-1 DH groups) are
+ * supported but never in the defaults: they must be named explicitly.
+ *
+ * @since 0.1.0
+ */
+import * as AlgorithmList from "./AlgorithmList.ts"
+import type { Algorithms } from "./Transport.ts"
+
+/** Key exchange methods we implement, default order first. */
+export const kexDefaults: ReadonlyArray<string> = [
+  "mlkem768x25519-sha256",
+  "curve25519-sha256",
+  "curve25519-sha256@libssh.org",
+  "ecdh-sha2-nistp256",
+  "ecdh-sha2-nistp384",
+  "ecdh-sha2-nistp521",
+  "diffie-hellman-group-exchange-sha256",
+  "diffie-hellman-group16-sha512",
+  "diffie-hellman-group18-sha512",
+  "diffie-hellman-group14-sha256"
+]
+export const kexSupported: ReadonlyArray<string> = [
+  ...kexDefaults,
+  "diffie-hellman-group14-sha1",
+  "diffie-hellman-group1-sha1"
+]
+
+/** Host key (signature) algorithms. */
+export const hostKeyDefaults: ReadonlyArray<string> = [
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256"
+]
+export const hostKeySupported: ReadonlyArray<string> = [...hostKeyDefaults, "ssh-rsa"]
+
+/** Ciphers: AES-GCM first because node:crypto runs it on AES-NI at GB/s. */
+export const cipherDefaults: ReadonlyArray<string> = [
+  "aes128-gcm@openssh.com",
+  "aes256-gcm@openssh.com",
+  "chacha20-poly1305@openssh.com",
+  "aes128-ctr",
+  "aes192-ctr",
+  "aes256-ctr"
+]
+export const cipherSupported: ReadonlyArray<string> = cipherDefaults
+
+/** MACs (used only with the CTR ciphers; AEAD ciphers carry their own tag). */
+export const macDefaults: ReadonlyArray<string> = [
+  "hmac-sha2-256-etm@openssh.com",
+  "hmac-sha2-512-etm@openssh.com",
+  "hmac-sha2-256",
+  "hmac-sha2-512"
+]
+export const macSupported: ReadonlyArray<string> = [...macDefaults, "hmac-sha1-etm@openssh.com", "hmac-sha1"]
+
+/** User-facing algorithm configuration: each field a list, or a string in OpenSSH syntax ("+x", "-x", "^x", "a,b"). */
+export interface AlgorithmOptions {
+  readonly kex?: string | ReadonlyArray<string> | undefined
+  readonly hostKey?: string | ReadonlyArray<string> | undefined
+  readonly cipher?: string | ReadonlyArray<string> | undefined
+  readonly mac?: string | ReadonlyArray<string> | undefined
+}
+
+/**
+ * Resolves user options against the defaults; throws `UnknownAlgorithm` for
+ * a name we do not implement.
+ *
+ * @example
+ * ```ts
+ * resolve({ cipher: "^chacha20-poly1305@openssh.com", mac: "+hmac-sha1" })
+ * ```
+ */
+export const resolve = (options: AlgorithmOptions = {}): Algorithms => ({
+  kex: pick("kex", options.kex, kexDefaults, kexSupported),
+  hostKey: pick("host key", options.hostKey, hostKeyDefaults, hostKeySupported),
+  cipher: pick("cipher", options.cipher, cipherDefaults, cipherSupported),
+  mac: pick("MAC", options.mac, macDefaults, macSupported)
+})
+
+const pick = (
+  kind: string,
+  spec: string | ReadonlyArray<string> | undefined,
+  defaults: ReadonlyArray<string>,
+  supported: ReadonlyArray<string>
+): ReadonlyArray<string> => spec === undefined ? defaults : AlgorithmList.resolve(kind, spec, defaults, supported)

@@ -1,0 +1,611 @@
+/**
+ * The SSH transport (RFC 4253) as a scoped resource over any duplex byte
+ * stream: version exchange, key exchange and re-exchange, packet protection,
+ * strict kex, ext-info, and the generic messages (IGNORE, DEBUG,
+ * UNIMPLEMENTED, DISCONNECT).
+ *
+ * One reader fiber per connection reads the socket, answers transport
+ * messages itself (so key re-exchange progresses whatever the upper layers are
+ * doing) and hands every other payload, in order, to a small bounded queue
+ * read by `receive`. Writes go through one lock that assigns sequence
+ * numbers; while a key exchange runs, only kex messages are sent and the
+ * others wait. The pure pieces (framing, ciphers, kex math, negotiation,
+ * message codecs) live in sibling modules; this module only sequences them.
+ *
+ * @since 0.1.0
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Latch from "effect/Latch"
+import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import * as Cause from "effect/Cause"
+import type * as Socket from "effect/socket/Socket"
+import * as SshError from "../SshError.ts"
+import * as N from "../Wire/MessageNumber.ts"
+import { Reader } from "../Wire/Reader.ts"
+import * as Version from "./Version.ts"
+import * as Cipher from "./Cipher.ts"
+import { PacketReader, PacketWriter } from "./Packet.ts"
+import * as Messages from "./Messages.ts"
+import * as Negotiation from "./Negotiation.ts"
+import * as Kex from "./Kex.ts"
+import { deriveKey } from "./KeyDerivation.ts"
+import { equal } from "../internal/bytes.ts"
+import * as PublicKey from "../Auth/PublicKey.ts"
+import * as Signature from "../Auth/Signature.ts"
+
+/** Which end of the connection we are. */
+export type Role = "client" | "server"
+
+/** Algorithm preferences, most preferred first. */
+export interface Algorithms {
+  readonly kex: ReadonlyArray<string>
+  readonly hostKey: ReadonlyArray<string>
+  readonly cipher: ReadonlyArray<string>
+  readonly mac: ReadonlyArray<string>
+}
+
+/** A host key the server can sign with. */
+export interface HostKeySigner {
+  /** The public key blob (K_S). */
+  readonly blob: Uint8Array
+  /** Signature algorithms this key can produce (rsa: rsa-sha2-512, rsa-sha2-256). */
+  readonly algorithms: ReadonlyArray<string>
+  /** Signs the exchange hash with the negotiated algorithm, returning a signature blob. */
+  readonly sign: (data: Uint8Array, algorithm: string) => Uint8Array
+}
+
+/** What the transport needs to run one connection. */
+export interface TransportConfig {
+  readonly role: Role
+  readonly algorithms: Algorithms
+  /** Rekey after this many bytes in either direction (default 1 GiB). */
+  readonly rekeyBytes?: number | undefined
+  /** Rekey after this many milliseconds (default 1 hour). */
+  readonly rekeyIntervalMs?: number | undefined
+  /** Client: checks the server's host key (policy: known_hosts, fingerprint, callback). */
+  readonly verifyHostKey?: ((blob: Uint8Array, algorithm: string) => Effect.Effect<void, SshError.SshError>) | undefined
+  /** Server: the host keys to offer. */
+  readonly hostKeys?: ReadonlyArray<HostKeySigner> | undefined
+  /** Server: extension values to send in EXT_INFO (server-sig-algs is added automatically). */
+  readonly gex?: { readonly min?: number; readonly preferred?: number; readonly max?: number } | undefined
+  /** Our identification string (without CR LF). */
+  readonly version?: string | undefined
+  /** Incoming payloads buffered for the upper layer before the reader pauses (default 64). */
+  readonly incomingBuffer?: number | undefined
+}
+
+/**
+ * A live transport.
+ *
+ * @example
+ * ```ts
+ * const transport = yield* Transport.make(socket, { role: "client", algorithms, verifyHostKey })
+ * yield* transport.send(serviceRequest("ssh-userauth"))
+ * const reply = yield* transport.receive
+ * ```
+ */
+export interface Transport {
+  readonly role: Role
+  /** H of the first key exchange. */
+  readonly sessionId: Uint8Array
+  /** The peer's identification line. */
+  readonly peerVersion: string
+  /** Lines the server sent before its identification line. */
+  readonly preamble: ReadonlyArray<string>
+  /** The server's host key blob (K_S) from the last key exchange. */
+  readonly hostKey: () => Uint8Array
+  /** The algorithms in use. */
+  readonly negotiated: () => Negotiation.Negotiated
+  /** EXT_INFO extensions received from the peer (e.g. server-sig-algs). */
+  readonly extensions: () => ReadonlyMap<string, Uint8Array>
+  /** Next payload that is not a transport message, in order. */
+  readonly receive: Effect.Effect<Uint8Array, SshError.SshError>
+  /** Sends a payload; waits while a key exchange is running. */
+  readonly send: (payload: Uint8Array) => Effect.Effect<void, SshError.SshError>
+  /** Starts a key re-exchange (unless one runs) and waits for it to finish. */
+  readonly rekey: Effect.Effect<void, SshError.SshError>
+  /** Sends DISCONNECT and closes. */
+  readonly disconnect: (code?: number, description?: string) => Effect.Effect<void>
+  /** Completes with the reason once the transport is dead. */
+  readonly closed: Deferred.Deferred<never, SshError.SshError>
+  /** Epoch milliseconds of the last packet received. */
+  readonly lastReceivedAt: () => number
+  /** Counters. */
+  readonly stats: () => TransportStats
+}
+
+/** Transport counters. */
+export interface TransportStats {
+  readonly bytesIn: number
+  readonly bytesOut: number
+  readonly packetsIn: number
+  readonly packetsOut: number
+  readonly kexCount: number
+}
+
+const ONE_GIB = 1024 * 1024 * 1024
+const ONE_HOUR = 60 * 60 * 1000
+
+const random = (n: number): Uint8Array => {
+  const out = new Uint8Array(n)
+  for (let o = 0; o < n; o += 65536) globalThis.crypto.getRandomValues(out.subarray(o, Math.min(n, o + 65536)))
+  return out
+}
+
+const fail = (reason: SshError.SshErrorReason) => Effect.fail(new SshError.SshError({ reason }))
+const protocolError = (message: string) => fail(new SshError.ProtocolError({ message }))
+
+/** Runs a pure core function, turning a thrown reason into a typed failure. */
+export const core = <A>(f: () => A): Effect.Effect<A, SshError.SshError> =>
+  Effect.try({ try: f, catch: SshError.fromUnknown })
+
+const socketError = (cause: Socket.SocketError): SshError.SshError => {
+  const reason = cause.reason
+  if (reason._tag === "SocketOpenError") {
+    return SshError.make(new SshError.ConnectFailed({ message: `cannot connect: ${reason.message}`, cause: reason }))
+  }
+  if (reason._tag === "SocketCloseError") {
+    return SshError.make(new SshError.ConnectionClosed({ message: "connection closed by peer" }))
+  }
+  return SshError.make(new SshError.ConnectionClosed({ message: `socket error: ${reason.message}` }))
+}
+
+interface KexState {
+  readonly ourKexInit: Uint8Array
+  theirKexInit: Uint8Array | undefined
+  negotiated: Negotiation.Negotiated | undefined
+  machine: Kex.ClientKex | Kex.ServerKex | undefined
+  ignoreGuess: boolean
+  sentNewKeys: boolean
+  pendingIncoming: Cipher.DirectionKeys | undefined
+  readonly done: Deferred.Deferred<void, SshError.SshError>
+}
+
+const strictNames = { client: ["kex-strict-c-v00@openssh.com", "kex-strict-c"], server: ["kex-strict-s-v00@openssh.com", "kex-strict-s"] }
+
+/**
+ * Opens a transport over a socket: exchanges versions and runs the first key
+ * exchange, then returns. Closing the scope sends DISCONNECT and closes the socket.
+ *
+ * @example
+ * ```ts
+ * const socket = yield* NodeSocket.makeNet({ host: "127.0.0.1", port: 22 })
+ * const transport = yield* Transport.make(socket, { role: "client", algorithms, verifyHostKey })
+ * ```
+ */
+export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: TransportConfig) {
+  const scope = yield* Effect.scope
+  const role = config.role
+  const rekeyBytes = config.rekeyBytes ?? ONE_GIB
+  const rekeyIntervalMs = config.rekeyIntervalMs ?? ONE_HOUR
+  const ourVersion = config.version ?? Version.ourVersion
+  if (role === "server" && (config.hostKeys === undefined || config.hostKeys.length === 0)) {
+    return yield* fail(new SshError.ConfigParseError({ message: "a server needs at least one host key" }))
+  }
+
+  const socketReader = yield* Effect.mapError(socket.reader, socketError)
+  const socketWriter = yield* socket.writer
+
+  // ---- wire state
+  const packetReader = new PacketReader()
+  const packetWriter = new PacketWriter(Cipher.plainSealer(random))
+  const writeLock = Semaphore.makeUnsafe(1)
+  const idle = Latch.makeUnsafe(false)
+  const incoming = yield* Queue.bounded<Uint8Array, SshError.SshError>(config.incomingBuffer ?? 64)
+  const closed = yield* Deferred.make<never, SshError.SshError>()
+  let failure: SshError.SshError | undefined
+
+  // ---- session state
+  let sessionId: Uint8Array | undefined
+  let peerVersion = ""
+  let preamble: ReadonlyArray<string> = []
+  let hostKey = new Uint8Array(0)
+  let negotiated: Negotiation.Negotiated | undefined
+  let strict = false
+  let firstKexDone = false
+  let sentExtInfo = false
+  let kex: KexState | undefined
+  let extensions: ReadonlyMap<string, Uint8Array> = new Map()
+  let bytesIn = 0
+  let bytesOut = 0
+  let packetsIn = 0
+  let packetsOut = 0
+  let kexCount = 0
+  let bytesSinceKex = 0
+  let lastKexAt = Date.now()
+  let lastReceivedAt = Date.now()
+
+  const writeRaw = (bytes: Uint8Array) => Effect.mapError(socketWriter.write(bytes), socketError)
+
+  /** Seals and writes under the lock; callers decide whether kex allows it. */
+  const sealAndWrite = (payload: Uint8Array) =>
+    writeLock.withPermit(Effect.suspend(() => {
+      if (failure) return Effect.fail(failure)
+      const packet = packetWriter.seal(payload)
+      bytesOut += packet.length
+      bytesSinceKex += packet.length
+      packetsOut++
+      return writeRaw(packet)
+    }))
+
+  const die = (error: SshError.SshError) =>
+    Effect.suspend(() => {
+      if (failure) return Effect.void
+      failure = error
+      idle.openUnsafe()
+      if (kex) Deferred.doneUnsafe(kex.done, Effect.fail(error))
+      Deferred.doneUnsafe(closed, Effect.fail(error))
+      return Queue.fail(incoming, error)
+    })
+
+  /** Sends DISCONNECT (best effort) for an error we detected, then dies. */
+  const abort = (error: SshError.SshError, code: number) =>
+    Effect.andThen(
+      Effect.ignore(Effect.timeout(
+        sealAndWrite(Messages.encodeDisconnect({ code, description: error.reason.message.slice(0, 256) })),
+        1000
+      )),
+      die(error)
+    )
+
+  // ---- key exchange
+  const buildKexInit = (): Uint8Array => {
+    const a = config.algorithms
+    const pseudo = firstKexDone ? [] : role === "client" ? ["ext-info-c", ...strictNames.client] : strictNames.server
+    const hostKeyAlgorithms = role === "server"
+      ? a.hostKey.filter((alg) => config.hostKeys!.some((k) => k.algorithms.includes(alg)))
+      : a.hostKey
+    return Messages.encodeKexInit({
+      cookie: random(16),
+      kexAlgorithms: [...a.kex, ...pseudo],
+      serverHostKeyAlgorithms: [...hostKeyAlgorithms],
+      ciphersClientToServer: [...a.cipher],
+      ciphersServerToClient: [...a.cipher],
+      macsClientToServer: [...a.mac],
+      macsServerToClient: [...a.mac],
+      compressionClientToServer: ["none"],
+      compressionServerToClient: ["none"],
+      languagesClientToServer: [],
+      languagesServerToClient: [],
+      firstKexPacketFollows: false,
+      reserved: 0
+    })
+  }
+
+  /** Sends our KEXINIT and enters the kex state (no-op if a kex is running). */
+  const startKex = Effect.suspend(() => {
+    if (kex) return Effect.succeed(kex.done)
+    const ourKexInit = buildKexInit()
+    const state: KexState = {
+      ourKexInit,
+      theirKexInit: undefined,
+      negotiated: undefined,
+      machine: undefined,
+      ignoreGuess: false,
+      sentNewKeys: false,
+      pendingIncoming: undefined,
+      done: Deferred.makeUnsafe<void, SshError.SshError>()
+    }
+    kex = state
+    idle.closeUnsafe()
+    return Effect.as(sealAndWrite(ourKexInit), state.done)
+  })
+
+  const keysFor = (
+    n: Negotiation.Negotiated,
+    result: Kex.KexResult,
+    direction: "clientToServer" | "serverToClient"
+  ): Cipher.DirectionKeys => {
+    const cs = direction === "clientToServer"
+    const cipherName = cs ? n.cipherClientToServer : n.cipherServerToClient
+    const macName = cs ? n.macClientToServer : n.macServerToClient
+    const spec = Cipher.cipherSpec(cipherName)!
+    const macSpec = spec.aead ? undefined : Cipher.macSpec(macName)
+    const derive = (letter: "A" | "B" | "C" | "D" | "E" | "F", length: number) =>
+      deriveKey(result.hashAlgorithm, result.K, result.H, letter, sessionId!, length)
+    return {
+      cipher: cipherName,
+      mac: spec.aead ? "none" : macName,
+      iv: derive(cs ? "A" : "B", spec.ivLength),
+      key: derive(cs ? "C" : "D", spec.keyLength),
+      macKey: macSpec ? derive(cs ? "E" : "F", macSpec.keyLength) : new Uint8Array(0)
+    }
+  }
+
+  const onTheirKexInit = (payload: Uint8Array) =>
+    Effect.gen(function*() {
+      if (kex === undefined) yield* startKex
+      const state = kex!
+      if (state.theirKexInit) return yield* protocolError("second KEXINIT during a key exchange")
+      state.theirKexInit = payload
+      const ours = yield* core(() => Messages.decodeKexInit(state.ourKexInit))
+      const theirs = yield* core(() => Messages.decodeKexInit(payload))
+      const client = role === "client" ? ours : theirs
+      const server = role === "client" ? theirs : ours
+      const n = yield* core(() => Negotiation.negotiate(client, server))
+      state.negotiated = n
+      if (!firstKexDone) strict = n.strictKex
+      if (theirs.firstKexPacketFollows) state.ignoreGuess = Negotiation.guessIsWrong(client, server)
+      const inputs: Kex.KexInputs = {
+        role,
+        clientVersion: role === "client" ? ourVersion : peerVersion,
+        serverVersion: role === "client" ? peerVersion : ourVersion,
+        clientKexInit: role === "client" ? state.ourKexInit : payload,
+        serverKexInit: role === "client" ? payload : state.ourKexInit,
+        algorithm: n.kex
+      }
+      if (role === "client") {
+        const machine = yield* core(() => Kex.makeClientKex(inputs, config.gex ?? {}))
+        state.machine = machine
+        for (const msg of yield* core(() => machine.start())) yield* sealAndWrite(msg)
+      } else {
+        const signer = config.hostKeys!.find((k) => k.algorithms.includes(n.hostKey))!
+        state.machine = yield* core(() =>
+          Kex.makeServerKex(inputs, { blob: signer.blob, sign: (h) => signer.sign(h, n.hostKey) })
+        )
+      }
+    })
+
+  const onKexMessage = (payload: Uint8Array) =>
+    Effect.gen(function*() {
+      const state = kex
+      if (!state || !state.machine) return yield* protocolError(`unexpected key exchange message ${payload[0]}`)
+      if (state.ignoreGuess) {
+        state.ignoreGuess = false
+        return
+      }
+      const machine = state.machine
+      const step = yield* core(() => machine.receive(payload))
+      for (const msg of step.send) yield* sealAndWrite(msg)
+      if (!step.result) return
+      const result = step.result
+      const n = state.negotiated!
+      if (role === "client") {
+        if (firstKexDone && !equal(result.hostKeyBlob, hostKey)) {
+          return yield* fail(new SshError.HostKeyChanged({ host: "(rekey)", expected: ["the key of the first exchange"], received: "another key" }))
+        }
+        const valid = yield* core(() =>
+          Signature.verify(PublicKey.fromBlob(result.hostKeyBlob), result.signature, result.H, [n.hostKey])
+        )
+        if (!valid) {
+          return yield* fail(new SshError.HostKeySignatureInvalid({ message: `the server's ${n.hostKey} signature over the exchange hash does not verify` }))
+        }
+        if (!firstKexDone && config.verifyHostKey) yield* config.verifyHostKey(result.hostKeyBlob, n.hostKey)
+      }
+      hostKey = result.hostKeyBlob
+      if (sessionId === undefined) sessionId = result.H
+      const outKeys = keysFor(n, result, role === "client" ? "clientToServer" : "serverToClient")
+      state.pendingIncoming = keysFor(n, result, role === "client" ? "serverToClient" : "clientToServer")
+      const sealer = yield* core(() => Cipher.makeSealer(outKeys, random))
+      // NEWKEYS goes out under the old keys; everything after it under the new ones.
+      yield* writeLock.withPermit(Effect.suspend(() => {
+        if (failure) return Effect.fail(failure)
+        const packet = packetWriter.seal(Uint8Array.of(N.NEWKEYS))
+        packetWriter.setSealer(sealer)
+        if (strict) packetWriter.resetSequence()
+        bytesOut += packet.length
+        packetsOut++
+        return writeRaw(packet)
+      }))
+      state.sentNewKeys = true
+      negotiated = n
+      if (role === "server" && !sentExtInfo && n.extInfo) {
+        sentExtInfo = true
+        yield* sealAndWrite(
+          Messages.encodeExtInfo([["server-sig-algs", new TextEncoder().encode(userSignatureAlgorithms.join(","))]])
+        )
+      }
+    })
+
+  const onNewKeys = Effect.gen(function*() {
+    const state = kex
+    if (!state || !state.pendingIncoming) return yield* protocolError("NEWKEYS before the key exchange finished")
+    const opener = yield* core(() => Cipher.makeOpener(state.pendingIncoming!))
+    packetReader.setOpener(opener)
+    if (strict) packetReader.resetSequence()
+    // Both NEWKEYS are done once we received theirs (ours is sent before theirs can be processed by us).
+    if (!state.sentNewKeys) return yield* protocolError("peer sent NEWKEYS before we did")
+    kex = undefined
+    firstKexDone = true
+    kexCount++
+    bytesSinceKex = 0
+    lastKexAt = Date.now()
+    idle.openUnsafe()
+    Deferred.doneUnsafe(state.done, Effect.void)
+  })
+
+  const onTransportMessage = (payload: Uint8Array) =>
+    Effect.gen(function*() {
+      const type = payload[0]!
+      if (!firstKexDone && strict && !N.isKexMessage(type)) {
+        return yield* protocolError(`message ${type} during the initial strict key exchange`)
+      }
+      switch (type) {
+        case N.DISCONNECT: {
+          const d = yield* core(() => Messages.decodeDisconnect(payload))
+          return yield* fail(new SshError.PeerDisconnected({ code: d.code, description: d.description }))
+        }
+        case N.IGNORE:
+        case N.DEBUG:
+          if (!firstKexDone && strict) return yield* protocolError(`message ${type} during the initial strict key exchange`)
+          return
+        case N.UNIMPLEMENTED:
+          if (!firstKexDone) return yield* protocolError("UNIMPLEMENTED during the initial key exchange")
+          return
+        case N.EXT_INFO: {
+          const ext = yield* core(() => Messages.decodeExtInfo(payload))
+          extensions = new Map(ext)
+          return
+        }
+        case N.KEXINIT:
+          return yield* onTheirKexInit(payload)
+        case N.NEWKEYS:
+          return yield* onNewKeys
+        default:
+          if (type >= N.KEX_FIRST && type <= N.KEX_LAST) return yield* onKexMessage(payload)
+          // 5..19 other than the above, 8..19 unassigned: answer UNIMPLEMENTED (RFC 4253 §11.4)
+          return yield* sealAndWrite(Messages.encodeUnimplemented(packetReader.sequence - 1))
+      }
+    })
+
+  // ---- reading
+  const readPacket: Effect.Effect<Uint8Array, SshError.SshError> = Effect.suspend(function loop(): Effect.Effect<
+    Uint8Array,
+    SshError.SshError
+  > {
+    const payload = packetReader.next()
+    if (payload !== undefined) {
+      packetsIn++
+      lastReceivedAt = Date.now()
+      if (packetReader.sequence === 0 && !firstKexDone && strict) {
+        return protocolError("sequence number wrapped during the initial key exchange")
+      }
+      return Effect.succeed(payload)
+    }
+    return Effect.flatMap(Effect.mapError(socketReader.pull, socketError), (chunks) => {
+      for (const chunk of chunks) {
+        const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk
+        bytesIn += bytes.length
+        bytesSinceKex += bytes.length
+        packetReader.push(bytes)
+      }
+      return Effect.suspend(loop)
+    })
+  }).pipe(Effect.catchDefect((defect) => Effect.fail(SshError.fromUnknown(defect))))
+
+  const pullBytes = Effect.map(Effect.mapError(socketReader.pull, socketError), (chunks) =>
+    chunks.map((c) => typeof c === "string" ? new TextEncoder().encode(c) : c))
+
+  const readVersion = Effect.gen(function*() {
+    const versionReader = new Version.VersionReader({ allowPreamble: role === "client" })
+    for (;;) {
+      const exchange = yield* core(() => versionReader.next())
+      if (exchange) return exchange
+      for (const chunk of yield* pullBytes) versionReader.push(chunk)
+    }
+  })
+
+  const needsRekey = () =>
+    firstKexDone && kex === undefined && (bytesSinceKex >= rekeyBytes || Date.now() - lastKexAt >= rekeyIntervalMs)
+
+  const readerLoop = Effect.gen(function*() {
+    let first = true
+    for (;;) {
+      const payload = yield* readPacket
+      const type = payload.length > 0 ? payload[0]! : -1
+      if (type < 0) return yield* protocolError("empty packet")
+      if (first) {
+        first = false
+        if (type !== N.KEXINIT) {
+          if (strict || role === "server") return yield* protocolError(`first packet was ${type}, not KEXINIT`)
+        }
+      }
+      if (type >= 1 && type <= 49 && type !== N.SERVICE_REQUEST && type !== N.SERVICE_ACCEPT) {
+        yield* onTransportMessage(payload)
+        continue
+      }
+      if (!firstKexDone) return yield* protocolError(`message ${type} before the first key exchange completed`)
+      if (kex?.theirKexInit !== undefined) {
+        return yield* protocolError(`message ${type} during a key exchange`)
+      }
+      yield* Queue.offer(incoming, payload)
+      if (needsRekey()) yield* Effect.asVoid(startKex)
+    }
+  })
+
+  // ---- start
+  yield* writeRaw(Version.versionLine(ourVersion))
+  const exchange = yield* readVersion
+  peerVersion = exchange.version
+  preamble = exchange.preamble
+  if (exchange.rest.length > 0) packetReader.push(exchange.rest)
+
+  const readerFiber = yield* readerLoop.pipe(
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.void
+      const error = Cause.squash(cause)
+      const sshError = SshError.fromUnknown(error)
+      const code = sshError.reason._tag === "MacMismatch"
+        ? N.DisconnectReason.MAC_ERROR
+        : sshError.reason._tag === "PeerDisconnected" || sshError.reason._tag === "ConnectionClosed"
+        ? -1
+        : sshError.reason._tag === "NegotiationFailed"
+        ? N.DisconnectReason.KEY_EXCHANGE_FAILED
+        : sshError.reason._tag === "HostKeyRejected" || sshError.reason._tag === "HostKeyChanged" ||
+            sshError.reason._tag === "HostKeySignatureInvalid"
+        ? N.DisconnectReason.HOST_KEY_NOT_VERIFIABLE
+        : N.DisconnectReason.PROTOCOL_ERROR
+      return code < 0 ? die(sshError) : abort(sshError, code)
+    }),
+    Effect.forkIn(scope)
+  )
+
+  const firstKex = yield* startKex
+  yield* Deferred.await(firstKex)
+
+  const send = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> =>
+    Effect.suspend(function attempt(): Effect.Effect<void, SshError.SshError> {
+      if (failure) return Effect.fail(failure)
+      if (kex !== undefined) return Effect.andThen(idle.await, Effect.suspend(attempt))
+      return writeLock.withPermit(Effect.suspend(() => {
+        if (failure) return Effect.fail(failure)
+        if (kex !== undefined) return Effect.andThen(idle.await, Effect.suspend(attempt))
+        const packet = packetWriter.seal(payload)
+        bytesOut += packet.length
+        bytesSinceKex += packet.length
+        packetsOut++
+        return writeRaw(packet)
+      })).pipe(Effect.andThen(() => needsRekey() ? Effect.asVoid(startKex) : Effect.void))
+    })
+
+  const disconnect = (code: number = N.DisconnectReason.BY_APPLICATION, description = "closed by application") =>
+    Effect.suspend(() => {
+      if (failure) return Effect.void
+      return Effect.ignore(Effect.timeout(sealAndWrite(Messages.encodeDisconnect({ code, description })), 1000)).pipe(
+        Effect.andThen(die(SshError.make(new SshError.ConnectionClosed({ message: description }))))
+      )
+    })
+
+  yield* Scope.addFinalizer(
+    scope,
+    Effect.andThen(disconnect(), Fiber.interrupt(readerFiber))
+  )
+
+  const transport: Transport = {
+    role,
+    sessionId: sessionId!,
+    peerVersion,
+    preamble,
+    hostKey: () => hostKey,
+    negotiated: () => negotiated!,
+    extensions: () => extensions,
+    receive: Queue.take(incoming),
+    send,
+    rekey: Effect.flatMap(startKex, Deferred.await),
+    disconnect,
+    closed,
+    lastReceivedAt: () => lastReceivedAt,
+    stats: () => ({ bytesIn, bytesOut, packetsIn, packetsOut, kexCount })
+  }
+  return transport
+})
+
+/** Signature algorithms our server accepts for user keys, advertised in server-sig-algs. */
+const userSignatureAlgorithms: ReadonlyArray<string> = [
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256"
+]
+
+/** Decodes a SERVICE_ACCEPT / SERVICE_REQUEST's service name. */
+export const decodeServiceName = (payload: Uint8Array): string => {
+  const r = new Reader(payload, 1)
+  return r.name("service name")
+}

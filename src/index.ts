@@ -1,0 +1,30 @@
+/**
+ * effect-ssh: SSH-2 client and server for Effect.
+ *
+ * @example
+ * ```ts
+ * import { Auth, HostKeys, NodeSsh, SshClient } from "effect-ssh"
+ * ```
+ * @since 0.1.0
+ */
+
+/** Connect to a server: `SshClient.connect(options)` → scoped `SshConnection`. */
+export * as SshClient from "./Client.ts"
+/** Authentication methods: `Auth.password`, `Auth.privateKeyFile`, `Auth.keyboardInteractive`, ... */
+export * as Auth from "./Auth/ClientAuth.ts"
+/** Host-key policies: `HostKeys.knownHosts()`, `fixed`, `fingerprint`, `callback`. */
+export * as HostKeys from "./Auth/HostKeys.ts"
+/** Public keys: parse, fingerprint, format. */
+export * as PublicKey from "./Auth/PublicKey.ts"
+/** Private keys: parse, generate, sign, write. */
+export * as PrivateKey from "./Auth/PrivateKey.ts"
+/** known_hosts files: parse, look up, format lines. */
+export * as KnownHosts from "./Auth/KnownHosts.ts"
+/** Remote processes: exec, shell, subsystem, exit status. */
+export * as Session from "./Channel/Session.ts"
+/** The channel multiplexer. */
+export * as Connection from "./Channel/Connection.ts"
+/** The one error type and its reasons. */
+export * as SshError from "./SshError.ts"
+/** Node.js layer: TCP connector and file system. */
+export * as NodeSsh from "./NodeSsh.ts"
