@@ -189,10 +189,10 @@ export type ExtensionRequest =
   | HomeDirectory
   | UsersGroupsById
 
-interface Codec<R extends ExtensionRequest> {
+interface Codec<R> {
   readonly name: string
   readonly write: (f: FieldList, request: R) => unknown
-  readonly read: (r: Reader, id: number) => R
+  readonly read: (r: Reader, id: number) => ExtensionRequest
 }
 
 type Codecs = { readonly [K in ExtensionRequest["_tag"]]: Codec<Extract<ExtensionRequest, { _tag: K }>> }
@@ -217,32 +217,49 @@ const unpackIds = (packed: Uint8Array, what: string): Array<number> => {
   return ids
 }
 
+interface TwoPathShape {
+  readonly _tag: "PosixRename" | "Hardlink"
+  readonly id: number
+  readonly oldPath: string
+  readonly newPath: string
+}
+
+interface PathShape {
+  readonly _tag: "StatVfs" | "ExpandPath"
+  readonly id: number
+  readonly path: string
+}
+
+interface HandleShape {
+  readonly _tag: "FstatVfs" | "Fsync"
+  readonly id: number
+  readonly handle: Uint8Array
+}
+
+const twoPathCodec = (tag: TwoPathShape["_tag"]): Codec<TwoPathShape> => ({
+  name: ExtensionName[tag],
+  write: (f, p) => f.text(p.oldPath).text(p.newPath),
+  read: (r, id) => ({ _tag: tag, id, oldPath: readByteString(r, "oldpath"), newPath: readByteString(r, "newpath") })
+})
+
+const pathCodec = (tag: PathShape["_tag"]): Codec<PathShape> => ({
+  name: ExtensionName[tag],
+  write: (f, p) => f.text(p.path),
+  read: (r, id) => ({ _tag: tag, id, path: readByteString(r, "path") })
+})
+
+const handleCodec = (tag: HandleShape["_tag"]): Codec<HandleShape> => ({
+  name: ExtensionName[tag],
+  write: (f, p) => f.string(checkHandle(p.handle)),
+  read: (r, id) => ({ _tag: tag, id, handle: readHandle(r) })
+})
+
 const codecs: Codecs = {
-  PosixRename: {
-    name: ExtensionName.PosixRename,
-    write: (f, p) => f.text(p.oldPath).text(p.newPath),
-    read: (r, id) => ({ _tag: "PosixRename", id, oldPath: readByteString(r, "oldpath"), newPath: readByteString(r, "newpath") })
-  },
-  StatVfs: {
-    name: ExtensionName.StatVfs,
-    write: (f, p) => f.text(p.path),
-    read: (r, id) => ({ _tag: "StatVfs", id, path: readByteString(r, "path") })
-  },
-  FstatVfs: {
-    name: ExtensionName.FstatVfs,
-    write: (f, p) => f.string(checkHandle(p.handle)),
-    read: (r, id) => ({ _tag: "FstatVfs", id, handle: readHandle(r) })
-  },
-  Hardlink: {
-    name: ExtensionName.Hardlink,
-    write: (f, p) => f.text(p.oldPath).text(p.newPath),
-    read: (r, id) => ({ _tag: "Hardlink", id, oldPath: readByteString(r, "oldpath"), newPath: readByteString(r, "newpath") })
-  },
-  Fsync: {
-    name: ExtensionName.Fsync,
-    write: (f, p) => f.string(checkHandle(p.handle)),
-    read: (r, id) => ({ _tag: "Fsync", id, handle: readHandle(r) })
-  },
+  PosixRename: twoPathCodec("PosixRename"),
+  StatVfs: pathCodec("StatVfs"),
+  FstatVfs: handleCodec("FstatVfs"),
+  Hardlink: twoPathCodec("Hardlink"),
+  Fsync: handleCodec("Fsync"),
   Lsetstat: {
     name: ExtensionName.Lsetstat,
     write: (f, p) => Attributes.writeTo(f.text(p.path), p.attrs),
@@ -253,11 +270,7 @@ const codecs: Codecs = {
     write: () => undefined,
     read: (_r, id) => ({ _tag: "Limits", id })
   },
-  ExpandPath: {
-    name: ExtensionName.ExpandPath,
-    write: (f, p) => f.text(p.path),
-    read: (r, id) => ({ _tag: "ExpandPath", id, path: readByteString(r, "path") })
-  },
+  ExpandPath: pathCodec("ExpandPath"),
   CopyData: {
     name: ExtensionName.CopyData,
     write: (f, p) =>

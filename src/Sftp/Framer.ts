@@ -14,7 +14,9 @@
  *
  * @since 0.1.0
  */
+import { ByteQueue } from "../internal/byteQueue.ts"
 import { ProtocolError } from "../SshError.ts"
+import { Reader } from "../Wire/Reader.ts"
 
 /**
  * The largest READ/WRITE data this library sends or expects in one packet.
@@ -66,12 +68,7 @@ const LENGTH_BYTES = 4
  */
 export class Framer {
   readonly maxPacketLength: number
-  private chunks: Array<Uint8Array> = []
-  /** Index of the first unconsumed chunk in `chunks`. */
-  private first = 0
-  /** Bytes of `chunks[first]` already consumed. */
-  private offset = 0
-  private bufferedBytes = 0
+  private readonly queue = new ByteQueue()
   private error: ProtocolError | undefined = undefined
 
   constructor(options: FramerOptions = {}) {
@@ -84,7 +81,7 @@ export class Framer {
 
   /** Bytes received but not yet returned as part of a packet. */
   get buffered(): number {
-    return this.bufferedBytes
+    return this.queue.length
   }
 
   /**
@@ -93,13 +90,11 @@ export class Framer {
    */
   push(chunk: Uint8Array): Array<Uint8Array> {
     if (this.error !== undefined) throw this.error
-    if (chunk.length > 0) {
-      this.chunks.push(chunk)
-      this.bufferedBytes += chunk.length
-    }
+    const queue = this.queue
+    queue.push(chunk)
     const bodies: Array<Uint8Array> = []
-    while (this.bufferedBytes >= LENGTH_BYTES) {
-      const length = this.peekLength()
+    while (queue.length >= LENGTH_BYTES) {
+      const length = new Reader(queue.peek(LENGTH_BYTES)).uint32()
       if (length === 0 || length > this.maxPacketLength) {
         this.error = new ProtocolError({
           message: length === 0
@@ -108,67 +103,10 @@ export class Framer {
         })
         throw this.error
       }
-      if (this.bufferedBytes < LENGTH_BYTES + length) break
-      this.skip(LENGTH_BYTES)
-      bodies.push(this.take(length))
+      if (queue.length < LENGTH_BYTES + length) break
+      queue.skip(LENGTH_BYTES)
+      bodies.push(queue.take(length))
     }
-    this.compact()
     return bodies
-  }
-
-  private peekLength(): number {
-    let value = 0
-    let index = this.first
-    let at = this.offset
-    for (let i = 0; i < LENGTH_BYTES; i++) {
-      while (at >= this.chunks[index]!.length) {
-        index++
-        at = 0
-      }
-      value = value * 256 + this.chunks[index]![at++]!
-    }
-    return value
-  }
-
-  private advance(n: number): void {
-    this.offset += n
-    this.bufferedBytes -= n
-    if (this.offset === this.chunks[this.first]!.length) {
-      this.first++
-      this.offset = 0
-    }
-  }
-
-  private skip(n: number): void {
-    while (n > 0) {
-      const step = Math.min(n, this.chunks[this.first]!.length - this.offset)
-      this.advance(step)
-      n -= step
-    }
-  }
-
-  private take(n: number): Uint8Array {
-    const head = this.chunks[this.first]!
-    if (head.length - this.offset >= n) {
-      const view = head.subarray(this.offset, this.offset + n)
-      this.advance(n)
-      return view
-    }
-    const out = new Uint8Array(n)
-    let filled = 0
-    while (filled < n) {
-      const chunk = this.chunks[this.first]!
-      const step = Math.min(n - filled, chunk.length - this.offset)
-      out.set(chunk.subarray(this.offset, this.offset + step), filled)
-      filled += step
-      this.advance(step)
-    }
-    return out
-  }
-
-  private compact(): void {
-    if (this.first === 0) return
-    this.chunks = this.chunks.slice(this.first)
-    this.first = 0
   }
 }

@@ -19,8 +19,11 @@
  *   `linkpath` (openssh/PROTOCOL §4.1), which is the reverse of the draft and
  *   what every deployed server expects. The fields are named for what they mean.
  * - Decoding is strict: unknown packet types, truncated fields and trailing
- *   bytes are `ProtocolError`s. An EXTENDED request with a known name decodes to
- *   its typed form (see `Extensions.ts`); any other decodes to `Extended`.
+ *   bytes are `ProtocolError`s. The one leniency: a STATUS that ends after its
+ *   code (as pre-v3 servers send it) decodes with an empty message and tag.
+ * - An EXTENDED request with a known name decodes to its typed form (see
+ *   `Extensions.ts`); any other decodes to `Extended`. So an `Extended` built
+ *   by hand with a known name re-decodes as the typed request.
  *
  * @since 0.1.0
  */

@@ -41,3 +41,26 @@ export const firstField = (text: string): readonly [string, string] => {
   const match = /^(\S+)\s*([\s\S]*)$/.exec(text)
   return match === null ? ["", ""] : [match[1]!, match[2]!]
 }
+
+/**
+ * Parses each meaningful line with `parseLine`, which returns an entry or an
+ * error message; collects both.
+ *
+ * @example
+ * ```ts
+ * const { entries, errors } = parseLines(text, (content, line) => content.includes(" ") ? { content, line } : "no key")
+ * ```
+ */
+export const parseLines = <A>(
+  text: string,
+  parseLine: (content: string, line: number) => A | string
+): { readonly entries: Array<A>; readonly errors: Array<LineError> } => {
+  const entries: Array<A> = []
+  const errors: Array<LineError> = []
+  for (const { line, text: content } of contentLines(text)) {
+    const parsed = parseLine(content, line)
+    if (typeof parsed === "string") errors.push({ line, message: parsed })
+    else entries.push(parsed)
+  }
+  return { entries, errors }
+}

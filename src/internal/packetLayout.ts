@@ -92,7 +92,8 @@ export const checkWireSize = (packet: Uint8Array, expected: number): void => {
 
 /**
  * Extracts the payload from decrypted `padding_length || payload || padding`
- * (a view), checking the padding length.
+ * (a plain `Uint8Array` view, even over a node `Buffer`), checking the
+ * padding length.
  *
  * @example
  * ```ts
@@ -107,7 +108,7 @@ export const unpad = (body: Uint8Array): Uint8Array => {
   if (paddingLength > body.length - 1) {
     throw new ProtocolError({ message: `padding length ${paddingLength} exceeds the packet` })
   }
-  return body.subarray(1, body.length - paddingLength)
+  return new Uint8Array(body.buffer, body.byteOffset + 1, body.length - 1 - paddingLength)
 }
 
 /**
@@ -137,6 +138,22 @@ export const writeUint32 = (bytes: Uint8Array, offset: number, value: number): v
 }
 
 /**
+ * A fresh `Uint8Array` of `length` bytes left uninitialized (node's pooled
+ * fast allocation, viewed as a plain `Uint8Array`): the caller must write
+ * every byte.
+ *
+ * @example
+ * ```ts
+ * const plain = uninitialized(16)
+ * plain.set(block, 0)
+ * ```
+ */
+export const uninitialized = (length: number): Uint8Array => {
+  const b = Buffer.allocUnsafe(length)
+  return new Uint8Array(b.buffer, b.byteOffset, length)
+}
+
+/**
  * Allocates a packet of `total` bytes and fills in the plaintext layout:
  * length, padding length, payload and `random` padding. Every byte before
  * `total - trailer` is written, so the fast uninitialized allocation is safe;
@@ -159,7 +176,7 @@ export const frame = (
   if (padding.length !== paddingLength) {
     throw new ProtocolError({ message: `random source returned ${padding.length} bytes, ${paddingLength} requested` })
   }
-  const out = Buffer.allocUnsafe(LENGTH_FIELD + packetLength + trailer)
+  const out = uninitialized(LENGTH_FIELD + packetLength + trailer)
   writeUint32(out, 0, packetLength)
   out[LENGTH_FIELD] = paddingLength
   out.set(payload, PAYLOAD_OFFSET)
