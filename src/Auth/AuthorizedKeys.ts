@@ -13,7 +13,7 @@
  * ```
  * @since 0.1.0
  */
-import { contentLines, type LineError } from "../internal/lines.ts"
+import { type LineError, parseLines } from "../internal/lines.ts"
 import { isSshErrorReason } from "../SshError.ts"
 import * as PublicKey from "./PublicKey.ts"
 
@@ -105,16 +105,7 @@ const parseLine = (text: string, line: number): AuthorizedKey | string => {
  */
 export const parse = (
   text: string
-): { readonly entries: Array<AuthorizedKey>; readonly errors: Array<AuthorizedKeysError> } => {
-  const entries: Array<AuthorizedKey> = []
-  const errors: Array<AuthorizedKeysError> = []
-  for (const { line, text: content } of contentLines(text)) {
-    const parsed = parseLine(content, line)
-    if (typeof parsed === "string") errors.push({ line, message: parsed })
-    else entries.push(parsed)
-  }
-  return { entries, errors }
-}
+): { readonly entries: Array<AuthorizedKey>; readonly errors: Array<AuthorizedKeysError> } => parseLines(text, parseLine)
 
 /**
  * The first entry for a key, if it is authorized.

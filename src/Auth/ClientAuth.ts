@@ -33,7 +33,11 @@ export type KeyboardInteractiveHandler = (
  */
 export type AuthMethod =
   | { readonly _tag: "None" }
-  | { readonly _tag: "Password"; readonly password: Redacted.Redacted<string> }
+  | {
+    readonly _tag: "Password"
+    /** The password, or an effect asking for it (run only if the server accepts passwords). */
+    readonly password: Redacted.Redacted<string> | Effect.Effect<Redacted.Redacted<string>, SshError.SshError>
+  }
   | { readonly _tag: "PrivateKey"; readonly key: PrivateKey.PrivateKey }
   | {
     readonly _tag: "PrivateKeyFile"
@@ -50,7 +54,9 @@ export type AuthMethod =
  * Auth.password(Redacted.make("hunter2"))
  * ```
  */
-export const password = (value: Redacted.Redacted<string> | string): AuthMethod => ({
+export const password = (
+  value: Redacted.Redacted<string> | string | Effect.Effect<Redacted.Redacted<string>, SshError.SshError>
+): AuthMethod => ({
   _tag: "Password",
   password: typeof value === "string" ? Redacted.make(value) : value
 })
@@ -243,7 +249,9 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
       case "None":
         continue
       case "Password": {
-        const secret = Redacted.value(method.password)
+        const secret = Redacted.value(
+          Redacted.isRedacted(method.password) ? method.password : yield* method.password
+        )
         if (allowed.includes("password")) {
           name = "password"
           yield* request({ method: "password", password: secret })

@@ -18,7 +18,7 @@ import { hmac } from "@noble/hashes/hmac.js"
 import { sha1 } from "@noble/hashes/legacy.js"
 import * as Base64 from "../internal/base64.ts"
 import { equalConstantTime, utf8 } from "../internal/bytes.ts"
-import { contentLines, firstField, type LineError } from "../internal/lines.ts"
+import { firstField, type LineError, parseLines } from "../internal/lines.ts"
 import { isSshErrorReason } from "../SshError.ts"
 import * as PublicKey from "./PublicKey.ts"
 
@@ -192,16 +192,7 @@ const parseLine = (text: string, line: number): KnownHostsEntry | string => {
  */
 export const parse = (
   text: string
-): { readonly entries: Array<KnownHostsEntry>; readonly errors: Array<KnownHostsError> } => {
-  const entries: Array<KnownHostsEntry> = []
-  const errors: Array<KnownHostsError> = []
-  for (const { line, text: content } of contentLines(text)) {
-    const parsed = parseLine(content, line)
-    if (typeof parsed === "string") errors.push({ line, message: parsed })
-    else entries.push(parsed)
-  }
-  return { entries, errors }
-}
+): { readonly entries: Array<KnownHostsEntry>; readonly errors: Array<KnownHostsError> } => parseLines(text, parseLine)
 
 /**
  * The keys recorded for `host` on `port`, split by marker.

@@ -404,11 +404,9 @@ const parseOpenSshV1 = (text: string, passphrase: string | Uint8Array | undefine
 // ---------------------------------------------------------------------------
 // PEM through node:crypto
 
-const curveByJwkName: Readonly<Record<string, PublicKey.EcdsaCurve>> = {
-  "P-256": "nistp256",
-  "P-384": "nistp384",
-  "P-521": "nistp521"
-}
+const curveByJwkName = (name: string | undefined): PublicKey.EcdsaCurve =>
+  (Object.keys(PublicKey.ecdsaCurves) as Array<PublicKey.EcdsaCurve>).find((c) => PublicKey.ecdsaCurves[c].jwk === name) ??
+    fail(`unsupported EC curve ${name}`)
 
 const jwkField = (jwk: crypto.JsonWebKey, field: "d" | "n" | "e" | "p" | "q" | "qi"): Uint8Array => {
   const value = jwk[field]
@@ -422,8 +420,7 @@ const secretFromKeyObject = (keyObject: crypto.KeyObject): Secret => {
     case "ed25519":
       return { type: "ssh-ed25519", seed: jwkField(jwk, "d") }
     case "ec": {
-      const curve = curveByJwkName[jwk.crv ?? ""] ?? fail(`unsupported EC curve ${jwk.crv}`)
-      return ecdsaSecret(curve, jwkField(jwk, "d"))
+      return ecdsaSecret(curveByJwkName(jwk.crv), jwkField(jwk, "d"))
     }
     case "rsa": {
       const [n, e, d, iqmp, p, q] = (["n", "e", "d", "qi", "p", "q"] as const).map((f) => jwkField(jwk, f))

@@ -82,11 +82,20 @@ export type PublicKey = Ed25519PublicKey | EcdsaPublicKey | RsaPublicKey
 const RSA_MIN_BITS = 1024
 const RSA_MAX_BITS = 16384
 
-/** Per-curve facts: noble's curve, scalar/coordinate size, OpenSSL's name (for PEM/JWK interop). */
+/**
+ * Per-curve facts: noble's curve (which hashes with SHA-256/384/512 as
+ * RFC 5656 §6.2.1 requires), the scalar and coordinate size in bytes, and the
+ * JWK curve name (for PEM interop through node:crypto).
+ *
+ * @example
+ * ```ts
+ * ecdsaCurves.nistp521.size // 66
+ * ```
+ */
 export const ecdsaCurves = {
-  nistp256: { curve: p256, size: 32, jwk: "P-256", openssl: "prime256v1", hash: "sha256" },
-  nistp384: { curve: p384, size: 48, jwk: "P-384", openssl: "secp384r1", hash: "sha384" },
-  nistp521: { curve: p521, size: 66, jwk: "P-521", openssl: "secp521r1", hash: "sha512" }
+  nistp256: { curve: p256, size: 32, jwk: "P-256" },
+  nistp384: { curve: p384, size: 48, jwk: "P-384" },
+  nistp521: { curve: p521, size: 66, jwk: "P-521" }
 } as const
 
 const fail = (message: string): never => {
@@ -133,7 +142,7 @@ export const isKeyType = (name: string): name is KeyType => (keyTypes as Readonl
  */
 export const curveOf = (type: EcdsaKeyType): EcdsaCurve => type.slice("ecdsa-sha2-".length) as EcdsaCurve
 
-const isEcdsaCurve = (name: string): name is EcdsaCurve => name in ecdsaCurves
+const isEcdsaCurve = (name: string): name is EcdsaCurve => Object.hasOwn(ecdsaCurves, name)
 
 const bitLength = (magnitude: Uint8Array): number => {
   let i = 0
@@ -292,7 +301,7 @@ export const withComment = <K extends PublicKey>(key: K, comment: string | undef
  * ```
  */
 export const parseOpenSsh = (line: string): PublicKey => {
-  const match = /^\s*(\S+)\s+(\S+)(?:\s+(.*?))?\s*$/.exec(line)
+  const match = /^(\S+)\s+(\S+)(?:\s+([\s\S]*))?$/.exec(line.trim())
   if (match === null) return fail("expected \"<type> <base64> [comment]\"")
   const [, type, data, comment] = match as unknown as [string, string, string, string | undefined]
   const blob = Base64.decode(data)
