@@ -200,6 +200,6 @@ export const signalNumbers: Readonly<Record<string, number>> = {
  */
 export const checkSignalName = (name: string): string => {
   const bare = name.startsWith("SIG") ? name.slice(3) : name
-  if (bare in signalNumbers || bare.includes("@")) return bare
+  if (Object.hasOwn(signalNumbers, bare) || bare.includes("@")) return bare
   throw new ProtocolError({ message: `unknown signal name ${JSON.stringify(name)}` })
 }

@@ -17,7 +17,8 @@ export const MAX_NAME_LIST_LENGTH = 64 * 1024
 /** Largest mpint we accept, in bytes (16384-bit DH groups need 2049). */
 export const MAX_MPINT_LENGTH = 2048 + 16
 
-const textDecoder = new TextDecoder("utf-8", { fatal: true })
+// ignoreBOM: a leading U+FEFF is content (a password, a message), not a byte-order mark to strip
+const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 const fail = (message: string): never => {
   throw new ProtocolError({ message })

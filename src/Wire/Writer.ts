@@ -27,7 +27,7 @@ export class Writer {
   private ensure(n: number): void {
     const needed = this.length + n
     if (needed <= this.buffer.length) return
-    let size = this.buffer.length * 2
+    let size = Math.max(this.buffer.length, 16) * 2
     while (size < needed) size *= 2
     const next = new Uint8Array(size)
     next.set(this.buffer.subarray(0, this.length))
