@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import * as AlgorithmList from "./AlgorithmList.ts"
+import * as Cipher from "./Cipher.ts"
 import type { Algorithms } from "./Transport.ts"
 
 /** Key exchange methods we implement, default order first. */
@@ -42,24 +43,12 @@ export const hostKeyDefaults: ReadonlyArray<string> = [
 export const hostKeySupported: ReadonlyArray<string> = [...hostKeyDefaults, "ssh-rsa"]
 
 /** Ciphers: AES-GCM first because node:crypto runs it on AES-NI at GB/s. */
-export const cipherDefaults: ReadonlyArray<string> = [
-  "aes128-gcm@openssh.com",
-  "aes256-gcm@openssh.com",
-  "chacha20-poly1305@openssh.com",
-  "aes128-ctr",
-  "aes192-ctr",
-  "aes256-ctr"
-]
-export const cipherSupported: ReadonlyArray<string> = cipherDefaults
+export const cipherDefaults: ReadonlyArray<string> = Cipher.cipherNames
+export const cipherSupported: ReadonlyArray<string> = Cipher.cipherNames
 
-/** MACs (used only with the CTR ciphers; AEAD ciphers carry their own tag). */
-export const macDefaults: ReadonlyArray<string> = [
-  "hmac-sha2-256-etm@openssh.com",
-  "hmac-sha2-512-etm@openssh.com",
-  "hmac-sha2-256",
-  "hmac-sha2-512"
-]
-export const macSupported: ReadonlyArray<string> = [...macDefaults, "hmac-sha1-etm@openssh.com", "hmac-sha1"]
+/** MACs (used only with the CTR ciphers; AEAD ciphers carry their own tag). SHA-1 MACs are opt-in. */
+export const macSupported: ReadonlyArray<string> = Cipher.macNames
+export const macDefaults: ReadonlyArray<string> = macSupported.filter((name) => !name.startsWith("hmac-sha1"))
 
 /** User-facing algorithm configuration: each field a list, or a string in OpenSSH syntax ("+x", "-x", "^x", "a,b"). */
 export interface AlgorithmOptions {

@@ -19,13 +19,11 @@
  * ```
  * @since 0.1.0
  */
+import { ByteQueue } from "../internal/byteQueue.ts"
 import { asReason } from "../Wire/Reader.ts"
 import type { SshErrorReason } from "../SshError.ts"
 import { ProtocolError } from "../SshError.ts"
 import { type Opener, type Sealer, plainOpener } from "./Cipher.ts"
-
-/** Drop consumed chunks from the queue once this many have piled up at its head. */
-const COMPACT_AFTER = 64
 
 /**
  * Reassembles packets from a byte stream and opens them.
@@ -42,14 +40,11 @@ const COMPACT_AFTER = 64
  * ```
  */
 export class PacketReader {
-  private chunks: Array<Uint8Array> = []
-  private head = 0
-  private offset = 0
+  private readonly queue = new ByteQueue()
   private opener: Opener
   private pendingLength: number | undefined = undefined
   private failure: SshErrorReason | undefined = undefined
   private seqno = 0
-  private bufferedBytes = 0
 
   /** `sequence` is the number of the first packet (0 on a new connection). */
   constructor(opener: Opener = plainOpener(), sequence = 0) {
@@ -64,14 +59,12 @@ export class PacketReader {
 
   /** Bytes received and not yet consumed by a returned packet. */
   get buffered(): number {
-    return this.bufferedBytes
+    return this.queue.length
   }
 
   /** Queues bytes from the socket; nothing is copied. */
   push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return
-    this.chunks.push(chunk)
-    this.bufferedBytes += chunk.length
+    this.queue.push(chunk)
   }
 
   /**
@@ -83,11 +76,11 @@ export class PacketReader {
     try {
       if (this.pendingLength === undefined) {
         const headerLength = this.opener.headerLength
-        if (this.bufferedBytes < headerLength) return undefined
-        this.pendingLength = this.opener.packetLength(this.peek(headerLength), this.seqno)
+        if (this.queue.length < headerLength) return undefined
+        this.pendingLength = this.opener.packetLength(this.queue.peek(headerLength), this.seqno)
       }
-      if (this.bufferedBytes < this.pendingLength) return undefined
-      const payload = this.opener.open(this.take(this.pendingLength), this.seqno)
+      if (this.queue.length < this.pendingLength) return undefined
+      const payload = this.opener.open(this.queue.take(this.pendingLength), this.seqno)
       this.pendingLength = undefined
       this.seqno = (this.seqno + 1) >>> 0
       return payload
@@ -118,63 +111,8 @@ export class PacketReader {
    * to give the bytes after the version line to another parser.
    */
   takeRest(): Uint8Array {
-    const rest = this.take(this.bufferedBytes)
     this.pendingLength = undefined
-    return rest
-  }
-
-  /** The first `n` buffered bytes (`n` ≤ buffered), without consuming them. */
-  private peek(n: number): Uint8Array {
-    const first = this.chunks[this.head]!
-    if (first.length - this.offset >= n) return first.subarray(this.offset, this.offset + n)
-    const out = new Uint8Array(n)
-    let filled = 0
-    for (let i = this.head; filled < n; i++) {
-      const chunk = this.chunks[i]!
-      const from = i === this.head ? this.offset : 0
-      const part = chunk.subarray(from, from + n - filled)
-      out.set(part, filled)
-      filled += part.length
-    }
-    return out
-  }
-
-  /** Consumes the first `n` buffered bytes (`n` ≤ buffered): a view when they lie in one chunk. */
-  private take(n: number): Uint8Array {
-    if (n === 0) return new Uint8Array(0)
-    const first = this.chunks[this.head]!
-    let out: Uint8Array
-    if (first.length - this.offset >= n) {
-      out = first.subarray(this.offset, this.offset + n)
-      this.advance(n)
-    } else {
-      out = new Uint8Array(n)
-      let filled = 0
-      while (filled < n) {
-        const chunk = this.chunks[this.head]!
-        const part = chunk.subarray(this.offset, this.offset + n - filled)
-        out.set(part, filled)
-        filled += part.length
-        this.advance(part.length)
-      }
-    }
-    return out
-  }
-
-  private advance(n: number): void {
-    this.offset += n
-    this.bufferedBytes -= n
-    if (this.offset === this.chunks[this.head]!.length) {
-      this.head++
-      this.offset = 0
-      if (this.head === this.chunks.length) {
-        this.chunks = []
-        this.head = 0
-      } else if (this.head >= COMPACT_AFTER) {
-        this.chunks = this.chunks.slice(this.head)
-        this.head = 0
-      }
-    }
+    return this.queue.takeAll()
   }
 }
 

@@ -19,42 +19,45 @@
 import { Buffer } from "node:buffer"
 import { ProtocolError } from "../SshError.ts"
 
-/** Largest `packet_length` accepted or produced (OpenSSH's PACKET_MAX_SIZE). */
-export const MAX_PACKET_LENGTH = 256 * 1024
-
-/** Fewest padding bytes a packet may carry. */
-export const MIN_PADDING = 4
-
-/** Bytes of the `packet_length` field. */
-export const LENGTH_FIELD = 4
-
-/** Bytes before the payload: `packet_length` and `padding_length`. */
-export const PAYLOAD_OFFSET = 5
-
 /**
- * Where the padding falls for a payload: `packetLength` is the value of the
- * length field, `paddingLength` how many random bytes follow the payload.
+ * Largest `packet_length` accepted or produced (OpenSSH's PACKET_MAX_SIZE).
  *
  * @example
  * ```ts
- * layout(3, 16, false) // { packetLength: 12, paddingLength: 8 }
+ * if (packetLength > MAX_PACKET_LENGTH) throw new ProtocolError({ message: "too long" })
  * ```
  */
-export const layout = (
-  payloadLength: number,
-  blockSize: number,
-  lengthIsAligned: boolean
-): { readonly packetLength: number; readonly paddingLength: number } => {
-  const align = Math.max(8, blockSize)
-  const unpadded = (lengthIsAligned ? LENGTH_FIELD : 0) + 1 + payloadLength
-  let paddingLength = align - (unpadded % align)
-  if (paddingLength < MIN_PADDING) paddingLength += align
-  const packetLength = 1 + payloadLength + paddingLength
-  if (packetLength > MAX_PACKET_LENGTH) {
-    throw new ProtocolError({ message: `payload of ${payloadLength} bytes exceeds the maximum packet length` })
-  }
-  return { packetLength, paddingLength }
-}
+export const MAX_PACKET_LENGTH = 256 * 1024
+
+/**
+ * Fewest padding bytes a packet may carry.
+ *
+ * @example
+ * ```ts
+ * body[0] >= MIN_PADDING
+ * ```
+ */
+export const MIN_PADDING = 4
+
+/**
+ * Bytes of the `packet_length` field.
+ *
+ * @example
+ * ```ts
+ * const header = packet.subarray(0, LENGTH_FIELD)
+ * ```
+ */
+export const LENGTH_FIELD = 4
+
+/**
+ * Bytes before the payload: `packet_length` and `padding_length`.
+ *
+ * @example
+ * ```ts
+ * const payloadStart = PAYLOAD_OFFSET // in a plaintext packet
+ * ```
+ */
+export const PAYLOAD_OFFSET = 5
 
 /**
  * Validates a received `packet_length` before anything is allocated for it:
@@ -67,12 +70,26 @@ export const layout = (
  * ```
  */
 export const checkPacketLength = (packetLength: number, blockSize: number, lengthIsAligned: boolean): void => {
-  if (packetLength < PAYLOAD_OFFSET || packetLength > MAX_PACKET_LENGTH) {
+  if (packetLength < 1 + MIN_PADDING || packetLength > MAX_PACKET_LENGTH) {
     throw new ProtocolError({ message: `packet length ${packetLength} out of bounds` })
   }
   const align = Math.max(8, blockSize)
   if (((lengthIsAligned ? LENGTH_FIELD : 0) + packetLength) % align !== 0) {
     throw new ProtocolError({ message: `packet length ${packetLength} is not a multiple of the block size ${align}` })
+  }
+}
+
+/**
+ * Fails unless at least `headerLength` bytes of header were given.
+ *
+ * @example
+ * ```ts
+ * requireHeader(header, 16) // before decrypting the first AES block
+ * ```
+ */
+export const requireHeader = (header: Uint8Array, headerLength: number): void => {
+  if (header.length < headerLength) {
+    throw new ProtocolError({ message: `packet header needs ${headerLength} bytes, got ${header.length}` })
   }
 }
 
@@ -153,33 +170,81 @@ export const uninitialized = (length: number): Uint8Array => {
   return new Uint8Array(b.buffer, b.byteOffset, length)
 }
 
+/** A packet being sealed: the wire buffer and the plaintext that goes into it. */
+export interface Frame {
+  /** The whole wire packet; only `packet_length` and `padding_length` are written yet. */
+  readonly out: Uint8Array
+  /** End of `packet_length || padding_length || payload || padding`; the MAC or tag follows. */
+  readonly end: number
+  /**
+   * The plaintext after the length field, in pieces so that the payload is
+   * encrypted straight from the caller's buffer: `padding_length` (a view of
+   * `out`), payload, padding.
+   */
+  readonly body: readonly [Uint8Array, Uint8Array, Uint8Array]
+}
+
 /**
- * Allocates a packet of `total` bytes and fills in the plaintext layout:
- * length, padding length, payload and `random` padding. Every byte before
- * `total - trailer` is written, so the fast uninitialized allocation is safe;
- * the trailer (MAC or tag) is the caller's to fill.
+ * Lays out a packet for `payload`: the smallest random padding of at least 4
+ * bytes (RFC 4253 §6) that aligns the packet to max(8, blockSize) — counting
+ * the length field unless it travels outside the cipher (AEAD, encrypt-then-MAC)
+ * — and a buffer for it with `trailer` bytes of MAC or tag. Throws
+ * `ProtocolError` when the packet would exceed `MAX_PACKET_LENGTH`.
+ *
+ * The buffer is left uninitialized: the cipher must write every byte from
+ * `body` onwards (see `writeParts`) and the trailer.
  *
  * @example
  * ```ts
- * const { packetLength, paddingLength } = layout(payload.length, 16, false)
- * const out = frame(payload, packetLength, paddingLength, 32, random)
+ * const { out, end, body } = frame(payload, 16, false, 16, randomBytes)
+ * writeParts(out, 4, body, (part) => cipher.update(part))
  * ```
  */
 export const frame = (
   payload: Uint8Array,
-  packetLength: number,
-  paddingLength: number,
+  blockSize: number,
+  lengthIsAligned: boolean,
   trailer: number,
   random: (n: number) => Uint8Array
-): Uint8Array => {
+): Frame => {
+  const align = Math.max(8, blockSize)
+  const unpadded = (lengthIsAligned ? LENGTH_FIELD : 0) + 1 + payload.length
+  let paddingLength = align - (unpadded % align)
+  if (paddingLength < MIN_PADDING) paddingLength += align
+  const packetLength = 1 + payload.length + paddingLength
+  if (packetLength > MAX_PACKET_LENGTH) {
+    throw new ProtocolError({ message: `payload of ${payload.length} bytes exceeds the maximum packet length` })
+  }
   const padding = random(paddingLength)
   if (padding.length !== paddingLength) {
     throw new ProtocolError({ message: `random source returned ${padding.length} bytes, ${paddingLength} requested` })
   }
-  const out = uninitialized(LENGTH_FIELD + packetLength + trailer)
+  const end = LENGTH_FIELD + packetLength
+  const out = uninitialized(end + trailer)
   writeUint32(out, 0, packetLength)
   out[LENGTH_FIELD] = paddingLength
-  out.set(payload, PAYLOAD_OFFSET)
-  out.set(padding, PAYLOAD_OFFSET + payload.length)
-  return out
+  return { out, end, body: [out.subarray(LENGTH_FIELD, PAYLOAD_OFFSET), payload, padding] }
+}
+
+/**
+ * Writes `parts` one after the other into `out` from `offset`, each through
+ * `transform` (a stream cipher's update; output as long as its input) when
+ * given. Returns the offset after the last part.
+ *
+ * @example
+ * ```ts
+ * writeParts(out, 4, body, (part) => cipher.update(part)) // 4 + packet_length
+ * ```
+ */
+export const writeParts = (
+  out: Uint8Array,
+  offset: number,
+  parts: ReadonlyArray<Uint8Array>,
+  transform?: ((part: Uint8Array) => Uint8Array) | undefined
+): number => {
+  for (const part of parts) {
+    out.set(transform === undefined ? part : transform(part), offset)
+    offset += part.length
+  }
+  return offset
 }

@@ -16,9 +16,8 @@
  * @since 0.1.0
  */
 import { createCipheriv, createSecretKey } from "node:crypto"
-import { Buffer } from "node:buffer"
 import * as Layout from "../../internal/packetLayout.ts"
-import { MacMismatch, ProtocolError } from "../../SshError.ts"
+import { MacMismatch } from "../../SshError.ts"
 import type { CipherImplementation, CipherSpec, DirectionKeys, MacSpec, Opener, Sealer } from "../Cipher.ts"
 import { makeMac } from "./Mac.ts"
 
@@ -30,24 +29,19 @@ const aesCtr = (keys: DirectionKeys): Keystream => {
   return (data) => cipher.update(data)
 }
 
-const encryptInPlace = (keystream: Keystream, region: Uint8Array): void => {
-  if (keystream !== undefined) region.set(keystream(region))
-}
-
 const sealer = (spec: CipherSpec, macSpec: MacSpec, keys: DirectionKeys, random: (n: number) => Uint8Array, keystream: Keystream): Sealer => {
   const mac = makeMac(macSpec, keys.macKey)
   const { etm, macLength } = macSpec
   return {
     seal(payload, seqno) {
-      const { packetLength, paddingLength } = Layout.layout(payload.length, spec.blockSize, !etm)
-      const out = Layout.frame(payload, packetLength, paddingLength, macLength, random)
-      const end = Layout.LENGTH_FIELD + packetLength
+      const { out, end, body } = Layout.frame(payload, spec.blockSize, !etm, macLength, random)
       if (etm) {
-        encryptInPlace(keystream, out.subarray(Layout.LENGTH_FIELD, end))
+        Layout.writeParts(out, Layout.LENGTH_FIELD, body, keystream)
         out.set(mac.compute(seqno, out.subarray(0, end)), end)
       } else {
-        out.set(mac.compute(seqno, out.subarray(0, end)), end)
-        encryptInPlace(keystream, out.subarray(0, end))
+        const length = out.subarray(0, Layout.LENGTH_FIELD)
+        out.set(mac.compute(seqno, length, ...body), end)
+        Layout.writeParts(out, 0, [length, ...body], keystream)
       }
       return out
     }
@@ -62,9 +56,7 @@ const opener = (spec: CipherSpec, macSpec: MacSpec, keys: DirectionKeys, keystre
   let pending: { readonly seqno: number; readonly packetLength: number; readonly head: Uint8Array } | undefined
 
   const packetLength = (header: Uint8Array, seqno: number): number => {
-    if (header.length < headerLength) {
-      throw new ProtocolError({ message: `packet header needs ${headerLength} bytes, got ${header.length}` })
-    }
+    Layout.requireHeader(header, headerLength)
     const head = lengthIsEncrypted ? keystream!(header.subarray(0, headerLength)) : header.subarray(0, headerLength)
     const length = Layout.readUint32(head, 0)
     Layout.checkPacketLength(length, spec.blockSize, !etm)
@@ -74,7 +66,7 @@ const opener = (spec: CipherSpec, macSpec: MacSpec, keys: DirectionKeys, keystre
 
   const plaintext = (packet: Uint8Array, head: Uint8Array, end: number): Uint8Array => {
     if (!lengthIsEncrypted) return packet.subarray(0, end)
-    const plain = Buffer.allocUnsafe(end)
+    const plain = Layout.uninitialized(end)
     plain.set(head)
     plain.set(keystream!(packet.subarray(headerLength, end)), headerLength)
     return plain

@@ -11,7 +11,7 @@
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type CipherGCMTypes, type KeyObject } from "node:crypto"
 import * as Layout from "../../internal/packetLayout.ts"
-import { MacMismatch, ProtocolError } from "../../SshError.ts"
+import { MacMismatch } from "../../SshError.ts"
 import type { CipherImplementation, CipherSpec, DirectionKeys, Opener, Sealer } from "../Cipher.ts"
 
 /** Bytes of the GCM authentication tag. */
@@ -47,12 +47,10 @@ const sealer = (spec: CipherSpec, keys: DirectionKeys, random: (n: number) => Ui
   const { algorithm, key, nonce } = state(keys)
   return {
     seal(payload) {
-      const { packetLength, paddingLength } = Layout.layout(payload.length, spec.blockSize, false)
-      const out = Layout.frame(payload, packetLength, paddingLength, TAG_LENGTH, random)
-      const end = Layout.LENGTH_FIELD + packetLength
+      const { out, end, body } = Layout.frame(payload, spec.blockSize, false, TAG_LENGTH, random)
       const cipher = createCipheriv(algorithm, key, nonce.bytes, { authTagLength: TAG_LENGTH })
       cipher.setAAD(out.subarray(0, Layout.LENGTH_FIELD))
-      out.set(cipher.update(out.subarray(Layout.LENGTH_FIELD, end)), Layout.LENGTH_FIELD)
+      Layout.writeParts(out, Layout.LENGTH_FIELD, body, (part) => cipher.update(part))
       cipher.final()
       out.set(cipher.getAuthTag(), end)
       nonce.advance()
@@ -64,9 +62,7 @@ const sealer = (spec: CipherSpec, keys: DirectionKeys, random: (n: number) => Ui
 const opener = (spec: CipherSpec, keys: DirectionKeys): Opener => {
   const { algorithm, key, nonce } = state(keys)
   const packetLength = (header: Uint8Array): number => {
-    if (header.length < Layout.LENGTH_FIELD) {
-      throw new ProtocolError({ message: `packet header needs ${Layout.LENGTH_FIELD} bytes, got ${header.length}` })
-    }
+    Layout.requireHeader(header, Layout.LENGTH_FIELD)
     const length = Layout.readUint32(header, 0)
     Layout.checkPacketLength(length, spec.blockSize, false)
     return Layout.LENGTH_FIELD + length + TAG_LENGTH

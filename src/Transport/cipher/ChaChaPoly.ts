@@ -19,7 +19,7 @@ import { poly1305 } from "@noble/ciphers/_poly1305.js"
 import { createCipheriv, createSecretKey, type KeyObject } from "node:crypto"
 import { equalConstantTime } from "../../internal/bytes.ts"
 import * as Layout from "../../internal/packetLayout.ts"
-import { MacMismatch, ProtocolError } from "../../SshError.ts"
+import { MacMismatch } from "../../SshError.ts"
 import type { CipherImplementation, CipherSpec, DirectionKeys, Opener, Sealer } from "../Cipher.ts"
 
 const TAG_LENGTH = 16
@@ -70,12 +70,10 @@ const payloadStream = (keys: Keys, seqno: number) => {
 
 const sealer = (keys: Keys, random: (n: number) => Uint8Array): Sealer => ({
   seal(payload, seqno) {
-    const { packetLength, paddingLength } = Layout.layout(payload.length, spec.blockSize, false)
-    const out = Layout.frame(payload, packetLength, paddingLength, TAG_LENGTH, random)
-    const end = Layout.LENGTH_FIELD + packetLength
+    const { out, end, body } = Layout.frame(payload, spec.blockSize, false, TAG_LENGTH, random)
     out.set(chacha(keys, keys.length, seqno).update(out.subarray(0, Layout.LENGTH_FIELD)))
     const { cipher, polyKey } = payloadStream(keys, seqno)
-    out.set(cipher.update(out.subarray(Layout.LENGTH_FIELD, end)), Layout.LENGTH_FIELD)
+    Layout.writeParts(out, Layout.LENGTH_FIELD, body, (part) => cipher.update(part))
     out.set(poly1305(out.subarray(0, end), polyKey), end)
     return out
   }
@@ -83,9 +81,7 @@ const sealer = (keys: Keys, random: (n: number) => Uint8Array): Sealer => ({
 
 const opener = (keys: Keys): Opener => {
   const packetLength = (header: Uint8Array, seqno: number): number => {
-    if (header.length < Layout.LENGTH_FIELD) {
-      throw new ProtocolError({ message: `packet header needs ${Layout.LENGTH_FIELD} bytes, got ${header.length}` })
-    }
+    Layout.requireHeader(header, Layout.LENGTH_FIELD)
     const length = Layout.readUint32(chacha(keys, keys.length, seqno).update(header.subarray(0, Layout.LENGTH_FIELD)), 0)
     Layout.checkPacketLength(length, spec.blockSize, false)
     return Layout.LENGTH_FIELD + length + TAG_LENGTH
