@@ -59,8 +59,16 @@ export interface IncomingChannelOpen {
   readonly data: Uint8Array
 }
 
-/** A handler for requests the peer sends on a channel; returns whether it succeeded. */
-export type ChannelRequestHandler = (request: string, data: Uint8Array, wantReply: boolean) => Effect.Effect<boolean>
+/**
+ * A handler for requests the peer sends on a channel: whether it succeeded,
+ * optionally with an effect to run once the reply is on its way (a server
+ * starts the command only then, so its output cannot overtake the reply).
+ */
+export type ChannelRequestHandler = (
+  request: string,
+  data: Uint8Array,
+  wantReply: boolean
+) => Effect.Effect<boolean | { readonly success: boolean; readonly afterReply: Effect.Effect<void> }>
 
 /**
  * One open channel.
@@ -445,10 +453,13 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
           if (!state) return unknownChannel(msg.recipient)
           const handler = state.requestHandler
           const handled = handler ? handler(msg.request, msg.data, msg.wantReply) : Effect.succeed(false)
-          return Effect.flatMap(handled, (ok) =>
-            msg.wantReply && !state.sentClose
+          return Effect.flatMap(handled, (outcome) => {
+            const ok = typeof outcome === "boolean" ? outcome : outcome.success
+            const reply = msg.wantReply && !state.sentClose
               ? send(ok ? Messages.channelSuccess(state.remoteId) : Messages.channelFailure(state.remoteId))
-              : Effect.void)
+              : Effect.void
+            return typeof outcome === "boolean" ? reply : Effect.andThen(reply, outcome.afterReply)
+          })
         }
         case "ChannelSuccess":
         case "ChannelFailure": {

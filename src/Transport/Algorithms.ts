@@ -10,26 +10,12 @@
  */
 import * as AlgorithmList from "./AlgorithmList.ts"
 import * as Cipher from "./Cipher.ts"
+import * as Kex from "./Kex.ts"
 import type { Algorithms } from "./Transport.ts"
 
-/** Key exchange methods we implement, default order first. */
-export const kexDefaults: ReadonlyArray<string> = [
-  "mlkem768x25519-sha256",
-  "curve25519-sha256",
-  "curve25519-sha256@libssh.org",
-  "ecdh-sha2-nistp256",
-  "ecdh-sha2-nistp384",
-  "ecdh-sha2-nistp521",
-  "diffie-hellman-group-exchange-sha256",
-  "diffie-hellman-group16-sha512",
-  "diffie-hellman-group18-sha512",
-  "diffie-hellman-group14-sha256"
-]
-export const kexSupported: ReadonlyArray<string> = [
-  ...kexDefaults,
-  "diffie-hellman-group14-sha1",
-  "diffie-hellman-group1-sha1"
-]
+/** Key exchange methods we implement, default order first (mlkem only where the runtime has ML-KEM). */
+export const kexDefaults: ReadonlyArray<string> = Kex.kexNames
+export const kexSupported: ReadonlyArray<string> = Kex.supportedKexNames
 
 /** Host key (signature) algorithms. */
 export const hostKeyDefaults: ReadonlyArray<string> = [

@@ -70,8 +70,8 @@ export interface TransportConfig {
   readonly verifyHostKey?: ((blob: Uint8Array, algorithm: string) => Effect.Effect<void, SshError.SshError>) | undefined
   /** Server: the host keys to offer. */
   readonly hostKeys?: ReadonlyArray<HostKeySigner> | undefined
-  /** Server: extension values to send in EXT_INFO (server-sig-algs is added automatically). */
-  readonly gex?: { readonly min?: number; readonly preferred?: number; readonly max?: number } | undefined
+  /** Client: group-exchange sizes (bits). */
+  readonly gex?: { readonly gexMin?: number; readonly gexPreferred?: number; readonly gexMax?: number } | undefined
   /** Our identification string (without CR LF). */
   readonly version?: string | undefined
   /** Incoming payloads buffered for the upper layer before the reader pauses (default 64). */
@@ -130,7 +130,7 @@ export interface TransportStats {
 const ONE_GIB = 1024 * 1024 * 1024
 const ONE_HOUR = 60 * 60 * 1000
 
-const random = (n: number): Uint8Array => {
+const systemRandom = (n: number): Uint8Array => {
   const out = new Uint8Array(n)
   for (let o = 0; o < n; o += 65536) globalThis.crypto.getRandomValues(out.subarray(o, Math.min(n, o + 65536)))
   return out
@@ -192,6 +192,8 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   // ---- wire state
   const packetReader = new PacketReader()
+  // padding comes from a pool: one system call per 4 KiB instead of one per packet
+  const random = Cipher.pooledRandom(systemRandom)
   const packetWriter = new PacketWriter(Cipher.plainSealer(random))
   const writeLock = Semaphore.makeUnsafe(1)
   const idle = Latch.makeUnsafe(false)
@@ -203,7 +205,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   let sessionId: Uint8Array | undefined
   let peerVersion = ""
   let preamble: ReadonlyArray<string> = []
-  let hostKey = new Uint8Array(0)
+  let hostKey: Uint8Array = new Uint8Array(0)
   let negotiated: Negotiation.Negotiated | undefined
   let strict = false
   let firstKexDone = false
@@ -260,7 +262,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       ? a.hostKey.filter((alg) => config.hostKeys!.some((k) => k.algorithms.includes(alg)))
       : a.hostKey
     return Messages.encodeKexInit({
-      cookie: random(16),
+      cookie: systemRandom(16),
       kexAlgorithms: [...a.kex, ...pseudo],
       serverHostKeyAlgorithms: [...hostKeyAlgorithms],
       ciphersClientToServer: [...a.cipher],
@@ -326,7 +328,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       const theirs = yield* core(() => Messages.decodeKexInit(payload))
       const client = role === "client" ? ours : theirs
       const server = role === "client" ? theirs : ours
-      const n = yield* core(() => Negotiation.negotiate(client, server))
+      const n = yield* core(() => Negotiation.negotiate(client, server, role))
       state.negotiated = n
       if (!firstKexDone) strict = n.strictKex
       if (theirs.firstKexPacketFollows) state.ignoreGuess = Negotiation.guessIsWrong(client, server)

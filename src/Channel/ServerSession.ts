@@ -1,0 +1,204 @@
+/**
+ * Session channels from the server side (RFC 4254 §6): collects pty-req and
+ * env, starts the exec, shell or subsystem handler once, forwards
+ * window-change and signal to it, and when the handler ends sends
+ * exit-status (or exit-signal), EOF and CLOSE.
+ *
+ * Handlers are Effect functions that get a `ServerSession`: the client's data
+ * as a Stream (its pull grants the client more window) and `write` for our
+ * output (which waits for the client's window).
+ *
+ * @since 0.1.0
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type * as Sink from "effect/Sink"
+import * as SshError from "../SshError.ts"
+import type { SshChannel } from "./Connection.ts"
+import * as Requests from "./Requests.ts"
+import type { ExitStatus } from "./Session.ts"
+
+/** The connection a session belongs to. */
+export interface SessionPeer {
+  readonly user: string
+  readonly remoteAddress: string
+  readonly remotePort: number
+}
+
+/**
+ * A session as a handler sees it.
+ *
+ * @example
+ * ```ts
+ * const exec = (session: ServerSession, command: string) =>
+ *   Effect.as(session.write(`you ran ${command}\n`), 0)
+ * ```
+ */
+export interface ServerSession extends SessionPeer {
+  readonly channel: SshChannel
+  /** The pty the client asked for, if any. */
+  readonly pty: Requests.PtyRequest | undefined
+  /** Environment the client sent (only names the server accepted). */
+  readonly env: Readonly<Record<string, string>>
+  /** Data from the client (the process's stdin). Ends at the client's EOF. */
+  readonly stdin: Stream.Stream<Uint8Array, SshError.SshError>
+  /** Writes to the client's stdout (or stderr), waiting for window. */
+  readonly write: (data: Uint8Array | string, stream?: "stdout" | "stderr") => Effect.Effect<void, SshError.SshError>
+  /** A sink writing to the client's stdout. */
+  readonly stdout: Sink.Sink<void, Uint8Array, never, SshError.SshError>
+  /** Called on window-change. */
+  readonly onResize: (f: (size: Requests.WindowSize) => void) => void
+  /** Called on signal (name without SIG). */
+  readonly onSignal: (f: (signal: string) => void) => void
+}
+
+/** What a handler returns: an exit code, a full status, or nothing (exit code 0). */
+export type SessionResult = number | ExitStatus | void
+
+/** A session handler. It runs in a scope that closes with the channel. */
+export type SessionHandler<A> = (session: ServerSession, arg: A) => Effect.Effect<SessionResult, SshError.SshError, Scope.Scope>
+
+/** The session handlers of a server; a request without a handler is refused. */
+export interface SessionHandlers {
+  readonly exec?: SessionHandler<string> | undefined
+  readonly shell?: SessionHandler<void> | undefined
+  readonly subsystems?: Readonly<Record<string, SessionHandler<void>>> | undefined
+  /** Which environment variables to accept (sshd's AcceptEnv); default LANG and LC_*. */
+  readonly acceptEnv?: ((name: string) => boolean) | undefined
+  /** Whether to grant pty requests (default true). */
+  readonly allowPty?: boolean | undefined
+}
+
+type Start =
+  | { readonly _tag: "exec"; readonly command: string }
+  | { readonly _tag: "shell" }
+  | { readonly _tag: "subsystem"; readonly name: string }
+
+const textEncoder = new TextEncoder()
+const defaultAcceptEnv = (name: string) => name === "LANG" || name.startsWith("LC_")
+
+/**
+ * Serves one session channel with the given handlers; returns when the channel is done.
+ *
+ * @example
+ * ```ts
+ * onChannelOpen: ({ channelType }) => Effect.succeed((channel) => ServerSession.serve(channel, peer, handlers))
+ * ```
+ */
+export const serve = (
+  channel: SshChannel,
+  peer: SessionPeer,
+  handlers: SessionHandlers
+): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const started = yield* Deferred.make<Start>()
+    let pty: Requests.PtyRequest | undefined
+    const env: Record<string, string> = {}
+    const resizeListeners: Array<(size: Requests.WindowSize) => void> = []
+    const signalListeners: Array<(signal: string) => void> = []
+    const acceptEnv = handlers.acceptEnv ?? defaultAcceptEnv
+
+    const handlerFor = (start: Start): boolean =>
+      start._tag === "exec"
+        ? handlers.exec !== undefined
+        : start._tag === "shell"
+        ? handlers.shell !== undefined
+        : handlers.subsystems?.[start.name] !== undefined
+
+    channel.onRequest((request, data) =>
+      Effect.sync((): boolean | { readonly success: boolean; readonly afterReply: Effect.Effect<void> } => {
+        try {
+          switch (request) {
+            case "pty-req":
+              if (handlers.allowPty === false || Deferred.isDoneUnsafe(started)) return false
+              pty = Requests.decodePtyRequest(data)
+              return true
+            case "env": {
+              const { name, value } = Requests.decodeEnv(data)
+              if (!acceptEnv(name)) return false
+              env[name] = value
+              return true
+            }
+            case "exec":
+            case "shell":
+            case "subsystem": {
+              if (Deferred.isDoneUnsafe(started)) return false
+              const start: Start = request === "exec"
+                ? { _tag: "exec", command: Requests.decodeString(data, "command") }
+                : request === "shell"
+                ? { _tag: "shell" }
+                : { _tag: "subsystem", name: Requests.decodeString(data, "subsystem name") }
+              if (!handlerFor(start)) return false
+              // start only once the success reply is sent, so no output can overtake it
+              return { success: true, afterReply: Effect.sync(() => Deferred.doneUnsafe(started, Effect.succeed(start))) }
+            }
+            case "window-change": {
+              const size = Requests.decodeWindowChange(data)
+              for (const f of resizeListeners) f(size)
+              return true
+            }
+            case "signal": {
+              const signal = Requests.checkSignalName(Requests.decodeString(data, "signal name"))
+              for (const f of signalListeners) f(signal)
+              return true
+            }
+            default:
+              return false
+          }
+        } catch {
+          return false
+        }
+      })
+    )
+
+    const start = yield* Deferred.await(started)
+    const session: ServerSession = {
+      ...peer,
+      channel,
+      pty,
+      env,
+      stdin: channel.stdout,
+      write: (data, stream) =>
+        channel.write(typeof data === "string" ? textEncoder.encode(data) : data, stream === "stderr" ? 1 : undefined),
+      stdout: channel.stdin,
+      onResize: (f) => void resizeListeners.push(f),
+      onSignal: (f) => void signalListeners.push(f)
+    }
+    const result = yield* (start._tag === "exec"
+      ? handlers.exec!(session, start.command)
+      : start._tag === "shell"
+      ? handlers.shell!(session, undefined)
+      : handlers.subsystems![start.name]!(session, undefined)).pipe(
+        Effect.catch((error: SshError.SshError) =>
+          Effect.as(
+            Effect.ignore(channel.write(textEncoder.encode(`effect-ssh: ${error.message}\n`), 1)),
+            1 as SessionResult
+          )
+        )
+      )
+    yield* Effect.ignore(sendExit(channel, result))
+  })
+
+/**
+ * Sends exit-status or exit-signal, then EOF (CLOSE follows when the channel's scope closes).
+ *
+ * @example
+ * ```ts
+ * yield* sendExit(channel, { _tag: "Exited", code: 0 })
+ * ```
+ */
+export const sendExit = (channel: SshChannel, result: SessionResult): Effect.Effect<void, SshError.SshError> => {
+  const status: ExitStatus = result === undefined
+    ? { _tag: "Exited", code: 0 }
+    : typeof result === "number"
+    ? { _tag: "Exited", code: result }
+    : result
+  const request = status._tag === "Exited"
+    ? channel.request("exit-status", Requests.encodeExitStatus(status.code), false)
+    : status._tag === "Signaled"
+    ? channel.request("exit-signal", Requests.encodeExitSignal(status), false)
+    : Effect.succeed(true)
+  return Effect.andThen(Effect.ignore(channel.eof), Effect.asVoid(request))
+}

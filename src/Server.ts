@@ -1,0 +1,204 @@
+/**
+ * `SshServer.serve`: an SSH server on the same transport, multiplexer and
+ * codecs as the client, in the server role. The server is a scoped resource
+ * exposing its bound address; each connection lives in its own scope;
+ * closing the server stops accepting and closes every connection with
+ * DISCONNECT.
+ *
+ * @example
+ * ```ts
+ * const server = yield* SshServer.serve({
+ *   port: 0,
+ *   hostKeys: [PrivateKey.generate("ssh-ed25519")],
+ *   auth: { password: ({ password }) => Effect.succeed(Redacted.value(password) === "pw") },
+ *   session: { exec: (session, command) => Effect.as(session.write(`ran ${command}\n`), 0) }
+ * })
+ * console.log(server.address.port)
+ * ```
+ * @since 0.1.0
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Scope from "effect/Scope"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as net from "node:net"
+import * as SshError from "./SshError.ts"
+import * as N from "./Wire/MessageNumber.ts"
+import * as Transport from "./Transport/Transport.ts"
+import * as Algorithms from "./Transport/Algorithms.ts"
+import * as ServerAuth from "./Auth/ServerAuth.ts"
+import type * as PrivateKey from "./Auth/PrivateKey.ts"
+import * as PublicKey from "./Auth/PublicKey.ts"
+import * as Connection from "./Channel/Connection.ts"
+import * as ServerSession from "./Channel/ServerSession.ts"
+
+/** Forwarding requests; each is refused unless a handler allows it. */
+export interface ForwardingHandlers {
+  /** direct-tcpip (ssh -L): return true to allow. The forwarding itself comes in a later release. */
+  readonly directTcpip?: ((request: { readonly host: string; readonly port: number; readonly user: string }) => Effect.Effect<boolean>) | undefined
+  /** tcpip-forward (ssh -R): return true to allow. */
+  readonly tcpipForward?: ((request: { readonly address: string; readonly port: number; readonly user: string }) => Effect.Effect<boolean>) | undefined
+}
+
+/** Options of `serve`. */
+export interface ServeOptions {
+  readonly host?: string | undefined
+  /** 0 picks a free port (see `address`). */
+  readonly port?: number | undefined
+  /** Host keys to offer; the client picks the algorithm. */
+  readonly hostKeys: ReadonlyArray<PrivateKey.PrivateKey>
+  readonly auth: ServerAuth.ServerAuthOptions
+  readonly session?: ServerSession.SessionHandlers | undefined
+  readonly forwarding?: ForwardingHandlers | undefined
+  readonly algorithms?: Algorithms.AlgorithmOptions | undefined
+  /** Most connections at once (default 1000); more are closed at once. */
+  readonly maxConnections?: number | undefined
+  /** Most channels per connection (default 64). */
+  readonly maxChannels?: number | undefined
+  readonly windowSize?: number | undefined
+  readonly maxPacket?: number | undefined
+  /** Called for each connection event. */
+  readonly onEvent?: ((event: ServerEvent) => Effect.Effect<void>) | undefined
+}
+
+/** What a server reports about its connections. */
+export type ServerEvent =
+  | { readonly _tag: "Connected"; readonly remoteAddress: string; readonly remotePort: number }
+  | { readonly _tag: "Authenticated"; readonly remoteAddress: string; readonly user: string; readonly methods: ReadonlyArray<string> }
+  | { readonly _tag: "Closed"; readonly remoteAddress: string; readonly remotePort: number; readonly error?: SshError.SshError | undefined }
+
+/**
+ * A running server.
+ *
+ * @example
+ * ```ts
+ * const { address } = yield* SshServer.serve(options)
+ * ```
+ */
+export interface SshServer {
+  readonly address: { readonly host: string; readonly port: number }
+  /** Connections currently open. */
+  readonly connectionCount: () => number
+  /** Channels currently open over all connections. */
+  readonly channelCount: () => number
+}
+
+/**
+ * A host key as the transport needs it.
+ *
+ * @example
+ * ```ts
+ * const signer = hostKeySigner(PrivateKey.generate("ssh-ed25519"))
+ * ```
+ */
+export const hostKeySigner = (key: PrivateKey.PrivateKey): Transport.HostKeySigner => ({
+  blob: key.publicKey.blob,
+  algorithms: PublicKey.signatureAlgorithms(key.publicKey).filter((a) => a !== "ssh-rsa"),
+  sign: (data, algorithm) => key.sign(data, algorithm)
+})
+
+/**
+ * Starts listening; the server runs until the scope closes.
+ *
+ * @example
+ * ```ts
+ * const server = yield* SshServer.serve({ port: 0, hostKeys: [key], auth, session })
+ * ```
+ */
+export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.SshError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
+    const signers = options.hostKeys.map(hostKeySigner)
+    const maxConnections = options.maxConnections ?? 1000
+    const connections = new Set<Connection.Connection>()
+    const fibers = new Set<Fiber.Fiber<void>>()
+    let active = 0
+    const emit = (event: ServerEvent) => options.onEvent ? options.onEvent(event) : Effect.void
+
+    const handle = (conn: net.Socket) =>
+      Effect.gen(function*() {
+        const remoteAddress = conn.remoteAddress ?? "unknown"
+        const remotePort = conn.remotePort ?? 0
+        yield* emit({ _tag: "Connected", remoteAddress, remotePort })
+        const socket = yield* NodeSocket.fromDuplex(
+          Effect.acquireRelease(Effect.succeed(conn), (c) => Effect.sync(() => c.destroy()))
+        )
+        const result = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
+          const transport = yield* Transport.make(socket, { role: "server", algorithms, hostKeys: signers })
+          const authed = yield* ServerAuth.authenticate(transport, options.auth, { remoteAddress, remotePort })
+          yield* emit({ _tag: "Authenticated", remoteAddress, user: authed.user, methods: authed.methods })
+          const peer: ServerSession.SessionPeer = { user: authed.user, remoteAddress, remotePort }
+          const connection = yield* Connection.make(transport, {
+            windowSize: options.windowSize,
+            maxPacket: options.maxPacket,
+            maxChannels: options.maxChannels ?? 64,
+            onChannelOpen: (request) => {
+              if (request.channelType === "session") {
+                return Effect.succeed((channel: Connection.SshChannel) => ServerSession.serve(channel, peer, options.session ?? {}))
+              }
+              return Effect.fail(new SshError.ChannelOpenFailed({
+                code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED,
+                description: `${request.channelType} channels are not allowed`
+              }))
+            },
+            onGlobalRequest: () => Effect.succeed(undefined)
+          })
+          connections.add(connection)
+          yield* Effect.ensuring(
+            Effect.catch(Deferred.await(connection.closed), (e) =>
+              e.reason._tag === "ConnectionClosed" || e.reason._tag === "PeerDisconnected" ? Effect.void : Effect.fail(e)),
+            Effect.sync(() => connections.delete(connection))
+          )
+        })))
+        yield* emit({
+          _tag: "Closed",
+          remoteAddress,
+          remotePort,
+          error: Exit.isFailure(result) ? SshError.fromUnknown(squashFailure(result)) : undefined
+        })
+      })
+
+    const server = net.createServer({ pauseOnConnect: true, noDelay: true })
+    const context = yield* Effect.context<never>()
+    server.on("connection", (conn) => {
+      if (active >= maxConnections) {
+        conn.destroy()
+        return
+      }
+      active++
+      const fiber = Effect.runForkWith(context)(
+        Effect.ensuring(handle(conn), Effect.sync(() => {
+          active--
+        }))
+      )
+      fibers.add(fiber)
+      fiber.addObserver(() => fibers.delete(fiber))
+    })
+    const address = yield* Effect.callback<{ host: string; port: number }, SshError.SshError>((resume) => {
+      server.once("error", (cause) =>
+        resume(Effect.fail(SshError.make(new SshError.ConnectFailed({ message: `cannot listen: ${cause.message}`, cause })))))
+      server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+        const a = server.address() as net.AddressInfo
+        resume(Effect.succeed({ host: a.address, port: a.port }))
+      })
+    })
+    yield* Scope.addFinalizer(
+      scope,
+      Effect.gen(function*() {
+        server.close()
+        // interrupting a connection's fiber closes its scope: DISCONNECT, then the socket
+        yield* Fiber.interruptAll([...fibers])
+      })
+    )
+    return {
+      address,
+      connectionCount: () => active,
+      channelCount: () => [...connections].reduce((n, c) => n + c.channelCount(), 0)
+    } satisfies SshServer
+  })
+
+const squashFailure = (exit: Exit.Exit<unknown, unknown>): unknown =>
+  Exit.isFailure(exit) ? (exit.cause.reasons.find((r) => r._tag === "Fail") as { error: unknown } | undefined)?.error ?? exit.cause : undefined

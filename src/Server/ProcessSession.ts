@@ -1,0 +1,313 @@
+/**
+ * The server's default session handlers: exec and shell requests run real
+ * OS processes, through pipes or on a pseudo-terminal (see `Pty`).
+ *
+ * - exec runs `shell -c command`; shell runs the login shell (`-sh` as
+ *   argv[0]) — on a pty if the client asked for one, else over pipes, like
+ *   `ssh -T`. The shell is the server process owner's login shell (from the
+ *   password database, else `$SHELL`, else `/bin/sh`).
+ * - **One OS user.** The server does not switch users (no setuid, PAM, login
+ *   records or limits): every session runs as the user running the server,
+ *   whatever name the client authenticated as. HOME, USER, LOGNAME and SHELL
+ *   are that owner's; PATH and LANG come from the server's environment
+ *   (LANG defaults to C.UTF-8); SSH_CONNECTION and SSH_CLIENT describe the
+ *   peer, SSH_TTY and TERM the pty. The variables the client sent (those the
+ *   session's `acceptEnv` let through) come next, and `options.env` last, as
+ *   sshd's SetEnv overrides AcceptEnv.
+ * - Backpressure end to end: the client's data is pulled (granting SSH
+ *   window) only as fast as the program's stdin drains; the program's output
+ *   is read only while the previous chunk's SSH write has completed, so a
+ *   slow client fills the pipe and stops the program. Memory per session is
+ *   bounded by Node's stream buffers.
+ * - How it ends: when the program has exited and its output is drained
+ *   (background jobs still holding stdout keep the session open, as with
+ *   sshd), the status goes back as exit-status or exit-signal. A signal
+ *   request signals the program (sshd semantics: the process, not its
+ *   group). If the session ends first — the client closed the channel, the
+ *   connection died, the server shut down — the program's whole process group
+ *   (each session runs in its own, via setsid) gets SIGHUP, then SIGKILL after
+ *   `killTimeout`: no orphans, `nohup` included. Processes that left the
+ *   group (`setsid`, daemons) are out of reach, as with any supervisor
+ *   without cgroups; so are all children if the Node process itself is
+ *   killed with SIGKILL.
+ *
+ * @since 0.1.0
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { spawn } from "node:child_process"
+import * as os from "node:os"
+import * as path from "node:path"
+import type { Readable, Writable } from "node:stream"
+import type { SshError } from "../SshError.ts"
+import type { WindowSize } from "../Channel/Requests.ts"
+import type { ExitStatus } from "../Channel/Session.ts"
+import type { ServerSession, SessionHandlers, SessionPeer, SessionResult } from "../Channel/ServerSession.ts"
+import { findExecutable, groupAlive, isDirectory, signalGroup, signalNumber, signalProcess, watchExit } from "../internal/osProcess.ts"
+import * as Pty from "./Pty.ts"
+
+/** Options of `handlers`. */
+export interface ProcessSessionOptions {
+  /** The shell for exec and shell requests (default: the owner's login shell, else `$SHELL`, else /bin/sh). */
+  readonly shell?: string | undefined
+  /** Working directory for a user (default: the owner's home directory, or / if it does not exist). */
+  readonly cwd?: ((user: string) => string) | undefined
+  /** Extra environment, applied last (like sshd's SetEnv). */
+  readonly env?: Readonly<Record<string, string>> | ((peer: SessionPeer) => Readonly<Record<string, string>>) | undefined
+  /** Pty helper: "auto" (default: python, else script), one of them, or "none" to refuse pty requests. */
+  readonly pty?: Pty.Backend | "auto" | "none" | undefined
+  /** How long a hung-up process group has before SIGKILL (default 2 seconds). */
+  readonly killTimeout?: Duration.Input | undefined
+}
+
+/**
+ * A started program as a session drives it, whether on pipes or on a pty.
+ *
+ * @example
+ * ```ts
+ * const running: RunningProcess = Pty.spawn(helper, spawnOptions)
+ * running.resize({ columns: 120, rows: 40 })
+ * ```
+ */
+export interface RunningProcess {
+  /** The program's stdin. */
+  readonly input: Writable
+  /** The program's stdout (on a pty: the terminal, stderr included). */
+  readonly output: Readable
+  /** The program's stderr (on a pty: the helper's own errors). */
+  readonly errors: Readable
+  /** Resolves when the program has ended; fails if it could not be started. */
+  readonly exit: Effect.Effect<ExitStatus, SshError>
+  /** Delivers a signal request (name without SIG) to the program. */
+  readonly signal: (name: string) => void
+  /** Resizes the terminal (no-op on pipes). */
+  readonly resize: (size: WindowSize) => void
+  /** Hangs up: SIGHUP to the program's process group (and its terminal). */
+  readonly hangup: () => void
+  /** SIGKILL to everything the session started that is still reachable. */
+  readonly kill: () => void
+  /** Whether any process of the session is still alive. */
+  readonly alive: () => boolean
+}
+
+/**
+ * Session handlers that run real processes: exec, shell, and pty requests
+ * when a pty helper is available.
+ *
+ * @example
+ * ```ts
+ * yield* SshServer.serve({ port: 2222, hostKeys: [key], auth, session: ProcessSession.handlers() })
+ * ```
+ */
+export const handlers = (options: ProcessSessionOptions = {}): SessionHandlers => {
+  const shell = options.shell ?? ownerShell()
+  const helper = options.pty === "none" ? undefined : Pty.detect(options.pty === "auto" ? undefined : options.pty)
+  const killTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.killTimeout ?? Duration.seconds(2)))
+  const settings: Settings = { shell, helper, killTimeout, options }
+  return {
+    exec: (session, command) => serveProcess(session, settings, { args: ["-c", command], login: false }),
+    shell: (session) => serveProcess(session, settings, { args: [], login: true }),
+    allowPty: helper !== undefined
+  }
+}
+
+interface Settings {
+  readonly shell: string
+  readonly helper: Pty.Helper | undefined
+  readonly killTimeout: number
+  readonly options: ProcessSessionOptions
+}
+
+interface Invocation {
+  readonly args: ReadonlyArray<string>
+  readonly login: boolean
+}
+
+const owner = (): { readonly username: string; readonly homedir: string; readonly shell: string | undefined } => {
+  try {
+    const info = os.userInfo()
+    return { username: info.username, homedir: info.homedir, shell: info.shell ?? undefined }
+  } catch {
+    // no passwd entry for our uid (containers)
+    return { username: process.env.USER ?? String(process.getuid?.() ?? ""), homedir: os.homedir(), shell: undefined }
+  }
+}
+
+const ownerShell = (): string =>
+  [owner().shell, process.env.SHELL].find((s) => s !== undefined && s !== "" && findExecutable(s) !== undefined) ?? "/bin/sh"
+
+const sessionEnv = (session: ServerSession, settings: Settings): Record<string, string> => {
+  const { username, homedir } = owner()
+  const localAddress = "localAddress" in session && typeof session.localAddress === "string" ? session.localAddress : "0.0.0.0"
+  const localPort = "localPort" in session && typeof session.localPort === "number" ? session.localPort : 0
+  const extra = settings.options.env
+  return {
+    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: homedir,
+    USER: username,
+    LOGNAME: username,
+    SHELL: settings.shell,
+    LANG: process.env.LANG ?? "C.UTF-8",
+    SSH_CONNECTION: `${session.remoteAddress} ${session.remotePort} ${localAddress} ${localPort}`,
+    SSH_CLIENT: `${session.remoteAddress} ${session.remotePort} ${localPort}`,
+    ...(session.pty ? { TERM: session.pty.term } : {}),
+    ...session.env,
+    ...(typeof extra === "function" ? extra(session) : extra)
+  }
+}
+
+const sessionCwd = (session: ServerSession, settings: Settings): string => {
+  const dir = settings.options.cwd?.(session.user) ?? owner().homedir
+  return isDirectory(dir) ? dir : "/"
+}
+
+const spawnPiped = (program: string, invocation: Invocation, cwd: string, env: Record<string, string>): RunningProcess => {
+  const child = spawn(program, invocation.args, {
+    cwd,
+    env,
+    stdio: ["pipe", "pipe", "pipe"],
+    // its own session and process group, so that hanging up reaches its children too
+    detached: true,
+    ...(invocation.login ? { argv0: `-${path.basename(program)}` } : {})
+  })
+  return {
+    input: child.stdin,
+    output: child.stdout,
+    errors: child.stderr,
+    exit: watchExit(child, program, "exit"),
+    signal: (name) => {
+      const n = signalNumber(name)
+      if (n !== undefined) signalProcess(child.pid, n)
+    },
+    resize: () => {},
+    hangup: () => void signalGroup(child.pid, "SIGHUP"),
+    kill: () => void signalGroup(child.pid, "SIGKILL"),
+    alive: () => groupAlive(child.pid)
+  }
+}
+
+const start = (session: ServerSession, settings: Settings, invocation: Invocation): RunningProcess => {
+  const cwd = sessionCwd(session, settings)
+  const env = sessionEnv(session, settings)
+  return session.pty !== undefined && settings.helper !== undefined
+    ? Pty.spawn(settings.helper, { program: settings.shell, ...invocation, cwd, env, pty: session.pty })
+    : spawnPiped(settings.shell, invocation, cwd, env)
+}
+
+const serveProcess = (
+  session: ServerSession,
+  settings: Settings,
+  invocation: Invocation
+) =>
+  Effect.gen(function*() {
+    const running = start(session, settings, invocation)
+    let finished = false
+    yield* Effect.addFinalizer(() => finished ? Effect.void : terminate(running, settings.killTimeout))
+    session.onSignal(running.signal)
+    session.onResize(running.resize)
+    yield* Effect.forkScoped(feedInput(session.stdin, running.input))
+    const [, , status] = yield* Effect.all([
+      drainOutput(running.output, (chunk) => session.write(chunk)),
+      drainOutput(running.errors, (chunk) => session.write(chunk, "stderr")),
+      running.exit
+    ], { concurrency: "unbounded" })
+    finished = true
+    return status as SessionResult
+  }).pipe(
+    // The client closed the channel (or the connection died): stop waiting; the finalizer hangs up.
+    Effect.raceFirst(Effect.as(Deferred.await(session.channel.closed), { _tag: "Unknown" } as SessionResult))
+  )
+
+/**
+ * SIGHUP to the session's processes, then SIGKILL for whatever is still
+ * alive after `killTimeout` ms; returns once they are gone (SIGKILL takes
+ * effect asynchronously too), or after a further second at most.
+ */
+const terminate = (running: RunningProcess, killTimeout: number): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    running.hangup()
+    yield* waitWhileAlive(running, killTimeout)
+    if (!running.alive()) return
+    running.kill()
+    yield* waitWhileAlive(running, 1000)
+  })
+
+const waitWhileAlive = (running: RunningProcess, ms: number) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + ms
+    while (running.alive() && Date.now() < deadline) yield* Effect.sleep(20)
+  })
+
+/**
+ * Copies the client's data into the program's stdin, waiting for 'drain'
+ * when the pipe is full, and ends the stdin at EOF. Once the program stops
+ * reading (EPIPE), further data is pulled and dropped so the client is not
+ * blocked by a window that never opens.
+ */
+const feedInput = (stdin: Stream.Stream<Uint8Array, SshError>, input: Writable): Effect.Effect<void> =>
+  Stream.runForEach(stdin, (chunk) => writeInput(input, chunk)).pipe(
+    Effect.ignore,
+    Effect.ensuring(Effect.sync(() => input.end()))
+  )
+
+const writeInput = (input: Writable, chunk: Uint8Array): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    if (input.destroyed || input.writableEnded || input.write(chunk)) return resume(Effect.void)
+    const done = () => {
+      input.off("drain", done)
+      input.off("close", done)
+      resume(Effect.void)
+    }
+    input.on("drain", done)
+    input.on("close", done)
+    return Effect.sync(() => {
+      input.off("drain", done)
+      input.off("close", done)
+    })
+  })
+
+/**
+ * Sends a Node stream's data with `write` until it ends. The stream stays
+ * paused while a write is pending, so Node stops reading the pipe and the
+ * program blocks: that is the backpressure. `read()` returns everything
+ * buffered at once, which batches small writes of the program.
+ */
+const drainOutput = (
+  output: Readable,
+  write: (chunk: Uint8Array) => Effect.Effect<void, SshError>
+): Effect.Effect<void, SshError> => {
+  // A pipe error ends the output like EOF (the stream is then destroyed); never an uncaught 'error'.
+  output.on("error", () => {})
+  const next = nextChunk(output)
+  const loop: Effect.Effect<void, SshError> = Effect.flatMap(next, (chunk) =>
+    chunk === undefined ? Effect.void : Effect.andThen(write(chunk), loop))
+  return loop
+}
+
+/** One waiter on a paused Readable: its next buffered data, or undefined at the end. */
+const nextChunk = (output: Readable): Effect.Effect<Uint8Array | undefined> =>
+  Effect.callback<Uint8Array | undefined>((resume) => {
+    const take = (): boolean => {
+      const chunk: Uint8Array | null = output.read()
+      if (chunk !== null) {
+        resume(Effect.succeed(chunk))
+        return true
+      }
+      if (output.readableEnded || output.destroyed) {
+        resume(Effect.succeed(undefined))
+        return true
+      }
+      return false
+    }
+    if (take()) return
+    const events = ["readable", "end", "close", "error"] as const
+    const listener = () => {
+      if (take()) for (const event of events) output.off(event, listener)
+    }
+    for (const event of events) output.on(event, listener)
+    return Effect.sync(() => {
+      for (const event of events) output.off(event, listener)
+    })
+  })

@@ -1,0 +1,129 @@
+/**
+ * `effect-ssh exec`: connect, run one command, stream its stdout and stderr
+ * to ours, forward our stdin (unless `-n` or a terminal), and return the
+ * remote exit code (128 + signal number on a signal), as `ssh host cmd` does.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as SshClient from "../Client.ts"
+import * as Auth from "../Auth/ClientAuth.ts"
+import * as HostKeys from "../Auth/HostKeys.ts"
+import * as Session from "../Channel/Session.ts"
+import * as SshError from "../SshError.ts"
+import { type ConnectionArgs, type ExecArgs, UsageError, parseBytes, parseSeconds } from "./Args.ts"
+import { promptHidden } from "./Prompt.ts"
+
+const defaultIdentities = ["id_ed25519", "id_ecdsa", "id_rsa"].map((f) => path.join(os.homedir(), ".ssh", f))
+
+const usageFailure = (e: UsageError) => Effect.fail(SshError.make(new SshError.ConfigParseError({ message: e.message })))
+
+/**
+ * Turns connection flags into `SshClient.connect` options.
+ *
+ * @example
+ * ```ts
+ * const options = yield* connectOptions(args)
+ * ```
+ */
+export const connectOptions = (args: ConnectionArgs): Effect.Effect<SshClient.ConnectOptions, SshError.SshError> =>
+  Effect.gen(function*() {
+    const o = args.options
+    const seconds = (v: string | undefined) => {
+      if (v === undefined) return Effect.succeed(undefined)
+      const s = parseSeconds(v)
+      return s instanceof UsageError ? usageFailure(s) : Effect.succeed(Duration.seconds(s))
+    }
+    const connectTimeout = yield* seconds(o.connecttimeout)
+    const keepaliveInterval = yield* seconds(o.serveraliveinterval)
+    let rekeyBytes: number | undefined
+    let rekeyInterval: Duration.Duration | undefined
+    if (o.rekeylimit !== undefined) {
+      const [bytes, time] = o.rekeylimit.split(/\s+/)
+      if (bytes !== undefined && bytes !== "default") {
+        const b = parseBytes(bytes)
+        if (b instanceof UsageError) return yield* usageFailure(b)
+        rekeyBytes = b
+      }
+      if (time !== undefined && time !== "none") rekeyInterval = yield* seconds(time)
+    }
+    const keepaliveCountMax = o.serveralivecountmax === undefined ? undefined : Number(o.serveralivecountmax)
+    if (keepaliveCountMax !== undefined && !(Number.isInteger(keepaliveCountMax) && keepaliveCountMax >= 0)) {
+      return yield* usageFailure(new UsageError(`bad ServerAliveCountMax "${o.serveralivecountmax}"`))
+    }
+    const identities = args.identities.length > 0 ? args.identities : defaultIdentities.filter((f) => fs.existsSync(f))
+    const interactive = process.stdin.isTTY === true
+    const auth: Array<Auth.AuthMethod> = identities.map((f) => Auth.privateKeyFile(f))
+    if (interactive) {
+      auth.push(
+        Auth.keyboardInteractive((request) =>
+          Effect.forEach(request.prompts, (p) => promptHidden(p.prompt, p.echo))
+        )
+      )
+      const who = `${args.user ?? os.userInfo().username}@${args.host}`
+      auth.push(Auth.password(Effect.map(promptHidden(`${who}'s password: `, false), Redacted.make)))
+    }
+    const hostKeys = args.fingerprint !== undefined
+      ? HostKeys.fingerprint(args.fingerprint)
+      : HostKeys.knownHosts(args.knownHosts === undefined ? undefined : { files: [args.knownHosts] })
+    const options: SshClient.ConnectOptions = {
+      host: args.host,
+      port: args.port,
+      username: args.user ?? os.userInfo().username,
+      auth,
+      hostKeys,
+      algorithms: {
+        cipher: o.ciphers,
+        kex: o.kexalgorithms,
+        mac: o.macs,
+        hostKey: o.hostkeyalgorithms
+      },
+      connectTimeout,
+      keepaliveInterval,
+      keepaliveCountMax,
+      rekeyBytes,
+      rekeyInterval,
+      onBanner: (message) => Effect.sync(() => void process.stderr.write(message))
+    }
+    return options
+  })
+
+const writeTo = (stream: NodeJS.WriteStream) => (chunk: Uint8Array) =>
+  Effect.callback<void>((resume) => {
+    if (stream.write(chunk)) resume(Effect.void)
+    else stream.once("drain", () => resume(Effect.void))
+  })
+
+/**
+ * Runs `effect-ssh exec`; succeeds with the exit code to use.
+ *
+ * @example
+ * ```ts
+ * const code = yield* runExec(args)
+ * ```
+ */
+export const runExec = (args: ExecArgs) =>
+  Effect.gen(function*() {
+    const options = yield* connectOptions(args)
+    const ssh = yield* SshClient.connect(options)
+    const proc = yield* ssh.exec(args.command, args.tty ? { pty: true } : {})
+    const forwardStdin = !args.noStdin && process.stdin.isTTY !== true
+    const stdin = forwardStdin
+      ? Stream.fromAsyncIterable(process.stdin as AsyncIterable<Uint8Array>, (e) =>
+        SshError.make(new SshError.ConnectionClosed({ message: `stdin: ${String(e)}` }))).pipe(Stream.run(proc.stdin))
+      : proc.closeStdin
+    yield* Effect.all([
+      Effect.ignore(stdin),
+      Stream.runForEach(proc.stdout, writeTo(process.stdout)),
+      Stream.runForEach(proc.stderr, writeTo(process.stderr))
+    ], { concurrency: "unbounded", discard: true })
+    const exit = yield* proc.exit
+    if (exit._tag === "Signaled") process.stderr.write(`effect-ssh: remote process killed by signal ${exit.signal}\n`)
+    return Session.exitCode(exit) ?? 255
+  })

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * The `effect-ssh` command.
+ *
+ * @example
+ * ```sh
+ * effect-ssh exec -p 2222 -i ~/.ssh/id_ed25519 me@host -- uname -a
+ * ```
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Cause from "effect/Cause"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { UsageError, execUsage, parseExec } from "./Args.ts"
+import { runExec } from "./Exec.ts"
+import * as NodeSsh from "../NodeSsh.ts"
+import * as SshError from "../SshError.ts"
+
+const usage = `usage: effect-ssh <command> [options]
+
+commands:
+  exec    run a command on a server and stream its output
+${execUsage}`
+
+const fail = (message: string, code: number): never => {
+  process.stderr.write(`effect-ssh: ${message}\n`)
+  process.exit(code)
+}
+
+const main = (argv: ReadonlyArray<string>) => {
+  const [command, ...rest] = argv
+  if (command === undefined || command === "-h" || command === "--help") {
+    process.stdout.write(usage + "\n")
+    process.exit(command === undefined ? 2 : 0)
+  }
+  if (command !== "exec") return fail(`unknown command "${command}"\n${usage}`, 2)
+  const args = parseExec(rest)
+  if (args instanceof UsageError) return fail(`${args.message}\n${execUsage}`, 2)
+  const program = runExec(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer))
+  NodeRuntime.runMain(
+    Effect.onExit(program, (exit) =>
+      Effect.sync(() => {
+        if (Exit.isSuccess(exit)) {
+          process.exitCode = exit.value
+          return
+        }
+        const error = Cause.squash(exit.cause)
+        const message = error instanceof SshError.SshError ? error.message : String(error)
+        process.stderr.write(`effect-ssh: ${message}\n`)
+        process.exitCode = 255
+      })).pipe(Effect.ignore),
+    { disableErrorReporting: true }
+  )
+}
+
+main(process.argv.slice(2))
