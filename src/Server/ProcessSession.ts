@@ -41,10 +41,10 @@ import { spawn } from "node:child_process"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Readable, Writable } from "node:stream"
-import type { SshError } from "../SshError.ts"
+import * as SshError from "../SshError.ts"
 import type { WindowSize } from "../Channel/Requests.ts"
 import type { ExitStatus } from "../Channel/Session.ts"
-import type { ServerSession, SessionHandlers, SessionPeer, SessionResult } from "../Channel/ServerSession.ts"
+import type { ServerSession, SessionHandlers, SessionPeer } from "../Channel/ServerSession.ts"
 import { findExecutable, groupAlive, isDirectory, signalGroup, signalNumber, signalProcess, watchExit } from "../internal/osProcess.ts"
 import * as Pty from "./Pty.ts"
 
@@ -79,7 +79,7 @@ export interface RunningProcess {
   /** The program's stderr (on a pty: the helper's own errors). */
   readonly errors: Readable
   /** Resolves when the program has ended; fails if it could not be started. */
-  readonly exit: Effect.Effect<ExitStatus, SshError>
+  readonly exit: Effect.Effect<ExitStatus, SshError.SshError>
   /** Delivers a signal request (name without SIG) to the program. */
   readonly signal: (name: string) => void
   /** Resizes the terminal (no-op on pipes). */
@@ -202,7 +202,15 @@ const serveProcess = (
   invocation: Invocation
 ) =>
   Effect.gen(function*() {
-    const running = start(session, settings, invocation)
+    const running = yield* Effect.try({
+      try: () => start(session, settings, invocation),
+      // spawn throws on arguments it cannot pass, e.g. a NUL byte in the command or an env value
+      catch: (cause) =>
+        SshError.make(new SshError.ChannelRequestFailed({
+          request: "exec",
+          message: `cannot start ${settings.shell}: ${cause instanceof Error ? cause.message : String(cause)}`
+        }))
+    })
     let finished = false
     yield* Effect.addFinalizer(() => finished ? Effect.void : terminate(running, settings.killTimeout))
     session.onSignal(running.signal)
@@ -214,11 +222,13 @@ const serveProcess = (
       running.exit
     ], { concurrency: "unbounded" })
     finished = true
-    return status as SessionResult
+    return status
   }).pipe(
     // The client closed the channel (or the connection died): stop waiting; the finalizer hangs up.
-    Effect.raceFirst(Effect.as(Deferred.await(session.channel.closed), { _tag: "Unknown" } as SessionResult))
+    Effect.raceFirst(Effect.as(Deferred.await(session.channel.closed), unknownStatus))
   )
+
+const unknownStatus: ExitStatus = { _tag: "Unknown" }
 
 /**
  * SIGHUP to the session's processes, then SIGKILL for whatever is still
@@ -246,7 +256,7 @@ const waitWhileAlive = (running: RunningProcess, ms: number) =>
  * reading (EPIPE), further data is pulled and dropped so the client is not
  * blocked by a window that never opens.
  */
-const feedInput = (stdin: Stream.Stream<Uint8Array, SshError>, input: Writable): Effect.Effect<void> =>
+const feedInput = (stdin: Stream.Stream<Uint8Array, SshError.SshError>, input: Writable): Effect.Effect<void> =>
   Stream.runForEach(stdin, (chunk) => writeInput(input, chunk)).pipe(
     Effect.ignore,
     Effect.ensuring(Effect.sync(() => input.end()))
@@ -276,12 +286,12 @@ const writeInput = (input: Writable, chunk: Uint8Array): Effect.Effect<void> =>
  */
 const drainOutput = (
   output: Readable,
-  write: (chunk: Uint8Array) => Effect.Effect<void, SshError>
-): Effect.Effect<void, SshError> => {
+  write: (chunk: Uint8Array) => Effect.Effect<void, SshError.SshError>
+): Effect.Effect<void, SshError.SshError> => {
   // A pipe error ends the output like EOF (the stream is then destroyed); never an uncaught 'error'.
   output.on("error", () => {})
   const next = nextChunk(output)
-  const loop: Effect.Effect<void, SshError> = Effect.flatMap(next, (chunk) =>
+  const loop: Effect.Effect<void, SshError.SshError> = Effect.flatMap(next, (chunk) =>
     chunk === undefined ? Effect.void : Effect.andThen(write(chunk), loop))
   return loop
 }

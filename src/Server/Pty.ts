@@ -316,12 +316,13 @@ while True:
                     os.kill(pid, int(cmd[1]))
             except Exception:
                 pass
-    if master in ready_r:
-        data = read(master)
+    while master in ready_r and master_open and len(outbuf) < 65536:
+        data = read(master)  # a pty hands out at most a few KiB per read: gather them
+        if data is None:
+            break
         if data == b"":
             master_open = False
-        elif data:
-            outbuf = data
+        outbuf += data
     if 0 in ready_r:
         data = read(0)
         if data == b"":
@@ -331,14 +332,14 @@ while True:
                 inbuf = attrs[6][termios.VEOF]
         elif data:
             inbuf = data
-    if 1 in ready_w:
+    if outbuf:
         try:
             outbuf = outbuf[os.write(1, outbuf):]
         except BlockingIOError:
             pass
         except OSError:
             break
-    if master in ready_w:
+    if inbuf and master_open:
         try:
             inbuf = inbuf[os.write(master, inbuf):]
         except BlockingIOError:

@@ -85,18 +85,24 @@ export const signalGroup = (pgid: number | undefined, signal: NodeJS.Signals | 0
  */
 export const groupAlive = (pgid: number | undefined): boolean => {
   if (!signalGroup(pgid, 0)) return false
-  let entries: Array<string>
-  try {
-    entries = fs.readdirSync("/proc")
-  } catch {
-    return true
+  // A member may fork while we scan (and its parent exit): rescan until no new pid shows up.
+  const seen = new Set<string>()
+  for (let round = 0; round < 5; round++) {
+    let entries: Array<string>
+    try {
+      entries = fs.readdirSync("/proc")
+    } catch {
+      return true
+    }
+    const fresh = entries.filter((entry) => /^\d+$/.test(entry) && !seen.has(entry))
+    if (fresh.length === 0) return false
+    for (const entry of fresh) {
+      seen.add(entry)
+      const fields = procStat(entry)
+      if (fields !== undefined && Number(fields[2]) === pgid && fields[0] !== "Z") return true
+    }
   }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue
-    const fields = procStat(entry)
-    if (fields !== undefined && Number(fields[2]) === pgid && fields[0] !== "Z") return true
-  }
-  return false
+  return signalGroup(pgid, 0)
 }
 
 /** The fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, ... */

@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import { createHash, randomBytes } from "node:crypto"
@@ -103,13 +104,13 @@ const fakeSession = (options: {
   })
 
 const run = (
-  handler: Effect.Effect<SessionResult, SshError, import("effect/Scope").Scope>
+  handler: Effect.Effect<SessionResult, SshError, Scope.Scope>
 ) => Effect.scoped(handler)
 
 const execIn = (fake: { session: ServerSession }, command: string, options: ProcessSession.ProcessSessionOptions = {}) =>
   run(ProcessSession.handlers({ shell: "/bin/sh", ...options }).exec!(fake.session, command))
 
-const runFake = <A, E>(effect: Effect.Effect<A, E, import("effect/Scope").Scope>) => Effect.runPromise(Effect.scoped(effect))
+const runFake = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(Effect.scoped(effect))
 
 const backends = (["python", "script"] as const).filter((b) => Pty.detect(b) !== undefined)
 
@@ -199,6 +200,16 @@ describe("ProcessSession (in-memory session)", () => {
     }))
     expect(error.reason._tag).toBe("ChannelRequestFailed")
     expect(error.message).toContain("/nonexistent/shell")
+  })
+
+  it("a command or environment spawn cannot pass fails with a typed reason", async () => {
+    const errors = await runFake(Effect.gen(function*() {
+      const fake = yield* fakeSession()
+      const nul = yield* Effect.flip(execIn(fake, "echo a\u0000b"))
+      const env = yield* Effect.flip(execIn(fake, "true", { env: { BAD: "x\u0000y" } }))
+      return [nul, env].map((e) => e.reason._tag)
+    }))
+    expect(errors).toEqual(["ChannelRequestFailed", "ChannelRequestFailed"])
   })
 
   it("closing the session's scope hangs up the whole process group", async () => {
@@ -362,7 +373,7 @@ describe("ProcessSession (in-memory session)", () => {
 const hostKey = PrivateKey.generate("ssh-ed25519")
 
 const withConnection = <A>(
-  f: (ssh: SshClient.SshConnection) => Effect.Effect<A, SshError, import("effect/Scope").Scope>,
+  f: (ssh: SshClient.SshConnection) => Effect.Effect<A, SshError, Scope.Scope>,
   options: ProcessSession.ProcessSessionOptions = {}
 ) =>
   runScoped(Effect.gen(function*() {
