@@ -17,7 +17,9 @@
  * ```
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -63,7 +65,13 @@ export interface ServeOptions {
   readonly onEvent?: ((event: ServerEvent) => Effect.Effect<void>) | undefined
 }
 
-/** What a server reports about its connections. */
+/**
+ * What a server reports about its connections. Every `Connected` is followed
+ * by one `Closed`, whose `error` is absent for an orderly end (the client's
+ * DISCONNECT "by application", or the server shutting down) and otherwise
+ * says why the connection ended (a cut connection is `ConnectionClosed`, a
+ * handshake not finished within `auth.loginGraceTime` is `Timeout`).
+ */
 export type ServerEvent =
   | { readonly _tag: "Connected"; readonly remoteAddress: string; readonly remotePort: number }
   | { readonly _tag: "Authenticated"; readonly remoteAddress: string; readonly user: string; readonly methods: ReadonlyArray<string> }
@@ -84,6 +92,9 @@ export interface SshServer {
   /** Channels currently open over all connections. */
   readonly channelCount: () => number
 }
+
+/** sshd's LoginGraceTime default. */
+const DEFAULT_LOGIN_GRACE = Duration.seconds(120)
 
 /**
  * A host key as the transport needs it.
@@ -113,6 +124,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
     const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
     const signers = options.hostKeys.map(hostKeySigner)
     const maxConnections = options.maxConnections ?? 1000
+    const loginGraceMs = Duration.toMillis(Duration.fromInputUnsafe(options.auth.loginGraceTime ?? DEFAULT_LOGIN_GRACE))
     const connections = new Set<Connection.Connection>()
     const fibers = new Set<Fiber.Fiber<void>>()
     let active = 0
@@ -126,11 +138,28 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
         const socket = yield* NodeSocket.fromDuplex(
           Effect.acquireRelease(Effect.succeed(conn), (c) => Effect.sync(() => c.destroy()))
         )
-        const result = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
-          const transport = yield* Transport.make(socket, { role: "server", algorithms, hostKeys: signers })
-          const authed = yield* ServerAuth.authenticate(transport, options.auth, { remoteAddress, remotePort })
+        yield* Effect.scoped(Effect.gen(function*() {
+          // one login grace time, as sshd's, from the TCP accept to the end of authentication
+          const started = Date.now()
+          const transport = yield* Transport.make(socket, { role: "server", algorithms, hostKeys: signers }).pipe(
+            Effect.timeoutOrElse({
+              duration: loginGraceMs,
+              orElse: () => Effect.fail(SshError.make(new SshError.Timeout({ message: "login grace time exceeded before the key exchange finished" })))
+            })
+          )
+          const authed = yield* ServerAuth.authenticate(
+            transport,
+            { ...options.auth, loginGraceTime: Math.max(0, loginGraceMs - (Date.now() - started)) },
+            { remoteAddress, remotePort }
+          )
           yield* emit({ _tag: "Authenticated", remoteAddress, user: authed.user, methods: authed.methods })
-          const peer: ServerSession.SessionPeer = { user: authed.user, remoteAddress, remotePort }
+          const peer: ServerSession.SessionPeer = {
+            user: authed.user,
+            remoteAddress,
+            remotePort,
+            localAddress: conn.localAddress,
+            localPort: conn.localPort
+          }
           const connection = yield* Connection.make(transport, {
             windowSize: options.windowSize,
             maxPacket: options.maxPacket,
@@ -148,17 +177,18 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
           })
           connections.add(connection)
           yield* Effect.ensuring(
+            // only the client's DISCONNECT "by application" is an orderly end; a cut connection is reported
             Effect.catch(Deferred.await(connection.closed), (e) =>
-              e.reason._tag === "ConnectionClosed" || e.reason._tag === "PeerDisconnected" ? Effect.void : Effect.fail(e)),
+              e.reason._tag === "PeerDisconnected" && e.reason.code === N.DisconnectReason.BY_APPLICATION
+                ? Effect.void
+                : Effect.fail(e)),
             Effect.sync(() => connections.delete(connection))
           )
-        })))
-        yield* emit({
-          _tag: "Closed",
-          remoteAddress,
-          remotePort,
-          error: Exit.isFailure(result) ? SshError.fromUnknown(squashFailure(result)) : undefined
-        })
+        })).pipe(
+          // also when the server shuts down (interrupted): every Connected event gets its Closed event
+          Effect.onExit((exit) => emit({ _tag: "Closed", remoteAddress, remotePort, error: closeError(exit) })),
+          Effect.ignore
+        )
       })
 
     const server = net.createServer({ pauseOnConnect: true, noDelay: true })
@@ -200,5 +230,9 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
     } satisfies SshServer
   })
 
-const squashFailure = (exit: Exit.Exit<unknown, unknown>): unknown =>
-  Exit.isFailure(exit) ? (exit.cause.reasons.find((r) => r._tag === "Fail") as { error: unknown } | undefined)?.error ?? exit.cause : undefined
+/** The error a connection ended with; none for an orderly end or the server's own shutdown (interruption). */
+const closeError = (exit: Exit.Exit<unknown, unknown>): SshError.SshError | undefined => {
+  if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return undefined
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  return SshError.fromUnknown(failure ? failure.error : Cause.squash(exit.cause))
+}

@@ -25,6 +25,9 @@ export interface SessionPeer {
   readonly user: string
   readonly remoteAddress: string
   readonly remotePort: number
+  /** Our end of the connection (for SSH_CONNECTION). */
+  readonly localAddress?: string | undefined
+  readonly localPort?: number | undefined
 }
 
 /**

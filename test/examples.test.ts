@@ -1,0 +1,23 @@
+/**
+ * The example programs run as users would run them (`npm start` is the demo).
+ */
+import { expect, it } from "vitest"
+import * as child from "node:child_process"
+import * as path from "node:path"
+
+const node = path.resolve("node_modules/.bin/node")
+
+it("npm start: the demo runs on the embedded server and streams through the window", () => {
+  const r = child.spawnSync(node, [path.resolve("examples/demo.ts")], {
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { ...process.env, DEMO_BYTES: String(64 * 1024 * 1024) }
+  })
+  expect(r.stderr).toBe("")
+  expect(r.status).toBe(0)
+  expect(r.stdout).toMatch(/client {3}connected and authenticated in [\d.]+ ms/)
+  expect(r.stdout).toMatch(/\[stderr\] to stderr {2}\(exit code 3\)/)
+  expect(r.stdout).toMatch(/8 commands on 8 channels at once: 1 4 9 16 25 36 49 64/)
+  expect(r.stdout).toMatch(/done: 64\.0 MiB in [\d.]+ s = \d+ MiB\/s, exit 0, sha256 3b6a07d0d404fab4/)
+  expect(r.stdout).toMatch(/pty shell {11}(\/dev\/pts\/\d+, size 24 80, exit 0|no pseudo-terminal)/)
+}, 150_000)
