@@ -35,6 +35,8 @@ import type * as PrivateKey from "./Auth/PrivateKey.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
 import * as Connection from "./Channel/Connection.ts"
 import * as ServerSession from "./Channel/ServerSession.ts"
+// --- SFTP (issue 4) ---
+import type { SessionHandler } from "./Channel/ServerSession.ts"
 
 /** Forwarding requests; each is refused unless a handler allows it. */
 export interface ForwardingHandlers {
@@ -53,6 +55,8 @@ export interface ServeOptions {
   readonly hostKeys: ReadonlyArray<PrivateKey.PrivateKey>
   readonly auth: ServerAuth.ServerAuthOptions
   readonly session?: ServerSession.SessionHandlers | undefined
+  /** The "sftp" subsystem, e.g. `SftpServer.fileSystem({ root })` (overrides `session.subsystems.sftp`). */
+  readonly sftp?: SessionHandler<void> | undefined
   readonly forwarding?: ForwardingHandlers | undefined
   readonly algorithms?: Algorithms.AlgorithmOptions | undefined
   /** Most connections at once (default 1000); more are closed at once. */
@@ -129,6 +133,9 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
     const fibers = new Set<Fiber.Fiber<void>>()
     let active = 0
     const emit = (event: ServerEvent) => options.onEvent ? options.onEvent(event) : Effect.void
+    const sessionHandlers: ServerSession.SessionHandlers = options.sftp === undefined
+      ? options.session ?? {}
+      : { ...options.session, subsystems: { ...options.session?.subsystems, sftp: options.sftp } }
 
     const handle = (conn: net.Socket) =>
       Effect.gen(function*() {
@@ -166,7 +173,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
             maxChannels: options.maxChannels ?? 64,
             onChannelOpen: (request) => {
               if (request.channelType === "session") {
-                return Effect.succeed((channel: Connection.SshChannel) => ServerSession.serve(channel, peer, options.session ?? {}))
+                return Effect.succeed((channel: Connection.SshChannel) => ServerSession.serve(channel, peer, sessionHandlers))
               }
               return Effect.fail(new SshError.ChannelOpenFailed({
                 code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED,

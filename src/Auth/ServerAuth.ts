@@ -44,7 +44,7 @@ export interface ServerAuthOptions {
   readonly methods?: ReadonlyArray<ReadonlyArray<string>> | undefined
   /** Failed attempts before disconnecting (default 6, as sshd's MaxAuthTries). */
   readonly maxTries?: number | undefined
-  /** Time allowed to authenticate (default 120 s, as sshd's LoginGraceTime). */
+X
   readonly loginGraceTime?: Duration.Input | undefined
 }
 
