@@ -136,17 +136,37 @@ const rsaPrivateKeyObject = (secret: RsaSecret): crypto.KeyObject => {
 
 const signer = (secret: Secret): (data: Uint8Array, algorithm: string) => Uint8Array => {
   switch (secret.type) {
-    case "ssh-ed25519":
-      return (data, algorithm) => Signature.encodeSignature(algorithm, ed25519.sign(data, secret.seed))
+    case "ssh-ed25519": {
+      const keyObject = crypto.createPrivateKey({
+        key: { kty: "OKP", crv: "Ed25519", d: Base64.encodeUrl(secret.seed), x: Base64.encodeUrl(ed25519.getPublicKey(secret.seed)) },
+        format: "jwk"
+      })
+      return (data, algorithm) => Signature.encodeSignature(algorithm, crypto.sign(null, data, keyObject))
+    }
     case "ssh-rsa": {
       const keyObject = rsaPrivateKeyObject(secret)
       return (data, algorithm) =>
         Signature.encodeSignature(algorithm, crypto.sign(Signature.rsaHash(algorithm)!, data, keyObject))
     }
     default: {
-      const { curve } = PublicKey.ecdsaCurves[secret.curve]
+      const { curve, jwk, size } = PublicKey.ecdsaCurves[secret.curve]
+      const point = curve.getPublicKey(secret.d, false)
+      const keyObject = crypto.createPrivateKey({
+        key: {
+          kty: "EC",
+          crv: jwk,
+          d: Base64.encodeUrl(secret.d),
+          x: Base64.encodeUrl(point.subarray(1, 1 + size)),
+          y: Base64.encodeUrl(point.subarray(1 + size))
+        },
+        format: "jwk"
+      })
+      const hash = Signature.ecdsaHash[secret.curve]
       return (data, algorithm) =>
-        Signature.encodeSignature(algorithm, Signature.ecdsaRawFromCompact(curve.sign(data, secret.d)))
+        Signature.encodeSignature(
+          algorithm,
+          Signature.ecdsaRawFromCompact(crypto.sign(hash, data, { key: keyObject, dsaEncoding: "ieee-p1363" }))
+        )
     }
   }
 }
