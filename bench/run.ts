@@ -1,0 +1,162 @@
+/**
+ * `npm run bench`: effect-ssh, ssh2 and the OpenSSH client against ONE loopback sshd in ONE run, side by side.
+ *
+ *   1. exec throughput: `head -c BENCH_BYTES /dev/zero` (default 1 GiB) drained and discarded, BENCH_RUNS times
+ *      each (default 3), alternating, median MB/s; plus this process's CPU time per GiB for the in-process clients.
+ *   2. connect + auth latency: nothing → authenticated connection ready to open a channel, BENCH_CONNECT_RUNS
+ *      times each (default 20), alternating, median ms (effect-ssh and ssh2).
+ *
+ * Every client uses the same kex, host key, cipher (and MAC) and an ed25519 client key; see bench/config.ts for
+ * the environment variables. The table gives effect-ssh/ssh2 and effect-ssh/OpenSSH ratios and whether the
+ * issue's targets are met. The machine may be shared: the load average is printed at start and end, and the
+ * ratios matter more than the absolute figures. Exits 1 if any measurement failed.
+ *
+ *     npm run bench
+ *     BENCH_BYTES=256M BENCH_CIPHER=chacha20-poly1305@openssh.com npm run bench
+ */
+import * as ChildProcess from "node:child_process"
+import { createRequire } from "node:module"
+import { type BenchConfig, formatBytes, fromEnv } from "./config.ts"
+import { effectSsh } from "./effectSsh.ts"
+import { measureSessionSetup, openssh } from "./openssh.ts"
+import { formatTable, loadAverage, median, megabytesPerSecond, type Row } from "./report.ts"
+import { ssh2, ssh2BindingAvailable } from "./ssh2.ts"
+import { type BenchTarget, type Contender, startTarget } from "./target.ts"
+
+const SUBJECT = "effect-ssh"
+
+/** What a section of the benchmark gets; it returns table rows and records failed measurements. */
+interface SectionContext {
+  readonly config: BenchConfig
+  readonly target: BenchTarget
+  readonly failures: Array<string>
+}
+
+type Section = (context: SectionContext) => Promise<ReadonlyArray<Row>>
+
+/** Runs `measure` once per contender per round, starting each round with the next contender; keeps successes. */
+const alternate = async <A>(
+  contenders: ReadonlyArray<Contender>,
+  rounds: number,
+  failures: Array<string>,
+  measure: (contender: Contender) => Promise<A>,
+  report?: (contender: Contender, sample: A, round: number) => void
+): Promise<ReadonlyMap<string, ReadonlyArray<A>>> => {
+  const samples = new Map(contenders.map((contender) => [contender.name, [] as Array<A>]))
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const contender = contenders[(round + k) % contenders.length]!
+      try {
+        const sample = await measure(contender)
+        samples.get(contender.name)!.push(sample)
+        report?.(contender, sample, round)
+      } catch (error) {
+        const message = `${contender.name}: ${error instanceof Error ? error.message : String(error)}`
+        failures.push(message)
+        console.log(`  failed: ${message}`)
+      }
+    }
+  }
+  return samples
+}
+
+const medianOf = <A>(samples: ReadonlyArray<A> | undefined, value: (sample: A) => number): number | undefined =>
+  samples === undefined || samples.length === 0 ? undefined : median(samples.map(value))
+
+const execThroughput: Section = async ({ config, failures, target }) => {
+  const { bytes, runs } = config
+  const sessionSetup = await measureSessionSetup(target, 3)
+  console.log(`\nexec 'head -c ${bytes} /dev/zero' (${formatBytes(bytes)}), ${runs} run(s) each, alternating`)
+  console.log(`  OpenSSH session setup (median wall time of 'ssh ... true', subtracted from its transfers): ${(sessionSetup * 1000).toFixed(0)} ms`)
+  const contenders = [effectSsh(target), ssh2(target), openssh(target, sessionSetup)]
+  const samples = await alternate(contenders, runs, failures, (contender) => contender.download(bytes), (contender, sample, round) => {
+    const cpu = sample.cpuSeconds === undefined ? "" : `, client CPU ${sample.cpuSeconds.toFixed(2)} s`
+    console.log(`  run ${round + 1} ${contender.name.padEnd(10)} ${megabytesPerSecond(bytes, sample.seconds).toFixed(0).padStart(6)} MB/s (${sample.seconds.toFixed(2)} s${cpu})`)
+  })
+  const each = (value: (sample: { readonly seconds: number; readonly cpuSeconds?: number | undefined }) => number | undefined) =>
+    Object.fromEntries(contenders.map(({ name }) => {
+      const values = (samples.get(name) ?? []).map(value).filter((v): v is number => v !== undefined)
+      return [name, medianOf(values, (v) => v)]
+    }))
+  return [
+    {
+      metric: `exec ${formatBytes(bytes)} MB/s`,
+      better: "higher",
+      values: each((sample) => megabytesPerSecond(bytes, sample.seconds)),
+      target: { against: "ssh2", ratio: 1.3 }
+    },
+    {
+      metric: "client CPU s per GiB",
+      better: "lower",
+      values: each((sample) => sample.cpuSeconds === undefined ? undefined : sample.cpuSeconds / (bytes / 1024 ** 3))
+    }
+  ]
+}
+
+const WARMUP_CONNECTIONS = 2
+
+const connectLatency: Section = async ({ config, failures, target }) => {
+  const nagle = ssh2(target, { noDelay: false })
+  const contenders = [effectSsh(target), ssh2(target), nagle]
+  console.log(`\nconnect + auth, ${config.connectRuns} run(s) each after ${WARMUP_CONNECTIONS} warm-up, alternating`)
+  await alternate(contenders, WARMUP_CONNECTIONS, failures, (contender) => contender.connect!())
+  const samples = await alternate(contenders, config.connectRuns, failures, (contender) => contender.connect!())
+  for (const { name } of contenders) {
+    const ms = samples.get(name) ?? []
+    if (ms.length > 0) console.log(`  ${name.padEnd(16)} min ${Math.min(...ms).toFixed(1)} ms, median ${median(ms).toFixed(1)} ms, max ${Math.max(...ms).toFixed(1)} ms`)
+  }
+  const ours = medianOf(samples.get(SUBJECT), (ms) => ms)
+  return [
+    {
+      metric: "connect+auth ms",
+      better: "lower",
+      values: { [SUBJECT]: ours, ssh2: medianOf(samples.get("ssh2"), (ms) => ms) },
+      target: { against: "ssh2", ratio: 0.5 }
+    },
+    {
+      // ssh2 as it comes, Nagle's algorithm on (effect-ssh turns it off): the row above is the like-for-like one.
+      metric: "connect+auth ms vs ssh2 defaults (Nagle on)",
+      better: "lower",
+      values: { [SUBJECT]: ours, ssh2: medianOf(samples.get(nagle.name), (ms) => ms) },
+      target: { against: "ssh2", ratio: 0.5 }
+    }
+  ]
+}
+
+const sections: ReadonlyArray<Section> = [
+  execThroughput,
+  connectLatency
+  // SFTP get/put of a 256 MiB file belongs here, as a Section in its own module (bench/sftp.ts): a file written
+  // into target.sshd.dir, fetched and uploaded by effect-ssh (ssh.sftp()), ssh2 (client.sftp() fastGet/fastPut)
+  // and the OpenSSH `sftp` client, alternating, returning an "sftp get" and an "sftp put" MB/s row each with
+  // target { against: "ssh2", ratio: 1.3 }.
+]
+
+const commandOutput = (command: string, args: ReadonlyArray<string>): string => {
+  const result = ChildProcess.spawnSync(command, args, { encoding: "utf8" })
+  return `${result.stdout ?? ""}${result.stderr ?? ""}`.trim() || "unknown"
+}
+
+const main = async (): Promise<number> => {
+  const config = fromEnv(process.env)
+  const require = createRequire(import.meta.url)
+  const ssh2Version = (require("ssh2/package.json") as { readonly version: string }).version
+  console.log(`effect-ssh benchmark — node ${process.version}, ssh2 ${ssh2Version} (native crypto binding: ${ssh2BindingAvailable() ? "yes" : "no"}), ${commandOutput("ssh", ["-V"])}`)
+  console.log(`algorithms: kex ${config.kex}, host key ${config.hostKeyAlgorithm}, cipher ${config.cipher}${config.cipher.includes("gcm") || config.cipher.includes("poly1305") ? "" : `, mac ${config.mac}`}, client key ed25519`)
+  console.log(`load average at start: ${loadAverage()}`)
+  const started = performance.now()
+  const target = await startTarget(config)
+  const failures: Array<string> = []
+  const rows: Array<Row> = []
+  try {
+    for (const section of sections) rows.push(...await section({ config, target, failures }))
+  } finally {
+    await target.sshd.stop()
+  }
+  console.log(`\n${formatTable(rows, SUBJECT, [SUBJECT, "ssh2", "OpenSSH"])}`)
+  console.log(`\nload average at end: ${loadAverage()}; took ${((performance.now() - started) / 1000).toFixed(0)} s`)
+  if (failures.length > 0) console.log(`\n${failures.length} measurement(s) failed:\n${failures.map((f) => `  ${f}`).join("\n")}`)
+  return failures.length > 0 ? 1 : 0
+}
+
+process.exitCode = await main()
