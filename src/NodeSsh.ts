@@ -1,5 +1,6 @@
 /**
- * Node.js services for effect-ssh: TCP connections (`node:net`, Nagle off)
+ * Node.js services for effect-ssh: TCP connections (`node:net`, Nagle off,
+ * each chunk Node reads handed over without a copy)
  * and the file system (key files, known_hosts).
  *
  * @example
@@ -9,9 +10,11 @@
  * @since 0.1.0
  */
 import * as Layer from "effect/Layer"
-import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as Effect from "effect/Effect"
+import * as net from "node:net"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Connector } from "./Client.ts"
+import { fromNetSocket } from "./internal/netSocket.ts"
 
 /**
  * Dials TCP with `node:net`.
@@ -22,7 +25,7 @@ import { Connector } from "./Client.ts"
  * ```
  */
 export const connectorLayer: Layer.Layer<Connector> = Layer.succeed(Connector)({
-  connect: (host, port) => NodeSocket.makeNet({ host, port, noDelay: true })
+  connect: (host, port) => Effect.sync(() => fromNetSocket(() => net.connect({ host, port, noDelay: true })))
 })
 
 /**

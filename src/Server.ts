@@ -24,12 +24,14 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
-import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as net from "node:net"
 import * as SshError from "./SshError.ts"
+import { fromNetSocket } from "./internal/netSocket.ts"
 import * as N from "./Wire/MessageNumber.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
+import * as AgentForwarding from "./Auth/AgentForwarding.ts"
+import * as Certificate from "./Auth/Certificate.ts"
 import * as ServerAuth from "./Auth/ServerAuth.ts"
 import type * as PrivateKey from "./Auth/PrivateKey.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
@@ -58,6 +60,12 @@ export interface ServeOptions {
   /** The "sftp" subsystem, e.g. `SftpServer.fileSystem({ root })` (overrides `session.subsystems.sftp`). */
   readonly sftp?: SessionHandler<void> | undefined
   readonly forwarding?: ForwardingHandlers | undefined
+  /**
+   * AllowAgentForwarding: a session that asks for it gets an `SSH_AUTH_SOCK`
+   * reaching the client's agent (default false; a user certificate without
+   * permit-agent-forwarding never gets it).
+   */
+  readonly agentForwarding?: boolean | undefined
   readonly algorithms?: Algorithms.AlgorithmOptions | undefined
   /** Most connections at once (default 1000); more are closed at once. */
   readonly maxConnections?: number | undefined
@@ -142,9 +150,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
         const remoteAddress = conn.remoteAddress ?? "unknown"
         const remotePort = conn.remotePort ?? 0
         yield* emit({ _tag: "Connected", remoteAddress, remotePort })
-        const socket = yield* NodeSocket.fromDuplex(
-          Effect.acquireRelease(Effect.succeed(conn), (c) => Effect.sync(() => c.destroy()))
-        )
+        const socket = fromNetSocket(() => conn)
         yield* Effect.scoped(Effect.gen(function*() {
           // one login grace time, as sshd's, from the TCP accept to the end of authentication
           const started = Date.now()
@@ -160,20 +166,29 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
             { remoteAddress, remotePort }
           )
           yield* emit({ _tag: "Authenticated", remoteAddress, user: authed.user, methods: authed.methods })
+          // a user certificate restricts the connection: force-command, and only the permit-* it grants
+          const certificate = authed.certificate
+          const permitted = (extension: string) => certificate === undefined || Certificate.hasExtension(certificate, extension)
+          let openChannel: Connection.Connection["openChannel"] | undefined
           const peer: ServerSession.SessionPeer = {
             user: authed.user,
             remoteAddress,
             remotePort,
             localAddress: conn.localAddress,
-            localPort: conn.localPort
+            localPort: conn.localPort,
+            forceCommand: certificate === undefined ? undefined : Certificate.forceCommand(certificate),
+            agentForwarding: options.agentForwarding === true && permitted("permit-agent-forwarding")
+              ? AgentForwarding.listen((channelType) => Effect.suspend(() => openChannel!(channelType)))
+              : undefined
           }
+          const handlers = permitted("permit-pty") ? sessionHandlers : { ...sessionHandlers, allowPty: false }
           const connection = yield* Connection.make(transport, {
             windowSize: options.windowSize,
             maxPacket: options.maxPacket,
             maxChannels: options.maxChannels ?? 64,
             onChannelOpen: (request) => {
               if (request.channelType === "session") {
-                return Effect.succeed((channel: Connection.SshChannel) => ServerSession.serve(channel, peer, sessionHandlers))
+                return Effect.succeed((channel: Connection.SshChannel) => ServerSession.serve(channel, peer, handlers))
               }
               return Effect.fail(new SshError.ChannelOpenFailed({
                 code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED,
@@ -182,7 +197,15 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
             },
             onGlobalRequest: () => Effect.succeed(undefined)
           })
+          openChannel = connection.openChannel
           connections.add(connection)
+          // server shutdown: DISCONNECT before the channels close, or a client with a session sees
+          // the session's CLOSE, exits, and never learns why
+          yield* Effect.addFinalizer((exit) =>
+            Exit.hasInterrupts(exit)
+              ? transport.disconnect(N.DisconnectReason.BY_APPLICATION, "server shutting down")
+              : Effect.void
+          )
           yield* Effect.ensuring(
             // only the client's DISCONNECT "by application" is an orderly end; a cut connection is reported
             Effect.catch(Deferred.await(connection.closed), (e) =>

@@ -19,7 +19,6 @@
  * ```
  * @since 0.1.0
  */
-import { ByteQueue } from "../internal/byteQueue.ts"
 import { asReason } from "../Wire/Reader.ts"
 import type { SshErrorReason } from "../SshError.ts"
 import { ProtocolError } from "../SshError.ts"
@@ -40,7 +39,7 @@ import { type Opener, type Sealer, plainOpener } from "./Cipher.ts"
  * ```
  */
 export class PacketReader {
-  private readonly queue = new ByteQueue()
+  private readonly queue = new ByteRing()
   private opener: Opener
   private pendingLength: number | undefined = undefined
   private failure: SshErrorReason | undefined = undefined
@@ -62,7 +61,7 @@ export class PacketReader {
     return this.queue.length
   }
 
-  /** Queues bytes from the socket; nothing is copied. */
+  /** Queues bytes from the socket (copied into the reader's own buffer). */
   push(chunk: Uint8Array): void {
     this.queue.push(chunk)
   }
@@ -80,7 +79,9 @@ export class PacketReader {
         this.pendingLength = this.opener.packetLength(this.queue.peek(headerLength), this.seqno)
       }
       if (this.queue.length < this.pendingLength) return undefined
-      const payload = this.opener.open(this.queue.take(this.pendingLength), this.seqno)
+      const opened = this.opener.open(this.queue.take(this.pendingLength), this.seqno)
+      // the ring is reused: a payload that is a view of it (the `none` cipher) must be copied out
+      const payload = opened.buffer === this.queue.backing ? opened.slice() : opened
       this.pendingLength = undefined
       this.seqno = (this.seqno + 1) >>> 0
       return payload
@@ -155,5 +156,62 @@ export class PacketWriter {
   /** Restarts the sequence numbers at 0 (strict key exchange, after NEWKEYS). */
   resetSequence(): void {
     this.seqno = 0
+  }
+}
+
+/**
+ * A contiguous, reused receive buffer: bytes are copied in once, and packets
+ * are read from it as views, so a packet spanning two socket reads costs no
+ * extra allocation (a queue of chunks would have to concatenate it). Views
+ * are valid until the next `push`.
+ */
+class ByteRing {
+  private buffer = new Uint8Array(256 * 1024)
+  private start = 0
+  private end = 0
+
+  get backing(): ArrayBufferLike {
+    return this.buffer.buffer
+  }
+
+  get length(): number {
+    return this.end - this.start
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return
+    if (this.end + chunk.length > this.buffer.length) this.makeRoom(chunk.length)
+    this.buffer.set(chunk, this.end)
+    this.end += chunk.length
+  }
+
+  private makeRoom(n: number): void {
+    const live = this.end - this.start
+    if (live + n <= this.buffer.length) {
+      this.buffer.copyWithin(0, this.start, this.end)
+    } else {
+      let size = this.buffer.length * 2
+      while (size < live + n) size *= 2
+      const next = new Uint8Array(size)
+      next.set(this.buffer.subarray(this.start, this.end))
+      this.buffer = next
+    }
+    this.start = 0
+    this.end = live
+  }
+
+  peek(n: number): Uint8Array {
+    return this.buffer.subarray(this.start, this.start + n)
+  }
+
+  take(n: number): Uint8Array {
+    const out = this.buffer.subarray(this.start, this.start + n)
+    this.start += n
+    if (this.start === this.end) this.start = this.end = 0
+    return out
+  }
+
+  takeAll(): Uint8Array {
+    return this.take(this.length).slice()
   }
 }

@@ -20,7 +20,6 @@ import * as Fiber from "effect/Fiber"
 import * as Latch from "effect/Latch"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
-import * as Semaphore from "effect/Semaphore"
 import * as Cause from "effect/Cause"
 import type * as Socket from "effect/socket/Socket"
 import * as SshError from "../SshError.ts"
@@ -34,8 +33,7 @@ import * as Negotiation from "./Negotiation.ts"
 import * as Kex from "./Kex.ts"
 import { deriveKey } from "./KeyDerivation.ts"
 import { equal } from "../internal/bytes.ts"
-import * as PublicKey from "../Auth/PublicKey.ts"
-import * as Signature from "../Auth/Signature.ts"
+import * as Certificate from "../Auth/Certificate.ts"
 
 /** Which end of the connection we are. */
 export type Role = "client" | "server"
@@ -74,8 +72,14 @@ export interface TransportConfig {
   readonly gex?: { readonly gexMin?: number; readonly gexPreferred?: number; readonly gexMax?: number } | undefined
   /** Our identification string (without CR LF). */
   readonly version?: string | undefined
-  /** Incoming payloads buffered for the upper layer before the reader pauses (default 64). */
-  readonly incomingBuffer?: number | undefined
+  /**
+   * Most payloads waiting for the upper layer (default 65536) before the peer is
+   * judged to be flooding us. The reader never waits for the upper layer — it
+   * must always be free to run a key exchange the upper layer may be waiting
+   * on — so this is a guard, not a buffer size: channel data is already
+   * bounded by the windows we granted.
+   */
+  readonly incomingLimit?: number | undefined
 }
 
 /**
@@ -129,6 +133,8 @@ export interface TransportStats {
 
 const ONE_GIB = 1024 * 1024 * 1024
 const ONE_HOUR = 60 * 60 * 1000
+/** Bytes of sealed packets the upper layer may queue before `send` waits for the socket. */
+const OUTBOX_HIGH = 1024 * 1024
 
 const systemRandom = (n: number): Uint8Array => {
   const out = new Uint8Array(n)
@@ -195,9 +201,9 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   // padding comes from a pool: one system call per 4 KiB instead of one per packet
   const random = Cipher.pooledRandom(systemRandom)
   const packetWriter = new PacketWriter(Cipher.plainSealer(random))
-  const writeLock = Semaphore.makeUnsafe(1)
   const idle = Latch.makeUnsafe(false)
-  const incoming = yield* Queue.bounded<Uint8Array, SshError.SshError>(config.incomingBuffer ?? 64)
+  const incoming = yield* Queue.unbounded<Uint8Array, SshError.SshError>()
+  const incomingLimit = config.incomingLimit ?? 65536
   const closed = yield* Deferred.make<never, SshError.SshError>()
   let failure: SshError.SshError | undefined
 
@@ -221,18 +227,56 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   let lastKexAt = Date.now()
   let lastReceivedAt = Date.now()
 
-  const writeRaw = (bytes: Uint8Array) => Effect.mapError(socketWriter.write(bytes), socketError)
+  // ---- writing
+  // Sealed packets wait in the outbox for the writer fiber. Sealing and queueing are synchronous, so they need
+  // no lock and never wait: the reader can always answer a key exchange even while the socket is backed up
+  // (waiting there while holding a write lock deadlocks two peers whose buffers are both full). The upper
+  // layer's `send` alone waits, for the outbox to drain below OUTBOX_HIGH.
+  let outbox: Array<Uint8Array> = []
+  let outboxBytes = 0
+  const hasOutput = Latch.makeUnsafe(false)
+  const belowHigh = Latch.makeUnsafe(true)
+  const empty = Latch.makeUnsafe(true)
 
-  /** Seals and writes under the lock; callers decide whether kex allows it. */
-  const sealAndWrite = (payload: Uint8Array) =>
-    writeLock.withPermit(Effect.suspend(() => {
-      if (failure) return Effect.fail(failure)
-      const packet = packetWriter.seal(payload)
-      bytesOut += packet.length
-      bytesSinceKex += packet.length
-      packetsOut++
-      return writeRaw(packet)
-    }))
+  const enqueue = (packet: Uint8Array): void => {
+    outbox.push(packet)
+    outboxBytes += packet.length
+    hasOutput.openUnsafe()
+    empty.closeUnsafe()
+    if (outboxBytes > OUTBOX_HIGH) belowHigh.closeUnsafe()
+  }
+
+  /** Seals a payload with the current keys and queues it; false when the transport is dead. */
+  const sealNow = (payload: Uint8Array): boolean => {
+    if (failure) return false
+    const packet = packetWriter.seal(payload)
+    bytesOut += packet.length
+    bytesSinceKex += packet.length
+    packetsOut++
+    enqueue(packet)
+    return true
+  }
+
+  /** Sends a transport-level message now (kex messages may go out during a key exchange). */
+  const sealAndWrite = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> =>
+    Effect.suspend(() => sealNow(payload) ? Effect.void : Effect.fail(failure!))
+
+  const writerLoop = Effect.forever(
+    Effect.gen(function*() {
+      yield* hasOutput.await
+      const batch = outbox
+      outbox = []
+      hasOutput.closeUnsafe()
+      if (batch.length === 0) return
+      let size = 0
+      for (const packet of batch) size += packet.length
+      yield* Effect.mapError(socketWriter.writeAll(batch as unknown as readonly [Uint8Array, ...Array<Uint8Array>]), socketError)
+      outboxBytes -= size
+      if (outboxBytes <= OUTBOX_HIGH) belowHigh.openUnsafe()
+      if (outboxBytes === 0) empty.openUnsafe()
+    }),
+    { disableYield: true }
+  )
 
   const die = (error: SshError.SshError) =>
     Effect.suspend(() => {
@@ -246,13 +290,10 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   /** Sends DISCONNECT (best effort) for an error we detected, then dies. */
   const abort = (error: SshError.SshError, code: number) =>
-    Effect.andThen(
-      Effect.ignore(Effect.timeout(
-        sealAndWrite(Messages.encodeDisconnect({ code, description: error.reason.message.slice(0, 256) })),
-        1000
-      )),
-      die(error)
-    )
+    Effect.suspend(() => {
+      sealNow(Messages.encodeDisconnect({ code, description: error.reason.message.slice(0, 256) }))
+      return Effect.andThen(Effect.ignore(Effect.timeout(empty.await, 1000)), die(error))
+    })
 
   // ---- key exchange
   const buildKexInit = (): Uint8Array => {
@@ -330,7 +371,13 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       const server = role === "client" ? theirs : ours
       const n = yield* core(() => Negotiation.negotiate(client, server, role))
       state.negotiated = n
-      if (!firstKexDone) strict = n.strictKex
+      if (!firstKexDone) {
+        strict = n.strictKex
+        // the packet just read is the KEXINIT: under strict kex it must have been the very first one
+        if (strict && packetReader.sequence !== 1) {
+          return yield* protocolError("strict key exchange: KEXINIT was not the first packet")
+        }
+      }
       if (theirs.firstKexPacketFollows) state.ignoreGuess = Negotiation.guessIsWrong(client, server)
       const inputs: Kex.KexInputs = {
         role,
@@ -370,8 +417,9 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
         if (firstKexDone && !equal(result.hostKeyBlob, hostKey)) {
           return yield* fail(new SshError.HostKeyChanged({ host: "(rekey)", expected: ["the key of the first exchange"], received: "another key" }))
         }
+        // a certificate host key signs as the key it certifies
         const valid = yield* core(() =>
-          Signature.verify(PublicKey.fromBlob(result.hostKeyBlob), result.signature, result.H, [n.hostKey])
+          Certificate.verifyKeySignature(result.hostKeyBlob, n.hostKey, result.signature, result.H)
         )
         if (!valid) {
           return yield* fail(new SshError.HostKeySignatureInvalid({ message: `the server's ${n.hostKey} signature over the exchange hash does not verify` }))
@@ -384,15 +432,9 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       state.pendingIncoming = keysFor(n, result, role === "client" ? "serverToClient" : "clientToServer")
       const sealer = yield* core(() => Cipher.makeSealer(outKeys, random))
       // NEWKEYS goes out under the old keys; everything after it under the new ones.
-      yield* writeLock.withPermit(Effect.suspend(() => {
-        if (failure) return Effect.fail(failure)
-        const packet = packetWriter.seal(Uint8Array.of(N.NEWKEYS))
-        packetWriter.setSealer(sealer)
-        if (strict) packetWriter.resetSequence()
-        bytesOut += packet.length
-        packetsOut++
-        return writeRaw(packet)
-      }))
+      if (!sealNow(Uint8Array.of(N.NEWKEYS))) return yield* Effect.fail(failure!)
+      packetWriter.setSealer(sealer)
+      if (strict) packetWriter.resetSequence()
       state.sentNewKeys = true
       negotiated = n
       if (role === "server" && !sentExtInfo && n.extInfo) {
@@ -514,13 +556,21 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       if (kex?.theirKexInit !== undefined) {
         return yield* protocolError(`message ${type} during a key exchange`)
       }
-      yield* Queue.offer(incoming, payload)
+      if (Queue.sizeUnsafe(incoming) >= incomingLimit) {
+        return yield* protocolError(`peer sent ${incomingLimit} messages we could not process yet`)
+      }
+      Queue.offerUnsafe(incoming, payload)
       if (needsRekey()) yield* Effect.asVoid(startKex)
     }
   })
 
   // ---- start
-  yield* writeRaw(Version.versionLine(ourVersion))
+  const writerFiber = yield* writerLoop.pipe(
+    Effect.catchCause((cause) =>
+      Cause.hasInterruptsOnly(cause) ? Effect.void : die(SshError.fromUnknown(Cause.squash(cause)))),
+    Effect.forkIn(scope)
+  )
+  enqueue(Version.versionLine(ourVersion))
   const exchange = yield* readVersion
   peerVersion = exchange.version
   preamble = exchange.preamble
@@ -553,28 +603,23 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     Effect.suspend(function attempt(): Effect.Effect<void, SshError.SshError> {
       if (failure) return Effect.fail(failure)
       if (kex !== undefined) return Effect.andThen(idle.await, Effect.suspend(attempt))
-      return writeLock.withPermit(Effect.suspend(() => {
-        if (failure) return Effect.fail(failure)
-        if (kex !== undefined) return Effect.andThen(idle.await, Effect.suspend(attempt))
-        const packet = packetWriter.seal(payload)
-        bytesOut += packet.length
-        bytesSinceKex += packet.length
-        packetsOut++
-        return writeRaw(packet)
-      })).pipe(Effect.andThen(() => needsRekey() ? Effect.asVoid(startKex) : Effect.void))
+      sealNow(payload)
+      const rekey = needsRekey() ? Effect.asVoid(startKex) : Effect.void
+      return outboxBytes > OUTBOX_HIGH ? Effect.andThen(belowHigh.await, rekey) : rekey
     })
 
   const disconnect = (code: number = N.DisconnectReason.BY_APPLICATION, description = "closed by application") =>
     Effect.suspend(() => {
       if (failure) return Effect.void
-      return Effect.ignore(Effect.timeout(sealAndWrite(Messages.encodeDisconnect({ code, description })), 1000)).pipe(
+      sealNow(Messages.encodeDisconnect({ code, description }))
+      return Effect.ignore(Effect.timeout(empty.await, 1000)).pipe(
         Effect.andThen(die(SshError.make(new SshError.ConnectionClosed({ message: description }))))
       )
     })
 
   yield* Scope.addFinalizer(
     scope,
-    Effect.andThen(disconnect(), Fiber.interrupt(readerFiber))
+    Effect.andThen(disconnect(), Fiber.interruptAll([readerFiber, writerFiber]))
   )
 
   const transport: Transport = {
