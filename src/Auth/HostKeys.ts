@@ -2,18 +2,20 @@
  * Host-key policies: how a client decides whether to trust the key a server
  * presents. There is no accept-anything default: every connection names a
  * policy. `knownHosts()` is strict (unknown host → rejected, changed key →
- * `HostKeyChanged` showing both fingerprints); `fixed`, `fingerprint` and
- * `callback` cover pinned keys and custom decisions.
+ * `HostKeyChanged` showing both fingerprints); `acceptNew`, `autoAdd` and
+ * `warn` differ only for unknown hosts (OpenSSH's accept-new, paramiko's
+ * AutoAddPolicy and WarningPolicy); `fixed`, `fingerprint` and `callback`
+ * cover pinned keys and custom decisions.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as SshError from "../SshError.ts"
+import * as Certificate from "./Certificate.ts"
 import * as PublicKey from "./PublicKey.ts"
 import * as KnownHosts from "./KnownHosts.ts"
-import * as os from "node:os"
-import * as path from "node:path"
+import * as KnownHostsFile from "./KnownHostsFile.ts"
 
 /** What a policy is told about the server. */
 export interface HostKeyCheck {
@@ -22,6 +24,8 @@ export interface HostKeyCheck {
   readonly key: PublicKey.PublicKey
   /** The negotiated host key algorithm (e.g. rsa-sha2-512 for an ssh-rsa key). */
   readonly algorithm: string
+  /** The host certificate the server presented, if it did; `key` is then the key it certifies. */
+  readonly certificate?: Certificate.Certificate | undefined
 }
 
 /**
@@ -114,26 +118,142 @@ export const callback = <R = never>(
   )
 
 /** The default known_hosts file, ~/.ssh/known_hosts. */
-export const defaultKnownHostsFile = (): string => path.join(os.homedir(), ".ssh", "known_hosts")
+export const defaultKnownHostsFile = (): string => KnownHostsFile.defaultFile()
 
-const expandHome = (file: string): string => file.startsWith("~/") ? path.join(os.homedir(), file.slice(2)) : file
+/** Options of the known_hosts policies. */
+export interface KnownHostsOptions {
+  /** Files to read, in order (OpenSSH's `UserKnownHostsFile`); new hosts are written to the first. Default `~/.ssh/known_hosts`. */
+  readonly files?: ReadonlyArray<string> | undefined
+  /** Hash the names of hosts we add (`|1|salt|hash`), as `HashKnownHosts yes`. */
+  readonly hashed?: boolean | undefined
+}
 
-const readKnownHosts = (files: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    const entries: Array<KnownHosts.KnownHostsEntry> = []
-    for (const file of files) {
-      const text = yield* fs.readFileString(expandHome(file)).pipe(Effect.orElseSucceed(() => ""))
-      entries.push(...KnownHosts.parse(text).entries)
-    }
-    return entries
-  })
+/** What the known_hosts files say about the key a host presented. */
+export type HostKeyStatus =
+  | { readonly _tag: "Trusted" }
+  | { readonly _tag: "Revoked" }
+  | { readonly _tag: "Changed"; readonly expected: ReadonlyArray<PublicKey.PublicKey> }
+  | { readonly _tag: "Unknown" }
 
 /**
- * Strict known_hosts checking, OpenSSH's `StrictHostKeyChecking yes`: the key
- * must be recorded for the host (plain or hashed entries, `[host]:port`,
- * patterns); an unknown host is rejected; a different key of a recorded
- * host is `HostKeyChanged`; a `@revoked` key is always rejected.
+ * Classifies a presented key against known_hosts entries: `@revoked` wins,
+ * then a recorded key; a host with other recorded keys (of any type) has
+ * `Changed`, one with none is `Unknown`.
+ *
+ * Host certificates are judged before this plain-key classification, by
+ * `checkCertificate`.
+ *
+ * @example
+ * ```ts
+ * classify(entries, { host: "example.com", port: 22, key, algorithm: "ssh-ed25519" })._tag // "Trusted"
+ * ```
+ */
+export const classify = (entries: ReadonlyArray<KnownHosts.KnownHostsEntry>, check: HostKeyCheck): HostKeyStatus => {
+  const found = KnownHosts.lookup(entries, check.host, check.port)
+  if (found.revoked.some((k) => PublicKey.equals(k, check.key))) return { _tag: "Revoked" }
+  if (found.keys.some((k) => PublicKey.equals(k, check.key))) return { _tag: "Trusted" }
+  return found.keys.length > 0 ? { _tag: "Changed", expected: found.keys } : { _tag: "Unknown" }
+}
+
+/**
+ * Judges a host certificate against the `@cert-authority` keys recorded for
+ * the host: `undefined` when no such CA signed it (the certified key is
+ * then checked as a plain key, as OpenSSH does), otherwise why it is refused
+ * (`@revoked` key or CA, wrong role, not valid now, the host not a
+ * principal, a critical option, a bad CA signature) or `"trusted"`.
+ *
+ * @example
+ * ```ts
+ * checkCertificate(entries, check, cert) // "trusted" | "certificate expired at ..." | undefined
+ * ```
+ */
+export const checkCertificate = (
+  entries: ReadonlyArray<KnownHosts.KnownHostsEntry>,
+  check: HostKeyCheck,
+  cert: Certificate.Certificate
+): string | undefined => {
+  const found = KnownHosts.lookup(entries, check.host, check.port)
+  if (found.revoked.some((k) => PublicKey.equals(k, check.key) || PublicKey.equals(k, cert.signatureKey))) {
+    return `the host certificate's key or its CA is marked @revoked`
+  }
+  const authorities = found.authorities.filter((ca) => PublicKey.equals(ca, cert.signatureKey))
+  if (authorities.length === 0) return undefined
+  return Certificate.check(cert, { role: "host", principal: check.host, authorities }) ?? "trusted"
+}
+
+/** What a known_hosts policy does with a host it has no key for. */
+type UnknownHost = "reject" | "add" | "warn"
+
+const described = (key: PublicKey.PublicKey): string => `${key.type} ${PublicKey.fingerprint(key)}`
+
+const makeKnownHosts = (options: KnownHostsOptions | undefined, unknownHost: UnknownHost): HostKeyPolicy => {
+  const files = options?.files ?? [defaultKnownHostsFile()]
+  const readEntries = KnownHostsFile.readAll(files)
+  /** Keys added by this policy value, trusted even when the file could not be written (paramiko keeps them in memory). */
+  const added: Array<KnownHosts.KnownHostsEntry> = []
+  const remember = (check: HostKeyCheck) =>
+    Effect.sync(() => {
+      const line = KnownHosts.formatLine(check.host, check.port, check.key)
+      added.push(...KnownHosts.parse(line).entries)
+    })
+  const onUnknown = (check: HostKeyCheck): Effect.Effect<void, SshError.SshError, FileSystem.FileSystem> => {
+    const name = KnownHosts.hostPattern(check.host, check.port)
+    switch (unknownHost) {
+      case "reject":
+        return rejected(check, `host ${name} is not in ${files.join(", ")} (its key is ${described(check.key)})`)
+      case "warn":
+        return Effect.logWarning(`unknown host key for ${name} accepted without recording it: ${described(check.key)}`)
+      case "add":
+        return files.length === 0 ? remember(check) : KnownHostsFile.addHost(files[0]!, check.host, check.port, check.key, options).pipe(
+          Effect.andThen(Effect.logInfo(`permanently added ${name} (${described(check.key)}) to ${files[0]}`)),
+          Effect.catch((error) => Effect.logWarning(`could not add ${name} to ${files[0]}: ${error.message}`)),
+          Effect.andThen(remember(check))
+        )
+    }
+  }
+  return make(
+    (check) =>
+      Effect.flatMap(readEntries, (entries) => {
+        const verdict = check.certificate && checkCertificate([...entries, ...added], check, check.certificate)
+        if (verdict === "trusted") return Effect.void
+        if (verdict !== undefined) return rejected(check, `host certificate "${check.certificate!.keyId}" refused: ${verdict}`)
+        const status = classify([...entries, ...added], check)
+        switch (status._tag) {
+          case "Trusted":
+            return Effect.void
+          case "Revoked":
+            return rejected(check, `the server's key ${PublicKey.fingerprint(check.key)} is marked @revoked`)
+          case "Changed":
+            return Effect.fail(SshError.make(
+              new SshError.HostKeyChanged({
+                host: KnownHosts.hostPattern(check.host, check.port),
+                expected: status.expected.map(described),
+                received: described(check.key)
+              })
+            ))
+          case "Unknown":
+            return onUnknown(check)
+        }
+      }),
+    (host, port) =>
+      Effect.map(
+        Effect.orElseSucceed(readEntries, () => []),
+        (entries) => {
+          const found = KnownHosts.lookup([...entries, ...added], host, port)
+          // with a @cert-authority for the host, ask for its certificate first
+          const certificates = found.authorities.length > 0 ? Certificate.hostKeyAlgorithms : []
+          return [...new Set([...certificates, ...found.keys.flatMap((k) => PublicKey.signatureAlgorithms(k))])]
+        }
+      )
+  )
+}
+
+/**
+ * Strict known_hosts checking, OpenSSH's `StrictHostKeyChecking yes` and
+ * paramiko's `RejectPolicy`: the key must be recorded for the host (plain or
+ * hashed entries, `[host]:port`, patterns); an unknown host is rejected; a
+ * different key of a recorded host is `HostKeyChanged`; a `@revoked` key is
+ * always rejected.
  *
  * @example
  * ```ts
@@ -141,34 +261,47 @@ const readKnownHosts = (files: ReadonlyArray<string>) =>
  * HostKeys.knownHosts({ files: ["./known_hosts"] })
  * ```
  */
-export const knownHosts = (options?: { readonly files?: ReadonlyArray<string> | undefined }): HostKeyPolicy => {
-  const files = options?.files ?? [defaultKnownHostsFile()]
-  return make(
-    (check) =>
-      Effect.flatMap(readKnownHosts(files), (entries) => {
-        const found = KnownHosts.lookup(entries, check.host, check.port)
-        if (found.revoked.some((k) => PublicKey.equals(k, check.key))) {
-          return rejected(check, `the server's key ${PublicKey.fingerprint(check.key)} is marked @revoked`)
-        }
-        if (found.keys.some((k) => PublicKey.equals(k, check.key))) return Effect.void
-        if (found.keys.length > 0) {
-          return Effect.fail(SshError.make(
-            new SshError.HostKeyChanged({
-              host: KnownHosts.hostPattern(check.host, check.port),
-              expected: found.keys.map((k) => `${k.type} ${PublicKey.fingerprint(k)}`),
-              received: `${check.key.type} ${PublicKey.fingerprint(check.key)}`
-            })
-          ))
-        }
-        return rejected(
-          check,
-          `host ${KnownHosts.hostPattern(check.host, check.port)} is not in ${files.join(", ")} (its ${check.key.type} key is ${PublicKey.fingerprint(check.key)})`
-        )
-      }),
-    (host, port) =>
-      Effect.map(
-        Effect.orElseSucceed(readKnownHosts(files), () => []),
-        (entries) => [...new Set(KnownHosts.lookup(entries, host, port).keys.flatMap((k) => PublicKey.signatureAlgorithms(k)))]
-      )
-  )
-}
+export const knownHosts = (options?: KnownHostsOptions): HostKeyPolicy => makeKnownHosts(options, "reject")
+
+/**
+ * OpenSSH's `StrictHostKeyChecking accept-new`: an unknown host's key is
+ * appended to the first file (hashed with `hashed: true`) and trusted; a
+ * changed key is still `HostKeyChanged` and a `@revoked` key still rejected.
+ * A host with keys of other types recorded counts as changed, not new
+ * (stricter than ssh, which would add the new type). When the file cannot be
+ * written the connection goes on with a logged warning, as ssh does; the key
+ * is then remembered by this policy value only.
+ *
+ * @example
+ * ```ts
+ * HostKeys.acceptNew({ files: ["~/.ssh/known_hosts"], hashed: true })
+ * ```
+ */
+export const acceptNew = (options?: KnownHostsOptions): HostKeyPolicy => makeKnownHosts(options, "add")
+
+/**
+ * paramiko's `AutoAddPolicy` — the same behaviour as `acceptNew` under
+ * paramiko's name: adds an unknown host's key and trusts it. paramiko only
+ * consults the policy for *unknown* hosts (a known host with another key
+ * raises `BadHostKeyException` whatever the policy), so a changed key is
+ * `HostKeyChanged` and a `@revoked` key rejected. Added keys are also kept by
+ * the policy value, so with `files: []` hosts are remembered in memory only.
+ *
+ * @example
+ * ```ts
+ * const policy = HostKeys.autoAdd({ files: [] }) // remember hosts for this process only
+ * ```
+ */
+export const autoAdd = (options?: KnownHostsOptions): HostKeyPolicy => makeKnownHosts(options, "add")
+
+/**
+ * paramiko's `WarningPolicy`: an unknown host's key is accepted with a logged
+ * warning and not recorded; a changed key is `HostKeyChanged` and a
+ * `@revoked` key rejected, as with every known_hosts policy.
+ *
+ * @example
+ * ```ts
+ * HostKeys.warn({ files: ["./known_hosts"] })
+ * ```
+ */
+export const warn = (options?: KnownHostsOptions): HostKeyPolicy => makeKnownHosts(options, "warn")

@@ -31,6 +31,7 @@ import {
 } from "../SshError.ts"
 import { Reader } from "../Wire/Reader.ts"
 import { build, type Writer } from "../Wire/Writer.ts"
+import * as Ppk from "./Ppk.ts"
 import * as PublicKey from "./PublicKey.ts"
 import * as Signature from "./Signature.ts"
 
@@ -474,12 +475,22 @@ const parsePem = (text: string, passphrase: string | Uint8Array | undefined): Pr
     return make(secretFromKeyObject(keyObject), "")
   })
 
+// ---------------------------------------------------------------------------
+// PuTTY .ppk
+
+const parsePpk = (text: string, passphrase: string | Uint8Array | undefined): PrivateKey => {
+  const ppk = Ppk.decode(text, passphrase)
+  const key = readPrivateFields(new Reader(ppk.privateFields), ppk.comment)
+  if (!PublicKey.equals(key.publicKey, ppk.publicKey)) fail("the PuTTY key's public key does not match its private key")
+  return key
+}
+
 /**
  * Parses a private key file: `openssh-key-v1` ("BEGIN OPENSSH PRIVATE KEY"),
- * or PEM PKCS#1 RSA, SEC1 EC or PKCS#8 (Ed25519, ECDSA, RSA), including
- * passphrase-protected PEM. The parts of the file must agree with each other
- * (the public key with the private one, the openssh-key-v1 check numbers and
- * padding 1, 2, 3, ...).
+ * PEM PKCS#1 RSA, SEC1 EC or PKCS#8 (Ed25519, ECDSA, RSA), including
+ * passphrase-protected PEM, or a PuTTY `.ppk` (v2 or v3, see `Ppk`). The
+ * parts of the file must agree with each other (the public key with the
+ * private one, the openssh-key-v1 check numbers and padding 1, 2, 3, ...).
  *
  * @throws KeyParseFailed for a malformed or unsupported key,
  * PassphraseRequired for an encrypted key without a passphrase,
@@ -495,7 +506,7 @@ export const parse = (text: string | Uint8Array, passphrase?: string | Uint8Arra
   if (source.includes(BEGIN_OPENSSH)) return parseOpenSshV1(source, passphrase)
   if (/-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----/.test(source)) return parsePem(source, passphrase)
   if (source.includes("-----BEGIN DSA PRIVATE KEY-----")) return fail("unsupported key type ssh-dss (DSA)")
-  if (source.startsWith("PuTTY-User-Key-File-")) return fail("unsupported key format: PuTTY .ppk (convert with puttygen)")
+  if (Ppk.isPpk(source)) return parsePpk(source, passphrase)
   return fail("not a private key file (expected \"-----BEGIN OPENSSH PRIVATE KEY-----\" or a PEM key)")
 }
 

@@ -6,6 +6,10 @@
  * `AuthenticationMethods`: a method that completes only part of a chain gets
  * a partial-success failure listing what is still required.
  *
+ * Public keys may also be OpenSSH user certificates signed by a trusted CA
+ * (sshd's `TrustedUserCAKeys`), and FIDO security keys (`sk-ecdsa`,
+ * `sk-ed25519`), whose signatures must assert that a user touched the key.
+ *
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
@@ -16,6 +20,9 @@ import * as N from "../Wire/MessageNumber.ts"
 import { build } from "../Wire/Writer.ts"
 import type { Transport } from "../Transport/Transport.ts"
 import { core, decodeServiceName } from "../Transport/Transport.ts"
+import * as SecurityKey from "../internal/securityKey.ts"
+import { attempt } from "../Wire/Reader.ts"
+import * as Certificate from "./Certificate.ts"
 import * as Messages from "./Messages.ts"
 import * as PublicKey from "./PublicKey.ts"
 import * as Signature from "./Signature.ts"
@@ -33,6 +40,21 @@ export interface ServerAuthOptions {
   readonly password?: ((ctx: AuthContext & { readonly password: Redacted.Redacted<string> }) => Effect.Effect<boolean>) | undefined
   /** Is this key allowed for the user? (The signature is verified by us.) */
   readonly publicKey?: ((ctx: AuthContext & { readonly key: PublicKey.PublicKey }) => Effect.Effect<boolean>) | undefined
+  /**
+   * CA keys trusted to sign user certificates (sshd's `TrustedUserCAKeys`;
+   * OpenSSH one-line form or parsed). A certificate is accepted when one of
+   * them signed it, it is valid now, lists the user as a principal, and its
+   * critical options (source-address) allow the connection.
+   */
+  readonly certificateAuthorities?: ReadonlyArray<PublicKey.PublicKey | string> | undefined
+  /** A further say on a certificate that passed those checks (default: accept). */
+  readonly certificate?: ((ctx: AuthContext & { readonly certificate: Certificate.Certificate }) => Effect.Effect<boolean>) | undefined
+  /** Is this FIDO security key allowed for the user? (The signature and its flags are verified by us.) */
+  readonly securityKey?: ((ctx: AuthContext & { readonly key: SecurityKey.SecurityKey }) => Effect.Effect<boolean>) | undefined
+  /** Security key signatures must assert user presence (default true, as sshd; a certificate's no-touch-required waives it). */
+  readonly securityKeyTouchRequired?: boolean | undefined
+  /** Security key signatures must assert user verification, PIN or biometrics (default false; a certificate's verify-required demands it). */
+  readonly securityKeyVerifyRequired?: boolean | undefined
   /** Runs any number of prompt rounds through `prompt`; returns whether the user passed. */
   readonly keyboardInteractive?: ((ctx: AuthContext & {
     readonly submethods: string
@@ -44,7 +66,7 @@ export interface ServerAuthOptions {
   readonly methods?: ReadonlyArray<ReadonlyArray<string>> | undefined
   /** Failed attempts before disconnecting (default 6, as sshd's MaxAuthTries). */
   readonly maxTries?: number | undefined
-X
+  /** Time allowed to authenticate (default 120 s, as sshd's LoginGraceTime). */
   readonly loginGraceTime?: Duration.Input | undefined
 }
 
@@ -52,6 +74,70 @@ X
 export interface Authenticated {
   readonly user: string
   readonly methods: ReadonlyArray<string>
+  /** The user certificate the publickey method succeeded with: its force-command and permit-* extensions apply to the connection. */
+  readonly certificate?: Certificate.Certificate | undefined
+}
+
+/** Checks a signature made with an acceptable key (or certificate). */
+interface KeyVerifier {
+  readonly verify: (signature: Uint8Array, data: Uint8Array) => boolean
+  readonly certificate?: Certificate.Certificate | undefined
+}
+
+const securityKeyVerifier = (
+  key: SecurityKey.SecurityKey,
+  options: ServerAuthOptions,
+  certificate: Certificate.Certificate | undefined
+): KeyVerifier["verify"] => {
+  const touch = (options.securityKeyTouchRequired ?? true) &&
+    !(certificate !== undefined && Certificate.hasExtension(certificate, "no-touch-required"))
+  const verification = options.securityKeyVerifyRequired === true ||
+    (certificate !== undefined && Certificate.option(certificate.criticalOptions, "verify-required") !== undefined)
+  return (signature, data) => {
+    const assertion = SecurityKey.verify(key, signature, data)
+    return assertion !== undefined && (!touch || assertion.userPresent) && (!verification || assertion.userVerified)
+  }
+}
+
+/**
+ * Decides whether a publickey request names a usable key for the user, and
+ * how to check its signature; `undefined` when the key is not acceptable.
+ */
+const acceptableKey = (
+  options: ServerAuthOptions,
+  authorities: ReadonlyArray<PublicKey.PublicKey>,
+  ctx: AuthContext,
+  algorithm: string,
+  blob: Uint8Array
+): Effect.Effect<KeyVerifier | undefined> => {
+  const parsed = attempt(() => Certificate.signer(blob, algorithm))
+  if (parsed._tag === "Failure") return Effect.succeed(undefined)
+  const { key, algorithm: plain, certificate } = parsed.success
+  const verifier = (): KeyVerifier => ({
+    certificate,
+    verify: SecurityKey.isSecurityKeyType(key.type)
+      ? securityKeyVerifier(key as SecurityKey.SecurityKey, options, certificate)
+      : (signature, data) => Signature.verify(key as PublicKey.PublicKey, signature, data, [plain])
+  })
+  const decide = (allowed: Effect.Effect<boolean>) => Effect.map(allowed, (ok) => ok ? verifier() : undefined)
+  if (certificate !== undefined) {
+    const problem = Certificate.check(certificate, {
+      role: "user",
+      principal: ctx.user,
+      authorities,
+      remoteAddress: ctx.remoteAddress
+    })
+    if (problem !== undefined) return Effect.succeed(undefined)
+    return decide(options.certificate ? options.certificate({ ...ctx, certificate }) : Effect.succeed(true))
+  }
+  if (SecurityKey.isSecurityKeyType(key.type)) {
+    const sk = key as SecurityKey.SecurityKey
+    return sk.type === algorithm && options.securityKey ? decide(options.securityKey({ ...ctx, key: sk })) : Effect.succeed(undefined)
+  }
+  const plainKey = key as PublicKey.PublicKey
+  return options.publicKey && PublicKey.signatureAlgorithms(plainKey).includes(algorithm)
+    ? decide(options.publicKey({ ...ctx, key: plainKey }))
+    : Effect.succeed(undefined)
 }
 
 const protocolError = (message: string) => Effect.fail(SshError.make(new SshError.ProtocolError({ message })))
@@ -89,8 +175,10 @@ export const authenticate = (
   options: ServerAuthOptions,
   peer: { readonly remoteAddress: string; readonly remotePort: number }
 ): Effect.Effect<Authenticated, SshError.SshError> => {
+  const offersPublicKey = options.publicKey !== undefined || options.securityKey !== undefined ||
+    (options.certificateAuthorities?.length ?? 0) > 0
   const offered = [
-    ...(options.publicKey ? ["publickey"] : []),
+    ...(offersPublicKey ? ["publickey"] : []),
     ...(options.password ? ["password"] : []),
     ...(options.keyboardInteractive ? ["keyboard-interactive"] : [])
   ]
@@ -109,9 +197,13 @@ export const authenticate = (
     yield* transport.send(build((w) => w.byte(N.SERVICE_ACCEPT).string("ssh-userauth")))
     if (options.banner) yield* transport.send(Messages.encodeBanner(options.banner))
 
+    const authorities = yield* core(() =>
+      (options.certificateAuthorities ?? []).map((ca) => typeof ca === "string" ? PublicKey.parseOpenSsh(ca) : ca)
+    )
     const done: Array<string> = []
     let failures = 0
     let user: string | undefined
+    let certificate: Certificate.Certificate | undefined
 
     const fail = (partial: boolean) => transport.send(Messages.encodeFailure(done.length > 0 ? nextMethods(chains, done) : chains.map((c) => c[0]!).filter((m, i, a) => a.indexOf(m) === i), partial))
 
@@ -143,19 +235,17 @@ export const authenticate = (
       } else if (method === "password" && options.password) {
         const r = req.request as Extract<Messages.AuthMethodRequest, { method: "password" }>
         ok = r.newPassword === undefined && (yield* options.password({ ...ctx, password: Redacted.make(r.password) }))
-      } else if (method === "publickey" && options.publicKey) {
+      } else if (method === "publickey" && offersPublicKey) {
         const r = req.request as Extract<Messages.AuthMethodRequest, { method: "publickey" }>
-        const parsed = yield* Effect.result(core(() => PublicKey.fromBlob(r.publicKey)))
-        const key = parsed._tag === "Success" ? parsed.success : undefined
-        const algorithmFits = key !== undefined && PublicKey.signatureAlgorithms(key).includes(r.algorithm)
-        const acceptable = algorithmFits && (yield* options.publicKey({ ...ctx, key: key! }))
-        if (acceptable && r.signature === undefined) {
+        const acceptable = yield* acceptableKey(options, authorities, ctx, r.algorithm, r.publicKey)
+        if (acceptable !== undefined && r.signature === undefined) {
           yield* transport.send(Messages.encodePkOk(r.algorithm, r.publicKey))
           continue
         }
-        if (acceptable && r.signature !== undefined) {
+        if (acceptable !== undefined && r.signature !== undefined) {
           const signed = Messages.publicKeySignedData(transport.sessionId, req.user, req.service, r.algorithm, r.publicKey)
-          ok = yield* core(() => Signature.verify(key!, r.signature!, signed, [r.algorithm]))
+          ok = acceptable.verify(r.signature, signed)
+          if (ok) certificate = acceptable.certificate
         }
         if (!ok && r.signature === undefined) {
           // a query for an unacceptable key is not an attempt (as sshd)
@@ -180,7 +270,7 @@ export const authenticate = (
         done.push(method)
         if (chainComplete(chains, done)) {
           yield* transport.send(Messages.encodeSuccess())
-          return { user: req.user, methods: done } satisfies Authenticated
+          return { user: req.user, methods: done, certificate } satisfies Authenticated
         }
         yield* fail(true)
         continue
@@ -195,6 +285,12 @@ export const authenticate = (
   })
 
   return run.pipe(
+    // a malformed or out-of-order message: tell the client why (a no-op when the transport already did)
+    Effect.tapError((e) =>
+      e.reason._tag === "ProtocolError"
+        ? transport.disconnect(N.DisconnectReason.PROTOCOL_ERROR, e.reason.message.slice(0, 256))
+        : Effect.void
+    ),
     Effect.timeoutOrElse({
       duration: grace,
       orElse: () =>

@@ -534,15 +534,20 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     }
   })
 
+  /** The error that is ending the connection while its DISCONNECT is being sent. */
+  let fatal: SshError.SshError | undefined
+
   const onFatal = (cause: Cause.Cause<SshError.SshError>) =>
     Effect.suspend(() => {
       if (Cause.hasInterruptsOnly(cause)) return Effect.void
       const error = SshError.fromUnknown(Cause.squash(cause))
-      die(error)
+      fatal ??= error
+      // DISCONNECT goes out before the channels learn of the error: a caller that then closes its
+      // scope would otherwise get its own "closed by application" DISCONNECT out first
       return Effect.ignore(transport.disconnect(
         error.reason._tag === "Timeout" ? N.DisconnectReason.CONNECTION_LOST : N.DisconnectReason.PROTOCOL_ERROR,
         error.reason.message
-      ))
+      )).pipe(Effect.ensuring(Effect.sync(() => die(error))))
     })
 
   const pumpFiber = yield* Effect.forkIn(Effect.catchCause(pump, onFatal), scope)
@@ -551,7 +556,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   // A dead transport ends every channel, even if no one is reading.
   yield* Effect.forkIn(
     Effect.catchCause(Deferred.await(transport.closed), (cause) =>
-      Effect.sync(() => die(SshError.fromUnknown(Cause.squash(cause))))),
+      Effect.sync(() => die(fatal ?? SshError.fromUnknown(Cause.squash(cause))))),
     scope
   )
 

@@ -51,7 +51,9 @@ export const supportedOptions: ReadonlyArray<string> = [
   "user",
   "identityfile",
   "userknownhostsfile",
-  "rekeylimit"
+  "rekeylimit",
+  "stricthostkeychecking",
+  "hashknownhosts"
 ]
 
 export const execUsage =

@@ -7,22 +7,53 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as FileSystem from "effect/FileSystem"
+import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
-import * as fs from "node:fs"
 import * as os from "node:os"
-import * as path from "node:path"
 import * as SshClient from "../Client.ts"
 import * as Auth from "../Auth/ClientAuth.ts"
 import * as HostKeys from "../Auth/HostKeys.ts"
+import * as Identities from "../Auth/Identities.ts"
 import * as Session from "../Channel/Session.ts"
 import * as SshError from "../SshError.ts"
 import { type ConnectionArgs, type ExecArgs, UsageError, parseBytes, parseSeconds } from "./Args.ts"
+import { keyPassphrase } from "./Askpass.ts"
 import { promptHidden } from "./Prompt.ts"
 
-const defaultIdentities = ["id_ed25519", "id_ecdsa", "id_rsa"].map((f) => path.join(os.homedir(), ".ssh", f))
-
 const usageFailure = (e: UsageError) => Effect.fail(SshError.make(new SshError.ConfigParseError({ message: e.message })))
+
+/**
+ * The host-key policy of the flags: `--host-key-fingerprint` pins a key;
+ * otherwise known_hosts (`--known-hosts` / `UserKnownHostsFile`) with
+ * `-o StrictHostKeyChecking`: yes (the default; also `ask`, which we cannot
+ * ask) → strict, accept-new → `acceptNew`, no / off → `autoAdd` (unlike ssh,
+ * a changed key is still refused). `-o HashKnownHosts=yes` hashes added names.
+ *
+ * @example
+ * ```ts
+ * hostKeyPolicy({ ...args, options: { stricthostkeychecking: "accept-new" } }) // HostKeys.acceptNew(...)
+ * ```
+ */
+export const hostKeyPolicy = (args: ConnectionArgs): HostKeys.HostKeyPolicy | UsageError => {
+  if (args.fingerprint !== undefined) return HostKeys.fingerprint(args.fingerprint)
+  const hashed = args.options.hashknownhosts?.toLowerCase()
+  if (hashed !== undefined && hashed !== "yes" && hashed !== "no") return new UsageError(`bad HashKnownHosts "${hashed}"`)
+  const options = { files: args.knownHosts === undefined ? undefined : [args.knownHosts], hashed: hashed === "yes" }
+  switch (args.options.stricthostkeychecking?.toLowerCase() ?? "yes") {
+    case "yes":
+    case "ask":
+      return HostKeys.knownHosts(options)
+    case "accept-new":
+      return HostKeys.acceptNew(options)
+    case "no":
+    case "off":
+      return HostKeys.autoAdd(options)
+    default:
+      return new UsageError(`bad StrictHostKeyChecking "${args.options.stricthostkeychecking}" (yes, accept-new or no)`)
+  }
+}
 
 /**
  * Turns connection flags into `SshClient.connect` options.
@@ -32,7 +63,9 @@ const usageFailure = (e: UsageError) => Effect.fail(SshError.make(new SshError.C
  * const options = yield* connectOptions(args)
  * ```
  */
-export const connectOptions = (args: ConnectionArgs): Effect.Effect<SshClient.ConnectOptions, SshError.SshError> =>
+export const connectOptions = (
+  args: ConnectionArgs
+): Effect.Effect<SshClient.ConnectOptions, SshError.SshError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const o = args.options
     const seconds = (v: string | undefined) => {
@@ -57,9 +90,13 @@ export const connectOptions = (args: ConnectionArgs): Effect.Effect<SshClient.Co
     if (keepaliveCountMax !== undefined && !(Number.isInteger(keepaliveCountMax) && keepaliveCountMax >= 0)) {
       return yield* usageFailure(new UsageError(`bad ServerAliveCountMax "${o.serveralivecountmax}"`))
     }
-    const identities = args.identities.length > 0 ? args.identities : defaultIdentities.filter((f) => fs.existsSync(f))
+    const hostKeys = hostKeyPolicy(args)
+    if (hostKeys instanceof UsageError) return yield* usageFailure(hostKeys)
     const interactive = process.stdin.isTTY === true
-    const auth: Array<Auth.AuthMethod> = identities.map((f) => Auth.privateKeyFile(f))
+    const auth: Array<Auth.AuthMethod> = yield* Identities.authMethods({
+      files: args.identities.length > 0 ? args.identities : undefined,
+      passphrase: (file, attempt) => keyPassphrase(file, attempt)
+    })
     if (interactive) {
       auth.push(
         Auth.keyboardInteractive((request) =>
@@ -69,9 +106,6 @@ export const connectOptions = (args: ConnectionArgs): Effect.Effect<SshClient.Co
       const who = `${args.user ?? os.userInfo().username}@${args.host}`
       auth.push(Auth.password(Effect.map(promptHidden(`${who}'s password: `, false), Redacted.make)))
     }
-    const hostKeys = args.fingerprint !== undefined
-      ? HostKeys.fingerprint(args.fingerprint)
-      : HostKeys.knownHosts(args.knownHosts === undefined ? undefined : { files: [args.knownHosts] })
     const options: SshClient.ConnectOptions = {
       host: args.host,
       port: args.port,
@@ -126,4 +160,4 @@ export const runExec = (args: ExecArgs) =>
     const exit = yield* proc.exit
     if (exit._tag === "Signaled") process.stderr.write(`effect-ssh: remote process killed by signal ${exit.signal}\n`)
     return Session.exitCode(exit) ?? 255
-  })
+  }).pipe(Effect.provideService(Logger.LogToStderr, true)) // stdout carries the remote output only

@@ -14,6 +14,10 @@ import * as Cause from "effect/Cause"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { UsageError, execUsage, parseExec } from "./Args.ts"
 import { runExec } from "./Exec.ts"
+import { serveMain } from "./Serve.ts"
+import { serveUsage } from "./ServeArgs.ts"
+import { transferMain, transferUsage } from "./Transfer.ts"
+import { keygenMain, keygenUsage } from "./Keygen.ts"
 import * as NodeSsh from "../NodeSsh.ts"
 import * as SshError from "../SshError.ts"
 
@@ -21,7 +25,14 @@ const usage = `usage: effect-ssh <command> [options]
 
 commands:
   exec    run a command on a server and stream its output
-${execUsage}`
+  serve   run an SSH server (exec and shell through your shell)
+  get     download files over SFTP
+  put     upload files over SFTP
+  keygen  generate a key pair (openssh-key-v1 + .pub)
+${execUsage}
+${serveUsage}
+${transferUsage}
+${keygenUsage}`
 
 const fail = (message: string, code: number): never => {
   process.stderr.write(`effect-ssh: ${message}\n`)
@@ -34,6 +45,9 @@ const main = (argv: ReadonlyArray<string>) => {
     process.stdout.write(usage + "\n")
     process.exit(command === undefined ? 2 : 0)
   }
+  if (command === "serve") return serveMain(rest)
+  if (command === "get" || command === "put") return transferMain(command, rest)
+  if (command === "keygen") return keygenMain(rest)
   if (command !== "exec") return fail(`unknown command "${command}"\n${usage}`, 2)
   const args = parseExec(rest)
   if (args instanceof UsageError) return fail(`${args.message}\n${execUsage}`, 2)

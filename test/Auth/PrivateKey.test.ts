@@ -69,9 +69,7 @@ const ssh2Unsupported = [
   ["openssh_new_dsa_enc_gcm", "KeyParseFailed"],
   ["openssh_old_dsa", "KeyParseFailed"],
   ["openssh_old_dsa_enc", "KeyParseFailed"],
-  ["ppk_rsa", "KeyParseFailed"], // PuTTY .ppk: not a format we read
-  ["ppk_rsa_enc", "KeyParseFailed"],
-  ["ppk_dsa_enc", "KeyParseFailed"]
+  ["ppk_dsa_enc", "KeyParseFailed"] // PuTTY .ppk with ssh-dss (other .ppk fixtures: test/Auth/Ppk.test.ts)
 ] as const
 
 const publicOf = (file: string) => PublicKey.parseOpenSsh(readText(`openssh/sshkey/${file}`))
@@ -387,7 +385,9 @@ it("every private key fixture is classified above (none silently left out)", () 
     ...opensshUnsupported,
     ...ssh2Unencrypted,
     ...ssh2Encrypted,
-    ...ssh2Unsupported.map(([f]) => f)
+    ...ssh2Unsupported.map(([f]) => f),
+    "ppk_rsa", // PuTTY .ppk: test/Auth/Ppk.test.ts
+    "ppk_rsa_enc"
   ])
   const privateFiles = [
     ...list("openssh/sshkey").filter((f) => !f.includes(".") && f !== "pw"),

@@ -1,0 +1,143 @@
+/**
+ * Default identities, as OpenSSH's default `IdentityFile`s and paramiko's
+ * `look_for_keys`: `~/.ssh/id_ed25519`, `~/.ssh/id_ecdsa` and `~/.ssh/id_rsa`,
+ * those that exist, in that order.
+ *
+ * Keys are loaded before connecting. An encrypted key's passphrase comes
+ * from a callback (the CLI asks on the terminal or through `SSH_ASKPASS`);
+ * a wrong passphrase asks again, up to `attempts` times (ssh's
+ * `NumberOfPasswordPrompts`, 3); a callback answering `undefined` skips the
+ * key. A key file that cannot be used (unsupported type, unreadable) is
+ * skipped with a logged warning, as ssh skips it, so one bad file does not
+ * stop the others.
+ *
+ * @example
+ * ```ts
+ * const auth = yield* Identities.authMethods({ passphrase: (file) => askpass(`Enter passphrase for key '${file}': `) })
+ * yield* SshClient.connect({ host, username, auth, hostKeys })
+ * ```
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Redacted from "effect/Redacted"
+import * as os from "node:os"
+import * as path from "node:path"
+import { attempt } from "../Wire/Reader.ts"
+import * as SshError from "../SshError.ts"
+import * as Auth from "./ClientAuth.ts"
+import * as KnownHostsFile from "./KnownHostsFile.ts"
+import * as PrivateKey from "./PrivateKey.ts"
+
+/** Asks for the passphrase of an encrypted key file; `undefined` skips the key. `attempt` counts from 1. */
+export type PassphrasePrompt = (
+  file: string,
+  attempt: number
+) => Effect.Effect<Redacted.Redacted<string> | undefined, SshError.SshError>
+
+/** Options of `load` and `authMethods`. */
+export interface LoadOptions {
+  /** Where encrypted keys get their passphrase; without it they are skipped. */
+  readonly passphrase?: PassphrasePrompt | undefined
+  /** How many passphrases to try per key (default 3). */
+  readonly attempts?: number | undefined
+}
+
+/** Options of `authMethods`. */
+export interface IdentityOptions extends LoadOptions {
+  /** Key files to try instead of the defaults (`~` expanded). */
+  readonly files?: ReadonlyArray<string> | undefined
+  /** Home directory for the defaults (default: the user's). */
+  readonly home?: string | undefined
+}
+
+/** The names OpenSSH and paramiko look for in `~/.ssh`, in the order tried. */
+export const defaultNames: ReadonlyArray<string> = ["id_ed25519", "id_ecdsa", "id_rsa"]
+
+/**
+ * The default identity files under a home directory, whether or not they exist.
+ *
+ * @example
+ * ```ts
+ * defaultFiles("/home/me") // ["/home/me/.ssh/id_ed25519", "/home/me/.ssh/id_ecdsa", "/home/me/.ssh/id_rsa"]
+ * ```
+ */
+export const defaultFiles = (home: string = os.homedir()): ReadonlyArray<string> =>
+  defaultNames.map((name) => path.join(home, ".ssh", name))
+
+/**
+ * The files among `files` that exist.
+ *
+ * @example
+ * ```ts
+ * const present = yield* existing(defaultFiles())
+ * ```
+ */
+export const existing = (
+  files: ReadonlyArray<string>
+): Effect.Effect<Array<string>, never, FileSystem.FileSystem> =>
+  Effect.flatMap(FileSystem.FileSystem, (fs) =>
+    Effect.filter(files.map(KnownHostsFile.expandHome), (file) => Effect.orElseSucceed(fs.exists(file), () => false)))
+
+const parseWith = (text: string, passphrase: Redacted.Redacted<string> | undefined) =>
+  attempt(() => PrivateKey.parse(text, passphrase === undefined ? undefined : Redacted.value(passphrase)))
+
+/**
+ * Loads one key file. Encrypted keys ask `passphrase` (again after a wrong
+ * one, up to `attempts` times); `undefined` when the key is skipped (no
+ * prompt, the prompt declined, or every passphrase was wrong).
+ *
+ * @example
+ * ```ts
+ * const key = yield* load("~/.ssh/id_ed25519", { passphrase: () => Effect.succeed(Redacted.make("secret")) })
+ * ```
+ */
+export const load = (
+  file: string,
+  options?: LoadOptions
+): Effect.Effect<PrivateKey.PrivateKey | undefined, SshError.SshError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const text = yield* fs.readFileString(KnownHostsFile.expandHome(file)).pipe(
+      Effect.mapError((e) => SshError.make(new SshError.KeyParseFailed({ message: `cannot read ${file}: ${e.message}` })))
+    )
+    let result = parseWith(text, undefined)
+    const attempts = options?.attempts ?? 3
+    for (let n = 1; result._tag === "Failure" && n <= attempts; n++) {
+      const reason = result.failure._tag
+      if (reason !== "PassphraseRequired" && reason !== "WrongPassphrase") break
+      if (options?.passphrase === undefined) return undefined
+      const passphrase = yield* options.passphrase(file, n)
+      if (passphrase === undefined) return undefined
+      result = parseWith(text, passphrase)
+    }
+    if (result._tag === "Success") return result.success
+    if (result.failure._tag === "PassphraseRequired" || result.failure._tag === "WrongPassphrase") return undefined
+    return yield* Effect.fail(SshError.make(result.failure))
+  })
+
+/**
+ * Public-key auth methods for the identities that exist and load: the given
+ * `files`, or the defaults under `home`. Unusable files are skipped with a
+ * logged warning.
+ *
+ * @example
+ * ```ts
+ * const auth = yield* authMethods({ passphrase: (file) => promptPassphrase(file) })
+ * ```
+ */
+export const authMethods = (
+  options?: IdentityOptions
+): Effect.Effect<Array<Auth.AuthMethod>, SshError.SshError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const files = options?.files ?? (yield* existing(defaultFiles(options?.home)))
+    const methods: Array<Auth.AuthMethod> = []
+    for (const file of files) {
+      const key = yield* load(file, options).pipe(
+        Effect.catchReason("SshError", "KeyParseFailed", (reason) =>
+          Effect.as(Effect.logWarning(`skipping identity ${file}: ${reason.message}`), undefined))
+      )
+      if (key !== undefined) methods.push(Auth.privateKey(key))
+    }
+    return methods
+  })
