@@ -20,6 +20,7 @@ import { type BenchConfig, formatBytes, fromEnv } from "./config.ts"
 import { effectSsh } from "./effectSsh.ts"
 import { measureSessionSetup, openssh } from "./openssh.ts"
 import { formatTable, loadAverage, median, megabytesPerSecond, type Row } from "./report.ts"
+import { sftpTransfers } from "./sftp.ts"
 import { ssh2, ssh2BindingAvailable } from "./ssh2.ts"
 import { type BenchTarget, type Contender, startTarget } from "./target.ts"
 
@@ -125,11 +126,9 @@ const connectLatency: Section = async ({ config, failures, target }) => {
 
 const sections: ReadonlyArray<Section> = [
   execThroughput,
-  connectLatency
-  // SFTP get/put of a 256 MiB file belongs here, as a Section in its own module (bench/sftp.ts): a file written
-  // into target.sshd.dir, fetched and uploaded by effect-ssh (ssh.sftp()), ssh2 (client.sftp() fastGet/fastPut)
-  // and the OpenSSH `sftp` client, alternating, returning an "sftp get" and an "sftp put" MB/s row each with
-  // target { against: "ssh2", ratio: 1.3 }.
+  connectLatency,
+  // SFTP get/put (bench/sftp.ts)
+  sftpTransfers
 ]
 
 const commandOutput = (command: string, args: ReadonlyArray<string>): string => {

@@ -33,10 +33,14 @@ import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
 import type { Negotiated } from "./Transport/Negotiation.ts"
 import * as ClientAuth from "./Auth/ClientAuth.ts"
+import * as AgentForwarding from "./Auth/AgentForwarding.ts"
+import * as Certificate from "./Auth/Certificate.ts"
 import type { HostKeyPolicy } from "./Auth/HostKeys.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
 import * as Connection from "./Channel/Connection.ts"
 import * as Session from "./Channel/Session.ts"
+// --- SFTP (issue 4) ---
+import * as SftpClient from "./Sftp/SftpClient.ts"
 
 /**
  * Opens byte streams to hosts. `NodeSsh.layer` provides TCP; tests and
@@ -78,6 +82,11 @@ export interface ConnectOptions {
   readonly onBanner?: ((message: string) => Effect.Effect<void>) | undefined
   /** Run over this byte stream instead of dialing host:port (ProxyJump, ProxyCommand, tests). */
   readonly socket?: Socket.Socket | undefined
+  /**
+   * ForwardAgent: `true` forwards the agent at `SSH_AUTH_SOCK`, a string the
+   * agent at that socket, to the sessions of this connection (default off).
+   */
+  readonly forwardAgent?: boolean | string | undefined
 }
 
 /** What was negotiated and learned while connecting. */
@@ -87,6 +96,8 @@ export interface ConnectionInfo {
   readonly username: string
   readonly serverVersion: string
   readonly hostKey: PublicKey.PublicKey
+  /** The host certificate the server presented (`hostKey` is the key it certifies). */
+  readonly hostCertificate?: Certificate.Certificate | undefined
   readonly algorithms: Negotiated
   readonly banners: ReadonlyArray<string>
   readonly authMethods: ReadonlyArray<string>
@@ -112,6 +123,8 @@ export interface SshConnection {
   readonly exec: (command: string, options?: Session.SessionOptions) => Effect.Effect<Session.SshProcess, SshError.SshError, Scope.Scope>
   /** Starts the login shell. */
   readonly shell: (options?: Session.SessionOptions) => Effect.Effect<Session.SshProcess, SshError.SshError, Scope.Scope>
+  /** Starts an SFTP session on the "sftp" subsystem; it ends (channel closed) when the scope closes. */
+  readonly sftp: (options?: SftpClient.SftpClientOptions) => Effect.Effect<SftpClient.SftpClient, SshError.SshError, Scope.Scope>
   /** Starts a subsystem (e.g. "sftp"). */
   readonly subsystem: (name: string, options?: Session.SessionOptions) => Effect.Effect<Session.SshProcess, SshError.SshError, Scope.Scope>
   /** Opens a raw channel of any type. */
@@ -152,18 +165,27 @@ export const connect = (
       const preferred = options.hostKeys.preferredAlgorithms && options.algorithms?.hostKey === undefined
         ? yield* options.hostKeys.preferredAlgorithms(options.host, port)
         : []
-      const hostKeyOrder = [...preferred.filter((a) => algorithms.hostKey.includes(a)), ...algorithms.hostKey]
+      // a policy may ask for host certificates (a known @cert-authority) even though they are not in the defaults
+      const hostKeyOrder = [
+        ...preferred.filter((a) => algorithms.hostKey.includes(a) || Certificate.isCertificateAlgorithm(a)),
+        ...algorithms.hostKey
+      ]
       const socket = options.socket ?? (yield* Effect.flatMap(Connector, (c) => c.connect(options.host, port)))
+      const agentSocket = options.forwardAgent === undefined || options.forwardAgent === false
+        ? undefined
+        : yield* AgentForwarding.localSocket(options.forwardAgent)
       let hostKey: PublicKey.PublicKey | undefined
+      let hostCertificate: Certificate.Certificate | undefined
       const transport = yield* Transport.make(socket, {
         role: "client",
         algorithms: { ...algorithms, hostKey: [...new Set(hostKeyOrder)] },
         rekeyBytes: options.rekeyBytes,
         rekeyIntervalMs: options.rekeyInterval === undefined ? undefined : Duration.toMillis(Duration.fromInputUnsafe(options.rekeyInterval)),
         verifyHostKey: (blob, algorithm) =>
-          Effect.flatMap(Transport.core(() => PublicKey.fromBlob(blob)), (key) => {
+          Effect.flatMap(Transport.core(() => hostKeyOf(blob, algorithm)), ({ key, certificate }) => {
             hostKey = key
-            return Effect.provideContext(options.hostKeys.verify({ host: options.host, port, key, algorithm }), context)
+            hostCertificate = certificate
+            return Effect.provideContext(options.hostKeys.verify({ host: options.host, port, key, algorithm, certificate }), context)
           })
       })
       const outcome = yield* Effect.provideContext(
@@ -174,11 +196,12 @@ export const connect = (
         windowSize: options.windowSize,
         maxPacket: options.maxPacket,
         keepaliveIntervalMs: Duration.toMillis(Duration.fromInputUnsafe(options.keepaliveInterval ?? DEFAULT_KEEPALIVE)),
-        keepaliveCountMax: options.keepaliveCountMax ?? 3
+        keepaliveCountMax: options.keepaliveCountMax ?? 3,
+        onChannelOpen: agentSocket === undefined ? undefined : AgentForwarding.acceptChannels(agentSocket)
       })
-      return { transport, connection, outcome, hostKey: hostKey! }
+      return { transport, connection, outcome, hostKey: hostKey!, hostCertificate, forwarding: agentSocket !== undefined }
     })
-    const { transport, connection, outcome, hostKey } = yield* establish.pipe(
+    const { transport, connection, outcome, hostKey, hostCertificate, forwarding } = yield* establish.pipe(
       Effect.timeoutOrElse({
         duration: timeout,
         orElse: () =>
@@ -191,16 +214,21 @@ export const connect = (
       username: options.username,
       serverVersion: transport.peerVersion,
       hostKey,
+      hostCertificate,
       algorithms: transport.negotiated(),
       banners: outcome.banners,
       authMethods: outcome.methods
     }
+    // with ForwardAgent every session asks for the agent
+    const sessions = forwarding ? AgentForwarding.requestingSessions(connection) : connection
     const ssh: SshConnection = {
       info,
-      run: (command, runOptions) => Session.run(connection, command, runOptions),
-      exec: (command, execOptions) => Session.exec(connection, command, execOptions),
-      shell: (shellOptions) => Session.shell(connection, shellOptions),
-      subsystem: (name, subOptions) => Session.subsystem(connection, name, subOptions),
+      run: (command, runOptions) => Session.run(sessions, command, runOptions),
+      exec: (command, execOptions) => Session.exec(sessions, command, execOptions),
+      shell: (shellOptions) => Session.shell(sessions, shellOptions),
+      subsystem: (name, subOptions) => Session.subsystem(sessions, name, subOptions),
+      sftp: (sftpOptions) =>
+        Effect.flatMap(Session.subsystem(connection, "sftp"), (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions), context)),
       openChannel: connection.openChannel,
       globalRequest: connection.globalRequest,
       rekey: transport.rekey,
@@ -210,3 +238,16 @@ export const connect = (
     }
     return ssh
   })
+
+/** The key a host presented: a plain key, or the key certified by its host certificate. */
+const hostKeyOf = (
+  blob: Uint8Array,
+  algorithm: string
+): { readonly key: PublicKey.PublicKey; readonly certificate?: Certificate.Certificate | undefined } => {
+  if (!Certificate.isCertificateAlgorithm(algorithm)) return { key: PublicKey.fromBlob(blob) }
+  const certificate = Certificate.fromBlob(blob)
+  if (!PublicKey.isKeyType(certificate.key.type)) {
+    throw new SshError.KeyParseFailed({ message: `a ${certificate.type} cannot be a host key` })
+  }
+  return { key: certificate.key as PublicKey.PublicKey, certificate }
+}

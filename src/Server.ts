@@ -140,6 +140,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
     const connections = new Set<Connection.Connection>()
     const fibers = new Set<Fiber.Fiber<void>>()
     let active = 0
+    let shuttingDown = false
     const emit = (event: ServerEvent) => options.onEvent ? options.onEvent(event) : Effect.void
     const sessionHandlers: ServerSession.SessionHandlers = options.sftp === undefined
       ? options.session ?? {}
@@ -199,17 +200,10 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
           })
           openChannel = connection.openChannel
           connections.add(connection)
-          // server shutdown: DISCONNECT before the channels close, or a client with a session sees
-          // the session's CLOSE, exits, and never learns why
-          yield* Effect.addFinalizer((exit) =>
-            Exit.hasInterrupts(exit)
-              ? transport.disconnect(N.DisconnectReason.BY_APPLICATION, "server shutting down")
-              : Effect.void
-          )
           yield* Effect.ensuring(
-            // only the client's DISCONNECT "by application" is an orderly end; a cut connection is reported
+            // only the client's DISCONNECT "by application" (or our shutdown) is an orderly end; a cut connection is reported
             Effect.catch(Deferred.await(connection.closed), (e) =>
-              e.reason._tag === "PeerDisconnected" && e.reason.code === N.DisconnectReason.BY_APPLICATION
+              shuttingDown || (e.reason._tag === "PeerDisconnected" && e.reason.code === N.DisconnectReason.BY_APPLICATION)
                 ? Effect.void
                 : Effect.fail(e)),
             Effect.sync(() => connections.delete(connection))
@@ -249,7 +243,15 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
       scope,
       Effect.gen(function*() {
         server.close()
-        // interrupting a connection's fiber closes its scope: DISCONNECT, then the socket
+        shuttingDown = true
+        // DISCONNECT first: closing a connection's scope closes its channels before its transport, and a
+        // client whose session closes (OpenSSH's ssh) exits before it reads a DISCONNECT sent after that
+        yield* Effect.forEach(
+          connections,
+          (c) => c.transport.disconnect(N.DisconnectReason.BY_APPLICATION, "server shutting down"),
+          { concurrency: "unbounded", discard: true }
+        )
+        // interrupting a connection's fiber closes its scope: channels (their processes), then the socket
         yield* Fiber.interruptAll([...fibers])
       })
     )

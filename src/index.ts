@@ -28,3 +28,16 @@ export * as Connection from "./Channel/Connection.ts"
 export * as SshError from "./SshError.ts"
 /** Node.js layer: TCP connector and file system. */
 export * as NodeSsh from "./NodeSsh.ts"
+// --- SFTP (issue 4) ---
+/** SFTP sessions: `ssh.sftp()` → scoped `SftpClient` (every v3 operation, OpenSSH extensions, get/put). */
+export * as SftpClient from "./Sftp/SftpClient.ts"
+/** Scoped remote files with a position: read, readAll, write, seek, tell, stat, truncate, sync. */
+export * as SftpFile from "./Sftp/SftpFile.ts"
+/** Pipelined transfers: readStream, writeSink, get, put, progress. */
+export * as SftpTransfer from "./Sftp/Transfer.ts"
+/** The SFTP server: `SftpServer.fileSystem({ root, readOnly })` for `SshServer.serve({ sftp })`. */
+export * as SftpServer from "./Sftp/SftpServer.ts"
+/** SFTP file attributes: `isDirectory`, `isFile`, `modeString`, ... */
+export * as SftpAttributes from "./Sftp/Attributes.ts"
+/** SFTP status codes (`StatusCode.NoSuchFile`, ...), as carried by the `SftpStatus` error reason. */
+export * as SftpStatusCode from "./Sftp/Status.ts"

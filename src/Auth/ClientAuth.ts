@@ -11,11 +11,14 @@
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Redacted from "effect/Redacted"
+import { equal } from "../internal/bytes.ts"
 import * as SshError from "../SshError.ts"
 import * as N from "../Wire/MessageNumber.ts"
 import { build } from "../Wire/Writer.ts"
 import type { Transport } from "../Transport/Transport.ts"
 import { core, decodeServiceName } from "../Transport/Transport.ts"
+import * as AgentClient from "./AgentClient.ts"
+import * as Certificate from "./Certificate.ts"
 import * as Messages from "./Messages.ts"
 import * as PrivateKey from "./PrivateKey.ts"
 import * as PublicKey from "./PublicKey.ts"
@@ -29,7 +32,8 @@ export type KeyboardInteractiveHandler = (
 
 /**
  * A way to authenticate. Build them with `Auth.password`, `Auth.privateKey`,
- * `Auth.privateKeyFile`, `Auth.keyboardInteractive`, `Auth.none`.
+ * `Auth.privateKeyFile`, `Auth.certificate`, `Auth.certificateFile`,
+ * `Auth.agent`, `Auth.keyboardInteractive`, `Auth.none`.
  */
 export type AuthMethod =
   | { readonly _tag: "None" }
@@ -45,6 +49,23 @@ export type AuthMethod =
     readonly passphrase?: Redacted.Redacted<string> | undefined
   }
   | { readonly _tag: "KeyboardInteractive"; readonly respond: KeyboardInteractiveHandler }
+  | {
+    readonly _tag: "Certificate"
+    readonly key: PrivateKey.PrivateKey
+    /** The certificate, or its OpenSSH line (parsed when the connection authenticates). */
+    readonly certificate: Certificate.Certificate | string
+  }
+  | {
+    readonly _tag: "CertificateFile"
+    readonly path: string
+    readonly certificatePath: string
+    readonly passphrase?: Redacted.Redacted<string> | undefined
+  }
+  | {
+    readonly _tag: "Agent"
+    /** The agent's socket; `SSH_AUTH_SOCK` when absent. */
+    readonly socketPath?: string | undefined
+  }
 
 /**
  * Password authentication (falls back to keyboard-interactive prompts when the server only offers that).
@@ -100,6 +121,64 @@ export const keyboardInteractive = (respond: KeyboardInteractiveHandler): AuthMe
 })
 
 /**
+ * Public-key authentication with an OpenSSH certificate (`ssh-keygen -s`)
+ * for a private key: the certificate is sent in place of the key and the
+ * key signs.
+ *
+ * @example
+ * ```ts
+ * Auth.certificate(key, readFileSync("id_ed25519-cert.pub", "utf8"))
+ * ```
+ */
+export const certificate = (key: PrivateKey.PrivateKey, cert: Certificate.Certificate | string): AuthMethod => ({
+  _tag: "Certificate",
+  key,
+  certificate: cert
+})
+
+/**
+ * Certificate authentication from files, read when the connection
+ * authenticates: the private key, and its certificate (by default
+ * `<key file>-cert.pub`, where `ssh-keygen -s` writes it).
+ *
+ * @example
+ * ```ts
+ * Auth.certificateFile("~/.ssh/id_ed25519")                       // with ~/.ssh/id_ed25519-cert.pub
+ * Auth.certificateFile("deploy_key", { certificate: "deploy_key.cert" })
+ * ```
+ */
+export const certificateFile = (
+  file: string,
+  options?: {
+    readonly certificate?: string | undefined
+    readonly passphrase?: Redacted.Redacted<string> | undefined
+  }
+): AuthMethod => ({
+  _tag: "CertificateFile",
+  path: file,
+  certificatePath: options?.certificate ?? `${file}-cert.pub`,
+  passphrase: options?.passphrase
+})
+
+/**
+ * Public-key authentication with the keys of an ssh-agent (`SSH_AUTH_SOCK`
+ * unless a socket is given): each key the server may accept is offered in
+ * the agent's order and the agent signs. Certificates and FIDO security
+ * keys held by the agent work too. Without a reachable agent the method is
+ * skipped (and reported in `AuthFailed.tried`).
+ *
+ * @example
+ * ```ts
+ * Auth.agent()
+ * Auth.agent({ socketPath: "/run/user/1000/gnupg/S.gpg-agent.ssh" })
+ * ```
+ */
+export const agent = (options?: { readonly socketPath?: string | undefined }): AuthMethod => ({
+  _tag: "Agent",
+  socketPath: options?.socketPath
+})
+
+/**
  * The "none" method: succeeds only on servers that let the user in without credentials.
  *
  * @example
@@ -130,12 +209,26 @@ const authFailed = (methodsLeft: ReadonlyArray<string>, partial: boolean, tried:
 
 const expandHome = (file: string): string => file.startsWith("~/") ? path.join(os.homedir(), file.slice(2)) : file
 
-/** The algorithm to sign with: for RSA the best rsa-sha2 the server lists in server-sig-algs. */
-const signatureAlgorithm = (key: PrivateKey.PrivateKey, serverSigAlgs: ReadonlyArray<string> | undefined): string => {
-  if (key.type !== "ssh-rsa") return key.type
-  if (serverSigAlgs === undefined) return "rsa-sha2-512"
-  return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"].find((a) => serverSigAlgs.includes(a)) ?? "rsa-sha2-512"
+/**
+ * The public key algorithm for a key or certificate type: for RSA the best
+ * rsa-sha2 the server lists in server-sig-algs (which names plain
+ * algorithms, also for certificates); otherwise the type itself.
+ */
+const publicKeyAlgorithm = (type: string, serverSigAlgs: ReadonlyArray<string> | undefined): string => {
+  const certificateType = Certificate.isCertificateType(type) ? type : undefined
+  const plain = certificateType === undefined ? type : Certificate.signatureAlgorithmOf(certificateType)
+  if (plain !== "ssh-rsa") return type
+  const rsa = serverSigAlgs === undefined
+    ? "rsa-sha2-512"
+    : ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"].find((a) => serverSigAlgs.includes(a)) ?? "rsa-sha2-512"
+  return certificateType === undefined ? rsa : Certificate.certificateAlgorithm(certificateType, rsa)
 }
+
+/** Signs the userauth data; `algorithm` is the public key algorithm (a certificate's signs as its key). */
+type UserAuthSigner = (data: Uint8Array, algorithm: string) => Effect.Effect<Uint8Array, SshError.SshError>
+
+const keySigner = (key: PrivateKey.PrivateKey): UserAuthSigner => (data, algorithm) =>
+  core(() => key.sign(data, Certificate.signatureAlgorithmOf(algorithm) ?? algorithm))
 
 /**
  * Authenticates over a transport that just finished its first key exchange.
@@ -201,17 +294,63 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
       return yield* Effect.fail(SshError.make(new SshError.ProtocolError({ message: "too many keyboard-interactive rounds" })))
     })
 
-  const tryPublicKey = (key: PrivateKey.PrivateKey) =>
+  /**
+   * Offers a key or certificate blob of `type`, signed by `sign`. With
+   * `query`, first asks whether the server would accept it (no signature),
+   * so an agent is asked to sign (a FIDO key touched, a confirm prompt
+   * shown) only for a key the server wants.
+   */
+  const tryPublicKey = (blob: Uint8Array, type: string, sign: UserAuthSigner, query = false) =>
     Effect.gen(function*() {
       const ext = transport.extensions().get("server-sig-algs")
       const serverSigAlgs = ext ? new TextDecoder().decode(ext).split(",") : undefined
-      const algorithm = signatureAlgorithm(key, serverSigAlgs)
-      const blob = key.publicKey.blob
+      const algorithm = publicKeyAlgorithm(type, serverSigAlgs)
+      if (query) {
+        yield* request({ method: "publickey", algorithm, publicKey: blob })
+        const answer = yield* receive("publickey")
+        if (answer._tag !== "PkOk") return answer
+      }
       const signed = Messages.publicKeySignedData(transport.sessionId, options.username, SERVICE, algorithm, blob)
-      const signature = yield* core(() => key.sign(signed, algorithm))
+      const signature = yield* sign(signed, algorithm)
       yield* request({ method: "publickey", algorithm, publicKey: blob, signature })
       return yield* receive("publickey")
     })
+
+  const tryCertificate = (key: PrivateKey.PrivateKey, cert: Certificate.Certificate) =>
+    Effect.gen(function*() {
+      if (!equal(cert.key.blob, key.publicKey.blob)) {
+        return yield* Effect.fail(SshError.make(new SshError.KeyParseFailed({ message: `certificate "${cert.keyId}" does not certify the ${key.type} key ${PublicKey.fingerprint(key.publicKey)}` })))
+      }
+      return yield* tryPublicKey(cert.blob, cert.type, keySigner(key))
+    })
+
+  /** Tries the agent's keys in turn; `undefined` when none could be offered. */
+  const tryAgent = (method: Extract<AuthMethod, { _tag: "Agent" }>) =>
+    Effect.scoped(Effect.gen(function*() {
+      const connected = yield* Effect.result(Effect.flatMap(AgentClient.connect(method.socketPath), (a) =>
+        Effect.map(a.identities, (identities) => ({ agent: a, identities }))))
+      if (connected._tag === "Failure") {
+        tried.push(`publickey (agent: ${connected.failure.reason.message})`)
+        return undefined
+      }
+      const { agent: client, identities } = connected.success
+      let last: Messages.ServerAuthMessage | undefined
+      for (const identity of identities) {
+        // a key type we cannot name an algorithm for (ssh-dss, post-quantum...) is not offered
+        if (identity.key === undefined || !allowed.includes("publickey")) continue
+        const outcome = yield* tryPublicKey(
+          identity.blob,
+          identity.type,
+          (data, algorithm) => client.sign(identity, data, { algorithm }),
+          true
+        )
+        last = outcome
+        if (outcome._tag !== "Failure" || outcome.partial) return outcome
+        allowed = outcome.methods
+      }
+      if (last === undefined) tried.push("publickey (agent: no usable keys)")
+      return last
+    }))
 
   const loadKey = (method: Extract<AuthMethod, { _tag: "PrivateKeyFile" }>) =>
     Effect.gen(function*() {
@@ -220,6 +359,16 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
         Effect.mapError((e) => SshError.make(new SshError.KeyParseFailed({ message: `cannot read ${method.path}: ${e.message}` })))
       )
       return yield* core(() => PrivateKey.parse(text, method.passphrase ? Redacted.value(method.passphrase) : undefined))
+    })
+
+  const loadCertificate = (method: Extract<AuthMethod, { _tag: "CertificateFile" }>) =>
+    Effect.gen(function*() {
+      const key = yield* loadKey({ _tag: "PrivateKeyFile", path: method.path, passphrase: method.passphrase })
+      const fs = yield* FileSystem.FileSystem
+      const text = yield* fs.readFileString(expandHome(method.certificatePath)).pipe(
+        Effect.mapError((e) => SshError.make(new SshError.KeyParseFailed({ message: `cannot read ${method.certificatePath}: ${e.message}` })))
+      )
+      return { key, certificate: yield* core(() => Certificate.parseOpenSsh(text)) }
     })
 
   const applicable = (method: AuthMethod): boolean => {
@@ -232,6 +381,9 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
         return allowed.includes("keyboard-interactive")
       case "PrivateKey":
       case "PrivateKeyFile":
+      case "Certificate":
+      case "CertificateFile":
+      case "Agent":
         return allowed.includes("publickey")
     }
   }
@@ -275,7 +427,29 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
         if (!allowed.includes("publickey")) continue
         name = "publickey"
         const key = method._tag === "PrivateKey" ? method.key : yield* loadKey(method)
-        outcome = yield* tryPublicKey(key)
+        outcome = yield* tryPublicKey(key.publicKey.blob, key.type, keySigner(key))
+        break
+      }
+      case "Certificate":
+      case "CertificateFile": {
+        if (!allowed.includes("publickey")) continue
+        name = "publickey"
+        const { key, certificate: cert } = method._tag === "CertificateFile"
+          ? yield* loadCertificate(method)
+          : {
+            key: method.key,
+            certificate: typeof method.certificate === "string"
+              ? yield* core(() => Certificate.parseOpenSsh(method.certificate as string))
+              : method.certificate
+          }
+        outcome = yield* tryCertificate(key, cert)
+        break
+      }
+      case "Agent": {
+        name = "publickey"
+        const agentOutcome = yield* tryAgent(method)
+        if (agentOutcome === undefined) continue
+        outcome = agentOutcome
         break
       }
     }

@@ -8,11 +8,15 @@
  * as a Stream (its pull grants the client more window) and `write` for our
  * output (which waits for the client's window).
  *
+ * A user certificate's `force-command` replaces whatever the client asked to
+ * run; agent forwarding (`auth-agent-req@openssh.com`), when the server
+ * allows it, gives the session an `SSH_AUTH_SOCK`.
+ *
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Sink from "effect/Sink"
 import * as SshError from "../SshError.ts"
@@ -28,6 +32,10 @@ export interface SessionPeer {
   /** Our end of the connection (for SSH_CONNECTION). */
   readonly localAddress?: string | undefined
   readonly localPort?: number | undefined
+  /** A user certificate's force-command: every exec, shell or subsystem runs it instead (with SSH_ORIGINAL_COMMAND). */
+  readonly forceCommand?: string | undefined
+  /** Set when the server allows agent forwarding: starts a session's agent socket (in the session's scope), giving its path. */
+  readonly agentForwarding?: Effect.Effect<string, SshError.SshError, Scope.Scope> | undefined
 }
 
 /**
@@ -43,8 +51,13 @@ export interface ServerSession extends SessionPeer {
   readonly channel: SshChannel
   /** The pty the client asked for, if any. */
   readonly pty: Requests.PtyRequest | undefined
-  /** Environment the client sent (only names the server accepted). */
+  /**
+   * Environment the client sent (only names the server accepted), plus
+   * `SSH_AUTH_SOCK` with agent forwarding and `SSH_ORIGINAL_COMMAND` under a force-command.
+   */
   readonly env: Readonly<Record<string, string>>
+  /** The forwarded agent's socket, when the client asked for agent forwarding and the server allows it. */
+  readonly agentSocket?: string | undefined
   /** Data from the client (the process's stdin). Ends at the client's EOF. */
   readonly stdin: Stream.Stream<Uint8Array, SshError.SshError>
   /** Writes to the client's stdout (or stderr), waiting for window. */
@@ -75,7 +88,7 @@ export interface SessionHandlers {
 }
 
 type Start =
-  | { readonly _tag: "exec"; readonly command: string }
+  | { readonly _tag: "exec"; readonly command: string; readonly original?: string | undefined }
   | { readonly _tag: "shell" }
   | { readonly _tag: "subsystem"; readonly name: string }
 
@@ -96,12 +109,20 @@ export const serve = (
   handlers: SessionHandlers
 ): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
   Effect.gen(function*() {
+    const scope = yield* Effect.scope
     const started = yield* Deferred.make<Start>()
+    let agentSocket: string | undefined
     let pty: Requests.PtyRequest | undefined
     const env: Record<string, string> = {}
     const resizeListeners: Array<(size: Requests.WindowSize) => void> = []
     const signalListeners: Array<(signal: string) => void> = []
     const acceptEnv = handlers.acceptEnv ?? defaultAcceptEnv
+
+    /** Under a force-command every start is an exec of it (what the client asked for is kept as SSH_ORIGINAL_COMMAND). */
+    const forced = (start: Start): Start =>
+      peer.forceCommand === undefined
+        ? start
+        : { _tag: "exec", command: peer.forceCommand, original: start._tag === "exec" ? start.command : undefined }
 
     const handlerFor = (start: Start): boolean =>
       start._tag === "exec"
@@ -110,8 +131,22 @@ export const serve = (
         ? handlers.shell !== undefined
         : handlers.subsystems?.[start.name] !== undefined
 
+    /** Agent forwarding, once per session and before it starts: the socket lives as long as the session. */
+    const forwardAgent = Effect.suspend(() => {
+      if (peer.agentForwarding === undefined || agentSocket !== undefined || Deferred.isDoneUnsafe(started)) {
+        return Effect.succeed(false)
+      }
+      return Scope.provide(peer.agentForwarding, scope).pipe(
+        Effect.map((socketPath) => {
+          agentSocket = socketPath
+          return true
+        }),
+        Effect.orElseSucceed(() => false)
+      )
+    })
+
     channel.onRequest((request, data) =>
-      Effect.sync((): boolean | { readonly success: boolean; readonly afterReply: Effect.Effect<void> } => {
+      request === "auth-agent-req@openssh.com" ? forwardAgent : Effect.sync((): boolean | { readonly success: boolean; readonly afterReply: Effect.Effect<void> } => {
         try {
           switch (request) {
             case "pty-req":
@@ -128,11 +163,13 @@ export const serve = (
             case "shell":
             case "subsystem": {
               if (Deferred.isDoneUnsafe(started)) return false
-              const start: Start = request === "exec"
-                ? { _tag: "exec", command: Requests.decodeString(data, "command") }
-                : request === "shell"
-                ? { _tag: "shell" }
-                : { _tag: "subsystem", name: Requests.decodeString(data, "subsystem name") }
+              const start: Start = forced(
+                request === "exec"
+                  ? { _tag: "exec", command: Requests.decodeString(data, "command") }
+                  : request === "shell"
+                  ? { _tag: "shell" }
+                  : { _tag: "subsystem", name: Requests.decodeString(data, "subsystem name") }
+              )
               if (!handlerFor(start)) return false
               // start only once the success reply is sent, so no output can overtake it
               return { success: true, afterReply: Effect.sync(() => Deferred.doneUnsafe(started, Effect.succeed(start))) }
@@ -161,7 +198,12 @@ export const serve = (
       ...peer,
       channel,
       pty,
-      env,
+      env: {
+        ...env,
+        ...(agentSocket === undefined ? {} : { SSH_AUTH_SOCK: agentSocket }),
+        ...(start._tag === "exec" && start.original !== undefined ? { SSH_ORIGINAL_COMMAND: start.original } : {})
+      },
+      agentSocket,
       stdin: channel.stdout,
       write: (data, stream) =>
         channel.write(typeof data === "string" ? textEncoder.encode(data) : data, stream === "stderr" ? 1 : undefined),

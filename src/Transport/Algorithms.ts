@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+import * as Certificate from "../Auth/Certificate.ts"
 import * as AlgorithmList from "./AlgorithmList.ts"
 import * as Cipher from "./Cipher.ts"
 import * as Kex from "./Kex.ts"
@@ -26,7 +27,17 @@ export const hostKeyDefaults: ReadonlyArray<string> = [
   "rsa-sha2-512",
   "rsa-sha2-256"
 ]
-export const hostKeySupported: ReadonlyArray<string> = [...hostKeyDefaults, "ssh-rsa"]
+/**
+ * Host key algorithms that may be configured: the defaults, SHA-1 `ssh-rsa`,
+ * and the OpenSSH certificate algorithms (a client asks for those itself
+ * when known_hosts has a `@cert-authority` for the host).
+ */
+export const hostKeySupported: ReadonlyArray<string> = [
+  ...hostKeyDefaults,
+  "ssh-rsa",
+  ...Certificate.hostKeyAlgorithms,
+  "ssh-rsa-cert-v01@openssh.com"
+]
 
 /** Ciphers: AES-GCM first because node:crypto runs it on AES-NI at GB/s. */
 export const cipherDefaults: ReadonlyArray<string> = Cipher.cipherNames

@@ -1,0 +1,716 @@
+/**
+ * The SFTP server: serves the "sftp" subsystem from a directory, jailed to it
+ * with chroot semantics (see `Jail`), optionally read-only, with every SFTP
+ * v3 operation and the OpenSSH extensions (posix-rename, statvfs, fstatvfs,
+ * hardlink, fsync, lsetstat, limits, expand-path, copy-data, home-directory,
+ * users-groups-by-id).
+ *
+ * ```ts
+ * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.fileSystem({ root: "/srv/sftp" }) })
+ * ```
+ *
+ * Requests of a session are processed one at a time, in order (so requests
+ * on the same file keep their order and path checks cannot race each other
+ * within a session), with replies coalesced into channel writes; the client
+ * pipelines, so the channel stays busy. A malformed packet ends the session
+ * with a `ProtocolError` (the channel closes, the SSH connection stays up);
+ * a well-formed request of an unknown type or extension gets OP_UNSUPPORTED.
+ *
+ * It runs on `node:fs/promises` rather than Effect's `FileSystem` service,
+ * which lacks what SFTP needs: positional writes on a handle (pwrite),
+ * statvfs, lutimes/lchown (lsetstat), chmod/chown/utimes on an open handle
+ * (fsetstat), O_NOFOLLOW on open, byte-string (non-UTF-8) file names, and
+ * errno codes to map onto SFTP status codes.
+ *
+ * Jail caveat: links are resolved and checked by the server, then the file is
+ * opened by path (with O_NOFOLLOW on the last component). A *local* process
+ * that swaps a checked directory for a symlink between the check and the use
+ * could still redirect one operation; SFTP clients alone cannot.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Fs from "node:fs"
+import * as FsPromises from "node:fs/promises"
+import * as Os from "node:os"
+import type { ServerSession, SessionHandler } from "../Channel/ServerSession.ts"
+import { decodeByteString, encodeByteString } from "../internal/byteString.ts"
+import { Outbox } from "../internal/sftpOutbox.ts"
+import * as SshError from "../SshError.ts"
+import type * as Attributes from "./Attributes.ts"
+import { modeString } from "./Attributes.ts"
+import * as Extensions from "./Extensions.ts"
+import { DEFAULT_MAX_PACKET_LENGTH, Framer, MAX_DATA_LENGTH } from "./Framer.ts"
+import * as Jail from "./Jail.ts"
+import * as Messages from "./Messages.ts"
+import * as Status from "./Status.ts"
+
+/** Options of an SFTP server. */
+export interface SftpServerOptions {
+  /** The directory served as "/". It must exist; symlinks in it are resolved once, at session start. */
+  readonly root: string
+  /** Refuse every operation that would change anything (default false). */
+  readonly readOnly?: boolean | undefined
+  /** Most handles a session may hold open (default 1024). */
+  readonly maxHandles?: number | undefined
+  /** Permission bits removed from created files and directories (default 0o022). */
+  readonly umask?: number | undefined
+}
+
+/** Who the session is for (used by home-directory and expand-path "~user"). */
+export interface SftpPeer {
+  readonly user: string
+}
+
+const DEFAULT_MAX_HANDLES = 1024
+const DEFAULT_UMASK = 0o022
+/** Entries per READDIR reply (OpenSSH sends up to 100). */
+const READDIR_BATCH = 100
+const COPY_BUFFER = MAX_DATA_LENGTH
+/** How long a closing session waits for its last replies to be sent. */
+const FLUSH_TIMEOUT = "5 seconds"
+
+const { StatusCode } = Status
+const ok = (id: number): Messages.Status => Status.make(id, StatusCode.Ok)
+
+/** A failure the dispatcher turns into a STATUS reply. */
+class StatusFailure {
+  readonly code: number
+  readonly message: string | undefined
+  constructor(code: number, message?: string | undefined) {
+    this.code = code
+    this.message = message
+  }
+}
+
+const refuse = (code: number, message?: string): never => {
+  throw new StatusFailure(code, message)
+}
+
+const errnoOf = (e: unknown): string | undefined =>
+  typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
+
+/**
+ * The STATUS for anything a request threw: our own refusals, jail reasons, or
+ * errno failures (with default messages, so no host path ever reaches the client).
+ */
+const statusOf = (id: number, e: unknown): Messages.Status => {
+  if (e instanceof StatusFailure) return Status.make(id, e.code, e.message)
+  if (e instanceof SshError.SftpStatus) return Status.make(id, e.code, e.message)
+  const errno = errnoOf(e)
+  if (errno === "EEXIST") return Status.make(id, StatusCode.Failure, "File exists")
+  if (errno === "ENOTEMPTY") return Status.make(id, StatusCode.Failure, "Directory not empty")
+  if (errno === "EISDIR") return Status.make(id, StatusCode.Failure, "Is a directory")
+  return Status.make(id, Status.fromErrno(errno))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// File attributes
+// ---------------------------------------------------------------------------------------------------------------
+
+const seconds = (ms: number): number => Math.max(0, Math.min(0xffff_ffff, Math.floor(ms / 1000)))
+
+const attributesOf = (st: Fs.Stats): Attributes.Attributes => ({
+  size: st.size,
+  uid: st.uid,
+  gid: st.gid,
+  permissions: st.mode,
+  atime: seconds(st.atimeMs),
+  mtime: seconds(st.mtimeMs)
+})
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+const HALF_YEAR_MS = 182 * 24 * 3600 * 1000
+
+/** An `ls -l` line, as OpenSSH's sftp-server writes it into NAME longnames. */
+const longName = (name: string, st: Fs.Stats, now: number): string => {
+  const date = new Date(st.mtimeMs)
+  const day = String(date.getDate()).padStart(2, " ")
+  const when = Math.abs(now - st.mtimeMs) < HALF_YEAR_MS
+    ? `${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`
+    : ` ${date.getFullYear()}`
+  return `${modeString(st.mode)} ${String(st.nlink).padStart(4)} ${String(st.uid).padEnd(8)} ${String(st.gid).padEnd(8)} ${
+    String(st.size).padStart(8)
+  } ${MONTHS[date.getMonth()]} ${day} ${when.padStart(5)} ${name}`
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Session
+// ---------------------------------------------------------------------------------------------------------------
+
+interface OpenFile {
+  readonly _tag: "File"
+  readonly file: FsPromises.FileHandle
+  readonly path: Jail.VirtualPath
+  readonly writable: boolean
+}
+
+interface OpenDirectory {
+  readonly _tag: "Directory"
+  readonly path: Jail.VirtualPath
+  readonly names: Array<Buffer>
+  position: number
+}
+
+type OpenHandle = OpenFile | OpenDirectory
+
+const HANDLE_BYTES = 4
+
+const handleBytes = (n: number): Uint8Array => {
+  const bytes = new Uint8Array(HANDLE_BYTES)
+  new DataView(bytes.buffer).setUint32(0, n)
+  return bytes
+}
+
+const handleNumber = (handle: Uint8Array): number | undefined =>
+  handle.length === HANDLE_BYTES ? new DataView(handle.buffer, handle.byteOffset, HANDLE_BYTES).getUint32(0) : undefined
+
+const openFlagsOf = (pflags: number): number => {
+  const { Read, Write, Append, Create, Truncate, Exclusive } = Messages.OpenFlags
+  const C = Fs.constants
+  const access = (pflags & Read) && (pflags & Write) ? C.O_RDWR : pflags & Write ? C.O_WRONLY : C.O_RDONLY
+  return access |
+    (pflags & Append ? C.O_APPEND : 0) |
+    (pflags & Create ? C.O_CREAT : 0) |
+    (pflags & Truncate ? C.O_TRUNC : 0) |
+    (pflags & Exclusive ? C.O_EXCL : 0) |
+    C.O_NOFOLLOW
+}
+
+const MUTATING_OPEN = Messages.OpenFlags.Write | Messages.OpenFlags.Append | Messages.OpenFlags.Create |
+  Messages.OpenFlags.Truncate
+
+/** One SFTP session's state and request handlers (plain async functions; the Effect loop drives them). */
+class SftpSession {
+  private readonly handles = new Map<number, OpenHandle>()
+  private nextHandle = 1
+  private readonly rootBytes: Buffer
+  private readonly readOnly: boolean
+  private readonly maxHandles: number
+  private readonly umask: number
+  private readonly user: string
+
+  constructor(root: string, options: SftpServerOptions, peer: SftpPeer) {
+    this.rootBytes = Buffer.from(encodeByteString(Jail.rootOf(root)))
+    this.readOnly = options.readOnly ?? false
+    this.maxHandles = options.maxHandles ?? DEFAULT_MAX_HANDLES
+    this.umask = options.umask ?? DEFAULT_UMASK
+    this.user = peer.user
+  }
+
+  /** The host path of a virtual path, as bytes (file names need not be UTF-8). */
+  private real(path: Jail.VirtualPath): Buffer {
+    if (path === Jail.ROOT) return this.rootBytes.length === 0 ? Buffer.from("/") : this.rootBytes
+    return Buffer.concat([this.rootBytes, Buffer.from(encodeByteString(path))])
+  }
+
+  /**
+   * Resolves a client path inside the jail. Fast path: when the path has no
+   * ".." and realpath(3) of the part to check is itself, there is no link to
+   * follow. Otherwise links are walked one by one with chroot semantics.
+   */
+  private async resolve(path: string, followFinal: boolean): Promise<Jail.VirtualPath> {
+    const virtual = Jail.normalize(path)
+    if (!path.split("/").includes("..")) {
+      const checked = followFinal ? virtual : Jail.parent(virtual)
+      const real = this.real(checked)
+      const canonical = await FsPromises.realpath(real, { encoding: "buffer" }).catch(() => undefined)
+      if (canonical !== undefined && canonical.equals(real)) return virtual
+    }
+    const resolution = new Jail.Resolution(path, { followFinal })
+    for (let step = resolution.next(); ; step = resolution.next()) {
+      if (step._tag === "Done") return step.path
+      resolution.feed(await this.linkTarget(step.path))
+    }
+  }
+
+  private async linkTarget(path: Jail.VirtualPath): Promise<string | undefined> {
+    const real = this.real(path)
+    const st = await FsPromises.lstat(real).catch(() => undefined)
+    if (st === undefined || !st.isSymbolicLink()) return undefined
+    return decodeByteString(await FsPromises.readlink(real, { encoding: "buffer" }))
+  }
+
+  private async realOf(path: string, followFinal: boolean): Promise<Buffer> {
+    return this.real(await this.resolve(path, followFinal))
+  }
+
+  private writable(): void {
+    if (this.readOnly) refuse(StatusCode.PermissionDenied, "read-only file system")
+  }
+
+  private lookup(handle: Uint8Array): OpenHandle {
+    const n = handleNumber(handle)
+    const entry = n === undefined ? undefined : this.handles.get(n)
+    return entry ?? refuse(StatusCode.Failure, "invalid handle")
+  }
+
+  private fileOf(handle: Uint8Array): OpenFile {
+    const entry = this.lookup(handle)
+    return entry._tag === "File" ? entry : refuse(StatusCode.Failure, "not a file handle")
+  }
+
+  private allocate(entry: OpenHandle): Uint8Array {
+    if (this.handles.size >= this.maxHandles) refuse(StatusCode.Failure, "too many open handles")
+    while (this.handles.has(this.nextHandle)) this.nextHandle = (this.nextHandle + 1) >>> 0
+    const n = this.nextHandle
+    this.nextHandle = (this.nextHandle + 1) >>> 0
+    this.handles.set(n, entry)
+    return handleBytes(n)
+  }
+
+  /** Closes every handle (session end). */
+  async closeAll(): Promise<void> {
+    const files = [...this.handles.values()]
+    this.handles.clear()
+    await Promise.all(files.map((h) => h._tag === "File" ? h.file.close().catch(() => undefined) : undefined))
+  }
+
+  private async applyAttributes(
+    attrs: Attributes.Attributes,
+    ops: {
+      readonly truncate: (size: number) => Promise<void>
+      readonly chmod: (mode: number) => Promise<void>
+      readonly chown: (uid: number, gid: number) => Promise<void>
+      readonly utimes: (atime: number, mtime: number) => Promise<void>
+    }
+  ): Promise<void> {
+    if (attrs.size !== undefined) await ops.truncate(attrs.size)
+    if (attrs.permissions !== undefined) await ops.chmod(attrs.permissions & 0o7777)
+    if (attrs.uid !== undefined && attrs.gid !== undefined) await ops.chown(attrs.uid, attrs.gid)
+    if (attrs.atime !== undefined && attrs.mtime !== undefined) await ops.utimes(attrs.atime, attrs.mtime)
+  }
+
+  private pathOps(real: Buffer) {
+    return {
+      truncate: (size: number) => FsPromises.truncate(real, size),
+      chmod: (mode: number) => FsPromises.chmod(real, mode),
+      chown: (uid: number, gid: number) => FsPromises.chown(real, uid, gid),
+      utimes: (atime: number, mtime: number) => FsPromises.utimes(real, atime, mtime)
+    }
+  }
+
+  private nameReply(id: number, filename: string): Messages.Name {
+    return { _tag: "Name", id, entries: [{ filename, longname: filename, attrs: {} }] }
+  }
+
+  private homeOf(username: string): Jail.VirtualPath {
+    return username === "" || username === this.user ? Jail.ROOT : refuse(StatusCode.NoSuchFile, "unknown user")
+  }
+
+  /** Expands "~" and "~user" (home is the jail root), for expand-path@openssh.com. */
+  private expandTilde(path: string): string {
+    if (!path.startsWith("~")) return path
+    const slash = path.indexOf("/")
+    const user = slash < 0 ? path.slice(1) : path.slice(1, slash)
+    const rest = slash < 0 ? "" : path.slice(slash)
+    return this.homeOf(user) + rest
+  }
+
+  async open(request: Messages.Open): Promise<Messages.SftpResponse> {
+    if (request.pflags & MUTATING_OPEN) this.writable()
+    const path = await this.resolve(request.path, true)
+    const mode = (request.attrs.permissions ?? 0o666) & 0o7777 & ~this.umask
+    const file = await FsPromises.open(this.real(path), openFlagsOf(request.pflags), mode)
+    try {
+      const writable = (request.pflags & (Messages.OpenFlags.Write | Messages.OpenFlags.Append)) !== 0
+      return { _tag: "Handle", id: request.id, handle: this.allocate({ _tag: "File", file, path, writable }) }
+    } catch (e) {
+      await file.close()
+      throw e
+    }
+  }
+
+  async close(request: Messages.Close): Promise<Messages.SftpResponse> {
+    const entry = this.lookup(request.handle)
+    this.handles.delete(handleNumber(request.handle)!)
+    if (entry._tag === "File") await entry.file.close()
+    return ok(request.id)
+  }
+
+  async read(request: Messages.Read): Promise<Messages.SftpResponse> {
+    const { file } = this.fileOf(request.handle)
+    const buffer = Buffer.allocUnsafe(Math.min(request.length, MAX_DATA_LENGTH))
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, request.offset)
+    if (bytesRead === 0 && request.length > 0) return Status.make(request.id, StatusCode.Eof)
+    return { _tag: "Data", id: request.id, data: buffer.subarray(0, bytesRead) }
+  }
+
+  async write(request: Messages.Write): Promise<Messages.SftpResponse> {
+    const entry = this.fileOf(request.handle)
+    if (!entry.writable) refuse(StatusCode.PermissionDenied, "file not open for writing")
+    let written = 0
+    while (written < request.data.length) {
+      const { bytesWritten } = await entry.file.write(request.data, written, request.data.length - written, request.offset + written)
+      written += bytesWritten
+    }
+    return ok(request.id)
+  }
+
+  async stat(id: number, path: string, followFinal: boolean): Promise<Messages.SftpResponse> {
+    const real = await this.realOf(path, followFinal)
+    const st = followFinal ? await FsPromises.stat(real) : await FsPromises.lstat(real)
+    return { _tag: "Attrs", id, attrs: attributesOf(st) }
+  }
+
+  async fstat(request: Messages.Fstat): Promise<Messages.SftpResponse> {
+    const entry = this.lookup(request.handle)
+    const st = entry._tag === "File" ? await entry.file.stat() : await FsPromises.stat(this.real(entry.path))
+    return { _tag: "Attrs", id: request.id, attrs: attributesOf(st) }
+  }
+
+  async setstat(request: Messages.Setstat): Promise<Messages.SftpResponse> {
+    this.writable()
+    await this.applyAttributes(request.attrs, this.pathOps(await this.realOf(request.path, true)))
+    return ok(request.id)
+  }
+
+  async fsetstat(request: Messages.Fsetstat): Promise<Messages.SftpResponse> {
+    this.writable()
+    const entry = this.lookup(request.handle)
+    if (entry._tag === "Directory") {
+      await this.applyAttributes(request.attrs, this.pathOps(this.real(entry.path)))
+      return ok(request.id)
+    }
+    const file = entry.file
+    await this.applyAttributes(request.attrs, {
+      truncate: (size) => file.truncate(size),
+      chmod: (mode) => file.chmod(mode),
+      chown: (uid, gid) => file.chown(uid, gid),
+      utimes: (atime, mtime) => file.utimes(atime, mtime)
+    })
+    return ok(request.id)
+  }
+
+  async lsetstat(request: Extensions.Lsetstat): Promise<Messages.SftpResponse> {
+    this.writable()
+    const real = await this.realOf(request.path, false)
+    const isLink = (await FsPromises.lstat(real)).isSymbolicLink()
+    await this.applyAttributes(request.attrs, {
+      truncate: () => refuse(StatusCode.OpUnsupported, "lsetstat cannot set a size"),
+      chmod: (mode) => isLink ? refuse(StatusCode.OpUnsupported, "symbolic links have no permissions here") : FsPromises.chmod(real, mode),
+      chown: (uid, gid) => FsPromises.lchown(real, uid, gid),
+      utimes: (atime, mtime) => FsPromises.lutimes(real, atime, mtime)
+    })
+    return ok(request.id)
+  }
+
+  async opendir(request: Messages.Opendir): Promise<Messages.SftpResponse> {
+    const path = await this.resolve(request.path, true)
+    const names = await FsPromises.readdir(this.real(path), { encoding: "buffer" })
+    names.unshift(Buffer.from("."), Buffer.from(".."))
+    return { _tag: "Handle", id: request.id, handle: this.allocate({ _tag: "Directory", path, names, position: 0 }) }
+  }
+
+  async readdir(request: Messages.Readdir): Promise<Messages.SftpResponse> {
+    const entry = this.lookup(request.handle)
+    if (entry._tag !== "Directory") refuse(StatusCode.Failure, "not a directory handle")
+    const dir = entry as OpenDirectory
+    const batch = dir.names.slice(dir.position, dir.position + READDIR_BATCH)
+    dir.position += batch.length
+    if (batch.length === 0) return Status.make(request.id, StatusCode.Eof)
+    const base = dir.path === Jail.ROOT ? "" : dir.path
+    const now = Date.now()
+    const entries: Array<Messages.NameEntry> = []
+    for (const raw of batch) {
+      const name = decodeByteString(raw)
+      const real = name === ".." ? this.real(Jail.parent(dir.path)) : name === "." ? this.real(dir.path) : this.real(`${base}/${name}`)
+      const st = await FsPromises.lstat(real).catch(() => undefined)
+      if (st !== undefined) entries.push({ filename: name, longname: longName(name, st, now), attrs: attributesOf(st) })
+    }
+    return entries.length > 0 ? { _tag: "Name", id: request.id, entries } : this.readdir(request)
+  }
+
+  async remove(request: Messages.Remove): Promise<Messages.SftpResponse> {
+    this.writable()
+    await FsPromises.unlink(await this.realOf(request.path, false))
+    return ok(request.id)
+  }
+
+  async mkdir(request: Messages.Mkdir): Promise<Messages.SftpResponse> {
+    this.writable()
+    const mode = (request.attrs.permissions ?? 0o777) & 0o7777 & ~this.umask
+    await FsPromises.mkdir(await this.realOf(request.path, false), { mode })
+    return ok(request.id)
+  }
+
+  async rmdir(request: Messages.Rmdir): Promise<Messages.SftpResponse> {
+    this.writable()
+    await FsPromises.rmdir(await this.realOf(request.path, false))
+    return ok(request.id)
+  }
+
+  async realpath(id: number, path: string): Promise<Messages.SftpResponse> {
+    return this.nameReply(id, await this.resolve(path === "" ? "." : path, true))
+  }
+
+  async rename(request: Messages.Rename): Promise<Messages.SftpResponse> {
+    this.writable()
+    const from = await this.realOf(request.oldPath, false)
+    const to = await this.realOf(request.newPath, false)
+    // SFTP v3 RENAME must not replace: link+unlink is atomic for files; others are checked first.
+    const st = await FsPromises.lstat(from)
+    if (st.isFile()) {
+      await FsPromises.link(from, to)
+      await FsPromises.unlink(from)
+    } else {
+      if (await FsPromises.lstat(to).then(() => true, () => false)) refuse(StatusCode.Failure, "File exists")
+      await FsPromises.rename(from, to)
+    }
+    return ok(request.id)
+  }
+
+  async posixRename(request: Extensions.PosixRename): Promise<Messages.SftpResponse> {
+    this.writable()
+    await FsPromises.rename(await this.realOf(request.oldPath, false), await this.realOf(request.newPath, false))
+    return ok(request.id)
+  }
+
+  async readlink(request: Messages.Readlink): Promise<Messages.SftpResponse> {
+    const target = await FsPromises.readlink(await this.realOf(request.path, false), { encoding: "buffer" })
+    return this.nameReply(request.id, decodeByteString(target))
+  }
+
+  async symlink(request: Messages.Symlink): Promise<Messages.SftpResponse> {
+    this.writable()
+    if (request.targetPath.includes("\0")) refuse(StatusCode.BadMessage, "target contains a NUL byte")
+    // The target is stored as given: links are only ever followed through the jail.
+    await FsPromises.symlink(Buffer.from(encodeByteString(request.targetPath)), await this.realOf(request.linkPath, false))
+    return ok(request.id)
+  }
+
+  async hardlink(request: Extensions.Hardlink): Promise<Messages.SftpResponse> {
+    this.writable()
+    await FsPromises.link(await this.realOf(request.oldPath, false), await this.realOf(request.newPath, false))
+    return ok(request.id)
+  }
+
+  async statvfs(id: number, real: Buffer): Promise<Messages.SftpResponse> {
+    const st = await FsPromises.statfs(real, { bigint: true })
+    const stats: Extensions.VfsStats = {
+      bsize: st.bsize,
+      frsize: st.bsize,
+      blocks: st.blocks,
+      bfree: st.bfree,
+      bavail: st.bavail,
+      files: st.files,
+      ffree: st.ffree,
+      favail: st.ffree,
+      fsid: 0n,
+      flag: this.readOnly ? Extensions.VfsFlag.ReadOnly : 0n,
+      namemax: 255n
+    }
+    return { _tag: "ExtendedReply", id, data: Extensions.encodeVfsStats(stats) }
+  }
+
+  async fsync(request: Extensions.Fsync): Promise<Messages.SftpResponse> {
+    await this.fileOf(request.handle).file.sync()
+    return ok(request.id)
+  }
+
+  async copyData(request: Extensions.CopyData): Promise<Messages.SftpResponse> {
+    this.writable()
+    const from = this.fileOf(request.readHandle)
+    const to = this.fileOf(request.writeHandle)
+    if (!to.writable) refuse(StatusCode.PermissionDenied, "destination not open for writing")
+    const buffer = Buffer.allocUnsafe(COPY_BUFFER)
+    let copied = 0
+    const limit = request.readLength === 0 ? Number.MAX_SAFE_INTEGER : request.readLength
+    while (copied < limit) {
+      const want = Math.min(buffer.length, limit - copied)
+      const { bytesRead } = await from.file.read(buffer, 0, want, request.readOffset + copied)
+      if (bytesRead === 0) break
+      let written = 0
+      while (written < bytesRead) {
+        const { bytesWritten } = await to.file.write(buffer, written, bytesRead - written, request.writeOffset + copied + written)
+        written += bytesWritten
+      }
+      copied += bytesRead
+    }
+    if (request.readLength !== 0 && copied < request.readLength) refuse(StatusCode.Eof)
+    return ok(request.id)
+  }
+
+  usersGroupsById(request: Extensions.UsersGroupsById): Messages.SftpResponse {
+    const me = Os.userInfo()
+    const names: Extensions.UserGroupNames = {
+      usernames: request.uids.map((uid) => uid === me.uid ? me.username : ""),
+      groupnames: request.gids.map(() => "")
+    }
+    return { _tag: "ExtendedReply", id: request.id, data: Extensions.encodeUserGroupNames(names) }
+  }
+
+  /** Answers one request; every failure becomes a STATUS. */
+  async answer(request: Messages.SftpRequest): Promise<Messages.SftpResponse> {
+    try {
+      return await this.dispatch(request)
+    } catch (e) {
+      return statusOf(request.id, e)
+    }
+  }
+
+  private dispatch(r: Messages.SftpRequest): Promise<Messages.SftpResponse> | Messages.SftpResponse {
+    switch (r._tag) {
+      case "Open":
+        return this.open(r)
+      case "Close":
+        return this.close(r)
+      case "Read":
+        return this.read(r)
+      case "Write":
+        return this.write(r)
+      case "Lstat":
+        return this.stat(r.id, r.path, false)
+      case "Stat":
+        return this.stat(r.id, r.path, true)
+      case "Fstat":
+        return this.fstat(r)
+      case "Setstat":
+        return this.setstat(r)
+      case "Fsetstat":
+        return this.fsetstat(r)
+      case "Opendir":
+        return this.opendir(r)
+      case "Readdir":
+        return this.readdir(r)
+      case "Remove":
+        return this.remove(r)
+      case "Mkdir":
+        return this.mkdir(r)
+      case "Rmdir":
+        return this.rmdir(r)
+      case "Realpath":
+        return this.realpath(r.id, r.path)
+      case "Rename":
+        return this.rename(r)
+      case "Readlink":
+        return this.readlink(r)
+      case "Symlink":
+        return this.symlink(r)
+      case "PosixRename":
+        return this.posixRename(r)
+      case "StatVfs":
+        return this.realOf(r.path, true).then((real) => this.statvfs(r.id, real))
+      case "FstatVfs":
+        return this.statvfs(r.id, this.real(this.lookup(r.handle).path))
+      case "Hardlink":
+        return this.hardlink(r)
+      case "Fsync":
+        return this.fsync(r)
+      case "Lsetstat":
+        return this.lsetstat(r)
+      case "Limits":
+        return {
+          _tag: "ExtendedReply",
+          id: r.id,
+          data: Extensions.encodeLimits({
+            maxPacketLength: DEFAULT_MAX_PACKET_LENGTH,
+            maxReadLength: MAX_DATA_LENGTH,
+            maxWriteLength: MAX_DATA_LENGTH,
+            maxOpenHandles: this.maxHandles
+          })
+        }
+      case "ExpandPath":
+        return this.realpath(r.id, this.expandTilde(r.path))
+      case "CopyData":
+        return this.copyData(r)
+      case "HomeDirectory":
+        return this.nameReply(r.id, this.homeOf(r.username))
+      case "UsersGroupsById":
+        return this.usersGroupsById(r)
+      case "Extended":
+        return Status.make(r.id, StatusCode.OpUnsupported, `unsupported extension "${r.request}"`)
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Protocol loop
+// ---------------------------------------------------------------------------------------------------------------
+
+const protocolError = (message: string) => SshError.make(new SshError.ProtocolError({ message }))
+
+const knownTypes: ReadonlySet<number> = new Set(Object.values(Messages.PacketType))
+
+/**
+ * Serves one SFTP session over any byte stream: `input` is what the client
+ * sends, `write` sends our bytes. Ends when the input ends; fails with a
+ * `ProtocolError` on a malformed packet (the caller closes the channel).
+ *
+ * @example
+ * ```ts
+ * yield* SftpServer.serve(session.stdin, (bytes) => session.write(bytes), { root: "/srv/sftp" }, { user: session.user })
+ * ```
+ */
+export const serve = (
+  input: Stream.Stream<Uint8Array, SshError.SshError>,
+  write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
+  options: SftpServerOptions,
+  peer: SftpPeer
+): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const root = yield* Effect.tryPromise({
+      try: () => FsPromises.realpath(options.root),
+      catch: () => SshError.make(new SshError.SftpStatus({ code: StatusCode.NoSuchFile, message: "the SFTP root does not exist", path: options.root }))
+    })
+    const session = yield* Effect.try({ try: () => new SftpSession(root, options, peer), catch: SshError.fromUnknown })
+    yield* Effect.addFinalizer(() => Effect.promise(() => session.closeAll()))
+    const outbox = new Outbox(write)
+    yield* Effect.forkScoped(Effect.ignore(outbox.run))
+    const framer = new Framer({ maxPacketLength: DEFAULT_MAX_PACKET_LENGTH })
+    let initialized = false
+
+    const reply = (packet: Messages.SftpPacket) => outbox.send(Messages.encode(packet))
+
+    const onBody = (body: Uint8Array): Effect.Effect<void, SshError.SshError> => {
+      const type = body[0]!
+      if (!knownTypes.has(type)) {
+        // A request of a type we do not know, but with an id: the draft says answer OP_UNSUPPORTED.
+        if (!initialized || body.length < 5) return Effect.fail(protocolError(`unknown SFTP packet type ${type}`))
+        const id = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1)
+        return reply(Status.make(id, StatusCode.OpUnsupported))
+      }
+      let packet: Messages.SftpPacket
+      try {
+        packet = Messages.decode(body)
+      } catch (e) {
+        return Effect.fail(SshError.fromUnknown(e))
+      }
+      if (packet._tag === "Init") {
+        if (initialized) return Effect.fail(protocolError("second SFTP INIT"))
+        initialized = true
+        return reply({ _tag: "Version", version: Messages.SFTP_VERSION, extensions: Extensions.OPENSSH_EXTENSIONS })
+      }
+      if (!initialized) return Effect.fail(protocolError(`SFTP ${packet._tag} before INIT`))
+      if (!Messages.isRequest(packet)) return Effect.fail(protocolError(`a client sent an SFTP ${packet._tag} packet`))
+      const request = packet
+      return Effect.flatMap(Effect.promise(() => session.answer(request)), reply)
+    }
+
+    const requests = Stream.runForEachArray(input, (chunks) =>
+      Effect.suspend(() => {
+        const bodies: Array<Uint8Array> = []
+        try {
+          for (const chunk of chunks) bodies.push(...framer.push(chunk))
+        } catch (e) {
+          return Effect.fail(SshError.fromUnknown(e))
+        }
+        return Effect.forEach(bodies, onBody, { discard: true })
+      }))
+    // Let the replies out before the channel closes, even after a malformed packet (bounded: the client may not read).
+    yield* Effect.ensuring(requests, Effect.ignore(Effect.timeout(outbox.drained, FLUSH_TIMEOUT)))
+  })
+
+/**
+ * The "sftp" subsystem handler serving `options.root`; pass it to
+ * `SshServer.serve({ sftp })` (or `session.subsystems.sftp`).
+ *
+ * @example
+ * ```ts
+ * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.fileSystem({ root: "/srv/sftp", readOnly: true }) })
+ * ```
+ */
+export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => (session: ServerSession) =>
+  Effect.as(serve(session.stdin, (bytes) => session.write(bytes), options, { user: session.user }), 0)

@@ -1,0 +1,322 @@
+/**
+ * `effect-ssh serve`: a standalone SSH server on `SshServer.serve`. Exec and
+ * shell requests run through the server owner's shell (`ProcessSession`),
+ * with a real pty when the client asks for one; publickey logins check an
+ * authorized_keys file, password and keyboard-interactive logins a
+ * `user:password` file. Every connection is logged to stderr (Connected,
+ * Authenticated, Closed with the error if any). SIGINT or SIGTERM closes the
+ * server's scope — clients get DISCONNECT, session processes SIGHUP — and the
+ * process exits 0; a second signal exits at once.
+ *
+ * All sessions run as the user running the server, whatever name a client
+ * logs in with (see `ProcessSession`). With `--sftp-root` the "sftp"
+ * subsystem serves that directory as "/" (`SftpServer.fileSystem`).
+ *
+ * @example
+ * ```sh
+ * effect-ssh serve --port 2222 --host-key ./ssh_host_ed25519_key --authorized-keys ~/.ssh/authorized_keys
+ * ```
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { sha256 } from "@noble/hashes/sha2.js"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as SshServer from "../Server.ts"
+import * as AuthorizedKeys from "../Auth/AuthorizedKeys.ts"
+import * as PrivateKey from "../Auth/PrivateKey.ts"
+import * as PublicKey from "../Auth/PublicKey.ts"
+import type * as ServerAuth from "../Auth/ServerAuth.ts"
+import * as ProcessSession from "../Server/ProcessSession.ts"
+import * as SftpServer from "../Sftp/SftpServer.ts"
+import * as SshError from "../SshError.ts"
+import { core } from "../Transport/Transport.ts"
+import { equalConstantTime, utf8 } from "../internal/bytes.ts"
+import { UsageError } from "./Args.ts"
+import { type PasswordEntry, type ServeArgs, parsePasswordFile, parseServe, serveUsage } from "./ServeArgs.ts"
+
+/** Writes one log line (without its newline). */
+export type Log = (line: string) => Effect.Effect<void>
+
+/**
+ * authorized_keys options that restrict only what this server never offers
+ * (forwarding, agent, X11, ~/.ssh/rc), so ignoring them grants nothing. A key
+ * with any other option (`command=`, `from=`, `no-pty`, `restrict`, ...) is
+ * skipped: a restriction we cannot enforce must not become full access.
+ */
+const ignorableOptions: ReadonlySet<string> = new Set([
+  "no-port-forwarding",
+  "no-agent-forwarding",
+  "no-x11-forwarding",
+  "no-user-rc"
+])
+
+const configError = (message: string) => SshError.make(new SshError.ConfigParseError({ message }))
+
+const readText = (file: string, what: string): Effect.Effect<string, SshError.SshError> =>
+  Effect.tryPromise({
+    try: () => fs.readFile(file, "utf8"),
+    catch: (cause) => configError(`cannot read ${what} ${file}: ${cause instanceof Error ? cause.message : String(cause)}`)
+  })
+
+/** Runs a pure parse, naming the file in its error. */
+const parseFile = <A>(file: string, what: string, parse: () => A): Effect.Effect<A, SshError.SshError> =>
+  Effect.mapError(core(parse), (e) => configError(`${what} ${file}: ${e.message}`))
+
+/**
+ * The keys of an authorized_keys file this server can honour, and a warning
+ * for each line it cannot use (unparsable, or with options it does not
+ * enforce).
+ *
+ * @example
+ * ```ts
+ * const { keys, warnings } = usableAuthorizedKeys("no-pty ssh-ed25519 AAAA...\nssh-ed25519 AAAA... ok\n")
+ * // keys: the second key; warnings: ["line 1: option no-pty is not enforced by effect-ssh serve; key skipped"]
+ * ```
+ */
+export const usableAuthorizedKeys = (
+  text: string
+): { readonly keys: ReadonlyArray<PublicKey.PublicKey>; readonly warnings: ReadonlyArray<string> } => {
+  const { entries, errors } = AuthorizedKeys.parse(text)
+  const warnings = errors.map((e) => `line ${e.line}: ${e.message}; skipped`)
+  const keys: Array<PublicKey.PublicKey> = []
+  for (const entry of entries) {
+    const unenforced = entry.options.find((o) => !ignorableOptions.has(o.toLowerCase()))
+    if (unenforced === undefined) keys.push(entry.key)
+    else warnings.push(`line ${entry.line}: option ${unenforced} is not enforced by effect-ssh serve; key skipped`)
+  }
+  return { keys, warnings }
+}
+
+/**
+ * A password check over `--password-file` entries that takes the same time
+ * whatever the password and whether the user exists: both sides are hashed
+ * to 32 bytes and compared in constant time.
+ *
+ * @example
+ * ```ts
+ * const check = passwordVerifier([{ user: "alice", password: "wonderland" }])
+ * check("alice", "wonderland") // true
+ * check("bob", "wonderland")   // false
+ * ```
+ */
+export const passwordVerifier = (entries: ReadonlyArray<PasswordEntry>): (user: string, password: string) => boolean => {
+  const digests = new Map(entries.map((e) => [e.user, sha256(utf8(e.password))] as const))
+  const decoy = randomBytes(32)
+  return (user, password) => {
+    const expected = digests.get(user)
+    const matches = equalConstantTime(expected ?? decoy, sha256(utf8(password)))
+    return expected !== undefined && matches
+  }
+}
+
+/**
+ * The server's auth handlers: publickey against `keys` (any user name), and
+ * with `checkPassword` both password and keyboard-interactive (one hidden
+ * "Password: " prompt, as sshd with PAM asks).
+ *
+ * @example
+ * ```ts
+ * const auth = authHandlers({ keys: [key.publicKey], checkPassword: passwordVerifier(entries) })
+ * ```
+ */
+export const authHandlers = (options: {
+  readonly keys?: ReadonlyArray<PublicKey.PublicKey> | undefined
+  readonly checkPassword?: ((user: string, password: string) => boolean) | undefined
+}): ServerAuth.ServerAuthOptions => {
+  const { keys, checkPassword } = options
+  return {
+    publicKey: keys === undefined ? undefined : ({ key }) => Effect.succeed(keys.some((k) => PublicKey.equals(k, key))),
+    password: checkPassword === undefined
+      ? undefined
+      : ({ user, password }) => Effect.sync(() => checkPassword(user, Redacted.value(password))),
+    keyboardInteractive: checkPassword === undefined ? undefined : ({ user, prompt }) =>
+      Effect.map(
+        prompt({ name: "", instruction: "", prompts: [{ prompt: "Password: ", echo: false }] }),
+        (answers) => checkPassword(user, answers[0] ?? "")
+      )
+  }
+}
+
+/**
+ * One log line for a server event.
+ *
+ * @example
+ * ```ts
+ * formatEvent({ _tag: "Connected", remoteAddress: "127.0.0.1", remotePort: 50000 }) // "Connected 127.0.0.1:50000"
+ * ```
+ */
+export const formatEvent = (event: SshServer.ServerEvent): string => {
+  switch (event._tag) {
+    case "Connected":
+      return `Connected ${event.remoteAddress}:${event.remotePort}`
+    case "Authenticated":
+      return `Authenticated ${event.user} from ${event.remoteAddress} (${event.methods.join(",")})`
+    case "Closed":
+      return `Closed ${event.remoteAddress}:${event.remotePort}${event.error === undefined ? "" : ` with error ${event.error.message}`}`
+  }
+}
+
+const hostKeyLine = (key: PrivateKey.PrivateKey, origin: string) =>
+  `Host key ${key.publicKey.type} ${PublicKey.fingerprint(key.publicKey)} (${origin})`
+
+/**
+ * Loads the host keys (OpenSSH or PEM private key files, unencrypted), or
+ * generates an in-memory ed25519 key when there are none; logs each key's
+ * fingerprint.
+ *
+ * @example
+ * ```ts
+ * const keys = yield* loadHostKeys(["/etc/ssh/ssh_host_ed25519_key"], log)
+ * ```
+ */
+export const loadHostKeys = (files: ReadonlyArray<string>, log: Log): Effect.Effect<ReadonlyArray<PrivateKey.PrivateKey>, SshError.SshError> =>
+  Effect.gen(function*() {
+    if (files.length === 0) {
+      const key = PrivateKey.generate("ssh-ed25519")
+      yield* log(hostKeyLine(key, "generated, in memory only"))
+      return [key]
+    }
+    return yield* Effect.forEach(files, (file) =>
+      Effect.gen(function*() {
+        const text = yield* readText(file, "host key")
+        const key = yield* parseFile(file, "host key", () => PrivateKey.parse(text))
+        yield* log(hostKeyLine(key, file))
+        return key
+      }))
+  })
+
+/**
+ * Turns parsed `serve` flags into `SshServer.serve` options: reads the host
+ * keys, authorized_keys and password files (failing with a message naming
+ * the file), and logs what it loaded.
+ *
+ * @example
+ * ```ts
+ * const options = yield* serveOptions(args, log)
+ * ```
+ */
+export const serveOptions = (args: ServeArgs, log: Log): Effect.Effect<SshServer.ServeOptions, SshError.SshError> =>
+  Effect.gen(function*() {
+    const hostKeys = yield* loadHostKeys(args.hostKeys, log)
+    let keys: ReadonlyArray<PublicKey.PublicKey> | undefined
+    if (args.authorizedKeys !== undefined) {
+      const file = args.authorizedKeys
+      const usable = usableAuthorizedKeys(yield* readText(file, "authorized keys"))
+      yield* Effect.forEach(usable.warnings, (w) => log(`Warning: ${file} ${w}`), { discard: true })
+      yield* log(`Authorized keys: ${usable.keys.length} from ${file}`)
+      keys = usable.keys
+    }
+    let checkPassword: ((user: string, password: string) => boolean) | undefined
+    if (args.passwordFile !== undefined) {
+      const file = args.passwordFile
+      const text = yield* readText(file, "password file")
+      const entries = yield* parseFile(file, "password file", () => parsePasswordFile(text))
+      yield* log(`Password logins: ${entries.length} user(s) from ${file}`)
+      const mode = yield* Effect.promise(() => fs.stat(file).then((s) => s.mode, () => 0))
+      if ((mode & 0o077) !== 0) yield* log(`Warning: ${file} is readable by other users (chmod 600 it)`)
+      checkPassword = passwordVerifier(entries)
+    }
+    const sftpRoot = args.sftpRoot
+    if (sftpRoot !== undefined) {
+      const isDirectory = yield* Effect.promise(() => fs.stat(sftpRoot).then((s) => s.isDirectory(), () => false))
+      if (!isDirectory) return yield* Effect.fail(configError(`--sftp-root ${sftpRoot}: not a directory`))
+      yield* log(`SFTP: serving ${sftpRoot} as /`)
+    }
+    return {
+      host: args.listen,
+      port: args.port,
+      hostKeys,
+      auth: authHandlers({ keys, checkPassword }),
+      session: ProcessSession.handlers(),
+      sftp: sftpRoot === undefined ? undefined : SftpServer.fileSystem({ root: sftpRoot }),
+      onEvent: (event) => log(formatEvent(event))
+    } satisfies SshServer.ServeOptions
+  })
+
+/**
+ * Starts the server for parsed flags and logs its address; it runs until the
+ * scope closes.
+ *
+ * @example
+ * ```ts
+ * const server = yield* start(args, log)
+ * server.address.port
+ * ```
+ */
+export const start = (args: ServeArgs, log: Log): Effect.Effect<SshServer.SshServer, SshError.SshError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const options = yield* serveOptions(args, log)
+    const server = yield* SshServer.serve(options)
+    const { host, port } = server.address
+    yield* log(`Listening on ${host.includes(":") ? `[${host}]` : host}:${port}`)
+    return server
+  })
+
+const stderrLog: Log = (line) => Effect.sync(() => void process.stderr.write(`${new Date().toISOString()} ${line}\n`))
+
+/** Logs the first SIGINT/SIGTERM (the runtime interrupts us on it); a second one exits at once. */
+const forceExitOnSecondSignal = (log: Log): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      let signals = 0
+      const onSignal = () => {
+        signals++
+        if (signals === 1) Effect.runFork(log("Shutting down (signal again to exit at once)"))
+        else process.exit(130)
+      }
+      process.on("SIGINT", onSignal)
+      process.on("SIGTERM", onSignal)
+      return onSignal
+    }),
+    (onSignal) =>
+      Effect.sync(() => {
+        process.off("SIGINT", onSignal)
+        process.off("SIGTERM", onSignal)
+      })
+  )
+
+/**
+ * The `serve` command: parses `argv` (usage errors exit 2), runs the server
+ * until SIGINT/SIGTERM (exit 0), and reports a startup failure (exit 1).
+ *
+ * @example
+ * ```ts
+ * serveMain(process.argv.slice(3))
+ * ```
+ */
+export const serveMain = (argv: ReadonlyArray<string>): void => {
+  const args = parseServe(argv)
+  if (args._tag === "Help") {
+    process.stdout.write(serveUsage + "\n")
+    return
+  }
+  if (args instanceof UsageError) {
+    process.stderr.write(`effect-ssh: ${args.message}\n${serveUsage}\n`)
+    process.exitCode = 2
+    return
+  }
+  const log = stderrLog
+  const program = Effect.gen(function*() {
+    yield* forceExitOnSecondSignal(log)
+    yield* start(args, log)
+    return yield* Effect.never
+  }).pipe(
+    Effect.scoped,
+    Effect.onExit((exit) => Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? log("Stopped") : Effect.void)
+  )
+  NodeRuntime.runMain(program, {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => {
+      if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return onExit(0)
+      const error = SshError.fromUnknown(Cause.squash(exit.cause))
+      process.stderr.write(`effect-ssh: ${error.reason.message}\n`)
+      onExit(1)
+    }
+  })
+}
