@@ -29,6 +29,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Connection, ConnectionOptions, SshChannel } from "../Channel/Connection.ts"
+import { utf8 } from "../internal/bytes.ts"
 import { fromNetSocket } from "../internal/netSocket.ts"
 import * as SshError from "../SshError.ts"
 import * as N from "../Wire/MessageNumber.ts"
@@ -63,10 +64,10 @@ const agentFailed = (message: string) => SshError.make(new SshError.AgentFailed(
  *
  * @example
  * ```ts
- * yield* pipe(channel, fromNetSocket(() => net.connect({ path })))
+ * yield* bridge(channel, fromNetSocket(() => net.connect({ path })))
  * ```
  */
-export const pipe = (channel: SshChannel, socket: Socket.Socket): Effect.Effect<void, never, Scope.Scope> =>
+export const bridge = (channel: SshChannel, socket: Socket.Socket): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
     const reader = yield* Effect.orElseSucceed(socket.reader, () => undefined)
     if (reader === undefined) return
@@ -78,7 +79,7 @@ export const pipe = (channel: SshChannel, socket: Socket.Socket): Effect.Effect<
     yield* Effect.forkScoped(Effect.ignore(toSocket))
     yield* Effect.ignore(Effect.forever(
       Effect.flatMap(reader.pull, (chunks) =>
-        Effect.forEach(chunks, (chunk) => channel.write(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk), {
+        Effect.forEach(chunks, (chunk) => channel.write(typeof chunk === "string" ? utf8(chunk) : chunk), {
           discard: true
         }))
     ))
@@ -97,7 +98,7 @@ export const pipe = (channel: SshChannel, socket: Socket.Socket): Effect.Effect<
  */
 export const acceptChannels = (socketPath: string): NonNullable<ConnectionOptions["onChannelOpen"]> => (request) =>
   request.channelType === CHANNEL_TYPE
-    ? Effect.succeed((channel: SshChannel) => pipe(channel, fromNetSocket(() => net.connect({ path: socketPath }))))
+    ? Effect.succeed((channel: SshChannel) => bridge(channel, fromNetSocket(() => net.connect({ path: socketPath }))))
     : Effect.fail(new SshError.ChannelOpenFailed({
       code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED,
       description: `${request.channelType} channels are not accepted`
@@ -150,7 +151,7 @@ export const listen = (
     const forward = (conn: net.Socket) =>
       Effect.scoped(Effect.gen(function*() {
         const channel = yield* openChannel(CHANNEL_TYPE)
-        yield* pipe(channel, fromNetSocket(() => conn))
+        yield* bridge(channel, fromNetSocket(() => conn))
       })).pipe(Effect.ensuring(Effect.sync(() => conn.destroy())), Effect.ignore)
     const server = net.createServer((conn) => {
       const fiber = Effect.runForkWith(context)(forward(conn))

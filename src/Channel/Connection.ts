@@ -398,27 +398,41 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       )
     })
 
-  const dispatch = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> => {
-    const type = payload[0]
-    // Fast path for bulk data: no object allocation beyond the view.
-    if (type === N.CHANNEL_DATA || type === N.CHANNEL_EXTENDED_DATA) {
-      return Effect.flatMap(core(() => Messages.decode(payload)), (msg) => {
-        const m = msg as Extract<Messages.ConnectionMessage, { _tag: "Data" | "ExtendedData" }>
-        const state = channelFor(m.recipient)
-        if (!state) return unknownChannel(m.recipient)
-        if (state.receivedClose) return Effect.void
-        if (m.data.length > maxPacket) {
-          return Effect.fail(errorOf(new SshError.ProtocolError({ message: `channel packet of ${m.data.length} bytes exceeds our max packet ${maxPacket}` })))
-        }
-        return Effect.flatMap(core(() => state.receive.receive(m.data.length)), () => {
-          if (m._tag === "Data") state.stdoutInbox.push(m.data)
-          else if (m.dataType !== 1 || state.stderrMode === "discard") credit(state, m.data.length)
-          else if (state.stderrMode === "merge") state.stdoutInbox.push(m.data)
-          else state.stderrInbox.push(m.data)
-          return Effect.void
-        })
-      })
+  /** Channel data, handled synchronously (it is most of the traffic); throws a reason on a violation. */
+  const receiveData = (payload: Uint8Array): void => {
+    const m = Messages.decode(payload) as Extract<Messages.ConnectionMessage, { _tag: "Data" | "ExtendedData" }>
+    const state = channelFor(m.recipient)
+    if (!state) throw new SshError.ProtocolError({ message: `message for unknown channel ${m.recipient}` })
+    if (state.receivedClose) return
+    if (m.data.length > maxPacket) {
+      throw new SshError.ProtocolError({ message: `channel packet of ${m.data.length} bytes exceeds our max packet ${maxPacket}` })
     }
+    state.receive.receive(m.data.length)
+    if (m._tag === "Data") state.stdoutInbox.push(m.data)
+    else if (m.dataType !== 1 || state.stderrMode === "discard") credit(state, m.data.length)
+    else if (state.stderrMode === "merge") state.stdoutInbox.push(m.data)
+    else state.stderrInbox.push(m.data)
+  }
+
+  /** Dispatches a batch in order; only messages that must send or call handlers become effects. */
+  const dispatchAll = (batch: ReadonlyArray<Uint8Array>, from = 0): Effect.Effect<void, SshError.SshError> => {
+    try {
+      for (let i = from; i < batch.length; i++) {
+        const payload = batch[i]!
+        const type = payload[0]
+        if (type === N.CHANNEL_DATA || type === N.CHANNEL_EXTENDED_DATA) {
+          receiveData(payload)
+          continue
+        }
+        return Effect.andThen(dispatch(payload), Effect.suspend(() => dispatchAll(batch, i + 1)))
+      }
+      return Effect.void
+    } catch (u) {
+      return Effect.fail(SshError.fromUnknown(u))
+    }
+  }
+
+  const dispatch = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> => {
     return Effect.flatMap(core(() => Messages.decode(payload)), (msg): Effect.Effect<void, SshError.SshError> => {
       switch (msg._tag) {
         case "WindowAdjust": {
@@ -513,7 +527,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     })
   }
 
-  const pump = Effect.forever(Effect.flatMap(transport.receive, dispatch), { disableYield: true })
+  const pump = Effect.forever(Effect.flatMap(transport.receiveAll, (batch) => dispatchAll(batch)))
 
   const keepalive = Effect.gen(function*() {
     const interval = options.keepaliveIntervalMs ?? 0

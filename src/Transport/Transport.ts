@@ -108,6 +108,8 @@ export interface Transport {
   readonly extensions: () => ReadonlyMap<string, Uint8Array>
   /** Next payload that is not a transport message, in order. */
   readonly receive: Effect.Effect<Uint8Array, SshError.SshError>
+  /** Every such payload waiting (at least one), in order: the connection's pump takes them in batches. */
+  readonly receiveAll: Effect.Effect<ReadonlyArray<Uint8Array>, SshError.SshError>
   /** Sends a payload; waits while a key exchange is running. */
   readonly send: (payload: Uint8Array) => Effect.Effect<void, SshError.SshError>
   /** Starts a key re-exchange (unless one runs) and waits for it to finish. */
@@ -497,29 +499,26 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     })
 
   // ---- reading
-  const readPacket: Effect.Effect<Uint8Array, SshError.SshError> = Effect.suspend(function loop(): Effect.Effect<
-    Uint8Array,
-    SshError.SshError
-  > {
+  /** The next complete packet already buffered, or undefined; throws a reason for a bad packet. */
+  const nextBuffered = (): Uint8Array | undefined => {
     const payload = packetReader.next()
-    if (payload !== undefined) {
-      packetsIn++
-      lastReceivedAt = Date.now()
-      if (packetReader.sequence === 0 && !firstKexDone && strict) {
-        return protocolError("sequence number wrapped during the initial key exchange")
-      }
-      return Effect.succeed(payload)
+    if (payload === undefined) return undefined
+    packetsIn++
+    lastReceivedAt = Date.now()
+    if (packetReader.sequence === 0 && !firstKexDone && strict) {
+      throw new SshError.ProtocolError({ message: "sequence number wrapped during the initial key exchange" })
     }
-    return Effect.flatMap(Effect.mapError(socketReader.pull, socketError), (chunks) => {
-      for (const chunk of chunks) {
-        const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk
-        bytesIn += bytes.length
-        bytesSinceKex += bytes.length
-        packetReader.push(bytes)
-      }
-      return Effect.suspend(loop)
-    })
-  }).pipe(Effect.catchDefect((defect) => Effect.fail(SshError.fromUnknown(defect))))
+    return payload
+  }
+
+  const pullMore = Effect.map(Effect.mapError(socketReader.pull, socketError), (chunks) => {
+    for (const chunk of chunks) {
+      const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk
+      bytesIn += bytes.length
+      bytesSinceKex += bytes.length
+      packetReader.push(bytes)
+    }
+  })
 
   const pullBytes = Effect.map(Effect.mapError(socketReader.pull, socketError), (chunks) =>
     chunks.map((c) => typeof c === "string" ? new TextEncoder().encode(c) : c))
@@ -536,31 +535,43 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   const needsRekey = () =>
     firstKexDone && kex === undefined && (bytesSinceKex >= rekeyBytes || Date.now() - lastKexAt >= rekeyIntervalMs)
 
+  let first = true
+  /**
+   * Routes one payload. Transport messages return the effect that handles
+   * them; everything else is queued for the upper layer synchronously, so a
+   * burst of channel data costs no effect per packet. Throws a reason for a
+   * message that may not come now.
+   */
+  const route = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> | undefined => {
+    const type = payload.length > 0 ? payload[0]! : -1
+    if (type < 0) throw new SshError.ProtocolError({ message: "empty packet" })
+    if (first) {
+      first = false
+      if (type !== N.KEXINIT && (strict || role === "server")) {
+        throw new SshError.ProtocolError({ message: `first packet was ${type}, not KEXINIT` })
+      }
+    }
+    if (type >= 1 && type <= 49 && type !== N.SERVICE_REQUEST && type !== N.SERVICE_ACCEPT) {
+      return onTransportMessage(payload)
+    }
+    if (!firstKexDone) throw new SshError.ProtocolError({ message: `message ${type} before the first key exchange completed` })
+    if (kex?.theirKexInit !== undefined) throw new SshError.ProtocolError({ message: `message ${type} during a key exchange` })
+    if (Queue.sizeUnsafe(incoming) >= incomingLimit) {
+      throw new SshError.ProtocolError({ message: `peer sent ${incomingLimit} messages we could not process yet` })
+    }
+    Queue.offerUnsafe(incoming, payload)
+    return undefined
+  }
+
   const readerLoop = Effect.gen(function*() {
-    let first = true
     for (;;) {
-      const payload = yield* readPacket
-      const type = payload.length > 0 ? payload[0]! : -1
-      if (type < 0) return yield* protocolError("empty packet")
-      if (first) {
-        first = false
-        if (type !== N.KEXINIT) {
-          if (strict || role === "server") return yield* protocolError(`first packet was ${type}, not KEXINIT`)
-        }
+      let payload: Uint8Array | undefined
+      while ((payload = nextBuffered()) !== undefined) {
+        const handle = route(payload)
+        if (handle !== undefined) yield* handle
       }
-      if (type >= 1 && type <= 49 && type !== N.SERVICE_REQUEST && type !== N.SERVICE_ACCEPT) {
-        yield* onTransportMessage(payload)
-        continue
-      }
-      if (!firstKexDone) return yield* protocolError(`message ${type} before the first key exchange completed`)
-      if (kex?.theirKexInit !== undefined) {
-        return yield* protocolError(`message ${type} during a key exchange`)
-      }
-      if (Queue.sizeUnsafe(incoming) >= incomingLimit) {
-        return yield* protocolError(`peer sent ${incomingLimit} messages we could not process yet`)
-      }
-      Queue.offerUnsafe(incoming, payload)
       if (needsRekey()) yield* Effect.asVoid(startKex)
+      yield* pullMore
     }
   })
 
@@ -631,6 +642,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     negotiated: () => negotiated!,
     extensions: () => extensions,
     receive: Queue.take(incoming),
+    receiveAll: Queue.takeAll(incoming),
     send,
     rekey: Effect.flatMap(startKex, Deferred.await),
     disconnect,
