@@ -41,3 +41,23 @@ export * as SftpServer from "./Sftp/SftpServer.ts"
 export * as SftpAttributes from "./Sftp/Attributes.ts"
 /** SFTP status codes (`StatusCode.NoSuchFile`, ...), as carried by the `SftpStatus` error reason. */
 export * as SftpStatusCode from "./Sftp/Status.ts"
+/** The embedded server: `SshServer.serve(options)` → scoped server. */
+export * as SshServer from "./Server.ts"
+/** Default server session handlers: real processes over pipes or a pty. */
+export * as ProcessSession from "./Server/ProcessSession.ts"
+/** Server-side authentication handlers and options. */
+export * as ServerAuth from "./Auth/ServerAuth.ts"
+/** OpenSSH certificates: parse, check, sign. */
+export * as Certificate from "./Auth/Certificate.ts"
+/** ssh-agent protocol codec. */
+export * as Agent from "./Auth/Agent.ts"
+/** ssh-agent client over SSH_AUTH_SOCK. */
+export * as AgentClient from "./Auth/AgentClient.ts"
+/** Agent forwarding (auth-agent@openssh.com channels). */
+export * as AgentForwarding from "./Auth/AgentForwarding.ts"
+/** PuTTY private key files. */
+export * as Ppk from "./Auth/Ppk.ts"
+/** Reading and writing known_hosts files. */
+export * as KnownHostsFile from "./Auth/KnownHostsFile.ts"
+/** Default identities (~/.ssh/id_*), like OpenSSH. */
+export * as Identities from "./Auth/Identities.ts"
