@@ -133,6 +133,8 @@ export interface SshConnection {
   readonly globalRequest: (name: string, data: Uint8Array, wantReply: boolean) => Effect.Effect<Uint8Array | undefined, SshError.SshError>
   /** Re-runs the key exchange now. */
   readonly rekey: Effect.Effect<void, SshError.SshError>
+  /** Sends SSH_MSG_IGNORE (padding the peer discards; hides keystroke timing, keeps middleboxes awake). */
+  readonly sendIgnore: (data?: Uint8Array | number) => Effect.Effect<void, SshError.SshError>
   /** Fails with the reason once the connection is dead. */
   readonly closed: Deferred.Deferred<never, SshError.SshError>
   /** Transport counters. */
@@ -232,6 +234,10 @@ export const connect = (
       openChannel: connection.openChannel,
       globalRequest: connection.globalRequest,
       rekey: transport.rekey,
+      sendIgnore: (data) =>
+        transport.sendIgnore(
+          typeof data === "number" ? globalThis.crypto.getRandomValues(new Uint8Array(Math.min(data, 65536))) : data ?? new Uint8Array(0)
+        ),
       closed: connection.closed,
       stats: transport.stats,
       connection

@@ -114,6 +114,8 @@ export interface Transport {
   readonly send: (payload: Uint8Array) => Effect.Effect<void, SshError.SshError>
   /** Starts a key re-exchange (unless one runs) and waits for it to finish. */
   readonly rekey: Effect.Effect<void, SshError.SshError>
+  /** Sends SSH_MSG_IGNORE with the given data (traffic padding; allowed even during a key exchange). */
+  readonly sendIgnore: (data: Uint8Array) => Effect.Effect<void, SshError.SshError>
   /** Sends DISCONNECT and closes. */
   readonly disconnect: (code?: number, description?: string) => Effect.Effect<void>
   /** Completes with the reason once the transport is dead. */
@@ -645,6 +647,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     receiveAll: Queue.takeAll(incoming),
     send,
     rekey: Effect.flatMap(startKex, Deferred.await),
+    sendIgnore: (data) => sealAndWrite(Messages.encodeIgnore(data)),
     disconnect,
     closed,
     lastReceivedAt: () => lastReceivedAt,

@@ -7,6 +7,7 @@
  */
 import * as fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as ChildProcess from "node:child_process"
@@ -505,10 +506,10 @@ describe("effect-ssh serve (child process)", () => {
     try {
       const error = await runFailure(Effect.gen(function*() {
         const ssh = yield* SshClient.connect(client(server.port, [Auth.privateKey(userKey)]))
-        const proc = yield* ssh.exec("echo started; exec sleep 30")
+        yield* ssh.exec("echo started; exec sleep 30")
         yield* Effect.sleep(300)
         server.child.kill(signal)
-        return yield* proc.exit
+        return yield* Deferred.await(ssh.closed)
       }))
       expect(error.reason).toMatchObject({ _tag: "PeerDisconnected", code: 11, description: "server shutting down" })
       expect(await server.exited).toBe(0)

@@ -114,15 +114,20 @@ describeInterop("connection behaviour against OpenSSH sshd", () => {
     }
   })
 
-  it("global requests: a reply for want-reply, nothing for no-reply, connection still usable", async () => {
+  it("global requests (a reply for want-reply, nothing for no-reply) and IGNORE; connection still usable", async () => {
     const r = await runScoped(Effect.gen(function*() {
       const ssh = yield* SshClient.connect(sshdOptions(sshd, [keyAuth]))
       const reply = yield* ssh.globalRequest("keepalive@openssh.com", new Uint8Array(0), true)
       const none = yield* ssh.globalRequest("nonexistent@example.com", new Uint8Array(0), false)
-      return { reply, none, after: (yield* ssh.run("echo after")).stdout }
+      const before = ssh.stats().packetsOut
+      yield* ssh.sendIgnore(4096)
+      yield* ssh.sendIgnore()
+      const ignoresSent = ssh.stats().packetsOut - before
+      return { reply, none, ignoresSent, after: (yield* ssh.run("echo after")).stdout }
     }))
     expect(r.reply).toBeUndefined()
     expect(r.none).toBeUndefined()
+    expect(r.ignoresSent).toBe(2)
     expect(r.after).toBe("after\n")
   })
 
