@@ -15,6 +15,7 @@ import * as Stream from "effect/Stream"
 import * as SshError from "../SshError.ts"
 import type { Connection, SshChannel } from "./Connection.ts"
 import * as Requests from "./Requests.ts"
+import { concat } from "../internal/bytes.ts"
 
 /** How a remote process ended. */
 export type ExitStatus =
@@ -184,19 +185,7 @@ const collect = (stream: Stream.Stream<Uint8Array, SshError.SshError>) =>
   Stream.runFold(stream, () => [] as Array<Uint8Array>, (acc, chunk) => {
     acc.push(chunk)
     return acc
-  }).pipe(Effect.map(concatAll))
-
-const concatAll = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
-  let total = 0
-  for (const c of chunks) total += c.length
-  const out = new Uint8Array(total)
-  let o = 0
-  for (const c of chunks) {
-    out.set(c, o)
-    o += c.length
-  }
-  return out
-}
+  }).pipe(Effect.map(concat))
 
 /**
  * Runs a command to completion, collecting stdout and stderr (both drained

@@ -32,6 +32,7 @@ import * as Messages from "./Messages.ts"
 import * as Negotiation from "./Negotiation.ts"
 import * as Kex from "./Kex.ts"
 import { deriveKey } from "./KeyDerivation.ts"
+import { hostKeyDefaults } from "./Algorithms.ts"
 import { equal } from "../internal/bytes.ts"
 import * as Certificate from "../Auth/Certificate.ts"
 
@@ -656,15 +657,8 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   return transport
 })
 
-/** Signature algorithms our server accepts for user keys, advertised in server-sig-algs. */
-const userSignatureAlgorithms: ReadonlyArray<string> = [
-  "ssh-ed25519",
-  "ecdsa-sha2-nistp256",
-  "ecdsa-sha2-nistp384",
-  "ecdsa-sha2-nistp521",
-  "rsa-sha2-512",
-  "rsa-sha2-256"
-]
+/** Signature algorithms our server accepts for user keys, advertised in server-sig-algs: the SHA-2 ones we verify. */
+const userSignatureAlgorithms: ReadonlyArray<string> = hostKeyDefaults
 
 /** Decodes a SERVICE_ACCEPT / SERVICE_REQUEST's service name. */
 export const decodeServiceName = (payload: Uint8Array): string => {
