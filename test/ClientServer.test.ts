@@ -221,3 +221,19 @@ describe("our client ↔ our server", () => {
     expect(types).toEqual(["ssh-ed25519", "ecdsa-sha2-nistp521", "ssh-rsa"])
   })
 })
+
+describe("a connection that dies under a running process", () => {
+  it("proc.exit fails with the typed reason instead of reporting an unknown exit", async () => {
+    const error = await runFailure(Effect.gen(function*() {
+      const server = yield* SshServer.serve(serverOptions({
+        session: { exec: () => Effect.never }
+      }))
+      const ssh = yield* SshClient.connect(clientOptions(server.address.port))
+      const proc = yield* ssh.exec("hang")
+      // the server's scope is ours: close the transport from our side by disconnecting
+      yield* ssh.connection.transport.disconnect(11, "test closes the connection")
+      return yield* proc.exit
+    }))
+    expect((error as SshError).reason._tag).toBe("ConnectionClosed")
+  })
+})

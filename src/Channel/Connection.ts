@@ -104,8 +104,10 @@ export interface SshChannel {
   readonly discardStderr: () => void
   /** Completes when the peer sent EOF. */
   readonly remoteEof: Deferred.Deferred<void>
-  /** Completes when the channel is fully closed. */
+  /** Completes when the channel is fully closed (also when the connection died: see `failure`). */
   readonly closed: Deferred.Deferred<void>
+  /** Why the channel ended abnormally (the connection died), if it did. */
+  readonly failure: () => SshError.SshError | undefined
   /** Sends CLOSE and waits (bounded) for the peer's. */
   readonly close: Effect.Effect<void>
 }
@@ -154,6 +156,7 @@ interface ChannelState {
   readonly remoteEof: Deferred.Deferred<void>
   readonly closed: Deferred.Deferred<void>
   requestHandler: ChannelRequestHandler | undefined
+  failure: SshError.SshError | undefined
   sentEof: boolean
   sentClose: boolean
   receivedClose: boolean
@@ -209,6 +212,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       remoteEof: Deferred.makeUnsafe(),
       closed: Deferred.makeUnsafe(),
       requestHandler: undefined,
+      failure: undefined,
       sentEof: false,
       sentClose: false,
       receivedClose: false
@@ -231,6 +235,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   }
 
   const failChannel = (state: ChannelState, error: SshError.SshError) => {
+    state.failure ??= error
     state.stdoutInbox.fail(error)
     state.stderrInbox.fail(error)
     Deferred.doneUnsafe(state.opened, Exit.fail(error))
@@ -338,6 +343,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     },
     remoteEof: state.remoteEof,
     closed: state.closed,
+    failure: () => state.failure,
     close: closeChannel(state)
   })
 

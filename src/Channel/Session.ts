@@ -72,7 +72,7 @@ export interface SshProcess {
   readonly write: (data: Uint8Array | string) => Effect.Effect<void, SshError.SshError>
   /** Sends EOF on stdin. */
   readonly closeStdin: Effect.Effect<void, SshError.SshError>
-  /** Waits for the channel to close and tells how the process ended. */
+  /** Waits for the channel to close and tells how the process ended; fails if the connection died first. */
   readonly exit: Effect.Effect<ExitStatus, SshError.SshError>
   /** Sends a signal (e.g. "TERM", "INT"). Many servers, OpenSSH among them, only honour it with a pty. */
   readonly signal: (name: string) => Effect.Effect<void, SshError.SshError>
@@ -129,7 +129,11 @@ const startSession = (
       yield* requestOrFail(channel, "pty-req", Requests.encodePtyRequest(pty))
     }
     yield* start(channel)
-    const exit = Effect.as(Deferred.await(channel.closed), undefined).pipe(Effect.map(() => status))
+    // a channel cut by a dead connection reports why, rather than an "Unknown" exit
+    const exit = Effect.flatMap(Deferred.await(channel.closed), () => {
+      const failure = channel.failure()
+      return status._tag === "Unknown" && failure !== undefined ? Effect.fail(failure) : Effect.succeed(status)
+    })
     const process: SshProcess = {
       channel,
       stdout: channel.stdout,
