@@ -144,6 +144,7 @@ export interface SshConnection {
 }
 
 const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(30)
+const SFTP_FLOW = { windowSize: 8 * 1024 * 1024, maxPacket: 128 * 1024 } as const
 const DEFAULT_KEEPALIVE = Duration.seconds(15)
 
 /**
@@ -230,7 +231,8 @@ export const connect = (
       shell: (shellOptions) => Session.shell(sessions, shellOptions),
       subsystem: (name, subOptions) => Session.subsystem(sessions, name, subOptions),
       sftp: (sftpOptions) =>
-        Effect.flatMap(Session.subsystem(connection, "sftp"), (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions), context)),
+        // SFTP moves bulk data both ways with many requests in flight: a larger window and packets pay off
+        Effect.flatMap(Session.subsystem(connection, "sftp", { flow: SFTP_FLOW }), (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions), context)),
       openChannel: connection.openChannel,
       globalRequest: connection.globalRequest,
       rekey: transport.rekey,

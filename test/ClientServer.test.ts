@@ -197,6 +197,18 @@ describe("our client ↔ our server", () => {
     expect(r.total).toBeLessThan(2 * 1024 * 1024)
   })
 
+  it("a max packet larger than the transport allows is clamped, and big packets flow", async () => {
+    const r = await runScoped(withServer((port) =>
+      Effect.gen(function*() {
+        const ssh = yield* SshClient.connect(clientOptions(port, { maxPacket: 1024 * 1024, windowSize: 8 * 1024 * 1024 }))
+        const result = yield* ssh.run("zeros 4194304")
+        return { bytes: result.stdoutBytes.length, packets: ssh.stats().packetsIn }
+      })))
+    expect(r.bytes).toBe(4194304)
+    // 64 KiB writes by the handler arrive as 64 KiB packets, not 32 KiB ones
+    expect(r.packets).toBeLessThan(4194304 / 32768)
+  })
+
   it("unknown algorithm names are a typed error", async () => {
     const e = await runFailure(withServer((port) => SshClient.connect(clientOptions(port, { algorithms: { cipher: ["rot13"] } }))))
     expect((e as SshError).reason._tag).toBe("UnknownAlgorithm")

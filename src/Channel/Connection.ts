@@ -32,6 +32,16 @@ import { ReceiveWindow, SendWindow } from "./Window.ts"
 /** Channel defaults: window 2 MiB, max packet 32 KiB (OpenSSH's session values). */
 export const DEFAULT_WINDOW = 2 * 1024 * 1024
 export const DEFAULT_MAX_PACKET = 32 * 1024
+/** Largest channel max packet: data plus message, padding and MAC must fit a 256 KiB transport packet. */
+export const MAX_CHANNEL_PACKET = 256 * 1024 - 1024
+
+/** Per-channel flow-control settings. */
+export interface ChannelOptions {
+  /** Receive window we grant (default: the connection's). */
+  readonly windowSize?: number | undefined
+  /** Largest data packet we accept (default: the connection's; at most MAX_CHANNEL_PACKET). */
+  readonly maxPacket?: number | undefined
+}
 
 /** Options of a connection. */
 export interface ConnectionOptions {
@@ -126,7 +136,8 @@ export interface Connection {
   /** Opens a channel; closing the scope closes it. */
   readonly openChannel: (
     channelType: string,
-    data?: Uint8Array
+    data?: Uint8Array,
+    options?: ChannelOptions
   ) => Effect.Effect<SshChannel, SshError.SshError, Scope.Scope>
   /** Sends a global request; with `wantReply` returns the reply data, or undefined on failure. */
   readonly globalRequest: (
@@ -145,6 +156,8 @@ interface ChannelState {
   remoteId: number
   readonly channelType: string
   readonly receive: ReceiveWindow
+  /** Largest data packet we accept on this channel. */
+  readonly maxPacket: number
   send: SendWindow
   readonly stdoutInbox: Inbox
   readonly stderrInbox: Inbox
@@ -176,7 +189,7 @@ const errorOf = (reason: SshError.SshErrorReason) => new SshError.SshError({ rea
 export const make = Effect.fnUntraced(function*(transport: Transport, options: ConnectionOptions = {}) {
   const scope = yield* Effect.scope
   const windowSize = options.windowSize ?? DEFAULT_WINDOW
-  const maxPacket = options.maxPacket ?? DEFAULT_MAX_PACKET
+  const maxPacket = Math.min(options.maxPacket ?? DEFAULT_MAX_PACKET, MAX_CHANNEL_PACKET)
   const maxChannels = options.maxChannels ?? 1024
   const channels = new Map<number, ChannelState>()
   const pendingGlobal: Array<Deferred.Deferred<Uint8Array | undefined, SshError.SshError>> = []
@@ -194,13 +207,14 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
 
   const send = (payload: Uint8Array) => transport.send(payload)
 
-  const makeState = (localId: number, channelType: string): ChannelState => {
-    const receive = new ReceiveWindow(windowSize)
+  const makeState = (localId: number, channelType: string, flow?: ChannelOptions): ChannelState => {
+    const receive = new ReceiveWindow(flow?.windowSize ?? windowSize)
     const state: ChannelState = {
       localId,
       remoteId: -1,
       channelType,
       receive,
+      maxPacket: Math.min(flow?.maxPacket ?? maxPacket, MAX_CHANNEL_PACKET),
       send: new SendWindow(0, 0),
       stdoutInbox: new Inbox((n) => credit(state, n)),
       stderrInbox: new Inbox((n) => credit(state, n)),
@@ -347,7 +361,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     close: closeChannel(state)
   })
 
-  const openChannel = (channelType: string, data?: Uint8Array) =>
+  const openChannel = (channelType: string, data?: Uint8Array, flow?: ChannelOptions) =>
     Effect.acquireRelease(
       Effect.suspend(() => {
         if (failure) return Effect.fail(failure)
@@ -355,9 +369,9 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
         if (id === undefined) {
           return Effect.fail(errorOf(new SshError.ChannelOpenFailed({ code: 4, description: "too many open channels" })))
         }
-        const state = makeState(id, channelType)
+        const state = makeState(id, channelType, flow)
         channels.set(id, state)
-        return send(Messages.channelOpen(channelType, id, windowSize, maxPacket, data)).pipe(
+        return send(Messages.channelOpen(channelType, id, state.receive.size, state.maxPacket, data)).pipe(
           Effect.andThen(Deferred.await(state.opened)),
           Effect.as(state),
           Effect.onInterrupt(() => Effect.sync(() => release(state)))
@@ -392,7 +406,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       if (id === undefined) return yield* refuse(N.ChannelOpenFailure.RESOURCE_SHORTAGE, "too many open channels")
       const state = makeState(id, msg.channelType)
       state.remoteId = msg.sender
-      state.send = new SendWindow(msg.window, Math.max(1, Math.min(msg.maxPacket, 256 * 1024)))
+      state.send = new SendWindow(msg.window, Math.max(1, Math.min(msg.maxPacket, MAX_CHANNEL_PACKET)))
       if (msg.window > 0) state.windowLatch.openUnsafe()
       Deferred.doneUnsafe(state.opened, Exit.void)
       channels.set(id, state)
@@ -410,8 +424,8 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     const state = channelFor(m.recipient)
     if (!state) throw new SshError.ProtocolError({ message: `message for unknown channel ${m.recipient}` })
     if (state.receivedClose) return
-    if (m.data.length > maxPacket) {
-      throw new SshError.ProtocolError({ message: `channel packet of ${m.data.length} bytes exceeds our max packet ${maxPacket}` })
+    if (m.data.length > state.maxPacket) {
+      throw new SshError.ProtocolError({ message: `channel packet of ${m.data.length} bytes exceeds our max packet ${state.maxPacket}` })
     }
     state.receive.receive(m.data.length)
     if (m._tag === "Data") state.stdoutInbox.push(m.data)
@@ -498,7 +512,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
             return Effect.fail(errorOf(new SshError.ProtocolError({ message: `unexpected open confirmation for channel ${msg.recipient}` })))
           }
           state.remoteId = msg.sender
-          state.send = new SendWindow(msg.window, Math.max(1, Math.min(msg.maxPacket, 256 * 1024)))
+          state.send = new SendWindow(msg.window, Math.max(1, Math.min(msg.maxPacket, MAX_CHANNEL_PACKET)))
           if (msg.window > 0) state.windowLatch.openUnsafe()
           Deferred.doneUnsafe(state.opened, Exit.void)
           return Effect.void

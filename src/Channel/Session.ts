@@ -13,7 +13,7 @@ import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import * as SshError from "../SshError.ts"
-import type { Connection, SshChannel } from "./Connection.ts"
+import type { ChannelOptions, Connection, SshChannel } from "./Connection.ts"
 import * as Requests from "./Requests.ts"
 import { concat } from "../internal/bytes.ts"
 
@@ -52,6 +52,8 @@ export interface SessionOptions {
   readonly env?: Readonly<Record<string, string>> | undefined
   /** "separate" (default): stderr is its own stream; "merge": into stdout; "discard": dropped. */
   readonly stderr?: "separate" | "merge" | "discard" | undefined
+  /** Window and max packet for this channel (default: the connection's). */
+  readonly flow?: ChannelOptions | undefined
 }
 
 /**
@@ -105,7 +107,7 @@ const startSession = (
   start: (channel: SshChannel) => Effect.Effect<void, SshError.SshError>
 ): Effect.Effect<SshProcess, SshError.SshError, Scope.Scope> =>
   Effect.gen(function*() {
-    const channel = yield* connection.openChannel("session")
+    const channel = yield* connection.openChannel("session", undefined, options.flow)
     let status: ExitStatus = { _tag: "Unknown" }
     channel.onRequest((request, data) =>
       Effect.sync(() => {
