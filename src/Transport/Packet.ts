@@ -166,7 +166,7 @@ export class PacketWriter {
  * are valid until the next `push`.
  */
 class ByteRing {
-  private buffer = new Uint8Array(256 * 1024)
+  private buffer = new Uint8Array(16 * 1024)
   private start = 0
   private end = 0
 
