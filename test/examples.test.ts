@@ -3,16 +3,41 @@
  */
 import { expect, it } from "vitest"
 import * as child from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 
 const node = path.resolve("node_modules/.bin/node")
 
-it("npm start: the demo runs on the embedded server and streams through the window", () => {
+/** A PATH with every program of the current PATH except OpenSSH's: the demo must not need them. */
+const pathWithoutOpenssh = (): string => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-no-openssh-"))
+  const hidden = /^(ssh|sshd|scp|sftp|ssh-.*|sftp-server)$/
+  for (const entry of (process.env.PATH ?? "").split(":")) {
+    let names: Array<string> = []
+    try {
+      names = fs.readdirSync(entry)
+    } catch {
+      continue
+    }
+    for (const name of names) {
+      const link = path.join(dir, name)
+      if (!hidden.test(name) && !fs.existsSync(link)) fs.symlinkSync(path.join(entry, name), link)
+    }
+  }
+  return dir
+}
+
+it("npm start: the demo runs on the embedded server, with OpenSSH hidden, and streams through the window", () => {
+  const bin = pathWithoutOpenssh()
   const r = child.spawnSync(node, [path.resolve("examples/demo.ts")], {
     encoding: "utf8",
     timeout: 120_000,
-    env: { ...process.env, DEMO_BYTES: String(64 * 1024 * 1024) }
+    env: { ...process.env, PATH: bin, DEMO_BYTES: String(64 * 1024 * 1024) }
   })
+  const found = child.spawnSync("/bin/sh", ["-c", "command -v ssh sshd sftp ssh-keygen"], { encoding: "utf8", env: { PATH: bin } })
+  fs.rmSync(bin, { recursive: true, force: true })
+  expect(found.stdout).toBe("")
   expect(r.stderr).toBe("")
   expect(r.status).toBe(0)
   expect(r.stdout).toMatch(/client {3}connected and authenticated in [\d.]+ ms/)
