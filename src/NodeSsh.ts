@@ -11,10 +11,9 @@
  */
 import * as Layer from "effect/Layer"
 import * as Effect from "effect/Effect"
-import * as net from "node:net"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { Connector } from "./Client.ts"
-import { fromNetSocket } from "./internal/netSocket.ts"
+import { connectTcp } from "./internal/netSocket.ts"
 
 /**
  * Dials TCP with `node:net`.
@@ -25,7 +24,7 @@ import { fromNetSocket } from "./internal/netSocket.ts"
  * ```
  */
 export const connectorLayer: Layer.Layer<Connector> = Layer.succeed(Connector)({
-  connect: (host, port) => Effect.sync(() => fromNetSocket(() => net.connect({ host, port, noDelay: true })))
+  connect: (host, port) => Effect.sync(() => connectTcp({ host, port }))
 })
 
 /**

@@ -30,9 +30,14 @@ const closeError = (code: number) => new Socket.SocketError({ reason: new Socket
  */
 export const fromNetSocket = (
   open: () => net.Socket,
-  options?: { readonly highWaterMark?: number | undefined }
+  options?: {
+    readonly highWaterMark?: number | undefined
+    /** Bytes read through `onread` (see `connectTcp`) instead of 'data' events. */
+    readonly reads?: ReusedReads | undefined
+  }
 ): Socket.Socket => {
   const highWaterMark = options?.highWaterMark ?? 1024 * 1024
+  const reads = options?.reads
   let conn: net.Socket | undefined
   let connected: Promise<net.Socket> | undefined
 
@@ -72,6 +77,11 @@ export const fromNetSocket = (
       resume(taken)
     }
     const take = (): Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, Socket.SocketError> | undefined => {
+      if (reads !== undefined && reads.length > 0) {
+        const out = reads.take()
+        if (socket.isPaused()) socket.resume()
+        return Effect.succeed([out])
+      }
       if (chunks.length > 0) {
         const out = chunks as unknown as Arr.NonEmptyReadonlyArray<Uint8Array>
         chunks = []
@@ -99,7 +109,8 @@ export const fromNetSocket = (
       failure ??= closeError(hadError ? 1006 : 1000)
       wake()
     }
-    socket.on("data", onData)
+    if (reads !== undefined) reads.onData = wake
+    else socket.on("data", onData)
     socket.on("end", onEnd)
     socket.on("error", onError)
     socket.on("close", onClose)
@@ -192,4 +203,71 @@ export const fromNetSocket = (
   )
 
   return Socket.make({ reader, writer })
+}
+
+/**
+ * Incoming bytes gathered from `onread` callbacks into two buffers used in
+ * turn: Node reads into one fixed buffer and we copy from it, so a fast
+ * transfer allocates nothing per read. A chunk handed out by a pull is valid
+ * until the next pull (the transport copies it into its own buffer at once).
+ */
+class ReusedReads {
+  private current = new Uint8Array(64 * 1024)
+  private spare = new Uint8Array(64 * 1024)
+  length = 0
+  onData: () => void = () => {}
+  readonly highWaterMark: number
+
+  constructor(highWaterMark: number) {
+    this.highWaterMark = highWaterMark
+  }
+
+  /** The onread callback: false pauses the socket until a pull takes the bytes. */
+  append(bytes: Uint8Array): boolean {
+    if (this.length + bytes.length > this.current.length) {
+      let size = this.current.length * 2
+      while (size < this.length + bytes.length) size *= 2
+      const next = new Uint8Array(size)
+      next.set(this.current.subarray(0, this.length))
+      this.current = next
+    }
+    this.current.set(bytes, this.length)
+    this.length += bytes.length
+    this.onData()
+    return this.length < this.highWaterMark
+  }
+
+  take(): Uint8Array {
+    const out = this.current.subarray(0, this.length)
+    const used = this.current
+    this.current = this.spare
+    this.spare = used
+    this.length = 0
+    return out
+  }
+}
+
+/**
+ * A client TCP connection read through one reused buffer (`onread`).
+ *
+ * @example
+ * ```ts
+ * const socket = connectTcp({ host: "example.com", port: 22 })
+ * ```
+ * @internal
+ */
+export const connectTcp = (options: { readonly host: string; readonly port: number }): Socket.Socket => {
+  const highWaterMark = 1024 * 1024
+  const reads = new ReusedReads(highWaterMark)
+  const readBuffer = Buffer.allocUnsafe(64 * 1024)
+  return fromNetSocket(
+    () =>
+      net.connect({
+        host: options.host,
+        port: options.port,
+        noDelay: true,
+        onread: { buffer: readBuffer, callback: (n, buffer) => reads.append(buffer.subarray(0, n)) }
+      }),
+    { highWaterMark, reads }
+  )
 }
