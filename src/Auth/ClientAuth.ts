@@ -1,6 +1,7 @@
 /**
  * Client user authentication (RFC 4252): asks for the ssh-userauth service,
- * learns the server's methods with a "none" request, then tries the
+ * learns the server's methods with a "none" request (or, when a key comes
+ * first, from that key's attempt: one round trip less), then tries the
  * configured methods in order, as OpenSSH does. Partial success (multi-factor,
  * sshd's `AuthenticationMethods publickey,password`) moves on to the methods
  * still required. A password is also offered through keyboard-interactive
@@ -268,15 +269,22 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
   const request = (req: Messages.AuthMethodRequest) =>
     transport.send(Messages.encodeRequest({ user: options.username, service: SERVICE, request: req }))
 
-  // "none" tells us which methods the server allows.
-  yield* request({ method: "none" })
-  let reply = yield* receive("none")
-  if (reply._tag === "Success") return { banners, methods: ["none"] } satisfies AuthOutcome
-  if (reply._tag !== "Failure") {
-    return yield* Effect.fail(SshError.make(new SshError.ProtocolError({ message: `unexpected ${reply._tag} to a none request` })))
+  // "none" tells us which methods the server allows. When the first method is a key, that attempt's answer
+  // tells us just as well, so we skip the round trip (connect latency) — every server allows publickey to be tried.
+  const first = options.methods[0]?._tag
+  const keyFirst = first === "PrivateKey" || first === "PrivateKeyFile" || first === "Certificate" || first === "CertificateFile"
+  let allowed: ReadonlyArray<string> = ["publickey"]
+  let partial = false
+  if (!keyFirst) {
+    yield* request({ method: "none" })
+    const reply = yield* receive("none")
+    if (reply._tag === "Success") return { banners, methods: ["none"] } satisfies AuthOutcome
+    if (reply._tag !== "Failure") {
+      return yield* Effect.fail(SshError.make(new SshError.ProtocolError({ message: `unexpected ${reply._tag} to a none request` })))
+    }
+    allowed = reply.methods
+    partial = reply.partial
   }
-  let allowed: ReadonlyArray<string> = reply.methods
-  let partial = reply.partial
 
   /** Runs keyboard-interactive rounds until the server decides. */
   const keyboardRounds = (respond: KeyboardInteractiveHandler) =>
