@@ -117,8 +117,6 @@ export const callback = <R = never>(
       ok ? Effect.void : rejected(check, "rejected by the host key callback"))
   )
 
-/** The default known_hosts file, ~/.ssh/known_hosts. */
-export const defaultKnownHostsFile = (): string => KnownHostsFile.defaultFile()
 
 /** Options of the known_hosts policies. */
 export interface KnownHostsOptions {
@@ -187,7 +185,7 @@ type UnknownHost = "reject" | "add" | "warn"
 const described = (key: PublicKey.PublicKey): string => `${key.type} ${PublicKey.fingerprint(key)}`
 
 const makeKnownHosts = (options: KnownHostsOptions | undefined, unknownHost: UnknownHost): HostKeyPolicy => {
-  const files = options?.files ?? [defaultKnownHostsFile()]
+  const files = options?.files ?? [KnownHostsFile.defaultFile()]
   const readEntries = KnownHostsFile.readAll(files)
   /** Keys added by this policy value, trusted even when the file could not be written (paramiko keeps them in memory). */
   const added: Array<KnownHosts.KnownHostsEntry> = []

@@ -36,7 +36,14 @@ export interface WriteOptions {
 /** What `read` returns: the usable entries and the lines that could not be used. */
 export type Contents = ReturnType<typeof KnownHosts.parse>
 
-/** The default known_hosts file, `~/.ssh/known_hosts`. */
+/**
+ * The default known_hosts file, `~/.ssh/known_hosts`.
+ *
+ * @example
+ * ```ts
+ * defaultFile() // "/home/me/.ssh/known_hosts"
+ * ```
+ */
 export const defaultFile = (): string => path.join(os.homedir(), ".ssh", "known_hosts")
 
 /**

@@ -150,7 +150,14 @@ const systemRandom = (n: number): Uint8Array => {
 const fail = (reason: SshError.SshErrorReason) => Effect.fail(new SshError.SshError({ reason }))
 const protocolError = (message: string) => fail(new SshError.ProtocolError({ message }))
 
-/** Runs a pure core function, turning a thrown reason into a typed failure. */
+/**
+ * Runs a pure core function, turning a thrown reason into a typed failure.
+ *
+ * @example
+ * ```ts
+ * const kexInit = yield* core(() => Messages.decodeKexInit(payload))
+ * ```
+ */
 export const core = <A>(f: () => A): Effect.Effect<A, SshError.SshError> =>
   Effect.try({ try: f, catch: SshError.fromUnknown })
 
@@ -660,7 +667,14 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 /** Signature algorithms our server accepts for user keys, advertised in server-sig-algs: the SHA-2 ones we verify. */
 const userSignatureAlgorithms: ReadonlyArray<string> = hostKeyDefaults
 
-/** Decodes a SERVICE_ACCEPT / SERVICE_REQUEST's service name. */
+/**
+ * Decodes a SERVICE_ACCEPT / SERVICE_REQUEST's service name.
+ *
+ * @example
+ * ```ts
+ * decodeServiceName(payload) // "ssh-userauth"
+ * ```
+ */
 export const decodeServiceName = (payload: Uint8Array): string => {
   const r = new Reader(payload, 1)
   return r.name("service name")

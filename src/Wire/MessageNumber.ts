@@ -48,11 +48,25 @@ export const CHANNEL_REQUEST = 98
 export const CHANNEL_SUCCESS = 99
 export const CHANNEL_FAILURE = 100
 
-/** Messages allowed during a key exchange (RFC 4253 §7.1): transport layer generic and kex messages. */
+/**
+ * Messages allowed during a key exchange (RFC 4253 §7.1): transport layer generic and kex messages.
+ *
+ * @example
+ * ```ts
+ * isKexMessage(KEXDH_INIT) // true
+ * ```
+ */
 export const isKexMessage = (n: number): boolean =>
   (n >= 1 && n <= 4) || n === KEXINIT || n === NEWKEYS || (n >= KEX_FIRST && n <= KEX_LAST)
 
-/** Transport-layer messages (1..49). */
+/**
+ * Transport-layer messages (1..49).
+ *
+ * @example
+ * ```ts
+ * isTransportMessage(CHANNEL_DATA) // false
+ * ```
+ */
 export const isTransportMessage = (n: number): boolean => n >= 1 && n <= 49
 
 /** Disconnect reason codes (RFC 4250 §4.2.2). */
