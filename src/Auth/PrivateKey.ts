@@ -323,7 +323,8 @@ const readPrivateSection = (section: Uint8Array, blockSize: number, encrypted: b
   const secret = readSecret(r)
   const comment = fromUtf8(r.string("comment"))
   const padding = r.rest()
-  if (padding.length >= blockSize || padding.some((b, i) => b !== i + 1)) fail("bad padding after the private key")
+  // any length, as OpenSSH accepts (puttygen writes more than a block): only the 1, 2, 3, ... sequence is checked
+  if (padding.some((b, i) => b !== ((i + 1) & 0xff))) fail("bad padding after the private key")
   return make(secret, comment)
 }
 

@@ -220,7 +220,7 @@ describe("openssh-key-v1 consistency checks", () => {
     expect(tagOf(() => PrivateKey.parse(v1File(key.publicKey.blob, section(key, { check2: 8 }))))).toBe("KeyParseFailed")
   })
 
-  it("rejects padding that is not 1, 2, 3, ... or not to the block size", () => {
+  it("accepts padding 1, 2, 3, ... of any length (as OpenSSH and puttygen), rejects any other", () => {
     const base = section(key, { padding: [] })
     const needed = (8 - (base.length % 8)) % 8
     const good = Array.from({ length: needed }, (_, i) => i + 1)
@@ -233,6 +233,10 @@ describe("openssh-key-v1 consistency checks", () => {
     }
     const overlong = [...good, ...[1, 2, 3, 4, 5, 6, 7, 8].map((b) => b + needed)]
     expect(tagOf(() => PrivateKey.parse(v1File(key.publicKey.blob, section(key, { padding: overlong }))))).toBe(
+      "returned"
+    )
+    const overlongBad = [...good, ...[1, 2, 3, 4, 5, 6, 7, 7].map((b) => b + needed)]
+    expect(tagOf(() => PrivateKey.parse(v1File(key.publicKey.blob, section(key, { padding: overlongBad }))))).toBe(
       "KeyParseFailed"
     )
     expect(tagOf(() => PrivateKey.parse(v1File(key.publicKey.blob, section(key, { padding: [...good, 9] }))))).toBe(
