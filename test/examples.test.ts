@@ -46,3 +46,12 @@ it("npm start: the demo runs on the embedded server, with OpenSSH hidden, and st
   expect(r.stdout).toMatch(/done: 64\.0 MiB in [\d.]+ s = \d+ MiB\/s, exit 0, sha256 3b6a07d0d404fab4/)
   expect(r.stdout).toMatch(/pty shell {11}(\/dev\/pts\/\d+, size 24 80, exit 0|no pseudo-terminal)/)
 }, 150_000)
+
+it("examples/sftp.ts: put, ls and get through the embedded SFTP server, hashes identical", () => {
+  const r = child.spawnSync(node, [path.resolve("examples/sftp.ts"), "8"], { encoding: "utf8", timeout: 120_000 })
+  expect(r.stderr).toBe("")
+  expect(r.status).toBe(0)
+  expect(r.stdout).toMatch(/put 8388608 \/ 8388608 bytes/)
+  expect(r.stdout).toMatch(/ls \/ → upload\.bin/)
+  expect(r.stdout).toMatch(/put 8388608 bytes, got 8388608 bytes back, sha256 identical/)
+}, 150_000)
