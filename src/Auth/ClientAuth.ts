@@ -26,6 +26,12 @@ import * as PublicKey from "./PublicKey.ts"
 import * as os from "node:os"
 import * as path from "node:path"
 
+/** Asks for a key file's passphrase; attempt counts from 1; undefined gives up on the key. */
+export type PassphrasePrompt = (
+  file: string,
+  attempt: number
+) => Effect.Effect<Redacted.Redacted<string> | undefined, SshError.SshError>
+
 /** Answers one keyboard-interactive round: one response per prompt. */
 export type KeyboardInteractiveHandler = (
   request: Messages.InfoRequest
@@ -47,7 +53,11 @@ export type AuthMethod =
   | {
     readonly _tag: "PrivateKeyFile"
     readonly path: string
-    readonly passphrase?: Redacted.Redacted<string> | undefined
+    /**
+     * The passphrase, or a function asking for it (attempt 1, 2, ...; undefined gives up). A function is only
+     * called once the server said it would accept the key (OpenSSH's behaviour: no prompt for keys it refuses).
+     */
+    readonly passphrase?: Redacted.Redacted<string> | PassphrasePrompt | undefined
   }
   | { readonly _tag: "KeyboardInteractive"; readonly respond: KeyboardInteractiveHandler }
   | {
@@ -96,13 +106,17 @@ export const privateKey = (key: PrivateKey.PrivateKey | string): AuthMethod =>
 
 /**
  * Public-key authentication with a key file, read when the connection authenticates (`~` is expanded).
+ * For an encrypted key, give the passphrase or a function that asks for it:
+ * the function runs only if the server accepts the key. A key that stays
+ * encrypted is skipped (and named in `AuthFailed.tried`), not fatal.
  *
  * @example
  * ```ts
  * Auth.privateKeyFile("~/.ssh/id_ed25519")
+ * Auth.privateKeyFile("~/.ssh/id_ed25519", (file) => promptPassphrase(file))
  * ```
  */
-export const privateKeyFile = (file: string, passphrase?: Redacted.Redacted<string>): AuthMethod => ({
+export const privateKeyFile = (file: string, passphrase?: Redacted.Redacted<string> | PassphrasePrompt): AuthMethod => ({
   _tag: "PrivateKeyFile",
   path: file,
   passphrase
@@ -360,18 +374,64 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
       return last
     }))
 
-  const loadKey = (method: Extract<AuthMethod, { _tag: "PrivateKeyFile" }>) =>
+  const readKeyText = (file: string) =>
+    Effect.flatMap(FileSystem.FileSystem, (fs) =>
+      fs.readFileString(expandHome(file)).pipe(
+        Effect.mapError((e) => SshError.make(new SshError.KeyParseFailed({ message: `cannot read ${file}: ${e.message}` })))
+      ))
+
+  const loadKey = (method: { readonly path: string; readonly passphrase?: Redacted.Redacted<string> | undefined }) =>
+    Effect.flatMap(readKeyText(method.path), (text) =>
+      core(() => PrivateKey.parse(text, method.passphrase ? Redacted.value(method.passphrase) : undefined)))
+
+  /**
+   * A key file's attempt. An encrypted key with a passphrase prompt is first
+   * offered by its public key (in clear in openssh-key-v1, or the `.pub` file
+   * beside it); the prompt runs only if the server answers PK_OK. Undefined:
+   * the key stayed locked, nothing was decided.
+   */
+  const tryKeyFile = (method: Extract<AuthMethod, { _tag: "PrivateKeyFile" }>) =>
     Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const text = yield* fs.readFileString(expandHome(method.path)).pipe(
-        Effect.mapError((e) => SshError.make(new SshError.KeyParseFailed({ message: `cannot read ${method.path}: ${e.message}` })))
-      )
-      return yield* core(() => PrivateKey.parse(text, method.passphrase ? Redacted.value(method.passphrase) : undefined))
+      const text = yield* readKeyText(method.path)
+      const given = method.passphrase
+      const fixed = given !== undefined && Redacted.isRedacted(given) ? Redacted.value(given) : undefined
+      const parsed = yield* Effect.result(core(() => PrivateKey.parse(text, fixed)))
+      if (parsed._tag === "Success") {
+        const key = parsed.success
+        return yield* tryPublicKey(key.publicKey.blob, key.type, keySigner(key))
+      }
+      const locked = parsed.failure.reason._tag === "PassphraseRequired" || parsed.failure.reason._tag === "WrongPassphrase"
+      if (!locked || typeof given !== "function") {
+        if (locked) return undefined
+        return yield* Effect.fail(parsed.failure)
+      }
+      const publicKey = PrivateKey.publicKeyOfFile(text) ?? (yield* readKeyText(`${method.path}.pub`).pipe(
+        Effect.flatMap((line) => core(() => PublicKey.parseOpenSsh(line.trim()))),
+        Effect.orElseSucceed(() => undefined)
+      ))
+      if (publicKey !== undefined) {
+        const ext = transport.extensions().get("server-sig-algs")
+        const algorithm = publicKeyAlgorithm(publicKey.type, ext ? new TextDecoder().decode(ext).split(",") : undefined)
+        yield* request({ method: "publickey", algorithm, publicKey: publicKey.blob })
+        const answer = yield* receive("publickey")
+        if (answer._tag !== "PkOk") return answer
+      }
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const passphrase = yield* given(method.path, attempt)
+        if (passphrase === undefined) return undefined
+        const opened = yield* Effect.result(core(() => PrivateKey.parse(text, Redacted.value(passphrase))))
+        if (opened._tag === "Success") {
+          const key = opened.success
+          return yield* tryPublicKey(key.publicKey.blob, key.type, keySigner(key))
+        }
+        if (opened.failure.reason._tag !== "WrongPassphrase") return yield* Effect.fail(opened.failure)
+      }
+      return undefined
     })
 
   const loadCertificate = (method: Extract<AuthMethod, { _tag: "CertificateFile" }>) =>
     Effect.gen(function*() {
-      const key = yield* loadKey({ _tag: "PrivateKeyFile", path: method.path, passphrase: method.passphrase })
+      const key = yield* loadKey(method)
       const fs = yield* FileSystem.FileSystem
       const text = yield* fs.readFileString(expandHome(method.certificatePath)).pipe(
         Effect.mapError((e) => SshError.make(new SshError.KeyParseFailed({ message: `cannot read ${method.certificatePath}: ${e.message}` })))
@@ -430,12 +490,21 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
         name = "keyboard-interactive"
         outcome = yield* keyboardRounds(method.respond)
         break
-      case "PrivateKey":
+      case "PrivateKey": {
+        if (!allowed.includes("publickey")) continue
+        name = "publickey"
+        outcome = yield* tryPublicKey(method.key.publicKey.blob, method.key.type, keySigner(method.key))
+        break
+      }
       case "PrivateKeyFile": {
         if (!allowed.includes("publickey")) continue
         name = "publickey"
-        const key = method._tag === "PrivateKey" ? method.key : yield* loadKey(method)
-        outcome = yield* tryPublicKey(key.publicKey.blob, key.type, keySigner(key))
+        const tried_ = yield* tryKeyFile(method)
+        if (tried_ === undefined) {
+          tried.push(`publickey ${method.path} (encrypted, no passphrase)`)
+          continue
+        }
+        outcome = tried_
         break
       }
       case "Certificate":

@@ -30,10 +30,7 @@ import * as KnownHostsFile from "./KnownHostsFile.ts"
 import * as PrivateKey from "./PrivateKey.ts"
 
 /** Asks for the passphrase of an encrypted key file; `undefined` skips the key. `attempt` counts from 1. */
-export type PassphrasePrompt = (
-  file: string,
-  attempt: number
-) => Effect.Effect<Redacted.Redacted<string> | undefined, SshError.SshError>
+export type PassphrasePrompt = Auth.PassphrasePrompt
 
 /** Options of `load` and `authMethods`. */
 export interface LoadOptions {
@@ -119,7 +116,8 @@ export const load = (
 /**
  * Public-key auth methods for the identities that exist and load: the given
  * `files`, or the defaults under `home`. Unusable files are skipped with a
- * logged warning.
+ * logged warning. Encrypted keys are not opened here: their passphrase is
+ * asked for only if the server accepts the key (as OpenSSH does).
  *
  * @example
  * ```ts
@@ -132,12 +130,21 @@ export const authMethods = (
   Effect.gen(function*() {
     const files = options?.files ?? (yield* existing(defaultFiles(options?.home)))
     const methods: Array<Auth.AuthMethod> = []
+    const fs = yield* FileSystem.FileSystem
     for (const file of files) {
-      const key = yield* load(file, options).pipe(
-        Effect.catchReason("SshError", "KeyParseFailed", (reason) =>
-          Effect.as(Effect.logWarning(`skipping identity ${file}: ${reason.message}`), undefined))
-      )
-      if (key !== undefined) methods.push(Auth.privateKey(key))
+      const text = yield* fs.readFileString(KnownHostsFile.expandHome(file)).pipe(Effect.orElseSucceed(() => undefined))
+      if (text === undefined) {
+        yield* Effect.logWarning(`skipping identity ${file}: cannot read it`)
+        continue
+      }
+      const parsed = parseWith(text, undefined)
+      if (parsed._tag === "Success") {
+        methods.push(Auth.privateKey(parsed.success))
+      } else if (parsed.failure._tag === "PassphraseRequired") {
+        if (options?.passphrase !== undefined) methods.push(Auth.privateKeyFile(file, options.passphrase))
+      } else {
+        yield* Effect.logWarning(`skipping identity ${file}: ${parsed.failure.message}`)
+      }
     }
     return methods
   })

@@ -511,6 +511,31 @@ export const parse = (text: string | Uint8Array, passphrase?: string | Uint8Arra
   return fail("not a private key file (expected \"-----BEGIN OPENSSH PRIVATE KEY-----\" or a PEM key)")
 }
 
+/**
+ * The public key stored in clear in an openssh-key-v1 file, encrypted or
+ * not (so a client can ask the server whether it would accept the key before
+ * asking for the passphrase); undefined for other formats or a broken file.
+ *
+ * @example
+ * ```ts
+ * publicKeyOfFile(readFileSync("id_ed25519", "utf8"))?.type // "ssh-ed25519"
+ * ```
+ */
+export const publicKeyOfFile = (text: string): PublicKey.PublicKey | undefined => {
+  if (!text.includes(BEGIN_OPENSSH)) return undefined
+  try {
+    const r = new Reader(pemBody(text, BEGIN_OPENSSH, END_OPENSSH))
+    if (!equal(r.raw(MAGIC.length, "magic"), MAGIC)) return undefined
+    r.name("cipher name")
+    r.name("kdf name")
+    r.string("kdf options")
+    if (r.uint32() !== 1) return undefined
+    return PublicKey.fromBlob(r.string("public key"))
+  } catch {
+    return undefined
+  }
+}
+
 const checkRsaBits = (bits: number): number => {
   if (!Number.isInteger(bits) || bits < 2048 || bits > 16384) {
     throw new ConfigParseError({ message: `RSA key size must be an integer from 2048 to 16384 bits, got ${bits}` })

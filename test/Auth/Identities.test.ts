@@ -72,28 +72,22 @@ describe("Identities", () => {
     expect(keysOf(methods)).toEqual([ed.publicKey.blob, rsa.publicKey.blob])
   })
 
-  it("an encrypted key asks the callback, again after a wrong passphrase, then loads", async () => {
+  it("an encrypted key is offered lazily: a file method with the callback, nothing asked yet", async () => {
     const dir = home({ id_ecdsa: PrivateKey.toOpenSsh(ecdsa, { passphrase: "right", rounds: 1 }) })
-    const { asked, prompt } = answers("wrong", "right")
+    const { asked, prompt } = answers("right")
     const methods = await run(Identities.authMethods({ home: dir, passphrase: prompt }))
-    expect(keysOf(methods)).toEqual([ecdsa.publicKey.blob])
-    expect(asked).toEqual([["id_ecdsa", 1], ["id_ecdsa", 2]])
+    expect(methods.map((m) => m._tag)).toEqual(["PrivateKeyFile"])
+    expect(asked).toEqual([])
   })
 
-  it("an encrypted key is skipped without a callback, when the callback declines, or after `attempts` wrong ones", async () => {
+  it("an encrypted key is skipped without a callback; unencrypted ones are loaded", async () => {
     const dir = home({
       id_ed25519: PrivateKey.toOpenSsh(ed, { passphrase: "pw", rounds: 1 }),
       id_rsa: PrivateKey.toOpenSsh(rsa)
     })
     expect(keysOf(await run(Identities.authMethods({ home: dir })))).toEqual([rsa.publicKey.blob])
-    const declined = answers(undefined)
-    expect(keysOf(await run(Identities.authMethods({ home: dir, passphrase: declined.prompt })))).toEqual([rsa.publicKey.blob])
-    expect(declined.asked).toEqual([["id_ed25519", 1]])
-    const wrong = answers("a", "b", "c", "d")
-    expect(keysOf(await run(Identities.authMethods({ home: dir, passphrase: wrong.prompt, attempts: 2 })))).toEqual([
-      rsa.publicKey.blob
-    ])
-    expect(wrong.asked).toEqual([["id_ed25519", 1], ["id_ed25519", 2]])
+    const withPrompt = await run(Identities.authMethods({ home: dir, passphrase: answers().prompt }))
+    expect(withPrompt.map((m) => m._tag)).toEqual(["PrivateKeyFile", "PrivateKey"])
   })
 
   it("unusable files are skipped, the rest are used", async () => {
@@ -115,13 +109,39 @@ describe("Identities", () => {
     expect(await run(Identities.authMethods({ home: dir }))).toEqual([])
   })
 
-  it("a PuTTY key among the files is used too", async () => {
+  it("a PuTTY key among the files is offered too (its passphrase asked at authentication)", async () => {
     const ppk = Fs.readFileSync(new URL("./fixtures/ppk/sshj_ed25519_v2_enc.ppk", import.meta.url), "utf8")
     const dir = home({ "key.ppk": ppk })
-    const { prompt } = answers("123456")
-    const methods = await run(Identities.authMethods({ files: [Path.join(dir, ".ssh", "key.ppk")], passphrase: prompt }))
-    expect(methods).toHaveLength(1)
-    expect(methods[0]!._tag === "PrivateKey" && methods[0].key.comment).toBe("root@sshj")
+    const methods = await run(Identities.authMethods({ files: [Path.join(dir, ".ssh", "key.ppk")], passphrase: answers("123456").prompt }))
+    expect(methods.map((m) => m._tag)).toEqual(["PrivateKeyFile"])
+  })
+
+  it("passphrases are asked only for keys the server accepts, again after a wrong one", async () => {
+    const dir = home({
+      id_ed25519: PrivateKey.toOpenSsh(ed, { passphrase: "not-asked", rounds: 1 }),
+      id_ecdsa: PrivateKey.toOpenSsh(ecdsa, { passphrase: "right", rounds: 1 })
+    })
+    const { asked, prompt } = answers("wrong", "right")
+    const methods = await runScoped(Effect.gen(function*() {
+      const server = yield* SshServer.serve({
+        port: 0,
+        hostKeys: [PrivateKey.generate("ssh-ed25519")],
+        auth: { publicKey: ({ key }) => Effect.succeed(PublicKey.equals(key, ecdsa.publicKey)) },
+        session: { exec: (session) => Effect.as(session.write("in\n"), 0) }
+      })
+      const auth = yield* Identities.authMethods({ home: dir, passphrase: prompt })
+      const ssh = yield* SshClient.connect({
+        host: "127.0.0.1",
+        port: server.address.port,
+        username: "u",
+        auth,
+        hostKeys: HostKeys.callback(() => Effect.succeed(true))
+      })
+      return ssh.info.authMethods
+    }))
+    expect(methods).toEqual(["publickey"])
+    // id_ed25519 was refused by its public key alone: its passphrase was never asked
+    expect(asked).toEqual([["id_ecdsa", 1], ["id_ecdsa", 2]])
   })
 
   it("logs in to our server with an encrypted default identity", async () => {
@@ -150,13 +170,26 @@ describe("Identities", () => {
     expect(result).toEqual(["in\n", ["publickey"]])
   })
 
-  it("a failing passphrase callback fails the load with its error", async () => {
+  it("a failing passphrase callback fails the authentication with its error", async () => {
     const dir = home({ id_ed25519: PrivateKey.toOpenSsh(ed, { passphrase: "pw", rounds: 1 }) })
     const failing: Identities.PassphrasePrompt = () =>
       Effect.fail(SshErrors.make(new SshErrors.AuthFailed({ methodsLeft: [], partial: false, tried: ["prompt (cancelled)"] })))
-    const error = await Effect.runPromise(
-      Effect.flip(Identities.authMethods({ home: dir, passphrase: failing })).pipe(Effect.provide(NodeFileSystem.layer))
-    )
+    const error = await runScoped(Effect.flip(Effect.gen(function*() {
+      const server = yield* SshServer.serve({
+        port: 0,
+        hostKeys: [PrivateKey.generate("ssh-ed25519")],
+        auth: { publicKey: ({ key }) => Effect.succeed(PublicKey.equals(key, ed.publicKey)) }
+      })
+      const auth = yield* Identities.authMethods({ home: dir, passphrase: failing })
+      return yield* SshClient.connect({
+        host: "127.0.0.1",
+        port: server.address.port,
+        username: "u",
+        auth,
+        hostKeys: HostKeys.callback(() => Effect.succeed(true))
+      })
+    })))
     expect((error as SshError).reason._tag).toBe("AuthFailed")
+    expect((error as SshError & { reason: { tried: Array<string> } }).reason.tried).toEqual(["prompt (cancelled)"])
   })
 })
