@@ -28,6 +28,7 @@ import { core } from "../Transport/Transport.ts"
 import * as Messages from "./Messages.ts"
 import { Inbox } from "./Inbox.ts"
 import { ReceiveWindow, SendWindow } from "./Window.ts"
+import type { Payload } from "../internal/packetLayout.ts"
 
 /** Channel defaults: window 2 MiB, max packet 32 KiB (OpenSSH's session values). */
 export const DEFAULT_WINDOW = 2 * 1024 * 1024
@@ -205,7 +206,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     return id
   }
 
-  const send = (payload: Uint8Array) => transport.send(payload)
+  const send = (payload: Payload) => transport.send(payload)
 
   const makeState = (localId: number, channelType: string, flow?: ChannelOptions): ChannelState => {
     const receive = new ReceiveWindow(flow?.windowSize ?? windowSize)
@@ -284,7 +285,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
         }
         const chunk = data.subarray(offset, offset + n)
         offset += n
-        return Effect.andThen(send(Messages.channelData(state.remoteId, chunk, dataType)), loop)
+        return Effect.andThen(send([Messages.channelDataHeader(state.remoteId, chunk.length, dataType), chunk]), loop)
       })
       return loop
     }))

@@ -222,6 +222,33 @@ export const channelData = (recipient: number, data: Uint8Array, dataType?: numb
   return w.string(data).finish()
 }
 
+/**
+ * The header of CHANNEL_DATA (or EXTENDED_DATA with `dataType`) for `length`
+ * bytes: sent as `[header, data]`, the data is sealed without being copied
+ * into a payload first.
+ *
+ * @example
+ * ```ts
+ * transport.send([channelDataHeader(theirId, chunk.length), chunk])
+ * ```
+ */
+export const channelDataHeader = (recipient: number, length: number, dataType?: number): Uint8Array => {
+  // built by hand: one small array per data packet, on the hottest send path
+  const out = new Uint8Array(dataType === undefined ? 9 : 13)
+  out[0] = dataType === undefined ? N.CHANNEL_DATA : N.CHANNEL_EXTENDED_DATA
+  putUint32(out, 1, recipient)
+  if (dataType !== undefined) putUint32(out, 5, dataType)
+  putUint32(out, out.length - 4, length)
+  return out
+}
+
+const putUint32 = (out: Uint8Array, offset: number, n: number): void => {
+  out[offset] = n >>> 24
+  out[offset + 1] = (n >>> 16) & 0xff
+  out[offset + 2] = (n >>> 8) & 0xff
+  out[offset + 3] = n & 0xff
+}
+
 /** @example `channelEof(theirId)` */
 export const channelEof = (recipient: number): Uint8Array =>
   build((w) => w.byte(N.CHANNEL_EOF).uint32(recipient), 5)

@@ -78,7 +78,7 @@ export interface Sealer {
    * `seqno` (uint32). Throws `ProtocolError` when the payload exceeds the
    * maximum packet length.
    */
-  seal(payload: Uint8Array, seqno: number): Uint8Array
+  seal(payload: PacketLayout.Payload, seqno: number): Uint8Array
 }
 
 /** Decrypts incoming packets, in two steps because the length may itself be encrypted. */

@@ -23,6 +23,7 @@ import { asReason } from "../Wire/Reader.ts"
 import type { SshErrorReason } from "../SshError.ts"
 import { ProtocolError } from "../SshError.ts"
 import { type Opener, type Sealer, plainOpener } from "./Cipher.ts"
+import type { Payload } from "../internal/packetLayout.ts"
 
 /**
  * Reassembles packets from a byte stream and opens them.
@@ -142,7 +143,7 @@ export class PacketWriter {
   }
 
   /** The wire bytes of `payload` as the next packet. Throws `ProtocolError` for an oversized payload. */
-  seal(payload: Uint8Array): Uint8Array {
+  seal(payload: Payload): Uint8Array {
     const packet = this.sealer.seal(payload, this.seqno)
     this.seqno = (this.seqno + 1) >>> 0
     return packet

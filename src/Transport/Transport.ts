@@ -34,6 +34,7 @@ import * as Kex from "./Kex.ts"
 import { deriveKey } from "./KeyDerivation.ts"
 import { hostKeyDefaults } from "./Algorithms.ts"
 import { equal } from "../internal/bytes.ts"
+import type { Payload } from "../internal/packetLayout.ts"
 import * as Certificate from "../Auth/Certificate.ts"
 
 /** Which end of the connection we are. */
@@ -111,8 +112,8 @@ export interface Transport {
   readonly receive: Effect.Effect<Uint8Array, SshError.SshError>
   /** Every such payload waiting (at least one), in order: the connection's pump takes them in batches. */
   readonly receiveAll: Effect.Effect<ReadonlyArray<Uint8Array>, SshError.SshError>
-  /** Sends a payload; waits while a key exchange is running. */
-  readonly send: (payload: Uint8Array) => Effect.Effect<void, SshError.SshError>
+  /** Sends a payload (whole, or in parts sealed back to back); waits while a key exchange is running. */
+  readonly send: (payload: Payload) => Effect.Effect<void, SshError.SshError>
   /** Starts a key re-exchange (unless one runs) and waits for it to finish. */
   readonly rekey: Effect.Effect<void, SshError.SshError>
   /** Sends SSH_MSG_IGNORE with the given data (traffic padding; allowed even during a key exchange). */
@@ -259,7 +260,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   }
 
   /** Seals a payload with the current keys and queues it; false when the transport is dead. */
-  const sealNow = (payload: Uint8Array): boolean => {
+  const sealNow = (payload: Payload): boolean => {
     if (failure) return false
     const packet = packetWriter.seal(payload)
     bytesOut += packet.length
@@ -620,7 +621,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   const firstKex = yield* startKex
   yield* Deferred.await(firstKex)
 
-  const send = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> =>
+  const send = (payload: Payload): Effect.Effect<void, SshError.SshError> =>
     Effect.suspend(function attempt(): Effect.Effect<void, SshError.SshError> {
       if (failure) return Effect.fail(failure)
       if (kex !== undefined) return Effect.andThen(idle.await, Effect.suspend(attempt))

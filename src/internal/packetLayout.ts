@@ -179,9 +179,9 @@ export interface Frame {
   /**
    * The plaintext after the length field, in pieces so that the payload is
    * encrypted straight from the caller's buffer: `padding_length` (a view of
-   * `out`), payload, padding.
+   * `out`), the payload's parts, padding.
    */
-  readonly body: readonly [Uint8Array, Uint8Array, Uint8Array]
+  readonly body: ReadonlyArray<Uint8Array>
 }
 
 /**
@@ -201,19 +201,22 @@ export interface Frame {
  * ```
  */
 export const frame = (
-  payload: Uint8Array,
+  payload: Payload,
   blockSize: number,
   lengthIsAligned: boolean,
   trailer: number,
   random: (n: number) => Uint8Array
 ): Frame => {
+  const parts: ReadonlyArray<Uint8Array> = payload instanceof Uint8Array ? [payload] : payload
+  let payloadLength = 0
+  for (const part of parts) payloadLength += part.length
   const align = Math.max(8, blockSize)
-  const unpadded = (lengthIsAligned ? LENGTH_FIELD : 0) + 1 + payload.length
+  const unpadded = (lengthIsAligned ? LENGTH_FIELD : 0) + 1 + payloadLength
   let paddingLength = align - (unpadded % align)
   if (paddingLength < MIN_PADDING) paddingLength += align
-  const packetLength = 1 + payload.length + paddingLength
+  const packetLength = 1 + payloadLength + paddingLength
   if (packetLength > MAX_PACKET_LENGTH) {
-    throw new ProtocolError({ message: `payload of ${payload.length} bytes exceeds the maximum packet length` })
+    throw new ProtocolError({ message: `payload of ${payloadLength} bytes exceeds the maximum packet length` })
   }
   const padding = random(paddingLength)
   if (padding.length !== paddingLength) {
@@ -223,8 +226,19 @@ export const frame = (
   const out = uninitialized(end + trailer)
   writeUint32(out, 0, packetLength)
   out[LENGTH_FIELD] = paddingLength
-  return { out, end, body: [out.subarray(LENGTH_FIELD, PAYLOAD_OFFSET), payload, padding] }
+  return { out, end, body: [out.subarray(LENGTH_FIELD, PAYLOAD_OFFSET), ...parts, padding] }
 }
+
+/**
+ * A payload, whole or in parts sealed back to back (a channel-data header and
+ * the caller's bytes, without first copying them together).
+ *
+ * @example
+ * ```ts
+ * const payload: Payload = [header, data]
+ * ```
+ */
+export type Payload = Uint8Array | ReadonlyArray<Uint8Array>
 
 /**
  * Writes `parts` one after the other into `out` from `offset`, each through

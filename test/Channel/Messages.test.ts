@@ -205,3 +205,16 @@ describe("Channel messages: malformed input", () => {
     }))
   })
 })
+
+describe("channelDataHeader", () => {
+  it("header + data is exactly channelData's payload, for data and extended data", () => {
+    const data = Uint8Array.of(1, 2, 3, 4, 5)
+    for (const dataType of [undefined, 1]) {
+      const header = M.channelDataHeader(0x01020304, data.length, dataType)
+      const joined = new Uint8Array(header.length + data.length)
+      joined.set(header)
+      joined.set(data, header.length)
+      expect([...joined]).toEqual([...M.channelData(0x01020304, data, dataType)])
+    }
+  })
+})
