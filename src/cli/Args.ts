@@ -106,6 +106,16 @@ export const parseOption = (text: string): readonly [string, string] | UsageErro
  * ```
  */
 export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
+  try {
+    return parseExecFlags(argv)
+  } catch (u) {
+    if (u instanceof UsageError) return u
+    throw u
+  }
+}
+
+/** The flag loop of `parseExec`; a missing flag value throws its `UsageError`. */
+const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
   let port: number | undefined
   let user: string | undefined
   let knownHosts: string | undefined
@@ -118,9 +128,10 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
   let command: Array<string> | undefined
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
-    const value = (): string | UsageError => {
+    const value = (): string => {
       const v = argv[++i]
-      return v === undefined ? new UsageError(`${arg} needs a value`) : v
+      if (v === undefined) throw new UsageError(`${arg} needs a value`)
+      return v
     }
     if (arg === "--") {
       command = argv.slice(i + 1) as Array<string>
@@ -134,7 +145,6 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
     switch (arg) {
       case "-p": {
         const v = value()
-        if (v instanceof UsageError) return v
         const p = parsePort(v)
         if (p instanceof UsageError) return p
         port = p
@@ -142,19 +152,16 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
       }
       case "-l": {
         const v = value()
-        if (v instanceof UsageError) return v
         user = v
         break
       }
       case "-i": {
         const v = value()
-        if (v instanceof UsageError) return v
         identities.push(v)
         break
       }
       case "-o": {
         const v = value()
-        if (v instanceof UsageError) return v
         const o = parseOption(v)
         if (o instanceof UsageError) return o
         if (!(o[0] in options)) options[o[0]] = o[1]
@@ -162,13 +169,11 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
       }
       case "--known-hosts": {
         const v = value()
-        if (v instanceof UsageError) return v
         knownHosts = v
         break
       }
       case "--host-key-fingerprint": {
         const v = value()
-        if (v instanceof UsageError) return v
         fingerprint = v
         break
       }
