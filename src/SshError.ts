@@ -245,6 +245,25 @@ export class SshError extends Data.TaggedError("SshError")<{
 }
 
 /**
+ * A message for anything thrown: an Error's message, else its string form —
+ * never itself a throw (`String({ toString: false })` throws).
+ *
+ * @example
+ * ```ts
+ * describeThrown(new RangeError("x")) // "x"
+ * describeThrown({ toString: false }) // "[object Object]"
+ * ```
+ */
+export const describeThrown = (u: unknown): string => {
+  if (u instanceof Error) return u.message
+  try {
+    return String(u)
+  } catch {
+    return Object.prototype.toString.call(u)
+  }
+}
+
+/**
  * Turns anything thrown or failed by lower layers into an `SshError`. A reason
  * is wrapped as is; anything else is a bug or a malformed input that escaped
  * a codec, reported as a protocol error rather than a crash.
@@ -257,7 +276,7 @@ export class SshError extends Data.TaggedError("SshError")<{
 export const fromUnknown = (u: unknown): SshError => {
   if (u instanceof SshError) return u
   if (isSshErrorReason(u)) return new SshError({ reason: u })
-  const message = u instanceof Error ? u.message : String(u)
+  const message = describeThrown(u)
   return new SshError({ reason: new ProtocolError({ message: `unexpected failure: ${message}` }) })
 }
 

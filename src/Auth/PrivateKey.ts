@@ -24,6 +24,7 @@ import { bcryptPbkdf } from "../internal/bcryptPbkdf.ts"
 import { concat, equal, fromHex, fromUtf8, toHex, utf8 } from "../internal/bytes.ts"
 import {
   ConfigParseError,
+  describeThrown,
   KeyParseFailed,
   PassphraseRequired,
   UnknownAlgorithm,
@@ -471,7 +472,7 @@ const parsePem = (text: string, passphrase: string | Uint8Array | undefined): Pr
       })
     } catch (u) {
       if (encrypted) throw new WrongPassphrase({ message: "the passphrase does not decrypt the PEM key" })
-      return fail(`unreadable PEM key: ${u instanceof Error ? u.message : String(u)}`)
+      return fail(`unreadable PEM key: ${describeThrown(u)}`)
     }
     return make(secretFromKeyObject(keyObject), "")
   })

@@ -20,7 +20,7 @@ import { md5 } from "@noble/hashes/legacy.js"
 import { sha256 } from "@noble/hashes/sha2.js"
 import * as Base64 from "../internal/base64.ts"
 import { equal } from "../internal/bytes.ts"
-import { isSshErrorReason, KeyParseFailed } from "../SshError.ts"
+import { describeThrown, isSshErrorReason, KeyParseFailed } from "../SshError.ts"
 import { Reader } from "../Wire/Reader.ts"
 import { build } from "../Wire/Writer.ts"
 
@@ -118,7 +118,7 @@ export const parsing = <A>(what: string, decode: () => A): A => {
     return decode()
   } catch (u) {
     if (isSshErrorReason(u) && u._tag !== "ProtocolError") throw u
-    return fail(`malformed ${what}: ${u instanceof Error ? u.message : String(u)}`)
+    return fail(`malformed ${what}: ${describeThrown(u)}`)
   }
 }
 

@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { ProtocolError, type SshErrorReason, isSshErrorReason } from "../SshError.ts"
+import { ProtocolError, type SshErrorReason, describeThrown, isSshErrorReason } from "../SshError.ts"
 import * as Result from "effect/Result"
 
 /** Largest name-list we accept (OpenSSH: 64 KiB of KEXINIT is already generous). */
@@ -191,4 +191,4 @@ export const attempt = <A>(f: () => A): Result.Result<A, SshErrorReason> => {
 export const asReason = (u: unknown): SshErrorReason =>
   isSshErrorReason(u)
     ? u
-    : new ProtocolError({ message: `malformed input: ${u instanceof Error ? u.message : String(u)}` })
+    : new ProtocolError({ message: `malformed input: ${describeThrown(u)}` })

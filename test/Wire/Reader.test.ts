@@ -313,3 +313,11 @@ describe("attempt and asReason", () => {
     expect(asReason({ _tag: "NotAReason" })._tag).toBe("ProtocolError")
   })
 })
+
+describe("values that cannot be turned into strings", () => {
+  it("asReason describes a thrown object whose toString is not a function (fast-check found it)", () => {
+    const reason = asReason({ toString: false })
+    expect(reason._tag).toBe("ProtocolError")
+    expect(reason.message).toBe("malformed input: [object Object]")
+  })
+})
