@@ -119,8 +119,13 @@ describe("ffdh (node:crypto key objects)", () => {
 
   it("agrees with bigint modular exponentiation", () => {
     const p = toBigInt(modp14.p)
+    // exponents as privateExponent makes them: top bit set, so never 0 (which OpenSSL rejects as a key)
+    const exponent = fc.uint8Array({ minLength: 1, maxLength: 64 }).map((x) => {
+      x[0] = x[0]! | 0x80
+      return x
+    })
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.bigInt({ min: 2n, max: p - 2n }), (x, y) => {
+      fc.property(exponent, fc.bigInt({ min: 2n, max: p - 2n }), (x, y) => {
         const pair = ffdhKeyPair(modp14.p, modp14.g, x)
         expect(toBigInt(pair.publicValue)).toBe(modPow(2n, toBigInt(x), p))
         expect(toBigInt(pair.sharedSecret(fromBigInt(y)))).toBe(modPow(y, toBigInt(x), p))
