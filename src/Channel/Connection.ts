@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import type * as Arr from "effect/Array"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -81,6 +82,9 @@ export type ChannelRequestHandler = (
   wantReply: boolean
 ) => Effect.Effect<boolean | { readonly success: boolean; readonly afterReply: Effect.Effect<void> }>
 
+/** What borrows the chunks of `consumeStdout` / `consumeStderr`, for the duration of its effect. */
+export type Lender<E, R> = (chunks: Arr.NonEmptyReadonlyArray<Uint8Array>) => Effect.Effect<void, E, R>
+
 /**
  * One open channel.
  *
@@ -99,6 +103,15 @@ export interface SshChannel {
   readonly stdout: Stream.Stream<Uint8Array, SshError.SshError>
   /** Extended data of type 1 (stderr). Shares the window with stdout: consume both, or discard it. */
   readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
+  /**
+   * Drains `stdout` without keeping any of it: `f` borrows each batch of chunks, and their memory is freed
+   * as soon as `f`'s effect ends (the chunks then read as empty — copy with `chunk.slice()` what you keep).
+   * Use it instead of `stdout` to move bulk data into a file or socket: no dead buffers wait for the garbage
+   * collector, which roughly halves the CPU per byte and keeps memory flat. Use one of the two, not both.
+   */
+  readonly consumeStdout: <E = never, R = never>(f: Lender<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
+  /** `consumeStdout` for stderr. */
+  readonly consumeStderr: <E = never, R = never>(f: Lender<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
   /** Sends data, waiting for window; `dataType` 1 sends it as stderr (extended data). */
   readonly write: (data: Uint8Array, dataType?: number) => Effect.Effect<void, SshError.SshError>
   /** A sink writing to the channel; sends EOF when the stream ends. */
@@ -340,6 +353,8 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     channelType: state.channelType,
     stdout: Stream.fromPull(Effect.succeed(state.stdoutInbox.pull)),
     stderr: Stream.fromPull(Effect.succeed(state.stderrInbox.pull)),
+    consumeStdout: (f) => state.stdoutInbox.lend(f),
+    consumeStderr: (f) => state.stderrInbox.lend(f),
     write: (data, dataType) => write(state, data, dataType),
     stdin: Sink.forEach((chunk: Uint8Array) => write(state, chunk)).pipe(
       Sink.mapEffect(() => sendEof(state))

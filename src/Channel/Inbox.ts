@@ -12,6 +12,8 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Arr from "effect/Array"
 import type * as Pull from "effect/Pull"
+import * as Stream from "effect/Stream"
+import { releaseAll } from "../internal/ownedBuffers.ts"
 import type { SshError } from "../SshError.ts"
 
 type Resume = (effect: Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError | Cause.Done>) => void
@@ -81,6 +83,19 @@ export class Inbox {
     if (this.error !== undefined) return Effect.fail(this.error)
     if (this.ended) return Cause.done()
     return undefined
+  }
+
+  /**
+   * Pulls to the end, lending each batch to `f` and freeing the batch's
+   * packet buffers when `f`'s effect ends, however it ends.
+   */
+  lend<E, R>(
+    f: (chunks: Arr.NonEmptyReadonlyArray<Uint8Array>) => Effect.Effect<void, E, R>
+  ): Effect.Effect<void, SshError | E, R> {
+    return Stream.runForEachArray(
+      Stream.fromPull(Effect.succeed(this.pull)),
+      (chunks) => Effect.ensuring(f(chunks), Effect.sync(() => releaseAll(chunks)))
+    )
   }
 
   readonly pull: Pull.Pull<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError> = Effect.callback((resume) => {

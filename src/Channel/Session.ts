@@ -69,6 +69,19 @@ export interface SshProcess {
   readonly channel: SshChannel
   readonly stdout: Stream.Stream<Uint8Array, SshError.SshError>
   readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
+  /**
+   * Drains stdout zero-copy: `f` borrows each batch, whose memory is freed when `f`'s effect ends (copy
+   * what you keep). For bulk output going to a file or socket; see `SshChannel.consumeStdout`.
+   *
+   * @example
+   * ```ts
+   * const file = yield* Effect.promise(() => FsPromises.open("dump.bin", "w"))
+   * yield* proc.consumeStdout((chunks) => Effect.promise(() => file.writev(chunks)))
+   * ```
+   */
+  readonly consumeStdout: SshChannel["consumeStdout"]
+  /** `consumeStdout` for stderr. */
+  readonly consumeStderr: SshChannel["consumeStderr"]
   /** Writes to the remote stdin and sends EOF when the stream ends. */
   readonly stdin: Sink.Sink<void, Uint8Array, never, SshError.SshError>
   readonly write: (data: Uint8Array | string) => Effect.Effect<void, SshError.SshError>
@@ -140,6 +153,8 @@ const startSession = (
       channel,
       stdout: channel.stdout,
       stderr: channel.stderr,
+      consumeStdout: channel.consumeStdout,
+      consumeStderr: channel.consumeStderr,
       stdin: channel.stdin,
       write: (data) => channel.write(typeof data === "string" ? textEncoder.encode(data) : data),
       closeStdin: channel.eof,

@@ -23,6 +23,7 @@ import { asReason } from "../Wire/Reader.ts"
 import type { SshErrorReason } from "../SshError.ts"
 import { ProtocolError } from "../SshError.ts"
 import { type Opener, type Sealer, plainOpener } from "./Cipher.ts"
+import { adopt } from "../internal/ownedBuffers.ts"
 import type { Payload } from "../internal/packetLayout.ts"
 
 /**
@@ -82,7 +83,7 @@ export class PacketReader {
       if (this.queue.length < this.pendingLength) return undefined
       const opened = this.opener.open(this.queue.take(this.pendingLength), this.seqno)
       // the ring is reused: a payload that is a view of it (the `none` cipher) must be copied out
-      const payload = opened.buffer === this.queue.backing ? opened.slice() : opened
+      const payload = adopt(opened.buffer === this.queue.backing ? opened.slice() : opened)
       this.pendingLength = undefined
       this.seqno = (this.seqno + 1) >>> 0
       return payload

@@ -34,6 +34,7 @@ import * as Kex from "./Kex.ts"
 import { deriveKey } from "./KeyDerivation.ts"
 import { hostKeyDefaults } from "./Algorithms.ts"
 import { equal } from "../internal/bytes.ts"
+import { adopt } from "../internal/ownedBuffers.ts"
 import type { Payload } from "../internal/packetLayout.ts"
 import * as Certificate from "../Auth/Certificate.ts"
 
@@ -262,7 +263,8 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   /** Seals a payload with the current keys and queues it; false when the transport is dead. */
   const sealNow = (payload: Payload): boolean => {
     if (failure) return false
-    const packet = packetWriter.seal(payload)
+    // the socket frees it once written (ownedBuffers)
+    const packet = adopt(packetWriter.seal(payload))
     bytesOut += packet.length
     bytesSinceKex += packet.length
     packetsOut++

@@ -14,6 +14,7 @@ import type * as Arr from "effect/Array"
 import * as Scope from "effect/Scope"
 import * as Socket from "effect/socket/Socket"
 import * as net from "node:net"
+import { release } from "./ownedBuffers.ts"
 
 type Resume = (effect: Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, Socket.SocketError>) => void
 
@@ -157,6 +158,7 @@ export const fromNetSocket = (
           }
           if (socket.destroyed || socket.writableEnded) return resume(Effect.fail(closeError(1006)))
           const ok = socket.write(chunk, (error) => {
+            if (chunk instanceof Uint8Array) release(chunk)
             if (error) resume(Effect.fail(new Socket.SocketError({ reason: new Socket.SocketWriteError({ cause: error }) })))
           })
           if (ok) return resume(Effect.void)
@@ -191,7 +193,12 @@ export const fromNetSocket = (
           if (socket.destroyed || socket.writableEnded) return Effect.fail(closeError(1006))
           socket.cork()
           let ok = true
-          for (const chunk of chunks) ok = socket.write(chunk)
+          const last = chunks.length - 1
+          for (let i = 0; i < last; i++) ok = socket.write(chunks[i]!)
+          // callbacks run in order, once the data is with the kernel: then packet buffers can be freed
+          ok = socket.write(chunks[last]!, () => {
+            for (const chunk of chunks) if (chunk instanceof Uint8Array) release(chunk)
+          })
           socket.uncork()
           return ok ? Effect.void : awaitDrain(socket)
         })

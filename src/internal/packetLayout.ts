@@ -16,6 +16,7 @@
  *
  * @internal
  */
+import { discard } from "./ownedBuffers.ts"
 import { Buffer } from "node:buffer"
 import { ProtocolError } from "../SshError.ts"
 
@@ -243,7 +244,8 @@ export type Payload = Uint8Array | ReadonlyArray<Uint8Array>
 /**
  * Writes `parts` one after the other into `out` from `offset`, each through
  * `transform` (a stream cipher's update; output as long as its input) when
- * given. Returns the offset after the last part.
+ * given. The transform's output must be a new buffer: it is freed once
+ * copied (`ownedBuffers.discard`). Returns the offset after the last part.
  *
  * @example
  * ```ts
@@ -257,7 +259,13 @@ export const writeParts = (
   transform?: ((part: Uint8Array) => Uint8Array) | undefined
 ): number => {
   for (const part of parts) {
-    out.set(transform === undefined ? part : transform(part), offset)
+    if (transform === undefined) {
+      out.set(part, offset)
+    } else {
+      const transformed = transform(part)
+      out.set(transformed, offset)
+      discard(transformed)
+    }
     offset += part.length
   }
   return offset
