@@ -4,6 +4,7 @@
  * channels, exit status, window backpressure and rekeys.
  */
 import { describe, expect, it } from "vitest"
+import { createHash } from "node:crypto"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
@@ -166,6 +167,44 @@ describe("our client ↔ our server", () => {
     expect(r.out.length).toBe(size)
     expect(Buffer.compare(Buffer.from(r.out), Buffer.from(payload))).toBe(0)
     expect(r.kex).toBeGreaterThanOrEqual(4)
+  })
+
+  it("consumeStdout lends each batch and frees its packet buffers after use, also when the consumer fails", async () => {
+    const size = 8 * 1024 * 1024
+    const payload = new Uint8Array(size).map((_, i) => (i * 131 + (i >> 12)) & 0xff)
+    const r = await runScoped(withServer((port) =>
+      Effect.gen(function*() {
+        const ssh = yield* SshClient.connect(clientOptions(port))
+        const proc = yield* ssh.exec("cat")
+        yield* Effect.forkChild(Effect.andThen(proc.write(payload), proc.closeStdin))
+        const hash = createHash("sha256")
+        const lent: Array<Uint8Array> = []
+        let received = 0
+        yield* proc.consumeStdout((chunks) =>
+          Effect.sync(() => {
+            for (const chunk of chunks) {
+              hash.update(chunk)
+              received += chunk.length
+              lent.push(chunk)
+            }
+          })
+        )
+        // a consumer that fails still gives its batch back
+        const failing = yield* ssh.exec("zeros 100000")
+        let kept: ReadonlyArray<Uint8Array> = []
+        const failure = yield* Effect.flip(failing.consumeStdout((chunks) => {
+          kept = chunks
+          return Effect.fail("stop" as const)
+        }))
+        return { hash: hash.digest("hex"), received, lent, failure, kept }
+      })))
+    expect(r.received).toBe(size)
+    expect(r.hash).toBe(createHash("sha256").update(payload).digest("hex"))
+    expect(r.lent.length).toBeGreaterThan(0)
+    expect(r.lent.every((chunk) => chunk.byteLength === 0)).toBe(true)
+    expect(r.failure).toBe("stop")
+    expect(r.kept.length).toBeGreaterThan(0)
+    expect(r.kept.every((chunk) => chunk.byteLength === 0)).toBe(true)
   })
 
   it("many concurrent channels", async () => {
