@@ -32,17 +32,21 @@ const connectOptions = (target: BenchTarget): SshClient.ConnectOptions => ({
 const runScoped = <A>(effect: Effect.Effect<A, unknown, SshClient.Connector | FileSystem.FileSystem | Scope.Scope>): Promise<A> =>
   Effect.runPromise(effect.pipe(Effect.scoped, Effect.provide(NodeSsh.layer)))
 
-const download = (target: BenchTarget) => (bytes: number) =>
+/** How the output is read: as a Stream (the consumer owns each chunk) or lent through `consumeStdout`. */
+export type Consumption = "stream" | "lend"
+
+const download = (target: BenchTarget, consumption: Consumption) => (bytes: number) =>
   runScoped(Effect.gen(function*() {
     const ssh = yield* SshClient.connect(connectOptions(target))
     const startedCpu = cpuSeconds()
     const started = performance.now()
     const proc = yield* ssh.exec(downloadCommand(bytes), { stderr: "discard" })
     let received = 0
-    yield* Stream.runForEachArray(proc.stdout, (chunks) =>
+    const count = (chunks: ReadonlyArray<Uint8Array>) =>
       Effect.sync(() => {
         for (const chunk of chunks) received += chunk.byteLength
-      }))
+      })
+    yield* consumption === "lend" ? proc.consumeStdout(count) : Stream.runForEachArray(proc.stdout, count)
     const status = yield* proc.exit
     const seconds = (performance.now() - started) / 1000
     const cpu = cpuSeconds() - startedCpu
@@ -58,15 +62,16 @@ const connect = (target: BenchTarget) => () =>
   }))
 
 /**
- * The effect-ssh contender.
+ * The effect-ssh contender: named "effect-ssh" reading a Stream, "effect-ssh lent" with `consumeStdout`.
  *
  * @example
  * ```ts
  * const sample = await effectSsh(target).download(1024 ** 2)
+ * const lent = await effectSsh(target, "lend").download(1024 ** 2)
  * ```
  */
-export const effectSsh = (target: BenchTarget): Contender => ({
-  name: "effect-ssh",
-  download: download(target),
+export const effectSsh = (target: BenchTarget, consumption: Consumption = "stream"): Contender => ({
+  name: consumption === "lend" ? "effect-ssh lent" : "effect-ssh",
+  download: download(target, consumption),
   connect: connect(target)
 })

@@ -169,7 +169,7 @@ describe("our client ↔ our server", () => {
     expect(r.kex).toBeGreaterThanOrEqual(4)
   })
 
-  it("consumeStdout lends each batch and frees its packet buffers after use, also when the consumer fails", async () => {
+  it("consumeStdout lends each batch and frees its packet buffers after use, but not after the consumer failed", async () => {
     const size = 8 * 1024 * 1024
     const payload = new Uint8Array(size).map((_, i) => (i * 131 + (i >> 12)) & 0xff)
     const r = await runScoped(withServer((port) =>
@@ -189,7 +189,7 @@ describe("our client ↔ our server", () => {
             }
           })
         )
-        // a consumer that fails still gives its batch back
+        // a failed consumer may have left an operation reading its batch: the batch is not freed
         const failing = yield* ssh.exec("zeros 100000")
         let kept: ReadonlyArray<Uint8Array> = []
         const failure = yield* Effect.flip(failing.consumeStdout((chunks) => {
@@ -204,7 +204,7 @@ describe("our client ↔ our server", () => {
     expect(r.lent.every((chunk) => chunk.byteLength === 0)).toBe(true)
     expect(r.failure).toBe("stop")
     expect(r.kept.length).toBeGreaterThan(0)
-    expect(r.kept.every((chunk) => chunk.byteLength === 0)).toBe(true)
+    expect(r.kept.every((chunk) => chunk.byteLength > 0)).toBe(true)
   })
 
   it("many concurrent channels", async () => {

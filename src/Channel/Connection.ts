@@ -105,9 +105,11 @@ export interface SshChannel {
   readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
   /**
    * Drains `stdout` without keeping any of it: `f` borrows each batch of chunks, and their memory is freed
-   * as soon as `f`'s effect ends (the chunks then read as empty — copy with `chunk.slice()` what you keep).
-   * Use it instead of `stdout` to move bulk data into a file or socket: no dead buffers wait for the garbage
-   * collector, which roughly halves the CPU per byte and keeps memory flat. Use one of the two, not both.
+   * as soon as `f`'s effect succeeds (the chunks then read as empty — copy with `chunk.slice()` what you
+   * keep). Use it instead of `stdout` to move bulk data into a file or socket: no dead buffers wait for the
+   * garbage collector, which roughly halves the CPU per byte and keeps memory flat. If `f` fails or is
+   * interrupted, the batch is left to the garbage collector instead (a write it started may still be
+   * reading it). Use one of `stdout` and `consumeStdout`, not both.
    */
   readonly consumeStdout: <E = never, R = never>(f: Lender<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
   /** `consumeStdout` for stderr. */

@@ -87,14 +87,16 @@ export class Inbox {
 
   /**
    * Pulls to the end, lending each batch to `f` and freeing the batch's
-   * packet buffers when `f`'s effect ends, however it ends.
+   * packet buffers when `f`'s effect succeeds. After a failure or an
+   * interruption they are left to the garbage collector: an operation `f`
+   * started (a file write in the thread pool) may still be reading them.
    */
   lend<E, R>(
     f: (chunks: Arr.NonEmptyReadonlyArray<Uint8Array>) => Effect.Effect<void, E, R>
   ): Effect.Effect<void, SshError | E, R> {
     return Stream.runForEachArray(
       Stream.fromPull(Effect.succeed(this.pull)),
-      (chunks) => Effect.ensuring(f(chunks), Effect.sync(() => releaseAll(chunks)))
+      (chunks) => Effect.tap(f(chunks), Effect.sync(() => releaseAll(chunks)))
     )
   }
 

@@ -31,6 +31,7 @@ import * as Stream from "effect/Stream"
 import type * as Arr from "effect/Array"
 import { concat } from "../internal/bytes.ts"
 import { isDataReply } from "../internal/sftpReplyReader.ts"
+import { discard, releaseAll } from "../internal/ownedBuffers.ts"
 import * as SshError from "../SshError.ts"
 import * as Attributes from "./Attributes.ts"
 import type { NameEntry, OpenMode, SftpResponse } from "./Messages.ts"
@@ -623,11 +624,19 @@ const getFile = (client: SftpClient, file: TreeEntry, options: TransferOptions, 
       yield* out.seek(BigInt(offset), "start").pipe(Effect.mapError(toLocal))
       yield* progress.advance(offset)
     }
-    // Chunks are views of the packets they arrived in: one local write per batch, not per chunk.
+    // Chunks are views of the packets they arrived in: one local write per batch, not per chunk. Once written,
+    // the packets are freed (ownedBuffers) rather than left for the garbage collector — only then: an interrupted
+    // write may still be reading them.
     yield* readHandle(client, handle, { ...options, offset, sizeHint: attrs.size, path: remote }).pipe(
       Stream.runForEachArray((chunks) => {
         const batch = chunks.length === 1 ? chunks[0] : concat(chunks)
-        return Effect.andThen(Effect.mapError(out.writeAll(batch), toLocal), progress.advance(batch.length))
+        return Effect.mapError(out.writeAll(batch), toLocal).pipe(
+          Effect.andThen(Effect.sync(() => {
+            releaseAll(chunks)
+            if (batch !== chunks[0]) discard(batch)
+          })),
+          Effect.andThen(progress.advance(batch.length))
+        )
       })
     )
     yield* Effect.ignore(client.close(handle))

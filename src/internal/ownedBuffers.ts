@@ -14,6 +14,10 @@
  * with `ArrayBuffer.prototype.transfer(0)`, which frees the memory at once.
  * Only buffers registered here by `adopt` are ever freed: a buffer is
  * adopted when it belongs to a single payload or packet and nothing else.
+ * A buffer has a count of holders: `adopt` makes it one, `retain` adds one
+ * (a second view that outlives the first holder), `release` takes one and
+ * frees the buffer at zero, and `forget` makes it ordinary memory again (a
+ * view of it escaped where nobody will release it).
  *
  * @internal
  */
@@ -22,16 +26,16 @@ interface Transferable {
   transfer(newLength?: number): ArrayBuffer
 }
 
-const owned = new WeakSet<ArrayBufferLike>()
+const holders = new WeakMap<ArrayBufferLike, number>()
 
 /** The most bytes a buffer may hold beyond `bytes` and still be its own: length field, padding and a tag. */
 const MAX_SLACK = 4 + 1 + 255 + 32
 
 /**
- * Registers `bytes`' buffer as freeable when it holds nothing but `bytes`
- * (and at most a packet's framing around it). Buffers that could be shared —
- * slices of Node's 8 KiB allocation pool, views of a reused ring — are left
- * alone, as are the payloads of a runtime without `transfer`.
+ * Registers `bytes`' buffer, with one holder, when it holds nothing but
+ * `bytes` (and at most a packet's framing around it). Buffers that could be
+ * shared — slices of Node's 8 KiB allocation pool, views of a reused ring —
+ * are left alone, as are the payloads of a runtime without `transfer`.
  *
  * @example
  * ```ts
@@ -41,15 +45,29 @@ const MAX_SLACK = 4 + 1 + 255 + 32
 export const adopt = (bytes: Uint8Array): Uint8Array => {
   const buffer = bytes.buffer
   if (buffer.byteLength - bytes.byteLength <= MAX_SLACK && typeof (buffer as Partial<Transferable>).transfer === "function") {
-    owned.add(buffer)
+    holders.set(buffer, 1)
   }
   return bytes
 }
 
 /**
- * Frees the buffer under `bytes` if it was adopted; every view of it then
- * reads as empty. Does nothing for any other buffer, and nothing the second
- * time.
+ * Adds a holder to `bytes`' buffer, if it is registered.
+ *
+ * @example
+ * ```ts
+ * parts.push(retain(chunk.subarray(0, n)))
+ * ```
+ */
+export const retain = (bytes: Uint8Array): Uint8Array => {
+  const count = holders.get(bytes.buffer)
+  if (count !== undefined) holders.set(bytes.buffer, count + 1)
+  return bytes
+}
+
+/**
+ * Takes a holder from `bytes`' buffer and frees it when none is left; every
+ * view of it then reads as empty. Does nothing for a buffer that is not
+ * registered (or no longer is).
  *
  * @example
  * ```ts
@@ -58,7 +76,27 @@ export const adopt = (bytes: Uint8Array): Uint8Array => {
  */
 export const release = (bytes: Uint8Array): void => {
   const buffer = bytes.buffer
-  if (owned.delete(buffer)) (buffer as unknown as Transferable).transfer(0)
+  const count = holders.get(buffer)
+  if (count === undefined) return
+  if (count > 1) {
+    holders.set(buffer, count - 1)
+    return
+  }
+  holders.delete(buffer)
+  ;(buffer as unknown as Transferable).transfer(0)
+}
+
+/**
+ * Unregisters `bytes`' buffer: it is never freed early, whoever releases it.
+ *
+ * @example
+ * ```ts
+ * const packet = Messages.decode(view) // may keep views of `view`
+ * forget(view)
+ * ```
+ */
+export const forget = (bytes: Uint8Array): void => {
+  holders.delete(bytes.buffer)
 }
 
 /**
@@ -92,4 +130,4 @@ export const discard = (bytes: Uint8Array): void => release(adopt(bytes))
  * isOwned(adopt(new Uint8Array(64 * 1024))) // true
  * ```
  */
-export const isOwned = (bytes: Uint8Array): boolean => owned.has(bytes.buffer)
+export const isOwned = (bytes: Uint8Array): boolean => holders.has(bytes.buffer)

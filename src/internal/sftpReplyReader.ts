@@ -18,6 +18,7 @@ import { DEFAULT_MAX_PACKET_LENGTH } from "../Sftp/Framer.ts"
 import * as Messages from "../Sftp/Messages.ts"
 import { ProtocolError } from "../SshError.ts"
 import { concat } from "./bytes.ts"
+import { forget, release, releaseAll, retain } from "./ownedBuffers.ts"
 
 /** A DATA reply whose payload is the list of chunk views it arrived in. */
 export interface DataReply extends Messages.Data {
@@ -82,21 +83,27 @@ export class ReplyReader {
     return ((this.byteAt(offset) << 24) | (this.byteAt(offset + 1) << 16) | (this.byteAt(offset + 2) << 8) | this.byteAt(offset + 3)) >>> 0
   }
 
-  /** Removes the first `n` bytes and returns them as views of the chunks they lie in. */
-  private takeViews(n: number): Array<Uint8Array> {
+  /**
+   * Removes the first `n` bytes and returns them as views of the chunks they
+   * lie in. The reader holds each chunk it was given (`ownedBuffers`) until
+   * it has taken all of it; with `hold`, each view is one more holder, which
+   * whoever ends up with the view releases (or never does: then the garbage
+   * collector frees the chunk as usual).
+   */
+  private takeViews(n: number, hold: boolean): Array<Uint8Array> {
     const views: Array<Uint8Array> = []
     this.size -= n
     while (n > 0) {
       const chunk = this.chunks[0]!
-      if (chunk.length <= n) {
-        views.push(chunk)
+      const view = chunk.length <= n ? chunk : chunk.subarray(0, n)
+      views.push(hold ? retain(view) : view)
+      if (view === chunk) {
         this.chunks.shift()
-        n -= chunk.length
+        release(chunk)
       } else {
-        views.push(chunk.subarray(0, n))
         this.chunks[0] = chunk.subarray(n)
-        n = 0
       }
+      n -= view.length
     }
     return views
   }
@@ -123,13 +130,16 @@ export class ReplyReader {
         this.uint32At(9) === length - (DATA_HEADER - LENGTH))
       {
         const id = this.uint32At(5)
-        this.takeViews(DATA_HEADER)
-        packets.push(makeDataReply(id, this.takeViews(length - (DATA_HEADER - LENGTH))))
+        this.takeViews(DATA_HEADER, false)
+        packets.push(makeDataReply(id, this.takeViews(length - (DATA_HEADER - LENGTH), true)))
         continue
       }
-      this.takeViews(LENGTH)
-      const views = this.takeViews(length)
+      this.takeViews(LENGTH, false)
+      const views = this.takeViews(length, true)
       packets.push(Messages.decode(views.length === 1 ? views[0]! : concat(views)))
+      // a packet decoded in place may keep views of its chunk (a handle, say): that chunk becomes ordinary memory
+      if (views.length === 1) forget(views[0]!)
+      else releaseAll(views)
     }
     return packets
   }
