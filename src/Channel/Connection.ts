@@ -114,7 +114,10 @@ export interface SshChannel {
   readonly consumeStdout: <E = never, R = never>(f: Lender<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
   /** `consumeStdout` for stderr. */
   readonly consumeStderr: <E = never, R = never>(f: Lender<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
-  /** Sends data, waiting for window; `dataType` 1 sends it as stderr (extended data). */
+  /**
+   * Sends data, waiting for window; `dataType` 1 sends it as stderr (extended data). Completes once every
+   * byte is sealed into a packet: `data` may be reused or freed at once.
+   */
   readonly write: (data: Uint8Array, dataType?: number) => Effect.Effect<void, SshError.SshError>
   /** A sink writing to the channel; sends EOF when the stream ends. */
   readonly stdin: Sink.Sink<void, Uint8Array, never, SshError.SshError>

@@ -265,7 +265,7 @@ export const make = (
     const fileSystem = yield* FileSystem.FileSystem
     const replies = new ReplyReader()
     const table = new RequestTable<ReplyHandler>()
-    const outbox = new Outbox((bytes) => proc.channel.write(bytes))
+    const outbox = new Outbox((bytes) => proc.channel.write(bytes), { freeWritten: true })
     const versionReply = Deferred.makeUnsafe<Messages.Version, SshError.SshError>()
     const closed = Deferred.makeUnsafe<never, SshError.SshError>()
     /** Handlers by request id, kept apart from the table so that a request whose reply was malformed still hears of it. */

@@ -649,6 +649,15 @@ export const serve = (
   write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
   options: SftpServerOptions,
   peer: SftpPeer
+): Effect.Effect<void, SshError.SshError, Scope.Scope> => serveWith(input, write, options, peer, false)
+
+/** `serve`; with `freeWritten` (for a `write` done with its bytes when it completes) replies are freed once written. */
+const serveWith = (
+  input: Stream.Stream<Uint8Array, SshError.SshError>,
+  write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
+  options: SftpServerOptions,
+  peer: SftpPeer,
+  freeWritten: boolean
 ): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
   Effect.gen(function*() {
     const root = yield* Effect.tryPromise({
@@ -657,7 +666,7 @@ export const serve = (
     })
     const session = yield* Effect.try({ try: () => new SftpSession(root, options, peer), catch: SshError.fromUnknown })
     yield* Effect.addFinalizer(() => Effect.promise(() => session.closeAll()))
-    const outbox = new Outbox(write)
+    const outbox = new Outbox(write, { freeWritten })
     yield* Effect.forkScoped(Effect.ignore(outbox.run))
     const framer = new Framer({ maxPacketLength: DEFAULT_MAX_PACKET_LENGTH })
     let initialized = false
@@ -713,4 +722,5 @@ export const serve = (
  * ```
  */
 export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => (session: ServerSession) =>
-  Effect.as(serve(session.stdin, (bytes) => session.write(bytes), options, { user: session.user }), 0)
+  // a session's write is the channel's, which has sealed (copied) the bytes when it completes
+  Effect.as(serveWith(session.stdin, (bytes) => session.write(bytes), options, { user: session.user }, true), 0)

@@ -630,12 +630,13 @@ const getFile = (client: SftpClient, file: TreeEntry, options: TransferOptions, 
     yield* readHandle(client, handle, { ...options, offset, sizeHint: attrs.size, path: remote }).pipe(
       Stream.runForEachArray((chunks) => {
         const batch = chunks.length === 1 ? chunks[0] : concat(chunks)
+        const size = batch.length
         return Effect.mapError(out.writeAll(batch), toLocal).pipe(
           Effect.andThen(Effect.sync(() => {
             releaseAll(chunks)
             if (batch !== chunks[0]) discard(batch)
           })),
-          Effect.andThen(progress.advance(batch.length))
+          Effect.andThen(progress.advance(size))
         )
       })
     )

@@ -14,6 +14,7 @@
 import * as Effect from "effect/Effect"
 import type { SshError } from "../SshError.ts"
 import { concat } from "./bytes.ts"
+import { discard } from "./ownedBuffers.ts"
 
 /** Packets up to this size are coalesced; larger ones are written on their own. */
 const COALESCE_LIMIT = 64 * 1024
@@ -42,10 +43,19 @@ export class Outbox {
   private draining: Array<Resume> = []
   private readonly write: (bytes: Uint8Array) => Effect.Effect<void, SshError>
   private readonly highWater: number
+  private readonly freeWritten: boolean
 
-  constructor(write: (bytes: Uint8Array) => Effect.Effect<void, SshError>, highWater = DEFAULT_HIGH_WATER) {
+  /**
+   * With `freeWritten`, a packet is freed (`ownedBuffers.discard`) once `write` has succeeded: only for a
+   * `write` that is done with its bytes when it completes, as `SshChannel.write` is.
+   */
+  constructor(
+    write: (bytes: Uint8Array) => Effect.Effect<void, SshError>,
+    options: { readonly highWater?: number | undefined; readonly freeWritten?: boolean | undefined } = {}
+  ) {
     this.write = write
-    this.highWater = highWater
+    this.highWater = options.highWater ?? DEFAULT_HIGH_WATER
+    this.freeWritten = options.freeWritten ?? false
   }
 
   /** Bytes queued and not yet handed to the channel. */
@@ -138,9 +148,12 @@ export class Outbox {
     if (this.failure !== undefined) return Effect.fail(this.failure)
     if (this.queue.length === 0) return this.awaitWork
     const batch = this.takeBatch()
+    const size = batch.length
     return Effect.map(this.write(batch), () => {
+      // the channel has sealed (copied) it: free the encoded packets now rather than at the next GC
+      if (this.freeWritten) discard(batch)
       if (this.failure !== undefined) return
-      this.queued -= batch.length
+      this.queued -= size
       if (this.queued <= this.highWater && this.blocked.length > 0) {
         for (const resume of this.blocked.splice(0)) resume(Effect.void)
       }

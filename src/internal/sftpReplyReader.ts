@@ -95,15 +95,17 @@ export class ReplyReader {
     this.size -= n
     while (n > 0) {
       const chunk = this.chunks[0]!
-      const view = chunk.length <= n ? chunk : chunk.subarray(0, n)
+      const length = Math.min(chunk.length, n)
+      const view = length === chunk.length ? chunk : chunk.subarray(0, n)
       views.push(hold ? retain(view) : view)
       if (view === chunk) {
         this.chunks.shift()
+        // (frees the chunk when nothing else holds it: `view` may read as empty from here on)
         release(chunk)
       } else {
         this.chunks[0] = chunk.subarray(n)
       }
-      n -= view.length
+      n -= length
     }
     return views
   }

@@ -7,6 +7,7 @@ import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { concat } from "../../src/internal/bytes.ts"
 import { isDataReply, ReplyReader } from "../../src/internal/sftpReplyReader.ts"
+import { adopt, releaseAll } from "../../src/internal/ownedBuffers.ts"
 import { Framer } from "../../src/Sftp/Framer.ts"
 import { decode, encode, type SftpPacket } from "../../src/Sftp/Messages.ts"
 import { ProtocolError } from "../../src/SshError.ts"
@@ -29,6 +30,25 @@ const plain = (p: SftpPacket): SftpPacket => p._tag === "Data" ? { _tag: "Data",
 const data = fc.record({ id: fc.nat({ max: 0xffff_ffff }), data: fc.uint8Array({ maxLength: 300 }) }).map((r): SftpPacket => ({ _tag: "Data", ...r }))
 
 describe("ReplyReader", () => {
+  it("with freeable chunks: the same packets, nothing freed under a packet still in use, all-DATA chunks freed once let go", () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(packet, data), { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 30 }), (packets, cuts) => {
+        const stream = concat(packets.map(encode))
+        const chunks = split(stream, cuts).map((chunk) => adopt(chunk.slice()))
+        const reader = new ReplyReader()
+        const ours = chunks.flatMap((chunk) => reader.push(chunk))
+        const expected = packets.map(plain)
+        expect(ours.map(plain)).toEqual(expected)
+        // a consumer done with the DATA replies lets their parts go, as `get` does once they are written
+        for (const reply of ours) if (isDataReply(reply)) releaseAll(reply.parts)
+        ours.forEach((reply, i) => {
+          if (reply._tag !== "Data") expect(plain(reply)).toEqual(expected[i])
+        })
+        if (packets.every((p) => p._tag === "Data")) expect(chunks.every((chunk) => chunk.byteLength === 0)).toBe(true)
+      })
+    )
+  })
+
   it("yields what Framer + decode yield, whatever the chunk boundaries", () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(packet, data), { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 30 }), (packets, cuts) => {
