@@ -60,6 +60,8 @@ export interface ServerSession extends SessionPeer {
   readonly agentSocket?: string | undefined
   /** Data from the client (the process's stdin). Ends at the client's EOF. */
   readonly stdin: Stream.Stream<Uint8Array, SshError.SshError>
+  /** Drains `stdin` zero-copy, each batch lent to `f` and freed when it succeeds (see `SshChannel.consumeStdout`). */
+  readonly consumeStdin: SshChannel["consumeStdout"]
   /** Writes to the client's stdout (or stderr), waiting for window. */
   readonly write: (data: Uint8Array | string, stream?: "stdout" | "stderr") => Effect.Effect<void, SshError.SshError>
   /** A sink writing to the client's stdout. */
@@ -205,6 +207,7 @@ export const serve = (
       },
       agentSocket,
       stdin: channel.stdout,
+      consumeStdin: channel.consumeStdout,
       write: (data, stream) =>
         channel.write(typeof data === "string" ? textEncoder.encode(data) : data, stream === "stderr" ? 1 : undefined),
       stdout: channel.stdin,

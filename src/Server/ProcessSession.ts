@@ -215,7 +215,7 @@ const serveProcess = (
     yield* Effect.addFinalizer(() => finished ? Effect.void : terminate(running, settings.killTimeout))
     session.onSignal(running.signal)
     session.onResize(running.resize)
-    yield* Effect.forkScoped(feedInput(session.stdin, running.input))
+    yield* Effect.forkScoped(feedInput(session, running.input))
     const [, , status] = yield* Effect.all([
       drainOutput(running.output, (chunk) => session.write(chunk)),
       drainOutput(running.errors, (chunk) => session.write(chunk, "stderr")),
@@ -251,31 +251,25 @@ const waitWhileAlive = (running: RunningProcess, ms: number) =>
   })
 
 /**
- * Copies the client's data into the program's stdin, waiting for 'drain'
- * when the pipe is full, and ends the stdin at EOF. Once the program stops
- * reading (EPIPE), further data is pulled and dropped so the client is not
- * blocked by a window that never opens.
+ * Copies the client's data into the program's stdin and ends it at EOF. Each
+ * batch is lent (`consumeStdin`) and freed once the pipe has taken it, so the
+ * client's window reopens only as fast as the program reads. Once the program
+ * stops reading (EPIPE), further data is pulled and dropped so the client is
+ * not blocked by a window that never opens.
  */
-const feedInput = (stdin: Stream.Stream<Uint8Array, SshError.SshError>, input: Writable): Effect.Effect<void> =>
-  Stream.runForEach(stdin, (chunk) => writeInput(input, chunk)).pipe(
+const feedInput = (session: ServerSession, input: Writable): Effect.Effect<void> =>
+  session.consumeStdin((chunks) => writeInput(input, chunks)).pipe(
     Effect.ignore,
     Effect.ensuring(Effect.sync(() => input.end()))
   )
 
-const writeInput = (input: Writable, chunk: Uint8Array): Effect.Effect<void> =>
+/** Writes the chunks; done when the last one's callback ran (written, or failed): then the pipe no longer needs them. */
+const writeInput = (input: Writable, chunks: ReadonlyArray<Uint8Array>): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
-    if (input.destroyed || input.writableEnded || input.write(chunk)) return resume(Effect.void)
-    const done = () => {
-      input.off("drain", done)
-      input.off("close", done)
-      resume(Effect.void)
-    }
-    input.on("drain", done)
-    input.on("close", done)
-    return Effect.sync(() => {
-      input.off("drain", done)
-      input.off("close", done)
-    })
+    if (input.destroyed || input.writableEnded) return resume(Effect.void)
+    const last = chunks.length - 1
+    for (let i = 0; i < last; i++) input.write(chunks[i])
+    input.write(chunks[last], () => resume(Effect.void))
   })
 
 /**

@@ -81,6 +81,7 @@ const fakeSession = (options: {
       pty: options.pty,
       env: options.env ?? {},
       stdin: Stream.fromQueue(input),
+      consumeStdin: (f) => Stream.runForEachArray(Stream.fromQueue(input), f),
       write: (data, stream) =>
         Effect.andThen(
           options.beforeWrite ?? Effect.void,
