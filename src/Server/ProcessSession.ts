@@ -45,6 +45,7 @@ import * as SshError from "../SshError.ts"
 import type { WindowSize } from "../Channel/Requests.ts"
 import type { ExitStatus } from "../Channel/Session.ts"
 import type { ServerSession, SessionHandlers, SessionPeer } from "../Channel/ServerSession.ts"
+import { discard } from "../internal/ownedBuffers.ts"
 import { findExecutable, groupAlive, isDirectory, signalGroup, signalNumber, signalProcess, watchExit } from "../internal/osProcess.ts"
 import * as Pty from "./Pty.ts"
 
@@ -285,8 +286,9 @@ const drainOutput = (
   // A pipe error ends the output like EOF (the stream is then destroyed); never an uncaught 'error'.
   output.on("error", () => {})
   const next = nextChunk(output)
+  // once sealed into packets the chunk Node read is done with: free it now rather than at the next GC
   const loop: Effect.Effect<void, SshError.SshError> = Effect.flatMap(next, (chunk) =>
-    chunk === undefined ? Effect.void : Effect.andThen(write(chunk), loop))
+    chunk === undefined ? Effect.void : write(chunk).pipe(Effect.tap(Effect.sync(() => discard(chunk))), Effect.andThen(loop)))
   return loop
 }
 
