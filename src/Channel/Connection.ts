@@ -105,7 +105,7 @@ export interface SshChannel {
   readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
   /**
    * Drains `stdout` without keeping any of it: `f` borrows each batch of chunks, and their memory is freed
-   * as soon as `f`'s effect succeeds (the chunks then read as empty — copy with `chunk.slice()` what you
+   * as soon as `f`'s effect succeeds (the chunks then read as empty — copy with `Uint8Array.from(chunk)` what you
    * keep). Use it instead of `stdout` to move bulk data into a file or socket: no dead buffers wait for the
    * garbage collector, which roughly halves the CPU per byte and keeps memory flat. If `f` fails or is
    * interrupted, the batch is left to the garbage collector instead (a write it started may still be

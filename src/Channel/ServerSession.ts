@@ -62,7 +62,10 @@ export interface ServerSession extends SessionPeer {
   readonly stdin: Stream.Stream<Uint8Array, SshError.SshError>
   /** Drains `stdin` zero-copy, each batch lent to `f` and freed when it succeeds (see `SshChannel.consumeStdout`). */
   readonly consumeStdin: SshChannel["consumeStdout"]
-  /** Writes to the client's stdout (or stderr), waiting for window. */
+  /**
+   * Writes to the client's stdout (or stderr), waiting for window. Completes once every byte is sealed into a
+   * packet: `data` may be reused or freed at once (`ProcessSession` frees what it read from the program).
+   */
   readonly write: (data: Uint8Array | string, stream?: "stdout" | "stderr") => Effect.Effect<void, SshError.SshError>
   /** A sink writing to the client's stdout. */
   readonly stdout: Sink.Sink<void, Uint8Array, never, SshError.SshError>

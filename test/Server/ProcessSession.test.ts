@@ -85,7 +85,8 @@ const fakeSession = (options: {
       write: (data, stream) =>
         Effect.andThen(
           options.beforeWrite ?? Effect.void,
-          Effect.sync(() => void (stream === "stderr" ? stderr : stdout).push(typeof data === "string" ? encoder.encode(data) : data))
+          // copies, as the channel's write does (sealing): the caller may free `data` once this completes
+          Effect.sync(() => void (stream === "stderr" ? stderr : stdout).push(typeof data === "string" ? encoder.encode(data) : new Uint8Array(data)))
         ),
       stdout: Sink.drain as unknown as ServerSession["stdout"],
       onResize: (f) => void resizeListeners.push(f),
