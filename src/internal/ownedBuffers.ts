@@ -26,7 +26,22 @@ interface Transferable {
   transfer(newLength?: number): ArrayBuffer
 }
 
-const holders = new WeakMap<ArrayBufferLike, number>()
+/**
+ * The count lives on the buffer itself, under a private symbol: a WeakMap
+ * entry per packet measured ~130 ns more per packet, and showed in profiles.
+ * 0 or absent: not registered.
+ */
+const HOLDERS = Symbol("effect-ssh/holders")
+
+interface Registered {
+  [HOLDERS]?: number
+}
+
+const holdersOf = (buffer: ArrayBufferLike): number => (buffer as Registered)[HOLDERS] ?? 0
+
+const setHolders = (buffer: ArrayBufferLike, count: number): void => {
+  ;(buffer as Registered)[HOLDERS] = count
+}
 
 /** The most bytes a buffer may hold beyond `bytes` and still be its own: length field, padding and a tag. */
 const MAX_SLACK = 4 + 1 + 255 + 32
@@ -45,7 +60,7 @@ const MAX_SLACK = 4 + 1 + 255 + 32
 export const adopt = (bytes: Uint8Array): Uint8Array => {
   const buffer = bytes.buffer
   if (buffer.byteLength - bytes.byteLength <= MAX_SLACK && typeof (buffer as Partial<Transferable>).transfer === "function") {
-    holders.set(buffer, 1)
+    setHolders(buffer, 1)
   }
   return bytes
 }
@@ -59,8 +74,8 @@ export const adopt = (bytes: Uint8Array): Uint8Array => {
  * ```
  */
 export const retain = (bytes: Uint8Array): Uint8Array => {
-  const count = holders.get(bytes.buffer)
-  if (count !== undefined) holders.set(bytes.buffer, count + 1)
+  const count = holdersOf(bytes.buffer)
+  if (count > 0) setHolders(bytes.buffer, count + 1)
   return bytes
 }
 
@@ -76,14 +91,10 @@ export const retain = (bytes: Uint8Array): Uint8Array => {
  */
 export const release = (bytes: Uint8Array): void => {
   const buffer = bytes.buffer
-  const count = holders.get(buffer)
-  if (count === undefined) return
-  if (count > 1) {
-    holders.set(buffer, count - 1)
-    return
-  }
-  holders.delete(buffer)
-  ;(buffer as unknown as Transferable).transfer(0)
+  const count = holdersOf(buffer)
+  if (count === 0) return
+  setHolders(buffer, count - 1)
+  if (count === 1) (buffer as unknown as Transferable).transfer(0)
 }
 
 /**
@@ -96,7 +107,7 @@ export const release = (bytes: Uint8Array): void => {
  * ```
  */
 export const forget = (bytes: Uint8Array): void => {
-  holders.delete(bytes.buffer)
+  if (holdersOf(bytes.buffer) > 0) setHolders(bytes.buffer, 0)
 }
 
 /**
@@ -130,4 +141,4 @@ export const discard = (bytes: Uint8Array): void => release(adopt(bytes))
  * isOwned(adopt(new Uint8Array(64 * 1024))) // true
  * ```
  */
-export const isOwned = (bytes: Uint8Array): boolean => holders.has(bytes.buffer)
+export const isOwned = (bytes: Uint8Array): boolean => holdersOf(bytes.buffer) > 0
