@@ -102,10 +102,31 @@ const leftPad = (bytes: Uint8Array, size: number): Uint8Array => {
 // ---------------------------------------------------------------------------
 // secret material → key
 
+/** PKCS#8 DER before a raw Ed25519 seed (RFC 8410), and the length of the SPKI header before a public key. */
+const ED25519_PKCS8_PREFIX = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20)
+const ED25519_SPKI_HEADER = 12
+
+const ed25519Keys = new WeakMap<Uint8Array, { readonly keyObject: crypto.KeyObject; readonly publicKey: Uint8Array }>()
+
+/** The node:crypto key and the public key of an Ed25519 seed (~6× faster than @noble, which showed in connects). */
+const ed25519Key = (seed: Uint8Array): { readonly keyObject: crypto.KeyObject; readonly publicKey: Uint8Array } => {
+  let key = ed25519Keys.get(seed)
+  if (key === undefined) {
+    const der = new Uint8Array(ED25519_PKCS8_PREFIX.length + seed.length)
+    der.set(ED25519_PKCS8_PREFIX)
+    der.set(seed, ED25519_PKCS8_PREFIX.length)
+    const keyObject = crypto.createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" })
+    const spki = crypto.createPublicKey(keyObject).export({ format: "der", type: "spki" })
+    key = { keyObject, publicKey: new Uint8Array(spki.subarray(ED25519_SPKI_HEADER)) }
+    ed25519Keys.set(seed, key)
+  }
+  return key
+}
+
 const publicKeyOf = (secret: Secret, comment: string): PublicKey.PublicKey => {
   switch (secret.type) {
     case "ssh-ed25519":
-      return PublicKey.fromEd25519(ed25519.getPublicKey(secret.seed), comment)
+      return PublicKey.fromEd25519(ed25519Key(secret.seed).publicKey, comment)
     case "ssh-rsa":
       return PublicKey.fromRsa(secret.n, secret.e, comment)
     default:
@@ -139,10 +160,7 @@ const rsaPrivateKeyObject = (secret: RsaSecret): crypto.KeyObject => {
 const signer = (secret: Secret): (data: Uint8Array, algorithm: string) => Uint8Array => {
   switch (secret.type) {
     case "ssh-ed25519": {
-      const keyObject = crypto.createPrivateKey({
-        key: { kty: "OKP", crv: "Ed25519", d: Base64.encodeUrl(secret.seed), x: Base64.encodeUrl(ed25519.getPublicKey(secret.seed)) },
-        format: "jwk"
-      })
+      const { keyObject } = ed25519Key(secret.seed)
       return (data, algorithm) => Signature.encodeSignature(algorithm, crypto.sign(null, data, keyObject))
     }
     case "ssh-rsa": {
@@ -234,7 +252,7 @@ const readSecret = (r: Reader): Secret => {
     const sk = r.string("ssh-ed25519 private key")
     if (pk.length !== 32 || sk.length !== 64) fail("ssh-ed25519 private key has wrong field sizes")
     const seed = sk.slice(0, 32)
-    if (!equal(sk.subarray(32), pk) || !equal(ed25519.getPublicKey(seed), pk)) {
+    if (!equal(sk.subarray(32), pk) || !equal(ed25519Key(seed).publicKey, pk)) {
       fail("ssh-ed25519 public key does not match the private key")
     }
     return { type, seed }
