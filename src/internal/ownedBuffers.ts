@@ -46,6 +46,15 @@ const setHolders = (buffer: ArrayBufferLike, count: number): void => {
 /** The most bytes a buffer may hold beyond `bytes` and still be its own: length field, padding and a tag. */
 const MAX_SLACK = 4 + 1 + 255 + 32
 
+/** Frees the buffer's memory; one that cannot be detached (none should reach here) is left to the GC. */
+const detach = (buffer: ArrayBufferLike): void => {
+  try {
+    ;(buffer as unknown as Transferable).transfer(0)
+  } catch {
+    // a non-detachable buffer: freeing early was only an optimisation
+  }
+}
+
 /**
  * Registers `bytes`' buffer, with one holder, when it holds nothing but
  * `bytes` (and at most a packet's framing around it). Buffers that could be
@@ -94,7 +103,7 @@ export const release = (bytes: Uint8Array): void => {
   const count = holdersOf(buffer)
   if (count === 0) return
   setHolders(buffer, count - 1)
-  if (count === 1) (buffer as unknown as Transferable).transfer(0)
+  if (count === 1) detach(buffer)
 }
 
 /**

@@ -32,6 +32,13 @@ describe("ownedBuffers", () => {
     expect(big.byteLength).toBe(64 * 1024)
   })
 
+  it("a buffer that cannot be detached is left to the GC, without throwing", () => {
+    const memory = new WebAssembly.Memory({ initial: 1 })
+    const bytes = adopt(new Uint8Array(memory.buffer))
+    expect(() => release(bytes)).not.toThrow()
+    expect(memory.buffer.byteLength).toBe(64 * 1024)
+  })
+
   it("release leaves buffers it did not adopt alone", () => {
     const mine = new Uint8Array(1024)
     release(mine)
