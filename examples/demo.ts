@@ -62,7 +62,8 @@ const program = Effect.gen(function*() {
   })
   yield* Console.log(`8 commands on 8 channels at once: ${parallel.join(" ")}`)
 
-  // 2. a 1 GiB stream: the consumer's pull is what lets the server send more
+  // 2. a 1 GiB stream: the consumer's pull is what lets the server send more; each batch of packets is lent
+  //    to the consumer (consumeStdout) and freed as soon as it is hashed
   yield* Console.log(`\nstreaming ${mib(total)} MiB: head -c ${total} /dev/zero | sha256 (in our process)`)
   const proc = yield* ssh.exec(`head -c ${total} /dev/zero`)
   const hash = crypto.createHash("sha256")
@@ -71,21 +72,21 @@ const program = Effect.gen(function*() {
   const rssAtStart = peakRss
   const streamStart = performance.now()
   let lastReport = streamStart
-  yield* proc.stdout.pipe(
-    Stream.runForEach((chunk) =>
-      Effect.sync(() => {
+  yield* proc.consumeStdout((chunks) =>
+    Effect.sync(() => {
+      for (const chunk of chunks) {
         hash.update(chunk)
         received += chunk.length
-        const now = performance.now()
-        if (now - lastReport > 500) {
-          lastReport = now
-          const rss = process.memoryUsage().rss
-          peakRss = Math.max(peakRss, rss)
-          const rate = received / MiB / ((now - streamStart) / 1000)
-          process.stdout.write(`  ${mib(received).padStart(7)} MiB  ${rate.toFixed(0).padStart(5)} MiB/s  RSS ${mib(rss)} MiB\n`)
-        }
-      })
-    )
+      }
+      const now = performance.now()
+      if (now - lastReport > 500) {
+        lastReport = now
+        const rss = process.memoryUsage().rss
+        peakRss = Math.max(peakRss, rss)
+        const rate = received / MiB / ((now - streamStart) / 1000)
+        process.stdout.write(`  ${mib(received).padStart(7)} MiB  ${rate.toFixed(0).padStart(5)} MiB/s  RSS ${mib(rss)} MiB\n`)
+      }
+    })
   )
   const streamSeconds = (performance.now() - streamStart) / 1000
   const exit = yield* proc.exit

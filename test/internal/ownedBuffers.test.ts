@@ -33,7 +33,9 @@ describe("ownedBuffers", () => {
   })
 
   it("a buffer that cannot be detached is left to the GC, without throwing", () => {
-    const memory = new WebAssembly.Memory({ initial: 1 })
+    // (the WebAssembly types are not in this project's lib)
+    const { Memory } = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly
+    const memory = new Memory({ initial: 1 })
     const bytes = adopt(new Uint8Array(memory.buffer))
     expect(() => release(bytes)).not.toThrow()
     expect(memory.buffer.byteLength).toBe(64 * 1024)
