@@ -75,7 +75,7 @@ export interface SshProcess {
    *
    * @example
    * ```ts
-   * const file = yield* Effect.promise(() => FsPromises.open("dump.bin", "w"))
+   * const file = yield* Effect.acquireRelease(Effect.promise(() => FsPromises.open("dump.bin", "w")), (f) => Effect.promise(() => f.close()))
    * yield* proc.consumeStdout((chunks) => Effect.promise(() => file.writev(chunks)))
    * ```
    */
