@@ -70,7 +70,7 @@ export interface SshProcess {
   readonly stdout: Stream.Stream<Uint8Array, SshError.SshError>
   readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
   /**
-   * Drains stdout zero-copy: `f` borrows each batch, whose memory is freed when `f`'s effect ends (copy
+   * Drains stdout zero-copy: `f` borrows each batch, whose memory is freed when `f`'s effect succeeds (copy
    * what you keep). For bulk output going to a file or socket; see `SshChannel.consumeStdout`.
    *
    * @example

@@ -124,7 +124,7 @@ export const forget = (bytes: Uint8Array): void => {
  *
  * @example
  * ```ts
- * Effect.ensuring(consume(chunks), Effect.sync(() => releaseAll(chunks)))
+ * Effect.tap(consume(chunks), Effect.sync(() => releaseAll(chunks))) // only after success
  * ```
  */
 export const releaseAll = (chunks: ReadonlyArray<Uint8Array>): void => {
@@ -137,7 +137,9 @@ export const releaseAll = (chunks: ReadonlyArray<Uint8Array>): void => {
  *
  * @example
  * ```ts
- * out.set(cipher.update(part), offset) // becomes: const t = cipher.update(part); out.set(t, offset); discard(t)
+ * const encrypted = cipher.update(part)
+ * out.set(encrypted, offset)
+ * discard(encrypted)
  * ```
  */
 export const discard = (bytes: Uint8Array): void => release(adopt(bytes))

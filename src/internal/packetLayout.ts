@@ -16,9 +16,9 @@
  *
  * @internal
  */
-import { discard } from "./ownedBuffers.ts"
 import { Buffer } from "node:buffer"
 import { ProtocolError } from "../SshError.ts"
+import { discard } from "./ownedBuffers.ts"
 
 /**
  * Largest `packet_length` accepted or produced (OpenSSH's PACKET_MAX_SIZE).
