@@ -4,19 +4,8 @@ import { concat, fromHex, toHex } from "../../src/internal/bytes.ts"
 import { ProtocolError } from "../../src/SshError.ts"
 import { DEFAULT_MAX_PACKET_LENGTH, Framer, MAX_DATA_LENGTH } from "../../src/Sftp/Framer.ts"
 import { decode, encode } from "../../src/Sftp/Messages.ts"
-import { packet } from "./arbitraries.ts"
+import { packet, split } from "./arbitraries.ts"
 
-/** Splits bytes at the given cut points (taken modulo the length, sorted, deduplicated). */
-const split = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
-  const points = [...new Set(cuts.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b)
-  const chunks: Array<Uint8Array> = []
-  let start = 0
-  for (const p of [...points, bytes.length]) {
-    chunks.push(bytes.subarray(start, p))
-    start = p
-  }
-  return chunks
-}
 
 describe("Framer", () => {
   it("yields every packet body whatever the chunk boundaries", () => {

@@ -11,18 +11,8 @@ import { adopt, releaseAll } from "../../src/internal/ownedBuffers.ts"
 import { Framer } from "../../src/Sftp/Framer.ts"
 import { decode, encode, type SftpPacket } from "../../src/Sftp/Messages.ts"
 import { ProtocolError } from "../../src/SshError.ts"
-import { packet } from "../Sftp/arbitraries.ts"
+import { packet, split } from "../Sftp/arbitraries.ts"
 
-const split = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
-  const points = [...new Set(cuts.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b)
-  const chunks: Array<Uint8Array> = []
-  let start = 0
-  for (const p of [...points, bytes.length]) {
-    chunks.push(bytes.subarray(start, p))
-    start = p
-  }
-  return chunks
-}
 
 /** Plain objects for comparison (a DATA reply's `data` is a getter). */
 const plain = (p: SftpPacket): SftpPacket => p._tag === "Data" ? { _tag: "Data", id: p.id, data: p.data } : p
