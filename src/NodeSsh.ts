@@ -11,7 +11,9 @@
  */
 import * as Layer from "effect/Layer"
 import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { markNodeFileSystem } from "./internal/chunkWriter.ts"
 import { Connector } from "./Client.ts"
 import { connectTcp } from "./internal/netSocket.ts"
 
@@ -35,5 +37,9 @@ export const connectorLayer: Layer.Layer<Connector> = Layer.succeed(Connector)({
  * Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(NodeSsh.layer)))
  * ```
  */
-export const layer = Layer.mergeAll(connectorLayer, NodeFileSystem.layer)
+export const layer = Layer.mergeAll(
+  connectorLayer,
+  // Marked as Node's own: SFTP downloads then write their blocks with writev (see internal/chunkWriter).
+  Layer.effect(FileSystem.FileSystem, Effect.map(FileSystem.FileSystem, markNodeFileSystem)).pipe(Layer.provide(NodeFileSystem.layer))
+)
 

@@ -31,7 +31,8 @@ import * as Stream from "effect/Stream"
 import type * as Arr from "effect/Array"
 import { concat } from "../internal/bytes.ts"
 import { isDataReply } from "../internal/sftpReplyReader.ts"
-import { discard, releaseAll } from "../internal/ownedBuffers.ts"
+import { releaseAll } from "../internal/ownedBuffers.ts"
+import { chunkWriter } from "../internal/chunkWriter.ts"
 import * as SshError from "../SshError.ts"
 import * as Attributes from "./Attributes.ts"
 import type { NameEntry, OpenMode, SftpResponse } from "./Messages.ts"
@@ -624,18 +625,16 @@ const getFile = (client: SftpClient, file: TreeEntry, options: TransferOptions, 
       yield* out.seek(BigInt(offset), "start").pipe(Effect.mapError(toLocal))
       yield* progress.advance(offset)
     }
-    // Chunks are views of the packets they arrived in: one local write per batch, not per chunk. Once written,
-    // the packets are freed (ownedBuffers) rather than left for the garbage collector — only then: an interrupted
-    // write may still be reading them.
+    // Chunks are views of the packets they arrived in: one local write per batch, not per chunk, and no join
+    // (chunkWriter). Once written, the packets are freed (ownedBuffers) rather than left for the garbage
+    // collector — only then: an interrupted write may still be reading them.
+    const write = chunkWriter(fs, out, offset)
     yield* readHandle(client, handle, { ...options, offset, sizeHint: attrs.size, path: remote }).pipe(
       Stream.runForEachArray((chunks) => {
-        const batch = chunks.length === 1 ? chunks[0] : concat(chunks)
-        const size = batch.length
-        return Effect.mapError(out.writeAll(batch), toLocal).pipe(
-          Effect.andThen(Effect.sync(() => {
-            releaseAll(chunks)
-            if (batch !== chunks[0]) discard(batch)
-          })),
+        let size = 0
+        for (const chunk of chunks) size += chunk.length
+        return Effect.mapError(write(chunks), toLocal).pipe(
+          Effect.andThen(Effect.sync(() => releaseAll(chunks))),
           Effect.andThen(progress.advance(size))
         )
       })
