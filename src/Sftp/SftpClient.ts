@@ -230,6 +230,17 @@ const decodeWith = <A>(decode: (data: Uint8Array) => A, what: string, path?: str
   Effect.flatMap(expectReply("ExtendedReply", what, path)(reply), (r) =>
     Effect.try({ try: () => decode(r.data), catch: SshError.fromUnknown }))
 
+/**
+ * A request that cannot be encoded (an offset that is not a whole number, a field out of range) is the caller's
+ * mistake, not the peer's: a BAD_MESSAGE status naming the request, sent nowhere.
+ */
+const invalidRequest = (request: Messages.SftpRequest, cause: unknown): SshError.SshError => {
+  const reason = SshError.fromUnknown(cause).reason
+  const detail = "message" in reason && typeof reason.message === "string" ? reason.message : String(reason)
+  const path = "path" in request && typeof request.path === "string" ? request.path : undefined
+  return SshError.make(new SshError.SftpStatus({ code: Status.StatusCode.BadMessage, message: `invalid ${request._tag} request: ${detail}`, path }))
+}
+
 const toSeconds = (t: number | Date): number => typeof t === "number" ? Math.floor(t) : Math.floor(t.getTime() / 1000)
 
 const pflagsOf = (mode: Messages.OpenMode | number) => typeof mode === "number" ? mode : Messages.openFlags(mode)
@@ -291,7 +302,7 @@ export const make = (
       try {
         packet = Messages.encode(request)
       } catch (e) {
-        return onReply(SshError.fromUnknown(e))
+        return onReply(invalidRequest(request, e))
       }
       const sent = table.submit((id) => ({ ...request, id }), onReply)
       outstanding.set(sent.id, onReply)

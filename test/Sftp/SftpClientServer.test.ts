@@ -169,6 +169,15 @@ describe("SFTP operations", () => {
     expect(sftpStatus(exclusive).code).toBe(StatusCode.Failure)
     const badMode = await runFailure(withSftp(root, (sftp) => sftp.openHandle("/full/x", "rw" as OpenMode)))
     expect(badMode.reason).toMatchObject({ _tag: "ProtocolError", message: 'unknown open mode "rw"' })
+    // A request that cannot be encoded is the caller's mistake: BAD_MESSAGE, nothing sent, the session usable.
+    const [fractional, after] = await runScoped(withSftp(root, (sftp) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Stream.runDrain(sftp.readStream("/full/x", { offset: 1.5 })))
+        return [error, yield* sftp.stat("/full/x")] as const
+      })))
+    expect(sftpStatus(fractional).code).toBe(StatusCode.BadMessage)
+    expect(sftpStatus(fractional).message).toBe("invalid Read request: offset is not a non-negative safe integer: 1.5")
+    expect(after.size).toBe(1)
     const unknown = await runScoped(withSftp(root, (sftp) => sftp.request({ _tag: "Extended", id: 0, request: "nope@example.com", data: new Uint8Array(2) })))
     expect(unknown).toMatchObject({ _tag: "Status", code: StatusCode.OpUnsupported })
   })
