@@ -26,7 +26,7 @@ import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import * as net from "node:net"
 import * as SshError from "./SshError.ts"
-import { fromNetSocket } from "./internal/netSocket.ts"
+import { acceptedTcp } from "./internal/netSocket.ts"
 import * as N from "./Wire/MessageNumber.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
@@ -151,7 +151,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
         const remoteAddress = conn.remoteAddress ?? "unknown"
         const remotePort = conn.remotePort ?? 0
         yield* emit({ _tag: "Connected", remoteAddress, remotePort })
-        const socket = fromNetSocket(() => conn)
+        const socket = acceptedTcp(conn)
         yield* Effect.scoped(Effect.gen(function*() {
           // one login grace time, as sshd's, from the TCP accept to the end of authentication
           const started = Date.now()

@@ -4,19 +4,19 @@
  *
  * Each packet is `uint32 length` then `length` bytes. The length is checked
  * against the maximum as soon as its four bytes are in, before anything is
- * allocated for the body, so a hostile prefix costs nothing. A body that lies
- * inside one chunk is returned as a view of that chunk (no copy); one that
- * spans chunks is copied once into a buffer of its exact size. Callers must
- * therefore not reuse a chunk's memory after pushing it.
+ * allocated for the body, so a hostile prefix costs at most one body. A body
+ * that lies inside one chunk is returned as a view of that chunk (no copy);
+ * one that spans chunks is copied, part by part as they arrive, into a buffer
+ * of its exact size that belongs to the caller. The framer keeps no chunk
+ * after `push` returns, so a chunk may be freed once the views returned from
+ * it are done with (callers must not otherwise reuse a chunk's memory).
  *
  * After a framing error the stream cannot be resynchronised: every later
  * `push` throws the same error.
  *
  * @since 0.1.0
  */
-import { ByteQueue } from "../internal/byteQueue.ts"
 import { ProtocolError } from "../SshError.ts"
-import { Reader } from "../Wire/Reader.ts"
 
 /**
  * The largest READ/WRITE data this library sends or expects in one packet.
@@ -57,6 +57,9 @@ export interface FramerOptions {
 
 const LENGTH_BYTES = 4
 
+const uint32At = (bytes: Uint8Array, at: number): number =>
+  ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0
+
 /**
  * Splits an SFTP byte stream into packet bodies.
  *
@@ -68,7 +71,12 @@ const LENGTH_BYTES = 4
  */
 export class Framer {
   readonly maxPacketLength: number
-  private readonly queue = new ByteQueue()
+  /** A length prefix split across chunks. */
+  private readonly prefix = new Uint8Array(LENGTH_BYTES)
+  private prefixFilled = 0
+  /** The body being assembled from several chunks, and how much of it has arrived. */
+  private body: Uint8Array | undefined = undefined
+  private bodyFilled = 0
   private error: ProtocolError | undefined = undefined
 
   constructor(options: FramerOptions = {}) {
@@ -81,7 +89,7 @@ export class Framer {
 
   /** Bytes received but not yet returned as part of a packet. */
   get buffered(): number {
-    return this.queue.length
+    return this.body === undefined ? this.prefixFilled : LENGTH_BYTES + this.bodyFilled
   }
 
   /**
@@ -90,22 +98,52 @@ export class Framer {
    */
   push(chunk: Uint8Array): Array<Uint8Array> {
     if (this.error !== undefined) throw this.error
-    const queue = this.queue
-    queue.push(chunk)
     const bodies: Array<Uint8Array> = []
-    while (queue.length >= LENGTH_BYTES) {
-      const length = new Reader(queue.peek(LENGTH_BYTES)).uint32()
-      if (length === 0 || length > this.maxPacketLength) {
-        this.error = new ProtocolError({
-          message: length === 0
-            ? "SFTP packet of length 0"
-            : `SFTP packet length ${length} exceeds the maximum ${this.maxPacketLength}`
-        })
-        throw this.error
+    let at = 0
+    while (at < chunk.length) {
+      if (this.body === undefined) {
+        let length: number
+        if (this.prefixFilled === 0 && chunk.length - at >= LENGTH_BYTES) {
+          length = uint32At(chunk, at)
+        } else {
+          const n = Math.min(LENGTH_BYTES - this.prefixFilled, chunk.length - at)
+          this.prefix.set(chunk.subarray(at, at + n), this.prefixFilled)
+          this.prefixFilled += n
+          at += n
+          if (this.prefixFilled < LENGTH_BYTES) break
+          length = uint32At(this.prefix, 0)
+          at -= LENGTH_BYTES // the prefix is skipped below, as if it had been read from this chunk
+        }
+        if (length === 0 || length > this.maxPacketLength) {
+          this.prefixFilled = LENGTH_BYTES
+          this.error = new ProtocolError({
+            message: length === 0
+              ? "SFTP packet of length 0"
+              : `SFTP packet length ${length} exceeds the maximum ${this.maxPacketLength}`
+          })
+          throw this.error
+        }
+        this.prefixFilled = 0
+        at += LENGTH_BYTES
+        if (chunk.length - at >= length) {
+          bodies.push(chunk.subarray(at, at + length))
+          at += length
+          continue
+        }
+        // Every byte of it is written before it is returned: no need to zero it first.
+        const memory = Buffer.allocUnsafeSlow(length)
+        this.body = new Uint8Array(memory.buffer, memory.byteOffset, length)
+        this.bodyFilled = 0
       }
-      if (queue.length < LENGTH_BYTES + length) break
-      queue.skip(LENGTH_BYTES)
-      bodies.push(queue.take(length))
+      const body = this.body
+      const n = Math.min(body.length - this.bodyFilled, chunk.length - at)
+      body.set(chunk.subarray(at, at + n), this.bodyFilled)
+      this.bodyFilled += n
+      at += n
+      if (this.bodyFilled === body.length) {
+        bodies.push(body)
+        this.body = undefined
+      }
     }
     return bodies
   }

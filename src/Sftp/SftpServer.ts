@@ -37,6 +37,7 @@ import * as FsPromises from "node:fs/promises"
 import * as Os from "node:os"
 import type { ServerSession, SessionHandler } from "../Channel/ServerSession.ts"
 import { decodeByteString, encodeByteString } from "../internal/byteString.ts"
+import { discard, forget } from "../internal/ownedBuffers.ts"
 import { Outbox } from "../internal/sftpOutbox.ts"
 import * as SshError from "../SshError.ts"
 import type * as Attributes from "./Attributes.ts"
@@ -649,15 +650,24 @@ export const serve = (
   write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
   options: SftpServerOptions,
   peer: SftpPeer
-): Effect.Effect<void, SshError.SshError, Scope.Scope> => serveWith(input, write, options, peer, false)
+): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
+  serveWith((f) => Stream.runForEachArray(input, f), write, options, peer, false)
 
-/** `serve`; with `freeWritten` (for a `write` done with its bytes when it completes) replies are freed once written. */
+/** Drains the client's bytes, lending each batch to `f` for the duration of its effect. */
+type Consume = (f: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, SshError.SshError>) => Effect.Effect<void, SshError.SshError>
+
+/**
+ * `serve`. With `owned` the input is lent (`ServerSession.consumeStdin`: each batch freed once handled) and
+ * `write` is done with its bytes when it completes (`ServerSession.write`), so the buffers a request arrived in,
+ * a DATA reply's file block and each encoded reply are freed as soon as they are finished with, rather than
+ * left to V8's collections, which cost as much as the rest of an upload when they ran.
+ */
 const serveWith = (
-  input: Stream.Stream<Uint8Array, SshError.SshError>,
+  consume: Consume,
   write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
   options: SftpServerOptions,
   peer: SftpPeer,
-  freeWritten: boolean
+  owned: boolean
 ): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
   Effect.gen(function*() {
     const root = yield* Effect.tryPromise({
@@ -666,20 +676,25 @@ const serveWith = (
     })
     const session = yield* Effect.try({ try: () => new SftpSession(root, options, peer), catch: SshError.fromUnknown })
     yield* Effect.addFinalizer(() => Effect.promise(() => session.closeAll()))
-    const outbox = new Outbox(write, { freeWritten })
+    const outbox = new Outbox(write, { freeWritten: owned })
     yield* Effect.forkScoped(Effect.ignore(outbox.run))
     const framer = new Framer({ maxPacketLength: DEFAULT_MAX_PACKET_LENGTH })
     let initialized = false
 
-    const reply = (packet: Messages.SftpPacket) => outbox.send(Messages.encode(packet))
+    const reply = (packet: Messages.SftpPacket) => {
+      const encoded = Messages.encode(packet)
+      // A DATA reply's block was read for this reply alone and is now copied.
+      if (owned && packet._tag === "Data") discard(packet.data)
+      return outbox.send(encoded)
+    }
 
-    const onBody = (body: Uint8Array): Effect.Effect<void, SshError.SshError> => {
+    const onPacket = (body: Uint8Array): Effect.Effect<Messages.SftpPacket | undefined, SshError.SshError> => {
       const type = body[0]!
       if (!knownTypes.has(type)) {
         // A request of a type we do not know, but with an id: the draft says answer OP_UNSUPPORTED.
         if (!initialized || body.length < 5) return Effect.fail(protocolError(`unknown SFTP packet type ${type}`))
         const id = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1)
-        return reply(Status.make(id, StatusCode.OpUnsupported))
+        return Effect.as(reply(Status.make(id, StatusCode.OpUnsupported)), undefined)
       }
       let packet: Messages.SftpPacket
       try {
@@ -690,15 +705,25 @@ const serveWith = (
       if (packet._tag === "Init") {
         if (initialized) return Effect.fail(protocolError("second SFTP INIT"))
         initialized = true
-        return reply({ _tag: "Version", version: Messages.SFTP_VERSION, extensions: Extensions.OPENSSH_EXTENSIONS })
+        return Effect.as(reply({ _tag: "Version", version: Messages.SFTP_VERSION, extensions: Extensions.OPENSSH_EXTENSIONS }), packet)
       }
       if (!initialized) return Effect.fail(protocolError(`SFTP ${packet._tag} before INIT`))
       if (!Messages.isRequest(packet)) return Effect.fail(protocolError(`a client sent an SFTP ${packet._tag} packet`))
       const request = packet
-      return Effect.flatMap(Effect.promise(() => session.answer(request)), reply)
+      return Effect.as(Effect.flatMap(Effect.promise(() => session.answer(request)), reply), packet)
     }
 
-    const requests = Stream.runForEachArray(input, (chunks) =>
+    // Once a request is answered: a WRITE's data is in the file, so a body assembled for it is freed; any other
+    // request may have left views of its body in the session (a handle, a name), so the memory under a body that
+    // is a view of a lent chunk is made ordinary again, never freed under them.
+    const settle = (body: Uint8Array, chunks: ReadonlyArray<Uint8Array>, packet: Messages.SftpPacket | undefined) => {
+      const assembled = !chunks.some((chunk) => chunk.buffer === body.buffer)
+      if (packet?._tag === "Write") {
+        if (assembled) discard(body)
+      } else if (!assembled) forget(body)
+    }
+
+    const requests = consume((chunks) =>
       Effect.suspend(() => {
         const bodies: Array<Uint8Array> = []
         try {
@@ -706,7 +731,8 @@ const serveWith = (
         } catch (e) {
           return Effect.fail(SshError.fromUnknown(e))
         }
-        return Effect.forEach(bodies, onBody, { discard: true })
+        return Effect.forEach(bodies, (body) =>
+          owned ? Effect.map(onPacket(body), (packet) => settle(body, chunks, packet)) : onPacket(body), { discard: true })
       }))
     // Let the replies out before the channel closes, even after a malformed packet (bounded: the client may not read).
     yield* Effect.ensuring(requests, Effect.ignore(Effect.timeout(outbox.drained, FLUSH_TIMEOUT)))
@@ -723,4 +749,4 @@ const serveWith = (
  */
 export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => (session: ServerSession) =>
   // a session's write is the channel's, which has sealed (copied) the bytes when it completes
-  Effect.as(serveWith(session.stdin, (bytes) => session.write(bytes), options, { user: session.user }, true), 0)
+  Effect.as(serveWith(session.consumeStdin, (bytes) => session.write(bytes), options, { user: session.user }, true), 0)

@@ -14,7 +14,7 @@ import type * as Arr from "effect/Array"
 import * as Scope from "effect/Scope"
 import * as Socket from "effect/socket/Socket"
 import * as net from "node:net"
-import { release } from "./ownedBuffers.ts"
+import { discard, release } from "./ownedBuffers.ts"
 
 type Resume = (effect: Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, Socket.SocketError>) => void
 
@@ -33,8 +33,13 @@ export const fromNetSocket = (
   open: () => net.Socket,
   options?: {
     readonly highWaterMark?: number | undefined
-    /** Bytes read through `onread` (see `connectTcp`) instead of 'data' events. */
+    /**
+     * Gather incoming bytes here instead of handing out 'data' chunks: fed by the socket's `onread` (see
+     * `connectTcp`), or with `copyData` by its 'data' events, each chunk copied and then freed at once (see
+     * `acceptedTcp`).
+     */
     readonly reads?: ReusedReads | undefined
+    readonly copyData?: boolean | undefined
   }
 ): Socket.Socket => {
   const highWaterMark = options?.highWaterMark ?? 1024 * 1024
@@ -110,8 +115,13 @@ export const fromNetSocket = (
       failure ??= closeError(hadError ? 1006 : 1000)
       wake()
     }
+    const onCopiedData = (data: Buffer) => {
+      if (!reads!.append(data)) socket.pause()
+      discard(data)
+    }
     if (reads !== undefined) reads.onData = wake
-    else socket.on("data", onData)
+    if (reads === undefined) socket.on("data", onData)
+    else if (options?.copyData === true) socket.on("data", onCopiedData)
     socket.on("end", onEnd)
     socket.on("error", onError)
     socket.on("close", onClose)
@@ -123,6 +133,7 @@ export const fromNetSocket = (
         failure ??= closeError(1006)
         wake()
         socket.off("data", onData)
+        socket.off("data", onCopiedData)
         socket.off("end", onEnd)
         socket.off("close", onClose)
         socket.destroy()
@@ -277,4 +288,20 @@ export const connectTcp = (options: { readonly host: string; readonly port: numb
       }),
     { highWaterMark, reads }
   )
+}
+
+/**
+ * A TCP connection accepted by a server, read like `connectTcp`'s: Node hands each read over as a new buffer
+ * ('data'), which is copied into two reused buffers and freed at once, so a fast upload leaves no dead buffers
+ * for V8's collections (they ran every ~17 MiB of an SFTP upload to our server before).
+ *
+ * @example
+ * ```ts
+ * server.on("connection", (conn) => serve(acceptedTcp(conn)))
+ * ```
+ * @internal
+ */
+export const acceptedTcp = (conn: net.Socket): Socket.Socket => {
+  const highWaterMark = 1024 * 1024
+  return fromNetSocket(() => conn, { highWaterMark, reads: new ReusedReads(highWaterMark), copyData: true })
 }

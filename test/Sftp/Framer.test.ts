@@ -22,6 +22,23 @@ describe("Framer", () => {
     )
   })
 
+  it("keeps no chunk after push: each chunk may be overwritten (freed) once its bodies are read", () => {
+    fc.assert(
+      fc.property(fc.array(packet, { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 20 }), (packets, cuts) => {
+        const encoded = packets.map(encode)
+        const framer = new Framer()
+        const seen: Array<string> = []
+        for (const chunk of split(concat(encoded), cuts)) {
+          const copy = chunk.slice()
+          for (const body of framer.push(copy)) seen.push(toHex(body))
+          copy.fill(0xee)
+        }
+        expect(seen).toEqual(encoded.map((e) => toHex(e.subarray(4))))
+      }),
+      { numRuns: 500 }
+    )
+  })
+
   it("works byte by byte and keeps a partial packet buffered", () => {
     const bytes = concat([encode({ _tag: "Init", version: 3, extensions: [] }), fromHex("000000")])
     const framer = new Framer()
