@@ -183,6 +183,17 @@ const openFlagsOf = (pflags: number): number => {
 const MUTATING_OPEN = Messages.OpenFlags.Write | Messages.OpenFlags.Append | Messages.OpenFlags.Create |
   Messages.OpenFlags.Truncate
 
+/** Bytes before a DATA reply's data: uint32 length, byte type, uint32 id, uint32 data length. */
+const DATA_HEADER = 13
+
+/** A reply encoded by the session itself (a DATA reply built around the block it read), sent as it is. */
+class EncodedReply {
+  readonly bytes: Uint8Array
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes
+  }
+}
+
 /** One SFTP session's state and request handlers (plain async functions; the Effect loop drives them). */
 class SftpSession {
   private readonly handles = new Map<number, OpenHandle>()
@@ -331,12 +342,21 @@ class SftpSession {
     return ok(request.id)
   }
 
-  async read(request: Messages.Read): Promise<Messages.SftpResponse> {
+  /** Reads the block straight into its DATA reply, already encoded: the block is never copied. */
+  async read(request: Messages.Read): Promise<Messages.SftpResponse | EncodedReply> {
     const { file } = this.fileOf(request.handle)
-    const buffer = Buffer.allocUnsafe(Math.min(request.length, MAX_DATA_LENGTH))
-    const { bytesRead } = await file.read(buffer, 0, buffer.length, request.offset)
+    const length = Math.min(request.length, MAX_DATA_LENGTH)
+    // Every byte sent is written first (header below, data by the read): no need to zero it.
+    const memory = Buffer.allocUnsafeSlow(DATA_HEADER + length)
+    const { bytesRead } = await file.read(memory, DATA_HEADER, length, request.offset)
     if (bytesRead === 0 && request.length > 0) return Status.make(request.id, StatusCode.Eof)
-    return { _tag: "Data", id: request.id, data: buffer.subarray(0, bytesRead) }
+    const packet = new Uint8Array(memory.buffer, memory.byteOffset, DATA_HEADER + bytesRead)
+    const header = new DataView(packet.buffer, packet.byteOffset, DATA_HEADER)
+    header.setUint32(0, DATA_HEADER - 4 + bytesRead)
+    header.setUint8(4, Messages.PacketType.Data)
+    header.setUint32(5, request.id)
+    header.setUint32(9, bytesRead)
+    return new EncodedReply(packet)
   }
 
   async write(request: Messages.Write): Promise<Messages.SftpResponse> {
@@ -544,7 +564,7 @@ class SftpSession {
   }
 
   /** Answers one request; every failure becomes a STATUS. */
-  async answer(request: Messages.SftpRequest): Promise<Messages.SftpResponse> {
+  async answer(request: Messages.SftpRequest): Promise<Messages.SftpResponse | EncodedReply> {
     try {
       return await this.dispatch(request)
     } catch (e) {
@@ -552,7 +572,7 @@ class SftpSession {
     }
   }
 
-  private dispatch(r: Messages.SftpRequest): Promise<Messages.SftpResponse> | Messages.SftpResponse {
+  private dispatch(r: Messages.SftpRequest): Promise<Messages.SftpResponse | EncodedReply> | Messages.SftpResponse {
     switch (r._tag) {
       case "Open":
         return this.open(r)
@@ -658,9 +678,9 @@ type Consume = (f: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, Ss
 
 /**
  * `serve`. With `owned` the input is lent (`ServerSession.consumeStdin`: each batch freed once handled) and
- * `write` is done with its bytes when it completes (`ServerSession.write`), so the buffers a request arrived in,
- * a DATA reply's file block and each encoded reply are freed as soon as they are finished with, rather than
- * left to V8's collections, which cost as much as the rest of an upload when they ran.
+ * `write` is done with its bytes when it completes (`ServerSession.write`), so the buffers a request arrived in
+ * and each encoded reply (a DATA reply with the file block read into it) are freed as soon as they are finished
+ * with, rather than left to V8's collections, which cost as much as the rest of an upload when they ran.
  */
 const serveWith = (
   consume: Consume,
@@ -681,12 +701,8 @@ const serveWith = (
     const framer = new Framer({ maxPacketLength: DEFAULT_MAX_PACKET_LENGTH })
     let initialized = false
 
-    const reply = (packet: Messages.SftpPacket) => {
-      const encoded = Messages.encode(packet)
-      // A DATA reply's block was read for this reply alone and is now copied.
-      if (owned && packet._tag === "Data") discard(packet.data)
-      return outbox.send(encoded)
-    }
+    const reply = (packet: Messages.SftpPacket | EncodedReply) =>
+      outbox.send(packet instanceof EncodedReply ? packet.bytes : Messages.encode(packet))
 
     const onPacket = (body: Uint8Array): Effect.Effect<Messages.SftpPacket | undefined, SshError.SshError> => {
       const type = body[0]!
