@@ -612,6 +612,28 @@ export const encode = (packet: SftpPacket): Uint8Array => {
   return f.packet(codec.type)
 }
 
+const NO_DATA = new Uint8Array(0)
+
+/**
+ * A WRITE request encoded up to and including its data's length prefix, with a packet length that counts the
+ * data: sent followed by `request.data` itself, it is `encode(request)` without copying the data.
+ *
+ * @example
+ * ```ts
+ * outbox.enqueue(encodeWriteHeader(request))
+ * outbox.enqueue(request.data)
+ * ```
+ */
+export const encodeWriteHeader = (request: Write): Uint8Array => {
+  const header = encode({ ...request, data: NO_DATA })
+  const total = header.length - 4 + request.data.length
+  if (total > 0xffff_ffff) fail(`WRITE of ${request.data.length} bytes does not fit a packet`)
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength)
+  view.setUint32(0, total)
+  view.setUint32(header.length - 4, request.data.length)
+  return header
+}
+
 /**
  * Decodes a packet body (type byte onwards, without the length prefix).
  * Throws `ProtocolError` on an unknown type, a truncated or over-long body, or

@@ -32,7 +32,8 @@ import type * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import type * as Session from "../Channel/Session.ts"
 import { concat } from "../internal/bytes.ts"
-import { Outbox } from "../internal/sftpOutbox.ts"
+import { isOwned, retain } from "../internal/ownedBuffers.ts"
+import { COALESCE_LIMIT, Outbox } from "../internal/sftpOutbox.ts"
 import { ReplyReader } from "../internal/sftpReplyReader.ts"
 import * as SshError from "../SshError.ts"
 import * as Attributes from "./Attributes.ts"
@@ -181,6 +182,12 @@ export interface SftpClient {
 const DEFAULT_MAX_IN_FLIGHT = 32
 /** Read/write length every SFTP server supports (what OpenSSH assumes without limits@openssh.com). */
 const DEFAULT_BLOCK = 32768
+
+/**
+ * WRITE data at least this large goes out without a copy when the library owns it (see `submit`); the outbox
+ * writes it on its own, never coalesced, so it is released once sealed.
+ */
+const ZERO_COPY_WRITE = COALESCE_LIMIT
 /** How much of the server's stderr is kept to explain why the session ended. */
 const STDERR_KEEP = 2048
 
@@ -298,9 +305,13 @@ export const make = (
 
     const submit = (request: Messages.SftpRequest, onReply: ReplyHandler): void => {
       if (failure !== undefined) return onReply(failure)
+      // A large WRITE whose data the library owns (a block `put` read from the file) is sent as its header then
+      // the data itself, held until the channel has sealed it: no copy. Anyone else's data is copied at once,
+      // since its owner may reuse it as soon as the call returns.
+      const zeroCopy = request._tag === "Write" && request.data.length >= ZERO_COPY_WRITE && isOwned(request.data)
       let packet: Uint8Array
       try {
-        packet = Messages.encode(request)
+        packet = zeroCopy ? Messages.encodeWriteHeader(request as Messages.Write) : Messages.encode(request)
       } catch (e) {
         return onReply(invalidRequest(request, e))
       }
@@ -308,6 +319,7 @@ export const make = (
       outstanding.set(sent.id, onReply)
       writeRequestId(packet, sent.id)
       outbox.enqueue(packet)
+      if (zeroCopy) outbox.enqueue(retain((request as Messages.Write).data))
     }
 
     const orphan = (reply: Messages.SftpResponse | SshError.SshError) => {

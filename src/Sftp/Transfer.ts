@@ -31,7 +31,7 @@ import * as Stream from "effect/Stream"
 import type * as Arr from "effect/Array"
 import { concat } from "../internal/bytes.ts"
 import { isDataReply } from "../internal/sftpReplyReader.ts"
-import { releaseAll } from "../internal/ownedBuffers.ts"
+import { adopt, release, releaseAll } from "../internal/ownedBuffers.ts"
 import { chunkWriter } from "../internal/chunkWriter.ts"
 import * as SshError from "../SshError.ts"
 import * as Attributes from "./Attributes.ts"
@@ -732,13 +732,20 @@ const putFile = (client: SftpClient, file: TreeEntry, options: TransferOptions, 
       yield* progress.advance(offset)
     }
     const writer = new HandleWriter(client, handle, offset, { ...options, path: remote })
-    // Each WRITE is encoded (copied) when sent, so one buffer serves every read.
-    const buffer = new Uint8Array(Math.max(LOCAL_READ_SIZE, blockSizeOf(client, options, "write")))
+    // Each read gets a buffer of its own, owned (ownedBuffers): its WRITEs are sent from it without a copy, and
+    // it is freed once the last of them is sealed (each holds it, as does this loop until it has sent them all).
+    const readSize = Math.max(LOCAL_READ_SIZE, blockSizeOf(client, options, "write"))
     let position = offset
     for (;;) {
+      const memory = Buffer.allocUnsafeSlow(readSize)
+      const buffer = adopt(new Uint8Array(memory.buffer, memory.byteOffset, readSize))
       const n = yield* input.read(buffer, { position: BigInt(position) }).pipe(Effect.mapError(toLocal))
-      if (n === 0) break
+      if (n === 0) {
+        release(buffer)
+        break
+      }
       yield* writer.write(buffer.subarray(0, n))
+      release(buffer)
       position += n
       yield* progress.advance(n)
     }

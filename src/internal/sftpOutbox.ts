@@ -16,8 +16,8 @@ import type { SshError } from "../SshError.ts"
 import { concat } from "./bytes.ts"
 import { discard } from "./ownedBuffers.ts"
 
-/** Packets up to this size are coalesced; larger ones are written on their own. */
-const COALESCE_LIMIT = 64 * 1024
+/** Packets smaller than this are coalesced (copied into one); larger ones are written on their own. */
+export const COALESCE_LIMIT = 64 * 1024
 
 /** Bytes queued beyond which `send` waits. */
 const DEFAULT_HIGH_WATER = 1024 * 1024

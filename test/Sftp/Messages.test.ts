@@ -1,11 +1,12 @@
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { fromHex, toHex } from "../../src/internal/bytes.ts"
+import { concat, fromHex, toHex } from "../../src/internal/bytes.ts"
 import { ProtocolError } from "../../src/SshError.ts"
 import * as Extensions from "../../src/Sftp/Extensions.ts"
 import {
   decode,
   encode,
+  encodeWriteHeader,
   isRequest,
   isResponse,
   OpenFlags,
@@ -145,6 +146,17 @@ describe("Messages decode∘encode", () => {
         const expected = Extensions.isExtensionTag(p._tag) ? PacketType.Extended : PacketType[p._tag as keyof typeof PacketType]
         expect(type).toBe(expected)
       })
+    )
+  })
+
+  it("a WRITE header followed by its data is the WRITE encoded whole", () => {
+    fc.assert(
+      fc.property(packetsByTag.Write, fc.uint8Array({ maxLength: 70_000 }), (write, data) => {
+        const request = { ...write, data }
+        const header = encodeWriteHeader(request)
+        expect(toHex(concat([header, data]))).toBe(toHex(encode(request)))
+      }),
+      { numRuns: 200 }
     )
   })
 
