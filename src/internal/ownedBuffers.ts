@@ -59,7 +59,9 @@ const detach = (buffer: ArrayBufferLike): void => {
  * Registers `bytes`' buffer, with one holder, when it holds nothing but
  * `bytes` (and at most a packet's framing around it). Buffers that could be
  * shared — slices of Node's 8 KiB allocation pool, views of a reused ring —
- * are left alone, as are the payloads of a runtime without `transfer`.
+ * are left alone, as are the payloads of a runtime without `transfer`. A
+ * buffer already registered keeps its holders (so `discard` of a view that
+ * others hold takes one holder, never frees it under them).
  *
  * @example
  * ```ts
@@ -68,7 +70,10 @@ const detach = (buffer: ArrayBufferLike): void => {
  */
 export const adopt = (bytes: Uint8Array): Uint8Array => {
   const buffer = bytes.buffer
-  if (buffer.byteLength - bytes.byteLength <= MAX_SLACK && typeof (buffer as Partial<Transferable>).transfer === "function") {
+  if (
+    holdersOf(buffer) === 0 && buffer.byteLength - bytes.byteLength <= MAX_SLACK &&
+    typeof (buffer as Partial<Transferable>).transfer === "function"
+  ) {
     setHolders(buffer, 1)
   }
   return bytes
@@ -133,7 +138,8 @@ export const releaseAll = (chunks: ReadonlyArray<Uint8Array>): void => {
 
 /**
  * Frees `bytes` now if its buffer holds nothing else: for a temporary the
- * caller has copied from, such as a cipher's output.
+ * caller has copied from, such as a cipher's output. For a registered buffer
+ * it is `release`: the caller's holder is given back.
  *
  * @example
  * ```ts

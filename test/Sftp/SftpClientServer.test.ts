@@ -16,6 +16,7 @@ import type { OpenMode } from "../../src/Sftp/Messages.ts"
 import { StatusCode } from "../../src/Sftp/Status.ts"
 import * as Transfer from "../../src/Sftp/Transfer.ts"
 import type { SshError } from "../../src/SshError.ts"
+import { adopt, isOwned, release } from "../../src/internal/ownedBuffers.ts"
 import { runFailure, runScoped } from "../helpers.ts"
 import { randomBytes, sha256, tempDir, withSftp } from "./fixtures.ts"
 
@@ -209,6 +210,25 @@ describe("SftpFile", () => {
         expect(sftpStatus(closed).message).toBe("the file is closed")
       })))
     expect(Fs.readFileSync(inRoot("f.txt"), "utf8")).toBe("hello")
+  })
+
+  it("sends a WRITE of data the library owns without copying it, holding it until sealed", async () => {
+    const source = randomBytes(200_000)
+    const owned = adopt(Uint8Array.from(source))
+    const small = adopt(Uint8Array.from(source.subarray(0, 1000)))
+    await runScoped(withSftp(root, (sftp) =>
+      Effect.gen(function*() {
+        const handle = yield* sftp.openHandle("/owned", "w")
+        yield* sftp.write(handle, 0, owned)
+        yield* sftp.write(handle, owned.length, small)
+        yield* sftp.close(handle)
+      })))
+    // the outbox released only the holder the WRITE took: ours still keeps the buffer (a small one was copied)
+    expect(isOwned(owned) && owned.length).toBe(200_000)
+    expect(isOwned(small) && small.length).toBe(1000)
+    release(owned)
+    expect(owned.byteLength).toBe(0)
+    expect(sha256(Fs.readFileSync(inRoot("owned")))).toBe(sha256(concat([source, source.subarray(0, 1000)])))
   })
 
   it("pipelines large reads and writes, and closes the handle with its scope", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { adopt, discard, isOwned, release } from "../../src/internal/ownedBuffers.ts"
+import { adopt, discard, isOwned, release, retain } from "../../src/internal/ownedBuffers.ts"
 import { PacketReader, PacketWriter } from "../../src/Transport/Packet.ts"
 import * as Cipher from "../../src/Transport/Cipher.ts"
 import { randomBytes } from "node:crypto"
@@ -16,6 +16,15 @@ describe("ownedBuffers", () => {
     expect(isOwned(payload)).toBe(false)
     // a second release is a no-op
     expect(() => release(payload)).not.toThrow()
+  })
+
+  it("adopting a held buffer again keeps its holders: discard of a shared view gives one back, frees nothing", () => {
+    const bytes = adopt(new Uint8Array(100_000))
+    retain(bytes)
+    discard(bytes)
+    expect(isOwned(bytes) && bytes.length).toBe(100_000)
+    discard(bytes.subarray(0, 10))
+    expect(bytes.byteLength).toBe(0)
   })
 
   it("never adopts a slice of Node's shared pool or a small view of a big buffer", () => {
