@@ -1,7 +1,8 @@
 /**
  * Node.js services for effect-ssh: TCP connections (`node:net`, Nagle off,
- * each chunk Node reads handed over without a copy)
- * and the file system (key files, known_hosts).
+ * read through one reused buffer) and the file system (key files,
+ * known_hosts, SFTP transfers), marked as Node's own so that SFTP downloads
+ * write each block's chunks with one `writev` instead of joining them.
  *
  * @example
  * ```ts
