@@ -144,7 +144,12 @@ export interface SshConnection {
 }
 
 const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(30)
-const SFTP_FLOW = { windowSize: 8 * 1024 * 1024, maxPacket: 128 * 1024 } as const
+/**
+ * The SFTP channel's window and packets. The window bounds unrequested data only: replies never exceed the
+ * requests in flight, which the client bounds (`SftpClientOptions.maxInFlight` blocks). 32 MiB lets 128 blocks of
+ * 255 KiB cross a long path in one round trip.
+ */
+const SFTP_FLOW = { windowSize: 32 * 1024 * 1024, maxPacket: 128 * 1024 } as const
 const DEFAULT_KEEPALIVE = Duration.seconds(15)
 
 /**

@@ -12,6 +12,9 @@ import { ProtocolError } from "../SshError.ts"
 
 const MAX_WINDOW = 0xffffffff
 
+/** Most consumed bytes a WINDOW_ADJUST waits for (windows of 2 MiB or less adjust at half, as OpenSSH's). */
+const ADJUST_STEP = 1024 * 1024
+
 /**
  * How much the peer may still send us, and when to tell it it may send more.
  *
@@ -47,12 +50,14 @@ export class ReceiveWindow {
   /**
    * Accounts for `n` bytes taken by the consumer; returns how many bytes to
    * grant with a WINDOW_ADJUST now (0 = not yet: adjusts are batched until
-   * half the window is free, as OpenSSH does, to keep them rare).
+   * half the window, or `ADJUST_STEP`, is free). OpenSSH waits for half; a
+   * large window then idles half its size for a round trip each time, which
+   * on a long path costs half the throughput the window could carry.
    */
   consume(n: number): number {
     this.buffered -= n
     this.consumedSinceAdjust += n
-    if (this.consumedSinceAdjust < this.size / 2) return 0
+    if (this.consumedSinceAdjust < Math.min(this.size / 2, ADJUST_STEP)) return 0
     const grant = this.consumedSinceAdjust
     this.consumedSinceAdjust = 0
     this.available += grant

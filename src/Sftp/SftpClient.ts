@@ -50,7 +50,10 @@ export type ReplyHandler = (reply: Messages.SftpResponse | SshError.SshError) =>
 
 /** Options of `make`. */
 export interface SftpClientOptions {
-  /** Most READ/WRITE requests one transfer keeps in flight (default 32; the count adapts below it). */
+  /**
+   * Most READ/WRITE requests one transfer keeps in flight (default 128). The count adapts below it: it starts at
+   * 32 and doubles only while that raises the throughput, which a long round trip does and loopback does not.
+   */
   readonly maxInFlight?: number | undefined
   /** Largest READ/WRITE block (default: the server's limits, at most 256 KiB; 32 KiB without limits@openssh.com). */
   readonly blockSize?: number | undefined
@@ -179,7 +182,7 @@ export interface SftpClient {
   readonly closed: Deferred.Deferred<never, SshError.SshError>
 }
 
-const DEFAULT_MAX_IN_FLIGHT = 32
+const DEFAULT_MAX_IN_FLIGHT = 128
 /** Read/write length every SFTP server supports (what OpenSSH assumes without limits@openssh.com). */
 const DEFAULT_BLOCK = 32768
 

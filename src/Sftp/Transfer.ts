@@ -52,7 +52,7 @@ export type ProgressCallback = (progress: Progress) => Effect.Effect<void>
 export interface PipelineOptions {
   /** Bytes per READ/WRITE request (default: the server's limit, at most 256 KiB). */
   readonly blockSize?: number | undefined
-  /** Most requests in flight (default: the client's, 32). The actual count adapts below this. */
+  /** Most requests in flight (default: the client's, 128). The actual count adapts below this. */
   readonly maxInFlight?: number | undefined
 }
 
@@ -98,18 +98,23 @@ export interface TransferResult {
 // Adaptive in-flight limit
 // ---------------------------------------------------------------------------------------------------------------
 
-const GROWTH_THRESHOLD = 1.1
-const SHRINK_THRESHOLD = 0.7
+/** A doubling is kept only if the rate rises by this much: the transfer was waiting on round trips. */
+const PROBE_GAIN = 1.25
+/** Settled rounds before the limit is probed again (the path may have changed). */
+const REPROBE_ROUNDS = 16
 
 /**
- * The adaptive count of requests in flight. Time is cut into rounds of
- * `limit` replies; after each round the byte rate is compared with the
- * previous round's: a rate up by 10% or more doubles the limit (up to `max`),
- * one down by 30% or more cuts it by a quarter (down to `min`).
+ * The adaptive count of requests in flight, probe-and-hold. Time is cut into rounds of `limit` replies; the round
+ * after a change is not judged (it mixes replies to requests sent before and after it), nor is the first (it
+ * includes the pipeline filling up). The limit is doubled to probe after the first judged round, then every
+ * `REPROBE_ROUNDS` settled rounds; a probe whose round is faster by `PROBE_GAIN` is kept and probes again (a long
+ * round trip: more requests, more throughput), any other goes back to the limit before (on loopback the server's
+ * CPU sets the pace and more requests would only queue). The limit never falls below where it started: a slow
+ * consumer holds at most `limit` blocks anyway, and single slow rounds are too noisy to act on.
  *
  * @example
  * ```ts
- * const inFlight = new InFlight({ max: 64 })
+ * const inFlight = new InFlight({ max: 128 })
  * inFlight.record(blockBytes, performance.now())
  * if (outstanding < inFlight.limit) sendNext()
  * ```
@@ -121,12 +126,18 @@ export class InFlight {
   private roundStart: number | undefined
   private roundBytes = 0
   private roundReplies = 0
+  /** Bytes per ms of the last judged round; 0 before the first. */
   private lastRate = 0
+  /** While a doubling is on probation: the limit before it. */
+  private probeFrom: number | undefined
+  /** Rounds still to pass unjudged. */
+  private settling = 1
+  private settledRounds = 0
 
   constructor(options: { readonly max: number; readonly initial?: number | undefined; readonly min?: number | undefined }) {
     this.max = Math.max(1, Math.floor(options.max))
     this.min = Math.min(this.max, Math.max(1, Math.floor(options.min ?? 4)))
-    this.limit = Math.min(this.max, Math.max(this.min, Math.floor(options.initial ?? 16)))
+    this.limit = Math.min(this.max, Math.max(this.min, Math.floor(options.initial ?? 32)))
   }
 
   /** Records one reply of `bytes` at time `now` (milliseconds). */
@@ -137,15 +148,41 @@ export class InFlight {
     }
     this.roundBytes += bytes
     if (++this.roundReplies < this.limit) return
-    const elapsed = now - this.roundStart
-    const rate = this.roundBytes / Math.max(elapsed, 0.001)
-    if (this.lastRate > 0 && rate >= this.lastRate * GROWTH_THRESHOLD) this.limit = Math.min(this.max, this.limit * 2)
-    else if (this.lastRate === 0) this.limit = Math.min(this.max, this.limit * 2)
-    else if (rate <= this.lastRate * SHRINK_THRESHOLD) this.limit = Math.max(this.min, Math.ceil(this.limit * 0.75))
-    this.lastRate = rate
+    const rate = this.roundBytes / Math.max(now - this.roundStart, 0.001)
     this.roundStart = now
     this.roundBytes = 0
     this.roundReplies = 0
+    this.judge(rate)
+  }
+
+  private judge(rate: number): void {
+    if (this.settling > 0) {
+      this.settling--
+      return
+    }
+    const previous = this.lastRate
+    this.lastRate = rate
+    if (this.probeFrom !== undefined) {
+      if (rate >= previous * PROBE_GAIN) this.probe()
+      else this.change(this.probeFrom)
+    } else if (previous === 0 || ++this.settledRounds >= REPROBE_ROUNDS) {
+      this.probe()
+    }
+  }
+
+  /** Doubles the limit on probation (nothing to probe at `max`). */
+  private probe(): void {
+    const from = this.limit
+    this.change(Math.min(this.max, from * 2))
+    if (this.limit !== from) this.probeFrom = from
+  }
+
+  private change(limit: number): void {
+    this.probeFrom = undefined
+    this.settledRounds = 0
+    if (limit === this.limit) return
+    this.limit = limit
+    this.settling = 1
   }
 }
 

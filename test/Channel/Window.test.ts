@@ -36,6 +36,20 @@ describe("ReceiveWindow", () => {
     expect([w.available, w.buffered]).toEqual([100, 0])
   })
 
+  it("a large window grants every MiB consumed, not every half window", () => {
+    const MiB = 1024 * 1024
+    const w = new ReceiveWindow(32 * MiB)
+    w.receive(32 * MiB)
+    expect(w.consume(MiB - 1)).toBe(0)
+    expect(w.consume(1)).toBe(MiB)
+    expect(w.consume(3 * MiB)).toBe(3 * MiB)
+    // OpenSSH's default 2 MiB window still adjusts at half
+    const small = new ReceiveWindow(2 * MiB)
+    small.receive(2 * MiB)
+    expect(small.consume(MiB - 1)).toBe(0)
+    expect(small.consume(1)).toBe(MiB)
+  })
+
   it("an odd size grants once consumption reaches size / 2", () => {
     const w = new ReceiveWindow(5)
     w.receive(5)
