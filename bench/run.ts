@@ -5,6 +5,7 @@
  *      each (default 3), alternating, median MB/s; plus this process's CPU time per GiB for the in-process clients.
  *   2. connect + auth latency: nothing → authenticated connection ready to open a channel, BENCH_CONNECT_RUNS
  *      times each (default 20), alternating, median ms (effect-ssh and ssh2).
+ *   3. SFTP get and put of a random file (bench/sftp.ts), on loopback and then over a delayed round trip.
  *
  * Every client uses the same kex, host key, cipher (and MAC) and an ed25519 client key; see bench/config.ts for
  * the environment variables. The table gives effect-ssh/ssh2 and effect-ssh/OpenSSH ratios and whether the

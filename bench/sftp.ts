@@ -22,9 +22,16 @@ import * as NodeSsh from "../src/NodeSsh.ts"
 import { opensshPaths, sshClientArgs } from "../test/interop/sshd.ts"
 import { type BenchConfig, formatBytes, parseBytes } from "./config.ts"
 import { median, megabytesPerSecond, type Row } from "./report.ts"
+import { startDelayProxy } from "./delayProxy.ts"
 import type { BenchTarget } from "./target.ts"
 
 type Direction = "get" | "put"
+
+/** Where a contender connects: the sshd itself, or a delay proxy in front of it. */
+interface Endpoint {
+  readonly host: string
+  readonly port: number
+}
 
 interface SftpContender {
   readonly name: string
@@ -37,14 +44,14 @@ interface SftpContender {
 // effect-ssh: one connection and SFTP session, kept open across runs
 // ---------------------------------------------------------------------------------------------------------------
 
-const effectSsh = async (target: BenchTarget): Promise<SftpContender> => {
+const effectSsh = async (target: BenchTarget, endpoint: Endpoint): Promise<SftpContender> => {
   const { config, sshd } = target
   let release: () => void = () => undefined
   const session = new Promise<{ transfer: SftpContender["transfer"] }>((resolve, reject) => {
     const program = Effect.gen(function*() {
       const ssh = yield* SshClient.connect({
-        host: sshd.host,
-        port: sshd.port,
+        host: endpoint.host,
+        port: endpoint.port,
         username: sshd.user,
         auth: [Auth.privateKey(target.clientKeyText)],
         hostKeys: HostKeys.fixed(target.hostKeyLine),
@@ -83,7 +90,7 @@ interface Ssh2Client {
   end(): this
 }
 
-const ssh2 = async (target: BenchTarget): Promise<SftpContender> => {
+const ssh2 = async (target: BenchTarget, endpoint: Endpoint): Promise<SftpContender> => {
   const require = createRequire(import.meta.url)
   const { Client } = require("ssh2") as { readonly Client: new () => Ssh2Client }
   const { config, sshd } = target
@@ -92,8 +99,8 @@ const ssh2 = async (target: BenchTarget): Promise<SftpContender> => {
     client.on("error", reject)
     client.on("ready", () => client.sftp((error, session) => error ? reject(error) : resolve(session)))
     client.connect({
-      host: sshd.host,
-      port: sshd.port,
+      host: endpoint.host,
+      port: endpoint.port,
       username: sshd.user,
       privateKey: target.clientKeyText,
       hostVerifier: (key: Buffer) => key.equals(target.hostKeyBlob),
@@ -121,7 +128,7 @@ const ssh2 = async (target: BenchTarget): Promise<SftpContender> => {
 // OpenSSH: `sftp -b -`, a new process per transfer, session setup subtracted
 // ---------------------------------------------------------------------------------------------------------------
 
-const runBatch = (target: BenchTarget, batch: string): Promise<number> => {
+const runBatch = (target: BenchTarget, endpoint: Endpoint, batch: string): Promise<number> => {
   const sftp = opensshPaths().sftp
   if (sftp === undefined) return Promise.reject(new Error("the OpenSSH sftp client is not installed"))
   const { config, sshd } = target
@@ -131,10 +138,12 @@ const runBatch = (target: BenchTarget, batch: string): Promise<number> => {
     "-o", `KexAlgorithms=${config.kex}`,
     "-o", `HostKeyAlgorithms=${config.hostKeyAlgorithm}`,
     "-o", "Compression=no",
+    // through a proxy, the host key is still the sshd's, recorded under its own port
+    "-o", `HostKeyAlias=[${sshd.host}]:${sshd.port}`,
     // sftp spells the port -P; the harness arguments are ssh's
-    ...sshClientArgs(sshd, { identity: target.clientKeyFile }).map((arg) => arg === "-p" ? "-P" : arg),
+    ...sshClientArgs({ ...sshd, port: endpoint.port }, { identity: target.clientKeyFile }).map((arg) => arg === "-p" ? "-P" : arg),
     "-b", "-",
-    `${sshd.user}@${sshd.host}`
+    `${sshd.user}@${endpoint.host}`
   ]
   return new Promise((resolve, reject) => {
     const started = performance.now()
@@ -149,14 +158,14 @@ const runBatch = (target: BenchTarget, batch: string): Promise<number> => {
   })
 }
 
-const openssh = async (target: BenchTarget): Promise<SftpContender> => {
+const openssh = async (target: BenchTarget, endpoint: Endpoint): Promise<SftpContender> => {
   const setups: Array<number> = []
-  for (let i = 0; i < 3; i++) setups.push(await runBatch(target, "pwd\n"))
+  for (let i = 0; i < 3; i++) setups.push(await runBatch(target, endpoint, "pwd\n"))
   const setup = median(setups)
   console.log(`  OpenSSH sftp session setup (median of an empty batch, subtracted from its transfers): ${(setup * 1000).toFixed(0)} ms`)
   return {
     name: "OpenSSH",
-    transfer: async (direction, from, to) => Math.max((await runBatch(target, `${direction} ${from} ${to}\n`)) - setup, 1e-6),
+    transfer: async (direction, from, to) => Math.max((await runBatch(target, endpoint, `${direction} ${from} ${to}\n`)) - setup, 1e-6),
     close: async () => undefined
   }
 }
@@ -181,21 +190,16 @@ const writeRandomFile = (path: string, bytes: number): string => {
 
 const sha256File = (path: string): string => Crypto.createHash("sha256").update(Fs.readFileSync(path)).digest("hex")
 
-/**
- * Measures SFTP get and put; returns the table rows ("sftp get", "sftp put") and records failed runs.
- *
- * @example
- * ```ts
- * rows.push(...await sftpTransfers({ config, target, failures }))
- * ```
- */
-export const sftpTransfers = async (context: {
+/** One pass: a random file of `bytes`, every contender through `endpoint`, a warm-up then `config.runs` rounds. */
+const measurePass = async (context: {
   readonly config: BenchConfig
   readonly target: BenchTarget
   readonly failures: Array<string>
-}): Promise<ReadonlyArray<Row>> => {
-  const { config, target, failures } = context
-  const bytes = process.env.BENCH_SFTP_BYTES ? parseBytes(process.env.BENCH_SFTP_BYTES) : 256 * 1024 * 1024
+  readonly endpoint: Endpoint
+  readonly bytes: number
+  readonly label: string
+}): Promise<{ readonly get: Rates; readonly put: Rates }> => {
+  const { config, target, failures, endpoint, bytes, label } = context
   // The login user may not be us: a world-writable remote directory, a readable source file.
   const remoteDir = Path.join(target.sshd.dir, "sftp-bench")
   Fs.mkdirSync(remoteDir, { mode: 0o777 })
@@ -203,7 +207,7 @@ export const sftpTransfers = async (context: {
   const localDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-ssh-bench-sftp-"))
   const source = Path.join(remoteDir, "source.bin")
   const localSource = Path.join(localDir, "source.bin")
-  console.log(`\nSFTP get and put of ${formatBytes(bytes)} (random), a warm-up and ${config.runs} run(s) each, alternating`)
+  console.log(`\nSFTP get and put of ${formatBytes(bytes)} (random)${label}, a warm-up and ${config.runs} run(s) each, alternating`)
   const expected = writeRandomFile(source, bytes)
   Fs.copyFileSync(source, localSource)
   const samples = new Map<string, { get: Array<number>; put: Array<number> }>()
@@ -211,11 +215,11 @@ export const sftpTransfers = async (context: {
   try {
     for (const make of [effectSsh, ssh2, openssh]) {
       try {
-        const contender = await make(target)
+        const contender = await make(target, endpoint)
         contenders.push(contender)
         samples.set(contender.name, { get: [], put: [] })
       } catch (error) {
-        failures.push(`sftp ${make.name}: ${error instanceof Error ? error.message : String(error)}`)
+        failures.push(`sftp${label} ${make.name}: ${error instanceof Error ? error.message : String(error)}`)
       }
     }
     // Round 0 is a warm-up, checked but not counted, for every contender alike: the in-process clients' first
@@ -234,10 +238,10 @@ export const sftpTransfers = async (context: {
             if (size !== bytes) throw new Error(`copied ${size} bytes, expected ${bytes}`)
             if (round <= 1 && sha256File(to) !== expected) throw new Error("the copy differs from the source")
             if (round > 0) samples.get(contender.name)![direction].push(seconds)
-            const label = round === 0 ? "warm-up" : `run ${round}`
-            console.log(`  ${label.padEnd(7)} ${contender.name.padEnd(10)} ${direction} ${megabytesPerSecond(bytes, seconds).toFixed(0).padStart(6)} MB/s (${seconds.toFixed(2)} s)`)
+            const run = round === 0 ? "warm-up" : `run ${round}`
+            console.log(`  ${run.padEnd(7)} ${contender.name.padEnd(10)} ${direction} ${megabytesPerSecond(bytes, seconds).toFixed(0).padStart(6)} MB/s (${seconds.toFixed(2)} s)`)
           } catch (error) {
-            const message = `sftp ${direction} ${contender.name}: ${error instanceof Error ? error.message : String(error)}`
+            const message = `sftp${label} ${direction} ${contender.name}: ${error instanceof Error ? error.message : String(error)}`
             failures.push(message)
             console.log(`  failed: ${message}`)
           }
@@ -249,12 +253,52 @@ export const sftpTransfers = async (context: {
     Fs.rmSync(localDir, { recursive: true, force: true })
     Fs.rmSync(remoteDir, { recursive: true, force: true })
   }
-  const rate = (direction: Direction) =>
+  const rate = (direction: Direction): Rates =>
     Object.fromEntries([...samples].map(([name, s]) => [name, s[direction].length === 0 ? undefined : megabytesPerSecond(bytes, median(s[direction]))]))
+  return { get: rate("get"), put: rate("put") }
+}
+
+type Rates = Readonly<Record<string, number | undefined>>
+
+/**
+ * Measures SFTP get and put; returns the table rows and records failed runs. The issue's rows are on loopback
+ * (no latency: what limits a transfer there is CPU). A second pass (BENCH_SFTP_RTT_MS, default 50; 0 skips it)
+ * puts a delay proxy in front of the same sshd, so that each client's pipelining and channel window decide, as
+ * on a long-distance link; its file is BENCH_SFTP_RTT_BYTES (default 64 MiB).
+ *
+ * @example
+ * ```ts
+ * rows.push(...await sftpTransfers({ config, target, failures }))
+ * ```
+ */
+export const sftpTransfers = async (context: {
+  readonly config: BenchConfig
+  readonly target: BenchTarget
+  readonly failures: Array<string>
+}): Promise<ReadonlyArray<Row>> => {
+  const { target } = context
+  const bytes = process.env.BENCH_SFTP_BYTES ? parseBytes(process.env.BENCH_SFTP_BYTES) : 256 * 1024 * 1024
+  const loopback = await measurePass({ ...context, endpoint: target.sshd, bytes, label: "" })
   const size = formatBytes(bytes)
-  return [
-    { metric: `sftp get ${size} MB/s`, better: "higher", values: rate("get"), target: { against: "OpenSSH", ratio: 2 } },
-    { metric: `sftp get ${size} MB/s (vs ssh2 fastGet)`, better: "higher", values: rate("get"), target: { against: "ssh2", ratio: 6 } },
-    { metric: `sftp put ${size} MB/s`, better: "higher", values: rate("put"), target: { against: "OpenSSH", ratio: 2 } }
+  const rows: Array<Row> = [
+    { metric: `sftp get ${size} MB/s`, better: "higher", values: loopback.get, target: { against: "OpenSSH", ratio: 2 } },
+    { metric: `sftp get ${size} MB/s (vs ssh2 fastGet)`, better: "higher", values: loopback.get, target: { against: "ssh2", ratio: 6 } },
+    { metric: `sftp put ${size} MB/s`, better: "higher", values: loopback.put, target: { against: "OpenSSH", ratio: 2 } }
   ]
+  const rttMs = process.env.BENCH_SFTP_RTT_MS === undefined || process.env.BENCH_SFTP_RTT_MS === "" ? 50 : Number(process.env.BENCH_SFTP_RTT_MS)
+  if (!(rttMs > 0)) return rows
+  const rttBytes = process.env.BENCH_SFTP_RTT_BYTES ? parseBytes(process.env.BENCH_SFTP_RTT_BYTES) : 64 * 1024 * 1024
+  const proxy = await startDelayProxy(target.sshd, rttMs / 2)
+  try {
+    const label = ` over a ${rttMs} ms round trip`
+    const delayed = await measurePass({ ...context, endpoint: { host: "127.0.0.1", port: proxy.port }, bytes: rttBytes, label })
+    const rttSize = formatBytes(rttBytes)
+    rows.push(
+      { metric: `sftp get ${rttSize} MB/s, ${rttMs} ms RTT`, better: "higher", values: delayed.get },
+      { metric: `sftp put ${rttSize} MB/s, ${rttMs} ms RTT`, better: "higher", values: delayed.put }
+    )
+  } finally {
+    await proxy.close()
+  }
+  return rows
 }
