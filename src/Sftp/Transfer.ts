@@ -98,19 +98,22 @@ export interface TransferResult {
 // Adaptive in-flight limit
 // ---------------------------------------------------------------------------------------------------------------
 
-/** A doubling is kept only if the rate rises by this much: the transfer was waiting on round trips. */
+/** A doubling is kept only if its round beats the best recent round by this much: it was waiting on round trips. */
 const PROBE_GAIN = 1.25
+/** Settled rounds judged before a probe: the baseline is the best of them. */
+const BASELINE_ROUNDS = 2
 /** Settled rounds before the limit is probed again (the path may have changed). */
 const REPROBE_ROUNDS = 16
 
 /**
  * The adaptive count of requests in flight, probe-and-hold. Time is cut into rounds of `limit` replies; the round
  * after a change is not judged (it mixes replies to requests sent before and after it), nor is the first (it
- * includes the pipeline filling up). The limit is doubled to probe after the first judged round, then every
- * `REPROBE_ROUNDS` settled rounds; a probe whose round is faster by `PROBE_GAIN` is kept and probes again (a long
- * round trip: more requests, more throughput), any other goes back to the limit before (on loopback the server's
- * CPU sets the pace and more requests would only queue). The limit never falls below where it started: a slow
- * consumer holds at most `limit` blocks anyway, and single slow rounds are too noisy to act on.
+ * includes the pipeline filling up). After `BASELINE_ROUNDS` judged rounds, and every `REPROBE_ROUNDS` settled
+ * rounds after that, the limit doubles to probe; a probe whose round beats the best recent round by `PROBE_GAIN` is
+ * kept and probes again (a long round trip: more requests, more throughput), any other goes back to the limit
+ * before (on loopback the server's CPU sets the pace: more requests would only queue there, and single rounds
+ * vary by ±40%, hence the best-of baseline). The limit never falls below where it started: a slow consumer holds
+ * at most `limit` blocks anyway, and single slow rounds are too noisy to act on.
  *
  * @example
  * ```ts
@@ -126,13 +129,15 @@ export class InFlight {
   private roundStart: number | undefined
   private roundBytes = 0
   private roundReplies = 0
-  /** Bytes per ms of the last judged round; 0 before the first. */
-  private lastRate = 0
+  /** Rates (bytes per ms) of the judged rounds at the current limit, newest last, at most `BASELINE_ROUNDS`. */
+  private recent: Array<number> = []
   /** While a doubling is on probation: the limit before it. */
   private probeFrom: number | undefined
   /** Rounds still to pass unjudged. */
   private settling = 1
   private settledRounds = 0
+  /** Whether the first probe has been made (after `BASELINE_ROUNDS`; later ones after `REPROBE_ROUNDS`). */
+  private probed = false
 
   constructor(options: { readonly max: number; readonly initial?: number | undefined; readonly min?: number | undefined }) {
     this.max = Math.max(1, Math.floor(options.max))
@@ -160,18 +165,23 @@ export class InFlight {
       this.settling--
       return
     }
-    const previous = this.lastRate
-    this.lastRate = rate
     if (this.probeFrom !== undefined) {
-      if (rate >= previous * PROBE_GAIN) this.probe()
-      else this.change(this.probeFrom)
-    } else if (previous === 0 || ++this.settledRounds >= REPROBE_ROUNDS) {
-      this.probe()
+      // kept: this round is the new limit's baseline; undone: the old limit's baseline is collected again
+      const kept = rate >= Math.max(...this.recent) * PROBE_GAIN
+      const from = this.probeFrom
+      this.recent = kept ? [rate] : []
+      if (kept) this.probe()
+      else this.change(from)
+      return
     }
+    this.recent.push(rate)
+    if (this.recent.length > BASELINE_ROUNDS) this.recent.shift()
+    if (++this.settledRounds >= (this.probed ? REPROBE_ROUNDS : BASELINE_ROUNDS)) this.probe()
   }
 
   /** Doubles the limit on probation (nothing to probe at `max`). */
   private probe(): void {
+    this.probed = true
     const from = this.limit
     this.change(Math.min(this.max, from * 2))
     if (this.limit !== from) this.probeFrom = from
