@@ -35,6 +35,8 @@ interface Endpoint {
 
 interface SftpContender {
   readonly name: string
+  /** What it is measured on (default both). */
+  readonly directions?: ReadonlyArray<Direction> | undefined
   /** Copies `from` to `to` once and returns the seconds it took. */
   readonly transfer: (direction: Direction, from: string, to: string) => Promise<number>
   readonly close: () => Promise<void>
@@ -44,7 +46,13 @@ interface SftpContender {
 // effect-ssh: one connection and SFTP session, kept open across runs
 // ---------------------------------------------------------------------------------------------------------------
 
-const effectSsh = async (target: BenchTarget, endpoint: Endpoint): Promise<SftpContender> => {
+const effectSsh = (target: BenchTarget, endpoint: Endpoint): Promise<SftpContender> => effectSshWith(target, endpoint, {})
+
+/** effect-ssh uploading over 4 SFTP channels (`channels: 4`): only `put` (a download is not split). */
+const effectSshChannels = (target: BenchTarget, endpoint: Endpoint): Promise<SftpContender> =>
+  effectSshWith(target, endpoint, { channels: 4 })
+
+const effectSshWith = async (target: BenchTarget, endpoint: Endpoint, options: { readonly channels?: number }): Promise<SftpContender> => {
   const { config, sshd } = target
   let release: () => void = () => undefined
   const session = new Promise<{ transfer: SftpContender["transfer"] }>((resolve, reject) => {
@@ -60,7 +68,7 @@ const effectSsh = async (target: BenchTarget, endpoint: Endpoint): Promise<SftpC
       const sftp = yield* ssh.sftp()
       const transfer = (direction: Direction, from: string, to: string) => {
         const started = performance.now()
-        return Effect.runPromise(direction === "get" ? sftp.get(from, to) : sftp.put(from, to)).then(() => (performance.now() - started) / 1000)
+        return Effect.runPromise(direction === "get" ? sftp.get(from, to) : sftp.put(from, to, options)).then(() => (performance.now() - started) / 1000)
       }
       resolve({ transfer })
       yield* Effect.callback<void>((resume) => {
@@ -70,7 +78,9 @@ const effectSsh = async (target: BenchTarget, endpoint: Endpoint): Promise<SftpC
     Effect.runPromise(program).catch(reject)
   })
   const { transfer } = await session
-  return { name: "effect-ssh", transfer, close: async () => release() }
+  return options.channels === undefined
+    ? { name: "effect-ssh", transfer, close: async () => release() }
+    : { name: `effect-ssh ×${options.channels}`, directions: ["put"], transfer, close: async () => release() }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -198,6 +208,7 @@ const measurePass = async (context: {
   readonly endpoint: Endpoint
   readonly bytes: number
   readonly label: string
+  readonly contenders: ReadonlyArray<(target: BenchTarget, endpoint: Endpoint) => Promise<SftpContender>>
 }): Promise<{ readonly get: Rates; readonly put: Rates }> => {
   const { config, target, failures, endpoint, bytes, label } = context
   // The login user may not be us: a world-writable remote directory, a readable source file.
@@ -213,7 +224,7 @@ const measurePass = async (context: {
   const samples = new Map<string, { get: Array<number>; put: Array<number> }>()
   const contenders: Array<SftpContender> = []
   try {
-    for (const make of [effectSsh, ssh2, openssh]) {
+    for (const make of context.contenders) {
       try {
         const contender = await make(target, endpoint)
         contenders.push(contender)
@@ -227,7 +238,7 @@ const measurePass = async (context: {
     for (let round = 0; round <= config.runs; round++) {
       for (let k = 0; k < contenders.length; k++) {
         const contender = contenders[(round + k) % contenders.length]!
-        for (const direction of ["get", "put"] as const) {
+        for (const direction of contender.directions ?? ["get", "put"] as const) {
           const [from, to] = direction === "get"
             ? [source, Path.join(localDir, `${contender.name}.bin`)]
             : [localSource, Path.join(remoteDir, `${contender.name}.bin`)]
@@ -239,7 +250,7 @@ const measurePass = async (context: {
             if (round <= 1 && sha256File(to) !== expected) throw new Error("the copy differs from the source")
             if (round > 0) samples.get(contender.name)![direction].push(seconds)
             const run = round === 0 ? "warm-up" : `run ${round}`
-            console.log(`  ${run.padEnd(7)} ${contender.name.padEnd(10)} ${direction} ${megabytesPerSecond(bytes, seconds).toFixed(0).padStart(6)} MB/s (${seconds.toFixed(2)} s)`)
+            console.log(`  ${run.padEnd(7)} ${contender.name.padEnd(13)} ${direction} ${megabytesPerSecond(bytes, seconds).toFixed(0).padStart(6)} MB/s (${seconds.toFixed(2)} s)`)
           } catch (error) {
             const message = `sftp${label} ${direction} ${contender.name}: ${error instanceof Error ? error.message : String(error)}`
             failures.push(message)
@@ -278,7 +289,7 @@ export const sftpTransfers = async (context: {
 }): Promise<ReadonlyArray<Row>> => {
   const { target } = context
   const bytes = process.env.BENCH_SFTP_BYTES ? parseBytes(process.env.BENCH_SFTP_BYTES) : 256 * 1024 * 1024
-  const loopback = await measurePass({ ...context, endpoint: target.sshd, bytes, label: "" })
+  const loopback = await measurePass({ ...context, endpoint: target.sshd, bytes, label: "", contenders: [effectSsh, ssh2, openssh] })
   const size = formatBytes(bytes)
   const rows: Array<Row> = [
     { metric: `sftp get ${size} MB/s`, better: "higher", values: loopback.get, target: { against: "OpenSSH", ratio: 2 } },
@@ -291,11 +302,20 @@ export const sftpTransfers = async (context: {
   const proxy = await startDelayProxy(target.sshd, rttMs / 2)
   try {
     const label = ` over a ${rttMs} ms round trip`
-    const delayed = await measurePass({ ...context, endpoint: { host: "127.0.0.1", port: proxy.port }, bytes: rttBytes, label })
+    const delayed = await measurePass({
+      ...context,
+      endpoint: { host: "127.0.0.1", port: proxy.port },
+      bytes: rttBytes,
+      label,
+      contenders: [effectSsh, effectSshChannels, ssh2, openssh]
+    })
     const rttSize = formatBytes(rttBytes)
+    const { "effect-ssh ×4": split, ...put } = delayed.put
     rows.push(
       { metric: `sftp get ${rttSize} MB/s, ${rttMs} ms RTT`, better: "higher", values: delayed.get },
-      { metric: `sftp put ${rttSize} MB/s, ${rttMs} ms RTT`, better: "higher", values: delayed.put }
+      { metric: `sftp put ${rttSize} MB/s, ${rttMs} ms RTT`, better: "higher", values: put },
+      // the others have no such option: theirs is the single-channel figure above
+      { metric: `sftp put ${rttSize} MB/s, ${rttMs} ms RTT, effect-ssh channels: 4`, better: "higher", values: { ...put, "effect-ssh": split } }
     )
   } finally {
     await proxy.close()

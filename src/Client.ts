@@ -229,15 +229,19 @@ export const connect = (
     }
     // with ForwardAgent every session asks for the agent
     const sessions = forwarding ? AgentForwarding.requestingSessions(connection) : connection
+    // SFTP moves bulk data both ways with many requests in flight: a larger window and packets pay off
+    const openSftp = (sftpOptions?: SftpClient.SftpClientOptions): Effect.Effect<SftpClient.SftpClient, SshError.SshError, Scope.Scope> =>
+      Effect.flatMap(
+        Session.subsystem(connection, "sftp", { flow: SFTP_FLOW }),
+        (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions, openSftp(sftpOptions)), context)
+      )
     const ssh: SshConnection = {
       info,
       run: (command, runOptions) => Session.run(sessions, command, runOptions),
       exec: (command, execOptions) => Session.exec(sessions, command, execOptions),
       shell: (shellOptions) => Session.shell(sessions, shellOptions),
       subsystem: (name, subOptions) => Session.subsystem(sessions, name, subOptions),
-      sftp: (sftpOptions) =>
-        // SFTP moves bulk data both ways with many requests in flight: a larger window and packets pay off
-        Effect.flatMap(Session.subsystem(connection, "sftp", { flow: SFTP_FLOW }), (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions), context)),
+      sftp: openSftp,
       openChannel: connection.openChannel,
       globalRequest: connection.globalRequest,
       rekey: transport.rekey,

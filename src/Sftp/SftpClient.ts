@@ -88,6 +88,11 @@ export interface SftpClient {
   readonly blockSize: { readonly read: number; readonly write: number }
   /** Default cap on requests in flight per transfer. */
   readonly maxInFlight: number
+  /**
+   * Opens another SFTP session on the same connection with the same options, in the caller's scope (what `put`
+   * with `channels` uses); absent for a client `make` built on a subsystem of the caller's.
+   */
+  readonly sibling: Effect.Effect<SftpClient, SshError.SshError, Scope.Scope> | undefined
   /** Whether the server offers an extension (at the version this client speaks). */
   readonly supports: (extension: string) => boolean
 
@@ -280,7 +285,8 @@ const blockFor = (limit: number, packetLimit: number, cap: number | undefined): 
  */
 export const make = (
   proc: Session.SshProcess,
-  options: SftpClientOptions = {}
+  options: SftpClientOptions = {},
+  sibling?: Effect.Effect<SftpClient, SshError.SshError, Scope.Scope>
 ): Effect.Effect<SftpClient, SshError.SshError, Scope.Scope | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fileSystem = yield* FileSystem.FileSystem
@@ -458,6 +464,7 @@ export const make = (
         write: blockFor(limits.maxWriteLength, limits.maxPacketLength, options.blockSize)
       },
       maxInFlight: Math.max(1, Math.floor(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT)),
+      sibling,
       supports,
       request,
       submit,

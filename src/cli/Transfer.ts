@@ -39,6 +39,8 @@ export interface TransferArgs extends ConnectionArgs {
   readonly preserve: boolean
   /** Files at once in a recursive transfer. */
   readonly concurrency: number | undefined
+  /** SFTP channels one large upload is split over (`put` only). */
+  readonly channels: number | undefined
 }
 
 /**
@@ -51,11 +53,12 @@ export interface TransferArgs extends ConnectionArgs {
  */
 export const transferUsage =
   "usage: effect-ssh get [-r] [--resume] [--preserve] [-j N] [connection options] [user@]host:REMOTE LOCAL\n" +
-  "       effect-ssh put [-r] [--resume] [--preserve] [-j N] [connection options] LOCAL [user@]host:REMOTE\n" +
+  "       effect-ssh put [-r] [--resume] [--preserve] [-j N] [--channels N] [connection options] LOCAL [user@]host:REMOTE\n" +
   "  -r            copy directories recursively\n" +
   "  --resume      continue a partial copy (keep the bytes the destination has)\n" +
   "  --preserve    copy modification times and permissions\n" +
   "  -j N          files transferred at once with -r (default 4)\n" +
+  "  --channels N  put: split each file of 32 MiB or more over N SFTP channels (faster over long round trips)\n" +
   "  connection options as for exec: -p PORT, -l USER, -i KEYFILE, -o Option=value,\n" +
   "  --known-hosts FILE, --host-key-fingerprint SHA256:..."
 
@@ -102,6 +105,7 @@ export const parseTransfer = (command: "get" | "put", argv: ReadonlyArray<string
   let resume = false
   let preserve = false
   let concurrency: number | undefined
+  let channels: number | undefined
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (valueFlags.has(arg)) {
@@ -111,10 +115,12 @@ export const parseTransfer = (command: "get" | "put", argv: ReadonlyArray<string
     } else if (arg === "-r") recursive = true
     else if (arg === "--resume") resume = true
     else if (arg === "--preserve") preserve = true
-    else if (arg === "-j") {
+    else if (arg === "-j" || arg === "--channels") {
       const value = Number(argv[++i])
-      if (!Number.isSafeInteger(value) || value < 1) return new UsageError(`-j needs a positive number`)
-      concurrency = value
+      if (!Number.isSafeInteger(value) || value < 1) return new UsageError(`${arg} needs a positive number`)
+      if (arg === "-j") concurrency = value
+      else if (command === "put") channels = value
+      else return new UsageError("--channels splits uploads only (put)")
     } else if (arg.startsWith("-") && arg !== "-") return new UsageError(`unknown flag ${arg}`)
     else positional.push(arg)
   }
@@ -138,7 +144,8 @@ export const parseTransfer = (command: "get" | "put", argv: ReadonlyArray<string
     recursive,
     resume,
     preserve,
-    concurrency
+    concurrency,
+    channels
   }
 }
 
@@ -238,6 +245,7 @@ export const runTransfer = (
       resume: args.resume,
       preserve: args.preserve,
       concurrency: args.concurrency,
+      channels: args.channels,
       onProgress: bar?.onProgress
     }
     let result: TransferResult

@@ -67,6 +67,8 @@ describe("parseTransfer", () => {
   it("parses put (local first) and defaults an empty remote path to '.'", () => {
     const args = ok("put", ["file.txt", "host:"])
     expect(args).toMatchObject({ _tag: "Put", host: "host", user: undefined, remote: ".", local: "file.txt", recursive: false, resume: false, preserve: false })
+    expect(args.channels).toBeUndefined()
+    expect(ok("put", ["--channels", "4", "file.txt", "host:/x"]).channels).toBe(4)
   })
 
   it("reports usage errors", () => {
@@ -75,6 +77,8 @@ describe("parseTransfer", () => {
     expect(usage("put", ["/local", "/other"])).toContain("destination must be")
     expect(usage("get", ["-z", "host:/x", "y"])).toContain("unknown flag -z")
     expect(usage("get", ["-j", "0", "host:/x", "y"])).toContain("-j")
+    expect(usage("put", ["--channels", "x", "y", "host:/x"])).toContain("--channels needs a positive number")
+    expect(usage("get", ["--channels", "2", "host:/x", "y"])).toContain("uploads only")
     expect(usage("get", ["host:/x", "y", "-p"])).toContain("-p needs a value")
     expect(usage("get", ["-p", "99999", "host:/x", "y"])).toContain("bad port")
     expect(usage("get", ["-o", "Nope=1", "host:/x", "y"])).toContain("unsupported option")

@@ -5,6 +5,7 @@
  *   - memory: a large download through `readStream` into a slow sink keeps RSS growth under 128 MiB
  *     (EFFECT_SSH_SFTP_MEMORY_BYTES, default 2 GiB).
  */
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as ChildProcess from "node:child_process"
@@ -21,6 +22,7 @@ import * as Extensions from "../../src/Sftp/Extensions.ts"
 import type { SftpClient } from "../../src/Sftp/SftpClient.ts"
 import * as SftpServer from "../../src/Sftp/SftpServer.ts"
 import { StatusCode } from "../../src/Sftp/Status.ts"
+import * as Transfer from "../../src/Sftp/Transfer.ts"
 import type { SshError } from "../../src/SshError.ts"
 import { runScoped, sshdOptions } from "../helpers.ts"
 import { hostKey, randomBytes, serverOptions, sha256, tempDir } from "../Sftp/fixtures.ts"
@@ -86,6 +88,37 @@ describeInterop("our SFTP client against OpenSSH sftp-server", () => {
     expect(sha256(Path.join(local.path, "down.bin"))).toBe(sha256(data))
     expect(sha256(Path.join(local.path, "partial.bin"))).toBe(sha256(data))
     expect(sha256(at("sink.bin"))).toBe(sha256(data.subarray(0, 70_000)))
+  })
+
+  it("splits a large upload over several channels (one sftp-server each), hash-identical, resumable", async () => {
+    const data = randomBytes(48 * 1024 * 1024 + 4321)
+    const up = Path.join(local.path, "split.bin")
+    Fs.writeFileSync(up, data)
+    let siblings = 0
+    const seen: Array<number> = []
+    await withSftp((sftp) =>
+      Effect.gen(function*() {
+        // counts the extra sessions the upload opens
+        const counting: SftpClient = { ...sftp, sibling: Effect.tap(sftp.sibling!, () => Effect.sync(() => void siblings++)) }
+        const put = (from: string, to: string, options: Transfer.TransferOptions) =>
+          Effect.provide(Transfer.put(counting, from, to, options), NodeFileSystem.layer)
+        const result = yield* put(up, at("split.bin"), { channels: 3, onProgress: (p) => Effect.sync(() => void seen.push(p.bytes)) })
+        expect(result).toEqual({ bytes: data.length, files: 1 })
+        expect(siblings).toBe(2)
+        // resumed from 5 MB: 43 MiB left make two stretches of at least 16 MiB
+        Fs.truncateSync(at("split.bin"), 5_000_000)
+        siblings = 0
+        yield* put(up, at("split.bin"), { channels: 3, resume: true })
+        expect(siblings).toBe(1)
+        // a small file is not split
+        siblings = 0
+        const small = Path.join(local.path, "small.bin")
+        Fs.writeFileSync(small, data.subarray(0, 20 * 1024 * 1024))
+        yield* put(small, at("small.bin"), { channels: 3 })
+        expect(siblings).toBe(0)
+      }))
+    expect(sha256(at("split.bin"))).toBe(sha256(data))
+    expect(seen.at(-1)).toBe(data.length)
   })
 
   it("runs every v3 operation", async () => {
