@@ -841,16 +841,17 @@ const putFile = (client: SftpClient, file: TreeEntry, options: TransferOptions, 
     } else {
       // More sessions, each a channel with its own window, write their own stretch of the file the first one
       // created (no create, no truncate: "r+"); the last stretch runs to the end, however long the file has grown.
-      const others = yield* Effect.forEach(Array.from({ length: parts - 1 }), () =>
+      // A session the server refuses (sshd's MaxSessions is 10 per connection) just means fewer stretches.
+      const opened = yield* Effect.forEach(Array.from({ length: parts - 1 }), () =>
         Effect.flatMap(client.sibling!, (sibling) =>
-          Effect.map(openScoped(sibling, remote, "r+"), (siblingHandle) => ({ client: sibling, handle: siblingHandle }))), {
-        concurrency: "unbounded"
-      })
-      const writers = [{ client, handle }, ...others]
-      const stretch = Math.ceil(((attrs.size ?? 0) - offset) / parts)
+          Effect.map(openScoped(sibling, remote, "r+"), (siblingHandle) => ({ client: sibling, handle: siblingHandle }))).pipe(
+            Effect.option
+          ), { concurrency: "unbounded" })
+      const writers = [{ client, handle }, ...opened.filter(Option.isSome).map((o) => o.value)]
+      const stretch = Math.ceil(((attrs.size ?? 0) - offset) / writers.length)
       yield* Effect.forEach(writers, (w, i) => {
         const from = offset + i * stretch
-        const to = i === parts - 1 ? Number.POSITIVE_INFINITY : from + stretch
+        const to = i === writers.length - 1 ? Number.POSITIVE_INFINITY : from + stretch
         return uploadRange(w.client, w.handle, input, { from, to }, rangeOptions, progress, toLocal)
       }, { concurrency: "unbounded", discard: true })
     }

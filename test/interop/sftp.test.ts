@@ -121,6 +121,28 @@ describeInterop("our SFTP client against OpenSSH sftp-server", () => {
     expect(seen.at(-1)).toBe(data.length)
   })
 
+  it("splits over the sessions the server allows (4 asked, MaxSessions 2: one sibling), still hash-identical", async () => {
+    const limited = await startSshd({ hostKeyTypes: ["ed25519"], config: { MaxSessions: "2" } })
+    try {
+      const target = Path.join(limited.dir, "sftp")
+      Fs.mkdirSync(target, { mode: 0o777 })
+      Fs.chmodSync(target, 0o777)
+      const data = randomBytes(64 * 1024 * 1024 + 7)
+      const up = Path.join(local.path, "limited.bin")
+      Fs.writeFileSync(up, data)
+      await runScoped(Effect.gen(function*() {
+        const ssh = yield* SshClient.connect(sshdOptions(limited, [Auth.privateKeyFile(limited.clientKeys.ed25519)]))
+        const sftp = yield* ssh.sftp()
+        expect(yield* sftp.put(up, `${target}/limited.bin`, { channels: 4 })).toEqual({ bytes: data.length, files: 1 })
+        // the connection is still usable, the refused sessions left nothing behind
+        expect((yield* sftp.stat(`${target}/limited.bin`)).size).toBe(data.length)
+      }))
+      expect(sha256(`${target}/limited.bin`)).toBe(sha256(data))
+    } finally {
+      await limited.stop()
+    }
+  })
+
   it("runs every v3 operation", async () => {
     await withSftp((sftp) =>
       Effect.gen(function*() {
