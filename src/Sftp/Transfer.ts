@@ -91,8 +91,9 @@ export interface TransferOptions extends PipelineOptions {
    * opened on the same connection for the upload and closed after it. Each is a channel with its own window, and
    * the server's window is what limits an upload over a long round trip (OpenSSH's sshd grants 2 MiB per
    * channel: at 50 ms, ~34 MB/s whatever the client), so 4 channels carry about 4 times that. On loopback it only
-   * costs the server more processes. Needs a client from `ssh.sftp()` (one made with `SftpClient.make` uploads over
-   * its own channel only).
+   * costs the server more processes. Sessions the server refuses (sshd's MaxSessions, 10 per connection by
+   * default) just mean fewer stretches. Needs a client from `ssh.sftp()` (one made with `SftpClient.make` uploads
+   * over its own channel only).
    */
   readonly channels?: number | undefined
 }
