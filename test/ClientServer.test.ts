@@ -207,6 +207,23 @@ describe("our client ↔ our server", () => {
     expect(r.kept.every((chunk) => chunk.byteLength > 0)).toBe(true)
   })
 
+  it("growWindow lets the client send past the default window before the server reads anything", async () => {
+    const MiB = 1024 * 1024
+    // a subsystem that takes nothing until told to: only the window it granted bounds what the client may send
+    const hold = (size: number | undefined) => (session: ServerSession) =>
+      Effect.andThen(size === undefined ? Effect.void : session.channel.growWindow(size), Effect.as(Effect.never, 0))
+    const sent = await runScoped(withServer((port) =>
+      Effect.gen(function*() {
+        const ssh = yield* SshClient.connect(clientOptions(port))
+        const write = (name: string) =>
+          Effect.flatMap(ssh.subsystem(name), (proc) =>
+            Effect.timeoutOption(proc.channel.write(new Uint8Array(6 * MiB)), "2 seconds"))
+        return { grown: yield* write("grown"), plain: yield* write("plain") }
+      }), { session: { exec, subsystems: { grown: hold(8 * MiB), plain: hold(undefined) } } }))
+    expect(sent.grown._tag).toBe("Some")
+    expect(sent.plain._tag).toBe("None")
+  })
+
   it("many concurrent channels", async () => {
     const out = await runScoped(withServer((port) =>
       Effect.gen(function*() {

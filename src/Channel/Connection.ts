@@ -119,6 +119,17 @@ export interface SshChannel {
    * byte is sealed into a packet: `data` may be reused or freed at once.
    */
   readonly write: (data: Uint8Array, dataType?: number) => Effect.Effect<void, SshError.SshError>
+  /**
+   * Enlarges the window we grant the peer to `size` bytes for the rest of the channel's life (one WINDOW_ADJUST
+   * now; nothing if it is that large already): for a channel that turns out to carry bulk data over a long path,
+   * such as a server's SFTP subsystem.
+   *
+   * @example
+   * ```ts
+   * yield* session.channel.growWindow(8 * 1024 * 1024) // from the default 2 MiB
+   * ```
+   */
+  readonly growWindow: (size: number) => Effect.Effect<void, SshError.SshError>
   /** A sink writing to the channel; sends EOF when the stream ends. */
   readonly stdin: Sink.Sink<void, Uint8Array, never, SshError.SshError>
   /** Sends EOF: no more data from us. */
@@ -361,6 +372,13 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     consumeStdout: (f) => state.stdoutInbox.lend(f),
     consumeStderr: (f) => state.stderrInbox.lend(f),
     write: (data, dataType) => write(state, data, dataType),
+    growWindow: (size) =>
+      Effect.suspend(() => {
+        if (failure) return Effect.fail(failure)
+        if (state.sentClose || state.receivedClose) return Effect.fail(channelGone(state))
+        const grant = state.receive.grow(size - state.receive.size)
+        return grant > 0 ? send(Messages.windowAdjust(state.remoteId, grant)) : Effect.void
+      }),
     stdin: Sink.forEach((chunk: Uint8Array) => write(state, chunk)).pipe(
       Sink.mapEffect(() => sendEof(state))
     ),

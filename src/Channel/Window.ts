@@ -31,11 +31,23 @@ export class ReceiveWindow {
   /** Bytes received but not yet handed to the consumer. */
   buffered = 0
   private consumedSinceAdjust = 0
-  readonly size: number
+  /** What the peer may have outstanding when the consumer has taken everything. */
+  size: number
 
   constructor(size: number) {
     this.size = size
     this.available = size
+  }
+
+  /**
+   * Enlarges the window for good by up to `n` bytes (never past 2^32 - 1 outstanding); returns the bytes to
+   * grant the peer with a WINDOW_ADJUST now.
+   */
+  grow(n: number): number {
+    const grant = Math.max(0, Math.min(Math.floor(n), MAX_WINDOW - this.available - this.consumedSinceAdjust))
+    this.size += grant
+    this.available += grant
+    return grant
   }
 
   /** Accounts for `n` bytes of incoming data; throws when the peer overruns the window. */

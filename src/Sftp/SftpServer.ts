@@ -58,6 +58,12 @@ export interface SftpServerOptions {
   readonly maxHandles?: number | undefined
   /** Permission bits removed from created files and directories (default 0o022). */
   readonly umask?: number | undefined
+  /**
+   * The window granted to each SFTP session's channel, for the client's WRITEs (default 8 MiB; the connection's
+   * own, 2 MiB by default, if larger). An upload carries at most this much per round trip: 2 MiB, sshd's, caps a
+   * 50 ms path at ~34 MB/s. It is also the most client data a session may have buffered, unprocessed.
+   */
+  readonly windowSize?: number | undefined
 }
 
 /** Who the session is for (used by home-directory and expand-path "~user"). */
@@ -66,6 +72,7 @@ export interface SftpPeer {
 }
 
 const DEFAULT_MAX_HANDLES = 1024
+const DEFAULT_WINDOW = 8 * 1024 * 1024
 const DEFAULT_UMASK = 0o022
 /** Entries per READDIR reply (OpenSSH sends up to 100). */
 const READDIR_BATCH = 100
@@ -764,5 +771,8 @@ const serveWith = (
  * ```
  */
 export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => (session: ServerSession) =>
-  // a session's write is the channel's, which has sealed (copied) the bytes when it completes
-  Effect.as(serveWith(session.consumeStdin, (bytes) => session.write(bytes), options, { user: session.user }, true), 0)
+  Effect.andThen(
+    session.channel.growWindow(options.windowSize ?? DEFAULT_WINDOW),
+    // a session's write is the channel's, which has sealed (copied) the bytes when it completes
+    Effect.as(serveWith(session.consumeStdin, (bytes) => session.write(bytes), options, { user: session.user }, true), 0)
+  )

@@ -50,6 +50,16 @@ describe("ReceiveWindow", () => {
     expect(small.consume(1)).toBe(MiB)
   })
 
+  it("grows for good: the growth is granted at once and counts in every later adjust threshold", () => {
+    const w = new ReceiveWindow(100)
+    w.receive(60)
+    expect(w.grow(300)).toBe(300)
+    expect([w.size, w.available, w.buffered]).toEqual([400, 340, 60])
+    expect(w.consume(60)).toBe(0) // under half of 400
+    expect(new ReceiveWindow(0xffff_fff0).grow(100)).toBe(15) // never past 2^32 - 1 outstanding
+    expect(new ReceiveWindow(10).grow(-5)).toBe(0)
+  })
+
   it("an odd size grants once consumption reaches size / 2", () => {
     const w = new ReceiveWindow(5)
     w.receive(5)
