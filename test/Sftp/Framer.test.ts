@@ -4,7 +4,8 @@ import { concat, fromHex, toHex } from "../../src/internal/bytes.ts"
 import { ProtocolError } from "../../src/SshError.ts"
 import { DEFAULT_MAX_PACKET_LENGTH, Framer, MAX_DATA_LENGTH } from "../../src/Sftp/Framer.ts"
 import { decode, encode } from "../../src/Sftp/Messages.ts"
-import { packet, split } from "./arbitraries.ts"
+import { split } from "../chunks.ts"
+import { packet } from "./arbitraries.ts"
 
 
 describe("Framer", () => {

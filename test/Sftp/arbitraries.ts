@@ -112,15 +112,3 @@ export const packetsByTag: { readonly [K in SftpPacket["_tag"]]: fc.Arbitrary<Ex
 export const packet: fc.Arbitrary<SftpPacket> = fc.oneof(
   ...Object.values(packetsByTag) as Array<fc.Arbitrary<SftpPacket>>
 )
-
-/** Splits bytes at the given cut points (taken modulo the length, sorted, deduplicated). */
-export const split = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
-  const points = [...new Set(cuts.map((c) => (bytes.length === 0 ? 0 : c % bytes.length)))].sort((a, b) => a - b)
-  const chunks: Array<Uint8Array> = []
-  let start = 0
-  for (const p of [...points, bytes.length]) {
-    chunks.push(bytes.subarray(start, p))
-    start = p
-  }
-  return chunks
-}

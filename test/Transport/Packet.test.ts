@@ -6,6 +6,7 @@ import { isSshErrorReason, MacMismatch, ProtocolError } from "../../src/SshError
 import * as Cipher from "../../src/Transport/Cipher.ts"
 import { PacketReader, PacketWriter } from "../../src/Transport/Packet.ts"
 import { keysFor, seededRandom, thrown } from "./cipher/helpers.ts"
+import { split } from "../chunks.ts"
 
 const suites: ReadonlyArray<readonly [string, string]> = [
   ["none", "none"],
@@ -14,18 +15,6 @@ const suites: ReadonlyArray<readonly [string, string]> = [
   ["aes256-ctr", "hmac-sha2-256"],
   ["aes128-ctr", "hmac-sha2-512-etm@openssh.com"]
 ]
-
-/** Splits `bytes` at the given cut points (sorted, deduplicated, in range). */
-const split = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const parts: Array<Uint8Array> = []
-  let from = 0
-  for (const p of [...points, bytes.length]) {
-    parts.push(bytes.subarray(from, p))
-    from = p
-  }
-  return parts
-}
 
 const drain = (reader: PacketReader): Array<Uint8Array> => {
   const out: Array<Uint8Array> = []

@@ -11,7 +11,8 @@ import { adopt, releaseAll } from "../../src/internal/ownedBuffers.ts"
 import { Framer } from "../../src/Sftp/Framer.ts"
 import { decode, encode, type SftpPacket } from "../../src/Sftp/Messages.ts"
 import { ProtocolError } from "../../src/SshError.ts"
-import { packet, split } from "../Sftp/arbitraries.ts"
+import { split } from "../chunks.ts"
+import { packet } from "../Sftp/arbitraries.ts"
 
 
 /** Plain objects for comparison (a DATA reply's `data` is a getter). */
