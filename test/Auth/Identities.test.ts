@@ -57,6 +57,28 @@ const answers = (...values: Array<string | undefined>) => {
   return { asked, prompt }
 }
 
+/**
+ * Our server authorizing `authorized` only (exec answers "in\n"), and a client connected to it with the default
+ * identities of `dir`, asking `passphrase` for locked keys.
+ */
+const loginWithIdentities = (dir: string, authorized: PrivateKey.PrivateKey, passphrase: Identities.PassphrasePrompt) =>
+  Effect.gen(function*() {
+    const server = yield* SshServer.serve({
+      port: 0,
+      hostKeys: [PrivateKey.generate("ssh-ed25519")],
+      auth: { publicKey: ({ key }) => Effect.succeed(PublicKey.equals(key, authorized.publicKey)) },
+      session: { exec: (session) => Effect.as(session.write("in\n"), 0) }
+    })
+    const auth = yield* Identities.authMethods({ home: dir, passphrase })
+    return yield* SshClient.connect({
+      host: "127.0.0.1",
+      port: server.address.port,
+      username: "u",
+      auth,
+      hostKeys: HostKeys.callback(() => Effect.succeed(true))
+    })
+  })
+
 describe("Identities", () => {
   it("defaultFiles are id_ed25519, id_ecdsa, id_rsa under ~/.ssh", () => {
     expect(Identities.defaultFiles("/home/me")).toEqual([
@@ -122,23 +144,7 @@ describe("Identities", () => {
       id_ecdsa: PrivateKey.toOpenSsh(ecdsa, { passphrase: "right", rounds: 1 })
     })
     const { asked, prompt } = answers("wrong", "right")
-    const methods = await runScoped(Effect.gen(function*() {
-      const server = yield* SshServer.serve({
-        port: 0,
-        hostKeys: [PrivateKey.generate("ssh-ed25519")],
-        auth: { publicKey: ({ key }) => Effect.succeed(PublicKey.equals(key, ecdsa.publicKey)) },
-        session: { exec: (session) => Effect.as(session.write("in\n"), 0) }
-      })
-      const auth = yield* Identities.authMethods({ home: dir, passphrase: prompt })
-      const ssh = yield* SshClient.connect({
-        host: "127.0.0.1",
-        port: server.address.port,
-        username: "u",
-        auth,
-        hostKeys: HostKeys.callback(() => Effect.succeed(true))
-      })
-      return ssh.info.authMethods
-    }))
+    const methods = await runScoped(Effect.map(loginWithIdentities(dir, ecdsa, prompt), (ssh) => ssh.info.authMethods))
     expect(methods).toEqual(["publickey"])
     // id_ed25519 was refused by its public key alone: its passphrase was never asked
     expect(asked).toEqual([["id_ecdsa", 1], ["id_ecdsa", 2]])
@@ -149,22 +155,9 @@ describe("Identities", () => {
       id_ed25519: PrivateKey.toOpenSsh(ed),
       id_ecdsa: PrivateKey.toOpenSsh(ecdsa, { passphrase: "s3cret", rounds: 1 })
     })
+    // only the encrypted key is authorized: the first identity is refused, the second works
     const result = await runScoped(Effect.gen(function*() {
-      const server = yield* SshServer.serve({
-        port: 0,
-        hostKeys: [PrivateKey.generate("ssh-ed25519")],
-        // only the encrypted key is authorized: the first identity is refused, the second works
-        auth: { publicKey: ({ key }) => Effect.succeed(PublicKey.equals(key, ecdsa.publicKey)) },
-        session: { exec: (session) => Effect.as(session.write("in\n"), 0) }
-      })
-      const auth = yield* Identities.authMethods({ home: dir, passphrase: () => Effect.succeed(Redacted.make("s3cret")) })
-      const ssh = yield* SshClient.connect({
-        host: "127.0.0.1",
-        port: server.address.port,
-        username: "u",
-        auth,
-        hostKeys: HostKeys.callback(() => Effect.succeed(true))
-      })
+      const ssh = yield* loginWithIdentities(dir, ecdsa, () => Effect.succeed(Redacted.make("s3cret")))
       return [(yield* ssh.run("x")).stdout, ssh.info.authMethods] as const
     }))
     expect(result).toEqual(["in\n", ["publickey"]])
@@ -174,21 +167,7 @@ describe("Identities", () => {
     const dir = home({ id_ed25519: PrivateKey.toOpenSsh(ed, { passphrase: "pw", rounds: 1 }) })
     const failing: Identities.PassphrasePrompt = () =>
       Effect.fail(SshErrors.make(new SshErrors.AuthFailed({ methodsLeft: [], partial: false, tried: ["prompt (cancelled)"] })))
-    const error = await runScoped(Effect.flip(Effect.gen(function*() {
-      const server = yield* SshServer.serve({
-        port: 0,
-        hostKeys: [PrivateKey.generate("ssh-ed25519")],
-        auth: { publicKey: ({ key }) => Effect.succeed(PublicKey.equals(key, ed.publicKey)) }
-      })
-      const auth = yield* Identities.authMethods({ home: dir, passphrase: failing })
-      return yield* SshClient.connect({
-        host: "127.0.0.1",
-        port: server.address.port,
-        username: "u",
-        auth,
-        hostKeys: HostKeys.callback(() => Effect.succeed(true))
-      })
-    })))
+    const error = await runScoped(Effect.flip(loginWithIdentities(dir, ed, failing)))
     expect((error as SshError).reason._tag).toBe("AuthFailed")
     expect((error as SshError & { reason: { tried: Array<string> } }).reason.tried).toEqual(["prompt (cancelled)"])
   })
