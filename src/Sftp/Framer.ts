@@ -16,6 +16,7 @@
  *
  * @since 0.1.0
  */
+import { readUint32, uninitialized } from "../internal/bytes.ts"
 import { ProtocolError } from "../SshError.ts"
 
 /**
@@ -56,9 +57,6 @@ export interface FramerOptions {
 }
 
 const LENGTH_BYTES = 4
-
-const uint32At = (bytes: Uint8Array, at: number): number =>
-  ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0
 
 /**
  * Splits an SFTP byte stream into packet bodies.
@@ -104,18 +102,18 @@ export class Framer {
       if (this.body === undefined) {
         let length: number
         if (this.prefixFilled === 0 && chunk.length - at >= LENGTH_BYTES) {
-          length = uint32At(chunk, at)
+          length = readUint32(chunk, at)
+          at += LENGTH_BYTES
         } else {
           const n = Math.min(LENGTH_BYTES - this.prefixFilled, chunk.length - at)
           this.prefix.set(chunk.subarray(at, at + n), this.prefixFilled)
           this.prefixFilled += n
           at += n
           if (this.prefixFilled < LENGTH_BYTES) break
-          length = uint32At(this.prefix, 0)
-          at -= LENGTH_BYTES // the prefix is skipped below, as if it had been read from this chunk
+          length = readUint32(this.prefix, 0)
         }
         if (length === 0 || length > this.maxPacketLength) {
-          this.prefixFilled = LENGTH_BYTES
+          this.prefixFilled = LENGTH_BYTES // counted in `buffered`
           this.error = new ProtocolError({
             message: length === 0
               ? "SFTP packet of length 0"
@@ -124,15 +122,13 @@ export class Framer {
           throw this.error
         }
         this.prefixFilled = 0
-        at += LENGTH_BYTES
         if (chunk.length - at >= length) {
           bodies.push(chunk.subarray(at, at + length))
           at += length
           continue
         }
         // Every byte of it is written before it is returned: no need to zero it first.
-        const memory = Buffer.allocUnsafeSlow(length)
-        this.body = new Uint8Array(memory.buffer, memory.byteOffset, length)
+        this.body = uninitialized(length)
         this.bodyFilled = 0
       }
       const body = this.body

@@ -612,6 +612,27 @@ export const encode = (packet: SftpPacket): Uint8Array => {
   return f.packet(codec.type)
 }
 
+/** Bytes of an encoded DATA reply before its data: uint32 length, byte type, uint32 id, uint32 data length. */
+export const DATA_HEADER_LENGTH = 13
+
+/**
+ * Writes the header of a DATA reply into the first `DATA_HEADER_LENGTH` bytes of `packet`, whose `dataLength`
+ * bytes of data follow it: with the data read straight into place, it is `encode` of that reply without a copy.
+ *
+ * @example
+ * ```ts
+ * const packet = new Uint8Array(DATA_HEADER_LENGTH + n) // data read into packet.subarray(DATA_HEADER_LENGTH)
+ * writeDataHeader(packet, id, n)
+ * ```
+ */
+export const writeDataHeader = (packet: Uint8Array, id: number, dataLength: number): void => {
+  const view = new DataView(packet.buffer, packet.byteOffset, DATA_HEADER_LENGTH)
+  view.setUint32(0, DATA_HEADER_LENGTH - 4 + dataLength)
+  view.setUint8(4, PacketType.Data)
+  view.setUint32(5, id)
+  view.setUint32(9, dataLength)
+}
+
 const NO_DATA = new Uint8Array(0)
 
 /**

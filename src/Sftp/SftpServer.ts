@@ -36,6 +36,7 @@ import * as Fs from "node:fs"
 import * as FsPromises from "node:fs/promises"
 import * as Os from "node:os"
 import type { ServerSession, SessionHandler } from "../Channel/ServerSession.ts"
+import { uninitialized } from "../internal/bytes.ts"
 import { decodeByteString, encodeByteString } from "../internal/byteString.ts"
 import { discard, forget } from "../internal/ownedBuffers.ts"
 import { Outbox } from "../internal/sftpOutbox.ts"
@@ -189,9 +190,6 @@ const openFlagsOf = (pflags: number): number => {
 
 const MUTATING_OPEN = Messages.OpenFlags.Write | Messages.OpenFlags.Append | Messages.OpenFlags.Create |
   Messages.OpenFlags.Truncate
-
-/** Bytes before a DATA reply's data: uint32 length, byte type, uint32 id, uint32 data length. */
-const DATA_HEADER = 13
 
 /** A reply encoded by the session itself (a DATA reply built around the block it read), sent as it is. */
 class EncodedReply {
@@ -354,15 +352,11 @@ class SftpSession {
     const { file } = this.fileOf(request.handle)
     const length = Math.min(request.length, MAX_DATA_LENGTH)
     // Every byte sent is written first (header below, data by the read): no need to zero it.
-    const memory = Buffer.allocUnsafeSlow(DATA_HEADER + length)
-    const { bytesRead } = await file.read(memory, DATA_HEADER, length, request.offset)
+    const memory = uninitialized(Messages.DATA_HEADER_LENGTH + length)
+    const { bytesRead } = await file.read(memory, Messages.DATA_HEADER_LENGTH, length, request.offset)
     if (bytesRead === 0 && request.length > 0) return Status.make(request.id, StatusCode.Eof)
-    const packet = new Uint8Array(memory.buffer, memory.byteOffset, DATA_HEADER + bytesRead)
-    const header = new DataView(packet.buffer, packet.byteOffset, DATA_HEADER)
-    header.setUint32(0, DATA_HEADER - 4 + bytesRead)
-    header.setUint8(4, Messages.PacketType.Data)
-    header.setUint32(5, request.id)
-    header.setUint32(9, bytesRead)
+    const packet = memory.subarray(0, Messages.DATA_HEADER_LENGTH + bytesRead)
+    Messages.writeDataHeader(packet, request.id, bytesRead)
     return new EncodedReply(packet)
   }
 

@@ -29,7 +29,7 @@ import * as Queue from "effect/Queue"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import type * as Arr from "effect/Array"
-import { concat } from "../internal/bytes.ts"
+import { concat, uninitialized } from "../internal/bytes.ts"
 import { isDataReply } from "../internal/sftpReplyReader.ts"
 import { adopt, release, releaseAll } from "../internal/ownedBuffers.ts"
 import { chunkWriter } from "../internal/chunkWriter.ts"
@@ -803,8 +803,7 @@ const uploadRange = (
     const readSize = Math.max(LOCAL_READ_SIZE, blockSizeOf(client, options, "write"))
     let position = range.from
     while (position < range.to) {
-      const memory = Buffer.allocUnsafeSlow(readSize)
-      const buffer = adopt(new Uint8Array(memory.buffer, memory.byteOffset, readSize))
+      const buffer = adopt(uninitialized(readSize))
       const want = Math.min(readSize, range.to - position)
       const n = yield* input.read(buffer.subarray(0, want), { position: BigInt(position) }).pipe(Effect.mapError(toLocal))
       if (n === 0) {

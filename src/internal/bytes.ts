@@ -2,6 +2,7 @@
  * Small byte-array helpers shared by the core.
  * @internal
  */
+import { Buffer } from "node:buffer"
 
 export const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   let total = 0
@@ -91,3 +92,45 @@ export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
  * ```
  */
 export const fromUtf8 = (b: Uint8Array): string => new TextDecoder().decode(b)
+
+/**
+ * Reads a big-endian uint32.
+ *
+ * @example
+ * ```ts
+ * readUint32(Uint8Array.of(0, 0, 1, 0), 0) // 256
+ * ```
+ */
+export const readUint32 = (bytes: Uint8Array, offset: number): number =>
+  ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0
+
+/**
+ * Writes a big-endian uint32.
+ *
+ * @example
+ * ```ts
+ * writeUint32(out, 0, packetLength)
+ * ```
+ */
+export const writeUint32 = (bytes: Uint8Array, offset: number, value: number): void => {
+  bytes[offset] = value >>> 24
+  bytes[offset + 1] = value >>> 16
+  bytes[offset + 2] = value >>> 8
+  bytes[offset + 3] = value
+}
+
+/**
+ * A fresh `Uint8Array` of `length` bytes left uninitialized (node's pooled
+ * fast allocation, viewed as a plain `Uint8Array`): the caller must write
+ * every byte.
+ *
+ * @example
+ * ```ts
+ * const plain = uninitialized(16)
+ * plain.set(block, 0)
+ * ```
+ */
+export const uninitialized = (length: number): Uint8Array => {
+  const b = Buffer.allocUnsafe(length)
+  return new Uint8Array(b.buffer, b.byteOffset, length)
+}

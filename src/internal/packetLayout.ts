@@ -16,8 +16,8 @@
  *
  * @internal
  */
-import { Buffer } from "node:buffer"
 import { ProtocolError } from "../SshError.ts"
+import { uninitialized, writeUint32 } from "./bytes.ts"
 import { discard } from "./ownedBuffers.ts"
 
 /**
@@ -129,47 +129,8 @@ export const unpad = (body: Uint8Array): Uint8Array => {
   return new Uint8Array(body.buffer, body.byteOffset + 1, body.length - 1 - paddingLength)
 }
 
-/**
- * Reads a big-endian uint32.
- *
- * @example
- * ```ts
- * readUint32(Uint8Array.of(0, 0, 1, 0), 0) // 256
- * ```
- */
-export const readUint32 = (bytes: Uint8Array, offset: number): number =>
-  ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0
-
-/**
- * Writes a big-endian uint32.
- *
- * @example
- * ```ts
- * writeUint32(out, 0, packetLength)
- * ```
- */
-export const writeUint32 = (bytes: Uint8Array, offset: number, value: number): void => {
-  bytes[offset] = value >>> 24
-  bytes[offset + 1] = value >>> 16
-  bytes[offset + 2] = value >>> 8
-  bytes[offset + 3] = value
-}
-
-/**
- * A fresh `Uint8Array` of `length` bytes left uninitialized (node's pooled
- * fast allocation, viewed as a plain `Uint8Array`): the caller must write
- * every byte.
- *
- * @example
- * ```ts
- * const plain = uninitialized(16)
- * plain.set(block, 0)
- * ```
- */
-export const uninitialized = (length: number): Uint8Array => {
-  const b = Buffer.allocUnsafe(length)
-  return new Uint8Array(b.buffer, b.byteOffset, length)
-}
+// The byte helpers ciphers use alongside the layout (`Layout.readUint32`, ...).
+export { readUint32, uninitialized, writeUint32 } from "./bytes.ts"
 
 /** A packet being sealed: the wire buffer and the plaintext that goes into it. */
 export interface Frame {

@@ -4,6 +4,7 @@ import { concat, fromHex, toHex } from "../../src/internal/bytes.ts"
 import { ProtocolError } from "../../src/SshError.ts"
 import * as Extensions from "../../src/Sftp/Extensions.ts"
 import {
+  DATA_HEADER_LENGTH,
   decode,
   encode,
   encodeWriteHeader,
@@ -12,7 +13,8 @@ import {
   OpenFlags,
   openFlags,
   PacketType,
-  type SftpPacket
+  type SftpPacket,
+  writeDataHeader
 } from "../../src/Sftp/Messages.ts"
 import { packet, packetsByTag } from "./arbitraries.ts"
 
@@ -155,6 +157,18 @@ describe("Messages decode∘encode", () => {
         const request = { ...write, data }
         const header = encodeWriteHeader(request)
         expect(toHex(concat([header, data]))).toBe(toHex(encode(request)))
+      }),
+      { numRuns: 200 }
+    )
+  })
+
+  it("a DATA header written in front of its data is the DATA reply encoded whole", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffff_ffff }), fc.uint8Array({ maxLength: 70_000 }), (id, data) => {
+        const packet = new Uint8Array(DATA_HEADER_LENGTH + data.length)
+        packet.set(data, DATA_HEADER_LENGTH)
+        writeDataHeader(packet, id, data.length)
+        expect(toHex(packet)).toBe(toHex(encode({ _tag: "Data", id, data })))
       }),
       { numRuns: 200 }
     )
