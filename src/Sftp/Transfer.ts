@@ -772,7 +772,6 @@ const localAttributes = (info: FileSystem.File.Info): Attributes.Attributes => {
 /** Local read buffer: several blocks per read(2). */
 const LOCAL_READ_SIZE = 1024 * 1024
 
-/** Uploads one local file to a remote path. */
 /** Each channel of a split upload gets at least this much of the file. */
 const MIN_PART = 16 * 1024 * 1024
 
@@ -834,27 +833,23 @@ const putFile = (client: SftpClient, file: TreeEntry, options: TransferOptions, 
       yield* client.fsetstat(handle, { size: offset })
       yield* progress.advance(offset)
     }
+    // With `channels`, more sessions (each a channel with its own window) write their own stretch of the file the
+    // first one created (no create, no truncate: "r+"); the last stretch runs to the end, however long the file has
+    // grown. A session the server refuses (sshd's MaxSessions is 10 per connection) just means fewer stretches.
+    const siblings = partsFor(client, options, (attrs.size ?? 0) - offset) - 1
+    const opened = yield* Effect.forEach(Array.from({ length: siblings }), () =>
+      Effect.flatMap(client.sibling!, (sibling) =>
+        Effect.map(openScoped(sibling, remote, "r+"), (siblingHandle) => ({ client: sibling, handle: siblingHandle }))).pipe(
+          Effect.option
+        ), { concurrency: "unbounded" })
+    const writers = [{ client, handle }, ...opened.filter(Option.isSome).map((o) => o.value)]
+    const stretch = Math.ceil(((attrs.size ?? 0) - offset) / writers.length)
     const rangeOptions = { ...options, path: remote }
-    const parts = partsFor(client, options, (attrs.size ?? 0) - offset)
-    if (parts === 1) {
-      yield* uploadRange(client, handle, input, { from: offset, to: Number.POSITIVE_INFINITY }, rangeOptions, progress, toLocal)
-    } else {
-      // More sessions, each a channel with its own window, write their own stretch of the file the first one
-      // created (no create, no truncate: "r+"); the last stretch runs to the end, however long the file has grown.
-      // A session the server refuses (sshd's MaxSessions is 10 per connection) just means fewer stretches.
-      const opened = yield* Effect.forEach(Array.from({ length: parts - 1 }), () =>
-        Effect.flatMap(client.sibling!, (sibling) =>
-          Effect.map(openScoped(sibling, remote, "r+"), (siblingHandle) => ({ client: sibling, handle: siblingHandle }))).pipe(
-            Effect.option
-          ), { concurrency: "unbounded" })
-      const writers = [{ client, handle }, ...opened.filter(Option.isSome).map((o) => o.value)]
-      const stretch = Math.ceil(((attrs.size ?? 0) - offset) / writers.length)
-      yield* Effect.forEach(writers, (w, i) => {
-        const from = offset + i * stretch
-        const to = i === writers.length - 1 ? Number.POSITIVE_INFINITY : from + stretch
-        return uploadRange(w.client, w.handle, input, { from, to }, rangeOptions, progress, toLocal)
-      }, { concurrency: "unbounded", discard: true })
-    }
+    yield* Effect.forEach(writers, (w, i) => {
+      const from = offset + i * stretch
+      const to = i === writers.length - 1 ? Number.POSITIVE_INFINITY : from + stretch
+      return uploadRange(w.client, w.handle, input, { from, to }, rangeOptions, progress, toLocal)
+    }, { concurrency: "unbounded", discard: true })
     if (options.preserve) yield* client.fsetstat(handle, { permissions: attrs.permissions, atime: attrs.atime, mtime: attrs.mtime })
     yield* client.close(handle)
   }))
