@@ -224,10 +224,11 @@ export const fromNetSocket = (
 }
 
 /**
- * Incoming bytes gathered from `onread` callbacks into two buffers used in
- * turn: Node reads into one fixed buffer and we copy from it, so a fast
- * transfer allocates nothing per read. A chunk handed out by a pull is valid
- * until the next pull (the transport copies it into its own buffer at once).
+ * Incoming bytes gathered into two buffers used in turn, from `onread`
+ * callbacks (Node reads into one fixed buffer and we copy from it, so a fast
+ * transfer allocates nothing per read) or from 'data' events (each copied,
+ * then freed at once). A chunk handed out by a pull is valid until the next
+ * pull (the transport copies it into its own buffer at once).
  */
 class ReusedReads {
   private current = new Uint8Array(64 * 1024)
