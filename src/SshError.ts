@@ -163,6 +163,16 @@ export class ConfigParseError extends Data.TaggedError("ConfigParseError")<{
   readonly message: string
 }> {}
 
+/**
+ * The peer made us reach one of our resource limits (bytes queued for it or
+ * from it, packet size or key exchanges before authentication, ...): `limit`
+ * names it, the message says by how much.
+ */
+export class LimitExceeded extends Data.TaggedError("LimitExceeded")<{
+  readonly limit: string
+  readonly message: string
+}> {}
+
 /** A feature that exists in the API but is not available in this build. */
 export class NotImplemented extends Data.TaggedError("NotImplemented")<{
   readonly message: string
@@ -190,6 +200,7 @@ export type SshErrorReason =
   | SftpStatus
   | AgentFailed
   | ConfigParseError
+  | LimitExceeded
   | NotImplemented
 
 const reasonTags: ReadonlySet<string> = new Set([
@@ -213,6 +224,7 @@ const reasonTags: ReadonlySet<string> = new Set([
   "SftpStatus",
   "AgentFailed",
   "ConfigParseError",
+  "LimitExceeded",
   "NotImplemented"
 ])
 

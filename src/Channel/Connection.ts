@@ -218,6 +218,8 @@ const errorOf = (reason: SshError.SshErrorReason) => new SshError.SshError({ rea
  */
 export const make = Effect.fnUntraced(function*(transport: Transport, options: ConnectionOptions = {}) {
   const scope = yield* Effect.scope
+  // the connection protocol runs only on an authenticated transport: its pre-authentication limits end here
+  yield* transport.authenticated
   const windowSize = options.windowSize ?? DEFAULT_WINDOW
   const maxPacket = Math.min(options.maxPacket ?? DEFAULT_MAX_PACKET, MAX_CHANNEL_PACKET)
   const maxChannels = options.maxChannels ?? 1024

@@ -21,7 +21,7 @@
  */
 import { asReason } from "../Wire/Reader.ts"
 import type { SshErrorReason } from "../SshError.ts"
-import { ProtocolError } from "../SshError.ts"
+import { LimitExceeded, ProtocolError } from "../SshError.ts"
 import { type Opener, type Sealer, plainOpener } from "./Cipher.ts"
 import { adopt } from "../internal/ownedBuffers.ts"
 import type { Payload } from "../internal/packetLayout.ts"
@@ -46,6 +46,7 @@ export class PacketReader {
   private pendingLength: number | undefined = undefined
   private failure: SshErrorReason | undefined = undefined
   private seqno = 0
+  private limit: PacketLimit | undefined = undefined
 
   /** `sequence` is the number of the first packet (0 on a new connection). */
   constructor(opener: Opener = plainOpener(), sequence = 0) {
@@ -79,6 +80,12 @@ export class PacketReader {
         const headerLength = this.opener.headerLength
         if (this.queue.length < headerLength) return undefined
         this.pendingLength = this.opener.packetLength(this.queue.peek(headerLength), this.seqno)
+        if (this.limit !== undefined && this.pendingLength > this.limit.bytes) {
+          throw new LimitExceeded({
+            limit: "packet size",
+            message: `peer announced a packet of ${this.pendingLength} bytes; at most ${this.limit.bytes} are accepted ${this.limit.phase}`
+          })
+        }
       }
       if (this.queue.length < this.pendingLength) return undefined
       const opened = this.opener.open(this.queue.take(this.pendingLength), this.seqno)
@@ -110,6 +117,15 @@ export class PacketReader {
   }
 
   /**
+   * Caps the wire size of the packets accepted from now on (below the cipher's
+   * own maximum), e.g. before authentication, so that a peer cannot make us
+   * buffer a large packet it has only announced; `undefined` lifts the cap.
+   */
+  limitPacketLength(limit: PacketLimit | undefined): void {
+    this.limit = limit
+  }
+
+  /**
    * Hands back every unconsumed byte (one copy) and empties the reader, e.g.
    * to give the bytes after the version line to another parser.
    */
@@ -117,6 +133,13 @@ export class PacketReader {
     this.pendingLength = undefined
     return this.queue.takeAll()
   }
+}
+
+/** A cap on the wire size of incoming packets, and the phase it applies to (for the error message). */
+export interface PacketLimit {
+  readonly bytes: number
+  /** e.g. "before authentication" */
+  readonly phase: string
 }
 
 /**
@@ -161,6 +184,8 @@ export class PacketWriter {
   }
 }
 
+const MIN_RING = 16 * 1024
+
 /**
  * A contiguous, reused receive buffer: bytes are copied in once, and packets
  * are read from it as views, so a packet spanning two socket reads costs no
@@ -168,7 +193,8 @@ export class PacketWriter {
  * are valid until the next `push`.
  */
 class ByteRing {
-  private buffer = new Uint8Array(16 * 1024)
+  // allocated on first use: a connection that has sent nothing holds none
+  private buffer = new Uint8Array(0)
   private start = 0
   private end = 0
 
@@ -192,7 +218,7 @@ class ByteRing {
     if (live + n <= this.buffer.length) {
       this.buffer.copyWithin(0, this.start, this.end)
     } else {
-      let size = this.buffer.length * 2
+      let size = Math.max(this.buffer.length * 2, MIN_RING)
       while (size < live + n) size *= 2
       const next = new Uint8Array(size)
       next.set(this.buffer.subarray(this.start, this.end))

@@ -75,15 +75,66 @@ export interface TransportConfig {
   readonly gex?: { readonly gexMin?: number; readonly gexPreferred?: number; readonly gexMax?: number } | undefined
   /** Our identification string (without CR LF). */
   readonly version?: string | undefined
-  /**
-   * Most payloads waiting for the upper layer (default 65536) before the peer is
-   * judged to be flooding us. The reader never waits for the upper layer — it
-   * must always be free to run a key exchange the upper layer may be waiting
-   * on — so this is a guard, not a buffer size: channel data is already
-   * bounded by the windows we granted.
-   */
-  readonly incomingLimit?: number | undefined
+  /** What a peer can make this transport hold; each field defaults to `defaultLimits`' value. */
+  readonly limits?: Partial<TransportLimits> | undefined
 }
+
+/**
+ * Bounds on the memory and work a peer can cost us, in bytes where they are
+ * sizes. Before `authenticated` the tighter pre-authentication bounds apply:
+ * an unauthenticated peer has no channels, so nothing it may legitimately
+ * send is large.
+ *
+ * The reader never waits for the upper layer while a key exchange runs (the
+ * upper layer may itself be waiting for it to finish); otherwise it stops
+ * reading the socket once `incomingBytes` of payloads wait to be taken, or once
+ * `outboxBytes` of our packets wait for a peer that does not read them, so a
+ * flooding peer meets TCP backpressure instead of growing our memory.
+ */
+export interface TransportLimits {
+  /** Largest packet on the wire before authentication: 35000, the size RFC 4253 §6.1 says every implementation must accept. */
+  readonly preAuthPacketBytes: number
+  /** Payload bytes waiting for the upper layer at which the reader pauses, before authentication (64 KiB). */
+  readonly preAuthIncomingBytes: number
+  /** The same after authentication (4 MiB): channel data is bounded by the windows we grant besides. */
+  readonly incomingBytes: number
+  /**
+   * Payload bytes waiting at which a peer that keeps sending during a key exchange (when the reader may not
+   * pause) is disconnected with `LimitExceeded`: 16 times the pausing bound of the phase.
+   */
+  readonly kexBacklogFactor: number
+  /** Bytes of our sealed packets waiting for the socket at which the reader pauses (2 MiB). */
+  readonly outboxBytes: number
+  /** Key exchanges a peer may start before authentication, the first one included (3). */
+  readonly preAuthKex: number
+}
+
+/**
+ * The limits used when a config sets none.
+ *
+ * @example
+ * ```ts
+ * Transport.make(socket, { role: "server", algorithms, hostKeys, limits: { preAuthKex: 1 } })
+ * defaultLimits.preAuthPacketBytes // 35000
+ * ```
+ */
+export const defaultLimits: TransportLimits = {
+  preAuthPacketBytes: 35000,
+  preAuthIncomingBytes: 64 * 1024,
+  incomingBytes: 4 * 1024 * 1024,
+  kexBacklogFactor: 16,
+  outboxBytes: 2 * 1024 * 1024,
+  preAuthKex: 3
+}
+
+/** Transport message numbers with no meaning (RFC 4250 §4.1.2), each answered with UNIMPLEMENTED. */
+const isUnassigned = (type: number): boolean =>
+  type !== N.DISCONNECT && type !== N.IGNORE && type !== N.UNIMPLEMENTED && type !== N.DEBUG &&
+  type !== N.SERVICE_REQUEST && type !== N.SERVICE_ACCEPT && type !== N.EXT_INFO && type !== N.KEXINIT &&
+  type !== N.NEWKEYS && !(type >= N.KEX_FIRST && type <= N.KEX_LAST) && type >= 1 && type <= 49
+
+/** What a queued payload costs: its bytes and a share for the bookkeeping, so floods of tiny messages count. */
+const queuedCost = (payload: Uint8Array): number => payload.length + 64
 
 /**
  * A live transport.
@@ -119,6 +170,11 @@ export interface Transport {
   readonly rekey: Effect.Effect<void, SshError.SshError>
   /** Sends SSH_MSG_IGNORE with the given data (traffic padding; allowed even during a key exchange). */
   readonly sendIgnore: (data: Uint8Array) => Effect.Effect<void, SshError.SshError>
+  /**
+   * Tells the transport the peer has authenticated: the pre-authentication
+   * limits (packet size, queued bytes, key exchanges) give way to the regular ones.
+   */
+  readonly authenticated: Effect.Effect<void>
   /** Sends DISCONNECT and closes. */
   readonly disconnect: (code?: number, description?: string) => Effect.Effect<void>
   /** Completes with the reason once the transport is dead. */
@@ -211,13 +267,22 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   const socketWriter = yield* socket.writer
 
   // ---- wire state
+  const limits: TransportLimits = { ...defaultLimits, ...config.limits }
   const packetReader = new PacketReader()
+  packetReader.limitPacketLength({ bytes: limits.preAuthPacketBytes, phase: "before authentication" })
   // padding comes from a pool: one system call per 4 KiB instead of one per packet
   const random = Cipher.pooledRandom(systemRandom)
   const packetWriter = new PacketWriter(Cipher.plainSealer(random))
   const idle = Latch.makeUnsafe(false)
   const incoming = yield* Queue.unbounded<Uint8Array, SshError.SshError>()
-  const incomingLimit = config.incomingLimit ?? 65536
+  /** `queuedCost` of the payloads in `incoming`. */
+  let incomingBytes = 0
+  let isAuthenticated = false
+  /** Key exchanges the peer started (its KEXINITs). */
+  let peerKexCount = 0
+  /** Open while the reader may read; the reader closes it when it pauses, and whatever may unblock it opens it. */
+  const readable = Latch.makeUnsafe(true)
+  const incomingPause = () => isAuthenticated ? limits.incomingBytes : limits.preAuthIncomingBytes
   const closed = yield* Deferred.make<never, SshError.SshError>()
   let failure: SshError.SshError | undefined
 
@@ -254,7 +319,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   const enqueue = (packet: Uint8Array): void => {
     outbox.push(packet)
-    outboxBytes += packet.length
+    outboxBytes += queuedCost(packet)
     hasOutput.openUnsafe()
     empty.closeUnsafe()
     if (outboxBytes > OUTBOX_HIGH) belowHigh.closeUnsafe()
@@ -284,11 +349,12 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       hasOutput.closeUnsafe()
       if (batch.length === 0) return
       let size = 0
-      for (const packet of batch) size += packet.length
+      for (const packet of batch) size += queuedCost(packet)
       yield* Effect.mapError(socketWriter.writeAll(batch as unknown as readonly [Uint8Array, ...Array<Uint8Array>]), socketError)
       outboxBytes -= size
       if (outboxBytes <= OUTBOX_HIGH) belowHigh.openUnsafe()
       if (outboxBytes === 0) empty.openUnsafe()
+      if (outboxBytes <= limits.outboxBytes) readable.openUnsafe()
     }),
     { disableYield: true }
   )
@@ -298,6 +364,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       if (failure) return Effect.void
       failure = error
       idle.openUnsafe()
+      readable.openUnsafe()
       if (kex) Deferred.doneUnsafe(kex.done, Effect.fail(error))
       Deferred.doneUnsafe(closed, Effect.fail(error))
       return Queue.fail(incoming, error)
@@ -350,6 +417,8 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     }
     kex = state
     idle.closeUnsafe()
+    // the reader never pauses during a key exchange
+    readable.openUnsafe()
     return Effect.as(sealAndWrite(ourKexInit), state.done)
   })
 
@@ -376,6 +445,13 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   const onTheirKexInit = (payload: Uint8Array) =>
     Effect.gen(function*() {
+      peerKexCount++
+      if (!isAuthenticated && peerKexCount > limits.preAuthKex) {
+        return yield* fail(new SshError.LimitExceeded({
+          limit: "key exchanges before authentication",
+          message: `peer started key exchange ${peerKexCount} before authenticating; at most ${limits.preAuthKex} are allowed`
+        }))
+      }
       if (kex === undefined) yield* startKex
       const state = kex!
       if (state.theirKexInit) return yield* protocolError("second KEXINIT during a key exchange")
@@ -565,12 +641,22 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       }
     }
     if (type >= 1 && type <= 49 && type !== N.SERVICE_REQUEST && type !== N.SERVICE_ACCEPT) {
+      // the messages a flooding peer can send at will are handled here, with no effect per message
+      if (isUnassigned(type) && (firstKexDone || !strict)) {
+        if (!sealNow(Messages.encodeUnimplemented(packetReader.sequence - 1))) return Effect.fail(failure!)
+        return undefined
+      }
+      if ((type === N.IGNORE || type === N.DEBUG) && firstKexDone) return undefined
       return onTransportMessage(payload)
     }
     if (!firstKexDone) throw new SshError.ProtocolError({ message: `message ${type} before the first key exchange completed` })
     if (kex?.theirKexInit !== undefined) throw new SshError.ProtocolError({ message: `message ${type} during a key exchange` })
-    if (Queue.sizeUnsafe(incoming) >= incomingLimit) {
-      throw new SshError.ProtocolError({ message: `peer sent ${incomingLimit} messages we could not process yet` })
+    incomingBytes += queuedCost(payload)
+    if (kex !== undefined && incomingBytes > incomingPause() * limits.kexBacklogFactor) {
+      throw new SshError.LimitExceeded({
+        limit: "queued incoming bytes",
+        message: `peer sent ${incomingBytes} bytes we could not process yet during a key exchange`
+      })
     }
     Queue.offerUnsafe(incoming, payload)
     return undefined
@@ -584,9 +670,34 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
         if (handle !== undefined) yield* handle
       }
       if (needsRekey()) yield* Effect.asVoid(startKex)
+      while (mustPause()) {
+        readable.closeUnsafe()
+        yield* readable.await
+      }
       yield* pullMore
     }
   })
+
+  /** Whether the reader must stop reading the socket for now (see `TransportLimits`). */
+  const mustPause = (): boolean =>
+    failure === undefined &&
+    (outboxBytes > limits.outboxBytes || (kex === undefined && incomingBytes > incomingPause()))
+
+  /** Accounts for payloads the upper layer took, and lets a paused reader go on once they are few enough. */
+  const took = (bytes: number): void => {
+    incomingBytes -= bytes
+    if (incomingBytes <= incomingPause()) readable.openUnsafe()
+  }
+  const takeOne = (payload: Uint8Array): Uint8Array => {
+    took(queuedCost(payload))
+    return payload
+  }
+  const takeBatch = <A extends ReadonlyArray<Uint8Array>>(batch: A): A => {
+    let bytes = 0
+    for (const payload of batch) bytes += queuedCost(payload)
+    took(bytes)
+    return batch
+  }
 
   // ---- start
   const writerFiber = yield* writerLoop.pipe(
@@ -654,11 +765,16 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     hostKey: () => hostKey,
     negotiated: () => negotiated!,
     extensions: () => extensions,
-    receive: Queue.take(incoming),
-    receiveAll: Queue.takeAll(incoming),
+    receive: Effect.map(Queue.take(incoming), takeOne),
+    receiveAll: Effect.map(Queue.takeAll(incoming), takeBatch),
     send,
     rekey: Effect.flatMap(startKex, Deferred.await),
     sendIgnore: (data) => sealAndWrite(Messages.encodeIgnore(data)),
+    authenticated: Effect.sync(() => {
+      isAuthenticated = true
+      packetReader.limitPacketLength(undefined)
+      readable.openUnsafe()
+    }),
     disconnect,
     closed,
     lastReceivedAt: () => lastReceivedAt,

@@ -223,6 +223,9 @@ export const fromNetSocket = (
   return Socket.make({ reader, writer })
 }
 
+/** The smallest read buffer: Node reads up to 64 KiB at a time. */
+const MIN_READ_BUFFER = 64 * 1024
+
 /**
  * Incoming bytes gathered into two buffers used in turn, from `onread`
  * callbacks (Node reads into one fixed buffer and we copy from it, so a fast
@@ -231,8 +234,9 @@ export const fromNetSocket = (
  * pull (the transport copies it into its own buffer at once).
  */
 class ReusedReads {
-  private current = new Uint8Array(64 * 1024)
-  private spare = new Uint8Array(64 * 1024)
+  // allocated on first use and grown to what the reads need: an idle connection holds none
+  private current = new Uint8Array(0)
+  private spare = new Uint8Array(0)
   length = 0
   onData: () => void = () => {}
   readonly highWaterMark: number
@@ -244,7 +248,7 @@ class ReusedReads {
   /** The onread callback: false pauses the socket until a pull takes the bytes. */
   append(bytes: Uint8Array): boolean {
     if (this.length + bytes.length > this.current.length) {
-      let size = this.current.length * 2
+      let size = Math.max(this.current.length * 2, MIN_READ_BUFFER)
       while (size < this.length + bytes.length) size *= 2
       const next = new Uint8Array(size)
       next.set(this.current.subarray(0, this.length))

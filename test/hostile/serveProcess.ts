@@ -10,7 +10,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as PrivateKey from "../../src/Auth/PrivateKey.ts"
 
-const mainScript = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url))
+const childScript = fileURLToPath(new URL("./serveChild.ts", import.meta.url))
 
 /** The password every test login uses, for `user`. */
 export const user = "alice"
@@ -26,6 +26,17 @@ export interface ServeProcess {
   readonly hostKey: PrivateKey.PrivateKey
   /** Resident set size of the server process now, in bytes (VmRSS). */
   readonly rssBytes: () => number
+  /**
+   * Resident set size after the server ran two full garbage collections: what
+   * it holds, not garbage it has not collected yet.
+   */
+  readonly heldBytes: () => Promise<number>
+  /**
+   * `process.memoryUsage()` of the server after two full garbage collections:
+   * `heapUsed + external` is what its live objects hold, whatever the
+   * allocator keeps of memory freed earlier (which RSS still counts).
+   */
+  readonly liveMemory: () => Promise<NodeJS.MemoryUsage>
   /** The highest resident set size so far (VmHWM), in bytes. */
   readonly peakRssBytes: () => number
   /** Everything the server logged to stderr so far. */
@@ -39,6 +50,8 @@ export interface ServeProcessOptions {
   readonly args?: ReadonlyArray<string> | undefined
   /** Serve `<dir>/sftp-root` over SFTP (default true). */
   readonly sftp?: boolean | undefined
+  /** Extra environment variables for the child. */
+  readonly env?: Record<string, string> | undefined
   /** Node flags for the child (e.g. `--max-old-space-size=512`). */
   readonly nodeArgs?: ReadonlyArray<string> | undefined
 }
@@ -72,8 +85,9 @@ export const startServe = async (options: ServeProcessOptions = {}): Promise<Ser
   const sftpRoot = Path.join(dir, "sftp-root")
   Fs.mkdirSync(sftpRoot)
   const argv = [
+    "--expose-gc",
     ...(options.nodeArgs ?? []),
-    mainScript,
+    childScript,
     "serve",
     "--listen", "127.0.0.1",
     "--port", "0",
@@ -82,7 +96,7 @@ export const startServe = async (options: ServeProcessOptions = {}): Promise<Ser
     ...(options.sftp === false ? [] : ["--sftp-root", sftpRoot]),
     ...(options.args ?? [])
   ]
-  const child = ChildProcess.spawn(process.execPath, argv, { stdio: ["ignore", "ignore", "pipe"] })
+  const child = ChildProcess.spawn(process.execPath, argv, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...options.env } })
   let stderr = ""
   child.stderr.on("data", (b: Buffer) => {
     // keep the log bounded: a flood test may log a lot
@@ -98,6 +112,14 @@ export const startServe = async (options: ServeProcessOptions = {}): Promise<Ser
     }
     Fs.rmSync(dir, { recursive: true, force: true })
   }
+  /** Two full collections in the child (see serveChild.ts), each followed by its `memory:` line. */
+  const collect = async () => {
+    for (let i = 0; i < 2; i++) {
+      const seen = stderr.split("memory: ").length
+      process.kill(child.pid!, "SIGUSR2")
+      for (const deadline = Date.now() + 5000; stderr.split("memory: ").length === seen && Date.now() < deadline;) await sleep(20)
+    }
+  }
   for (const deadline = Date.now() + 30_000;;) {
     const port = /Listening on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1]
     if (port !== undefined) {
@@ -109,6 +131,15 @@ export const startServe = async (options: ServeProcessOptions = {}): Promise<Ser
         sftpRoot,
         hostKey,
         rssBytes: () => statusField(pid, "VmRSS"),
+        heldBytes: async () => {
+          await collect()
+          return statusField(pid, "VmRSS")
+        },
+        liveMemory: async () => {
+          await collect()
+          const lines = stderr.split("\n").filter((line) => line.startsWith("memory: "))
+          return JSON.parse(lines[lines.length - 1]!.slice("memory: ".length)) as NodeJS.MemoryUsage
+        },
         peakRssBytes: () => statusField(pid, "VmHWM"),
         log: () => stderr,
         stop
