@@ -241,6 +241,7 @@ interface KexState {
   readonly done: Deferred.Deferred<void, SshError.SshError>
 }
 
+/** Strict kex markers: the pre-standard OpenSSH names and the standard ones of draft-miller-sshm-strict-kex §3.1. */
 const strictNames = { client: ["kex-strict-c-v00@openssh.com", "kex-strict-c"], server: ["kex-strict-s-v00@openssh.com", "kex-strict-s"] }
 
 /**
