@@ -34,6 +34,8 @@ import type { Payload } from "../internal/packetLayout.ts"
 /** Channel defaults: window 2 MiB, max packet 32 KiB (OpenSSH's session values). */
 export const DEFAULT_WINDOW = 2 * 1024 * 1024
 export const DEFAULT_MAX_PACKET = 32 * 1024
+/** Stderr kept for a consumer that has not pulled it yet (see `SshChannel.stderr`). */
+export const UNREAD_STDERR_LIMIT = 1024 * 1024
 /** Largest channel max packet: data plus message, padding and MAC must fit a 256 KiB transport packet. */
 export const MAX_CHANNEL_PACKET = 256 * 1024 - 1024
 
@@ -101,7 +103,12 @@ export interface SshChannel {
   readonly channelType: string
   /** Data from the peer (CHANNEL_DATA). Pulling it is what grants the peer more window. */
   readonly stdout: Stream.Stream<Uint8Array, SshError.SshError>
-  /** Extended data of type 1 (stderr). Shares the window with stdout: consume both, or discard it. */
+  /**
+   * Extended data of type 1 (stderr). It shares the window with stdout, so stderr that nobody reads would
+   * stall stdout: until stderr is first pulled (here or by `consumeStderr`), at most `UNREAD_STDERR_LIMIT` bytes
+   * of it (or half the window, when that is less) are kept, and what comes beyond is discarded with a logged
+   * warning. Pull it from the start to get all of it, or `mergeStderr` / `discardStderr`.
+   */
   readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
   /**
    * Drains `stdout` without keeping any of it: `f` borrows each batch of chunks, and their memory is freed
@@ -203,6 +210,10 @@ interface ChannelState {
   sentEof: boolean
   sentClose: boolean
   receivedClose: boolean
+  /** Opened by us and given up before the peer answered: a late confirmation is answered with CLOSE. */
+  abandoned: boolean
+  /** Bytes of unread stderr discarded (see `SshChannel.stderr`). */
+  stderrDropped: number
 }
 
 const errorOf = (reason: SshError.SshErrorReason) => new SshError.SshError({ reason })
@@ -261,7 +272,9 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       failure: undefined,
       sentEof: false,
       sentClose: false,
-      receivedClose: false
+      receivedClose: false,
+      abandoned: false,
+      stderrDropped: 0
     }
     return state
   }
@@ -340,7 +353,9 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     Effect.suspend(() => {
       if (Deferred.isDoneUnsafe(state.closed)) return Effect.void
       if (state.remoteId < 0) {
-        // never confirmed: nothing to tell the peer (a late confirmation is answered with CLOSE)
+        // not confirmed yet: kept until the peer answers, so that a late confirmation is answered with CLOSE
+        state.abandoned = true
+        Deferred.doneUnsafe(state.opened, Exit.fail(channelGone(state)))
         return Effect.void
       }
       state.stdoutInbox.end()
@@ -402,24 +417,22 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     close: closeChannel(state)
   })
 
+  // The wait for the peer's answer is interruptible: the channel's finalizer is in place before it, and an
+  // abandoned open stays known until the peer answers (see `closeChannel`).
   const openChannel = (channelType: string, data?: Uint8Array, flow?: ChannelOptions) =>
-    Effect.acquireRelease(
-      Effect.suspend(() => {
-        if (failure) return Effect.fail(failure)
-        const id = allocateId()
-        if (id === undefined) {
-          return Effect.fail(errorOf(new SshError.ChannelOpenFailed({ code: 4, description: "too many open channels" })))
-        }
-        const state = makeState(id, channelType, flow)
-        channels.set(id, state)
-        return send(Messages.channelOpen(channelType, id, state.receive.size, state.maxPacket, data)).pipe(
-          Effect.andThen(Deferred.await(state.opened)),
-          Effect.as(state),
-          Effect.onInterrupt(() => Effect.sync(() => release(state)))
-        )
-      }),
-      (state) => closeChannel(state)
-    ).pipe(Effect.map(toChannel))
+    Effect.gen(function*() {
+      if (failure) return yield* Effect.fail(failure)
+      const id = allocateId()
+      if (id === undefined) {
+        return yield* Effect.fail(errorOf(new SshError.ChannelOpenFailed({ code: 4, description: "too many open channels" })))
+      }
+      const state = makeState(id, channelType, flow)
+      channels.set(id, state)
+      yield* Effect.addFinalizer(() => closeChannel(state))
+      yield* send(Messages.channelOpen(channelType, id, state.receive.size, state.maxPacket, data))
+      yield* Deferred.await(state.opened)
+      return toChannel(state)
+    })
 
   const globalRequest = (name: string, data: Uint8Array, wantReply: boolean) =>
     Effect.suspend(() => {
@@ -472,7 +485,32 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     if (m._tag === "Data") state.stdoutInbox.push(m.data)
     else if (m.dataType !== 1 || state.stderrMode === "discard") credit(state, m.data.length)
     else if (state.stderrMode === "merge") state.stdoutInbox.push(m.data)
+    else if (unreadStderrFull(state, m.data.length)) dropStderr(state, m.data.length)
     else state.stderrInbox.push(m.data)
+  }
+
+  const unreadStderrFull = (state: ChannelState, n: number): boolean =>
+    !state.stderrInbox.claimed &&
+    state.stderrInbox.buffered + n > Math.min(UNREAD_STDERR_LIMIT, state.receive.size / 2)
+
+  /** Warnings for the pump to log once its synchronous work is done. */
+  let warnings: Array<string> = []
+
+  const dropStderr = (state: ChannelState, n: number) => {
+    if (state.stderrDropped === 0) {
+      warnings.push(
+        `channel ${state.localId}: discarding stderr nobody reads (${state.stderrInbox.buffered} bytes kept) so that stdout keeps flowing`
+      )
+    }
+    state.stderrDropped += n
+    credit(state, n)
+  }
+
+  const withWarnings = (effect: Effect.Effect<void, SshError.SshError>): Effect.Effect<void, SshError.SshError> => {
+    if (warnings.length === 0) return effect
+    const pending = warnings
+    warnings = []
+    return Effect.andThen(Effect.forEach(pending, (w) => Effect.logWarning(w), { discard: true }), effect)
   }
 
   /** Dispatches a batch in order; only messages that must send or call handlers become effects. */
@@ -485,9 +523,9 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
           receiveData(payload)
           continue
         }
-        return Effect.andThen(dispatch(payload), Effect.suspend(() => dispatchAll(batch, i + 1)))
+        return withWarnings(Effect.andThen(dispatch(payload), Effect.suspend(() => dispatchAll(batch, i + 1))))
       }
-      return Effect.void
+      return withWarnings(Effect.void)
     } catch (u) {
       return Effect.fail(SshError.fromUnknown(u))
     }
@@ -553,6 +591,12 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
             return Effect.fail(errorOf(new SshError.ProtocolError({ message: `unexpected open confirmation for channel ${msg.recipient}` })))
           }
           state.remoteId = msg.sender
+          if (state.abandoned) {
+            // we gave up waiting: close it at once; the peer's CLOSE releases it
+            state.stdoutInbox.end()
+            state.stderrInbox.end()
+            return Effect.ignore(sendClose(state))
+          }
           state.send = new SendWindow(msg.window, Math.max(1, Math.min(msg.maxPacket, MAX_CHANNEL_PACKET)))
           if (msg.window > 0) state.windowLatch.openUnsafe()
           Deferred.doneUnsafe(state.opened, Exit.void)

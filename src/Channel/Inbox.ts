@@ -21,6 +21,10 @@ type Resume = (effect: Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, SshE
 /** @internal */
 export class Inbox {
   private chunks: Array<Uint8Array> = []
+  /** Bytes in `chunks`. */
+  private size = 0
+  /** Whether anyone has pulled yet. */
+  private pulled = false
   private ended = false
   private error: SshError | undefined
   private waiter: Resume | undefined
@@ -34,9 +38,20 @@ export class Inbox {
     return this.ended || this.error !== undefined
   }
 
+  /** Bytes waiting to be pulled. */
+  get buffered(): number {
+    return this.size
+  }
+
+  /** Whether a consumer has pulled (or is pulling) from this inbox. */
+  get claimed(): boolean {
+    return this.pulled
+  }
+
   push(chunk: Uint8Array): void {
     if (this.isDone || chunk.length === 0) return
     this.chunks.push(chunk)
+    this.size += chunk.length
     this.wake()
   }
 
@@ -54,10 +69,9 @@ export class Inbox {
 
   /** Drops buffered data (crediting it back) — for a consumer that will never read. */
   discard(): void {
-    const chunks = this.chunks
+    const n = this.size
     this.chunks = []
-    let n = 0
-    for (const c of chunks) n += c.length
+    this.size = 0
     if (n > 0) this.onConsumed(n)
   }
 
@@ -73,9 +87,9 @@ export class Inbox {
   private take(): Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError | Cause.Done> | undefined {
     if (this.chunks.length > 0) {
       const chunks = this.chunks as unknown as Arr.NonEmptyReadonlyArray<Uint8Array>
+      const n = this.size
       this.chunks = []
-      let n = 0
-      for (const c of chunks) n += c.length
+      this.size = 0
       this.onConsumed(n)
       return Effect.succeed(chunks)
     }
@@ -101,6 +115,7 @@ export class Inbox {
   }
 
   readonly pull: Pull.Pull<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError> = Effect.callback((resume) => {
+    this.pulled = true
     const taken = this.take()
     if (taken !== undefined) return resume(taken)
     this.waiter = resume

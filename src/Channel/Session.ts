@@ -68,6 +68,10 @@ export interface SessionOptions {
 export interface SshProcess {
   readonly channel: SshChannel
   readonly stdout: Stream.Stream<Uint8Array, SshError.SshError>
+  /**
+   * Until it is first pulled, at most 1 MiB of stderr is kept (more is discarded with a logged warning) so that
+   * stderr nobody reads never stalls stdout: pull it from the start to get all of it (see `SshChannel.stderr`).
+   */
   readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
   /**
    * Drains stdout zero-copy: `f` borrows each batch, whose memory is freed when `f`'s effect succeeds (copy
