@@ -210,6 +210,12 @@ export const connect = (
       return { transport, connection, outcome, hostKey: hostKey!, hostCertificate, forwarding: agentSocket !== undefined }
     })
     const { transport, connection, outcome, hostKey, hostCertificate, forwarding } = yield* establish.pipe(
+      // the socket layer does not know where it was connecting to: say it
+      Effect.mapError((e) =>
+        e.reason._tag === "ConnectFailed" && e.reason.host === undefined
+          ? SshError.make(SshError.connectFailed({ host: options.host, port }, e.reason.cause))
+          : e
+      ),
       Effect.timeoutOrElse({
         duration: timeout,
         orElse: () =>

@@ -52,11 +52,51 @@ export class UnknownAlgorithm extends Data.TaggedError("UnknownAlgorithm")<{
   }
 }
 
-/** TCP connection could not be established. */
+/**
+ * The TCP connection could not be established: `host` and `port` say where
+ * to (when known), `code` is the system's reason (`ECONNREFUSED`,
+ * `ENOTFOUND`, `ETIMEDOUT`, `EHOSTUNREACH`, ...).
+ */
 export class ConnectFailed extends Data.TaggedError("ConnectFailed")<{
   readonly message: string
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  readonly code?: string | undefined
   readonly cause?: unknown
 }> {}
+
+const connectCodes: Readonly<Record<string, string>> = {
+  ECONNREFUSED: "connection refused",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "temporary failure in name resolution",
+  ETIMEDOUT: "connection timed out",
+  EHOSTUNREACH: "no route to host",
+  ENETUNREACH: "network is unreachable",
+  ECONNRESET: "connection reset by peer",
+  EADDRNOTAVAIL: "address not available"
+}
+
+/**
+ * A `ConnectFailed` for an error of the system's socket layer (a Node error
+ * with `code`), naming where it was connecting to.
+ *
+ * @example
+ * ```ts
+ * connectFailed({ host: "example.com", port: 22 }, Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }))
+ * // message: "cannot connect to example.com:22: connection refused (ECONNREFUSED)"
+ * ```
+ */
+export const connectFailed = (
+  target: { readonly host?: string | undefined; readonly port?: number | undefined },
+  cause: unknown
+): ConnectFailed => {
+  const code = typeof cause === "object" && cause !== null && typeof (cause as { code?: unknown }).code === "string"
+    ? (cause as { code: string }).code
+    : undefined
+  const where = target.host === undefined ? "" : ` to ${target.host.includes(":") ? `[${target.host}]` : target.host}${target.port === undefined ? "" : `:${target.port}`}`
+  const why = code === undefined ? describeThrown(cause) : connectCodes[code] === undefined ? code : `${connectCodes[code]} (${code})`
+  return new ConnectFailed({ message: `cannot connect${where}: ${why}`, host: target.host, port: target.port, code, cause })
+}
 
 /** An operation did not finish in time (connect timeout, keepalive, login grace time). */
 export class Timeout extends Data.TaggedError("Timeout")<{

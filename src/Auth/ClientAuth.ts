@@ -387,9 +387,15 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
   /**
    * A key file's attempt. An encrypted key with a passphrase prompt is first
    * offered by its public key (in clear in openssh-key-v1, or the `.pub` file
-   * beside it); the prompt runs only if the server answers PK_OK. Undefined:
-   * the key stayed locked, nothing was decided.
+   * beside it); the prompt runs only if the server answers PK_OK. A wrong
+   * fixed passphrase is `WrongPassphrase`; `StillLocked`: the key stayed locked
+   * (no passphrase, or three wrong answers to the prompt), nothing was decided.
    */
+  /** A key file that stayed locked: nothing was asked of the server. */
+  const stillLocked = (why: string) => ({ _tag: "StillLocked" as const, why })
+  const isStillLocked = (u: unknown): u is ReturnType<typeof stillLocked> =>
+    typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "StillLocked"
+
   const tryKeyFile = (method: Extract<AuthMethod, { _tag: "PrivateKeyFile" }>) =>
     Effect.gen(function*() {
       const text = yield* readKeyText(method.path)
@@ -400,9 +406,13 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
         const key = parsed.success
         return yield* tryPublicKey(key.publicKey.blob, key.type, keySigner(key))
       }
-      const locked = parsed.failure.reason._tag === "PassphraseRequired" || parsed.failure.reason._tag === "WrongPassphrase"
+      const reason = parsed.failure.reason
+      if (reason._tag === "WrongPassphrase" && fixed !== undefined) {
+        return yield* Effect.fail(SshError.make(new SshError.WrongPassphrase({ message: `${method.path}: ${reason.message}` })))
+      }
+      const locked = reason._tag === "PassphraseRequired" || reason._tag === "WrongPassphrase"
       if (!locked || typeof given !== "function") {
-        if (locked) return undefined
+        if (locked) return stillLocked("encrypted, no passphrase")
         return yield* Effect.fail(parsed.failure)
       }
       const publicKey = PrivateKey.publicKeyOfFile(text) ?? (yield* readKeyText(`${method.path}.pub`).pipe(
@@ -418,7 +428,7 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
       }
       for (let attempt = 1; attempt <= 3; attempt++) {
         const passphrase = yield* given(method.path, attempt)
-        if (passphrase === undefined) return undefined
+        if (passphrase === undefined) return stillLocked(attempt === 1 ? "encrypted, no passphrase" : `wrong passphrase, ${attempt - 1} tries`)
         const opened = yield* Effect.result(core(() => PrivateKey.parse(text, Redacted.value(passphrase))))
         if (opened._tag === "Success") {
           const key = opened.success
@@ -426,7 +436,7 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
         }
         if (opened.failure.reason._tag !== "WrongPassphrase") return yield* Effect.fail(opened.failure)
       }
-      return undefined
+      return stillLocked("wrong passphrase, 3 tries")
     })
 
   const loadCertificate = (method: Extract<AuthMethod, { _tag: "CertificateFile" }>) =>
@@ -500,8 +510,8 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
         if (!allowed.includes("publickey")) continue
         name = "publickey"
         const tried_ = yield* tryKeyFile(method)
-        if (tried_ === undefined) {
-          tried.push(`publickey ${method.path} (encrypted, no passphrase)`)
+        if (isStillLocked(tried_)) {
+          tried.push(`publickey ${method.path} (${tried_.why})`)
           continue
         }
         outcome = tried_

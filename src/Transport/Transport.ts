@@ -222,7 +222,7 @@ export const core = <A>(f: () => A): Effect.Effect<A, SshError.SshError> =>
 const socketError = (cause: Socket.SocketError): SshError.SshError => {
   const reason = cause.reason
   if (reason._tag === "SocketOpenError") {
-    return SshError.make(new SshError.ConnectFailed({ message: `cannot connect: ${reason.message}`, cause: reason }))
+    return SshError.make(SshError.connectFailed({}, reason.cause ?? reason))
   }
   if (reason._tag === "SocketCloseError") {
     return SshError.make(new SshError.ConnectionClosed({ message: "connection closed by peer" }))
