@@ -285,14 +285,21 @@ export const isSshErrorReason = (u: unknown): u is SshErrorReason =>
  * @example
  * ```ts
  * const error = new SshError({ reason: new Timeout({ message: "connect timed out after 10s" }) })
- * error.message // "connect timed out after 10s"
+ * error.message // "Timeout: connect timed out after 10s"
+ * new SshError({ reason: new SftpStatus({ code: 2, message: "No such file", path: "/nope" }) }).message
+ * // "SftpStatus: No such file (/nope)"
  * ```
  */
 export class SshError extends Data.TaggedError("SshError")<{
   readonly reason: SshErrorReason
 }> {
   override get message(): string {
-    return `${this.reason._tag}: ${this.reason.message}`
+    const reason = this.reason
+    // an SFTP status names the path it was about (servers' messages rarely do)
+    const path = reason._tag === "SftpStatus" && reason.path !== undefined && !reason.message.includes(reason.path)
+      ? ` (${reason.path})`
+      : ""
+    return `${reason._tag}: ${reason.message}${path}`
   }
 }
 

@@ -115,3 +115,11 @@ describe("encrypted key files", () => {
     })
   })
 })
+
+describe("SshError.message", () => {
+  it("names the path of an SFTP status unless its message already does", () => {
+    const status = (message: string) => SshError.make(new SshError.SftpStatus({ code: 2, message, path: "/srv/nope" }))
+    expect(status("No such file").message).toBe("SftpStatus: No such file (/srv/nope)")
+    expect(status("/srv/nope: no such file").message).toBe("SftpStatus: /srv/nope: no such file")
+  })
+})
