@@ -25,10 +25,12 @@ import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import type * as FileSystem from "effect/FileSystem"
 import type * as Scope from "effect/Scope"
 import type * as Socket from "effect/socket/Socket"
 import * as SshError from "./SshError.ts"
+import * as OptionSchemas from "./internal/optionSchemas.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
 import type { Negotiated } from "./Transport/Negotiation.ts"
@@ -152,6 +154,20 @@ const DEFAULT_CONNECT_TIMEOUT = Duration.seconds(30)
 const SFTP_FLOW = { windowSize: 32 * 1024 * 1024, maxPacket: 128 * 1024 } as const
 const DEFAULT_KEEPALIVE = Duration.seconds(15)
 
+/** The scalar fields of `ConnectOptions`, checked before anything is opened. */
+const CheckedOptions = Schema.Struct({
+  host: Schema.String.check(Schema.makeFilter((h: string) => h.length > 0 || "expected a host name or address")),
+  port: Schema.optional(OptionSchemas.Port),
+  username: Schema.String,
+  connectTimeout: Schema.optional(OptionSchemas.DurationInput),
+  keepaliveInterval: Schema.optional(OptionSchemas.DurationInput),
+  keepaliveCountMax: Schema.optional(OptionSchemas.IntBetween(0, 1_000_000)),
+  rekeyBytes: Schema.optional(OptionSchemas.IntBetween(1, Number.MAX_SAFE_INTEGER)),
+  rekeyInterval: Schema.optional(OptionSchemas.DurationInput),
+  windowSize: Schema.optional(OptionSchemas.IntBetween(1, 0xffff_ffff)),
+  maxPacket: Schema.optional(OptionSchemas.IntBetween(1, 0xffff_ffff))
+})
+
 /**
  * Connects, verifies the host key, authenticates, and returns the connection.
  *
@@ -165,6 +181,7 @@ export const connect = (
   options: ConnectOptions
 ): Effect.Effect<SshConnection, SshError.SshError, Scope.Scope | Connector | FileSystem.FileSystem> =>
   Effect.gen(function*() {
+    yield* OptionSchemas.validate(CheckedOptions, "connect options", options)
     const port = options.port ?? 22
     const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
     const context = yield* Effect.context<FileSystem.FileSystem>()

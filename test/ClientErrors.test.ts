@@ -123,3 +123,25 @@ describe("SshError.message", () => {
     expect(status("/srv/nope: no such file").message).toBe("SftpStatus: /srv/nope: no such file")
   })
 })
+
+describe("connect options", () => {
+  it.each([
+    [{ connectTimeout: "soon" }, `expected a duration (a Duration, milliseconds, or a string such as "10 seconds"), got "soon" at ["connectTimeout"]`],
+    [{ port: 0 }, `expected a port from 1 to 65535, got 0 at ["port"]`],
+    [{ port: 22.5 }, `at ["port"]`],
+    [{ keepaliveInterval: "often" }, `at ["keepaliveInterval"]`],
+    [{ windowSize: -1 }, `expected an integer from 1 to 4294967295, got -1 at ["windowSize"]`],
+    [{ host: "" }, `expected a host name or address at ["host"]`]
+  ])("%j is a ConfigParseError naming the field", async (bad, text) => {
+    const exit = await Effect.runPromise(Effect.exit(Effect.scoped(SshClient.connect({
+      host: "127.0.0.1",
+      username: "me",
+      auth: [],
+      hostKeys: HostKeys.fixed(hostKey.publicKey),
+      ...(bad as Partial<SshClient.ConnectOptions>)
+    }))).pipe(Effect.provide(NodeSsh.layer)))
+    const error = failureOf(exit)
+    expect(error.reason._tag).toBe("ConfigParseError")
+    expect(error.reason.message).toContain(text)
+  })
+})
