@@ -752,11 +752,15 @@ const serveWith = (
         const id = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1)
         return Effect.as(reply(Status.make(id, StatusCode.OpUnsupported)), undefined)
       }
-      let packet: Messages.SftpPacket
+      let packet: Messages.SftpPacket | Messages.Unrepresentable
       try {
-        packet = Messages.decode(body)
+        packet = Messages.decodeRequest(body)
       } catch (e) {
         return Effect.fail(SshError.fromUnknown(e))
+      }
+      if (packet._tag === "Unrepresentable") {
+        if (!initialized) return Effect.fail(protocolError("SFTP request before INIT"))
+        return Effect.as(reply(Status.make(packet.id, StatusCode.Failure, packet.message)), undefined)
       }
       if (packet._tag === "Init") {
         if (initialized) return Effect.fail(protocolError("second SFTP INIT"))
