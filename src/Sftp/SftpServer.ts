@@ -28,9 +28,10 @@
  *
  * Resources are bounded: a READDIR reads at most 100 entries from the
  * directory (a handle never holds its listing), and open handles are capped
- * per session and per server (`maxHandlesPerSession`, `maxHandles`), leaving
- * file descriptors for new logins; an open over a cap gets FAILURE and the
- * session goes on.
+ * per session and per server (`maxHandlesPerSession`, `maxHandles`, leaving
+ * file descriptors for new logins; directories apart, as each costs more
+ * memory: `maxDirectoryHandlesPerSession`, `maxDirectoryHandles`); an open
+ * over a cap gets FAILURE and the session goes on.
  *
  * It runs on `node:fs/promises` rather than Effect's `FileSystem` service,
  * which lacks what SFTP needs: positional writes on a handle (pwrite),
@@ -49,7 +50,13 @@ import * as Os from "node:os"
 import type { ServerSession, SessionHandler } from "../Channel/ServerSession.ts"
 import { uninitialized } from "../internal/bytes.ts"
 import { decodeByteString } from "../internal/byteString.ts"
-import { DEFAULT_HANDLES_PER_SESSION, defaultServerHandles, HandleBudget } from "../internal/handleBudget.ts"
+import {
+  DEFAULT_DIRECTORY_HANDLES,
+  DEFAULT_DIRECTORY_HANDLES_PER_SESSION,
+  DEFAULT_HANDLES_PER_SESSION,
+  defaultServerHandles,
+  HandleBudget
+} from "../internal/handleBudget.ts"
 import { applyChanges, closeDescriptor, descriptorPath, JailedFs, JailUnsupported } from "../internal/jailedFs.ts"
 import { discard, forget } from "../internal/ownedBuffers.ts"
 import { Outbox } from "../internal/sftpOutbox.ts"
@@ -81,6 +88,14 @@ export interface SftpServerOptions {
    * 384 at 1024. An open beyond it gets FAILURE.
    */
   readonly maxHandles?: number | undefined
+  /**
+   * Most directory handles one session may hold (default 64; they count as handles too). A listing is read from
+   * the directory a batch at a time, never held, but each open directory keeps the C library's 32 KiB read buffer
+   * and Node's entry buffer (~75 KiB of memory in all once read), so directories are capped apart from files.
+   */
+  readonly maxDirectoryHandlesPerSession?: number | undefined
+  /** Most directory handles all sessions of this server may hold together (default 256: ~20 MiB). */
+  readonly maxDirectoryHandles?: number | undefined
   /** Permission bits removed from created files and directories (default 0o022). */
   readonly umask?: number | undefined
   /**
@@ -234,20 +249,26 @@ const checkSpan = (offset: number, length: number, what: string): void => {
   if (offset + length > Number.MAX_SAFE_INTEGER) beyondOffsets(what)
 }
 
-/** The limits shared by the sessions of one server. */
+/** The handle caps of one server: budgets its sessions share, and what each session may hold. */
 interface SharedLimits {
   readonly handles: HandleBudget
+  readonly directories: HandleBudget
   readonly perSession: number
+  readonly directoriesPerSession: number
 }
 
 const sharedLimits = (options: SftpServerOptions): SharedLimits => ({
   handles: new HandleBudget(options.maxHandles ?? defaultServerHandles()),
-  perSession: options.maxHandlesPerSession ?? DEFAULT_HANDLES_PER_SESSION
+  directories: new HandleBudget(options.maxDirectoryHandles ?? DEFAULT_DIRECTORY_HANDLES),
+  perSession: options.maxHandlesPerSession ?? DEFAULT_HANDLES_PER_SESSION,
+  directoriesPerSession: options.maxDirectoryHandlesPerSession ?? DEFAULT_DIRECTORY_HANDLES_PER_SESSION
 })
 
 /** One SFTP session's state and request handlers (plain async functions; the Effect loop drives them). */
 class SftpSession {
   private readonly handles = new Map<number, OpenHandle>()
+  /** How many of `handles` (and of reservations in progress) are directories. */
+  private directories = 0
   private nextHandle = 1
   private readonly jail: JailedFs
   private readonly limits: SharedLimits
@@ -287,23 +308,39 @@ class SftpSession {
   }
 
   /** Takes a handle from the session's and the server's caps before anything is opened. */
-  private reserveHandle(): void {
-    if (this.handles.size >= this.limits.perSession) {
-      refuse(StatusCode.Failure, `too many open handles: a session may hold ${this.limits.perSession}; close some first`)
+  private reserveHandle(kind: OpenHandle["_tag"]): void {
+    const { limits } = this
+    if (this.handles.size >= limits.perSession) {
+      refuse(StatusCode.Failure, `too many open handles: a session may hold ${limits.perSession}; close some first`)
     }
-    if (!this.limits.handles.take()) {
-      refuse(StatusCode.Failure, `too many open handles on this server (${this.limits.handles.limit}); try again later`)
+    if (kind === "Directory" && this.directories >= limits.directoriesPerSession) {
+      refuse(StatusCode.Failure, `too many open directories: a session may hold ${limits.directoriesPerSession}; close some first`)
+    }
+    if (!limits.handles.take()) refuse(StatusCode.Failure, `too many open handles on this server (${limits.handles.limit}); try again later`)
+    if (kind === "Directory" && !limits.directories.take()) {
+      limits.handles.give()
+      refuse(StatusCode.Failure, `too many open directories on this server (${limits.directories.limit}); try again later`)
+    }
+    if (kind === "Directory") this.directories++
+  }
+
+  /** Gives a handle back to the caps it was taken from. */
+  private unreserve(kind: OpenHandle["_tag"]): void {
+    this.limits.handles.give()
+    if (kind === "Directory") {
+      this.limits.directories.give()
+      this.directories--
     }
   }
 
   /** Opens what `open` gives under a reserved handle; the reservation is returned if it fails. */
-  private async withHandle(open: () => Promise<OpenHandle>): Promise<Uint8Array> {
-    this.reserveHandle()
+  private async withHandle(kind: OpenHandle["_tag"], open: () => Promise<OpenHandle>): Promise<Uint8Array> {
+    this.reserveHandle(kind)
     let entry: OpenHandle
     try {
       entry = await open()
     } catch (e) {
-      this.limits.handles.give()
+      this.unreserve(kind)
       throw e
     }
     if (this.closed) {
@@ -317,9 +354,9 @@ class SftpSession {
     return handleBytes(n)
   }
 
-  /** Closes a handle's descriptors and returns it to the server's budget. */
+  /** Closes a handle's descriptors and gives it back to the caps. */
   private async release(entry: OpenHandle): Promise<void> {
-    this.limits.handles.give()
+    this.unreserve(entry._tag)
     if (entry._tag === "File") return entry.file.close()
     closeDescriptor(entry.fd)
     await entry.dir.close()
@@ -356,7 +393,7 @@ class SftpSession {
     if (request.pflags & MUTATING_OPEN) this.writable()
     const mode = (request.attrs.permissions ?? 0o666) & 0o7777 & ~this.umask
     const writable = (request.pflags & (Messages.OpenFlags.Write | Messages.OpenFlags.Append)) !== 0
-    const handle = await this.withHandle(async () => ({
+    const handle = await this.withHandle("File", async () => ({
       _tag: "File",
       file: await this.jail.openFile(request.path, openFlagsOf(request.pflags), mode),
       writable
@@ -437,7 +474,7 @@ class SftpSession {
   }
 
   async opendir(request: Messages.Opendir): Promise<Messages.SftpResponse> {
-    const handle = await this.withHandle(async () => ({ _tag: "Directory", ...await this.jail.openDirectory(request.path), started: false }))
+    const handle = await this.withHandle("Directory", async () => ({ _tag: "Directory", ...await this.jail.openDirectory(request.path), started: false }))
     return { _tag: "Handle", id: request.id, handle }
   }
 

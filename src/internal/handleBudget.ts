@@ -21,6 +21,15 @@ const MIN_RESERVE = 256
 /** Handles a server holds at most by default, whatever the descriptor limit (each costs some memory too). */
 const MAX_DEFAULT_HANDLES = 16384
 
+/**
+ * Directory handles a session may hold by default. An open directory keeps the C library's 32 KiB getdents
+ * buffer and Node's entry buffer: about 75 KiB of memory once read, whatever the directory's size.
+ */
+export const DEFAULT_DIRECTORY_HANDLES_PER_SESSION = 64
+
+/** Directory handles a server may hold by default (~75 KiB each once read: about 20 MiB). */
+export const DEFAULT_DIRECTORY_HANDLES = 256
+
 /** Handles a session may hold by default (OpenSSH's sftp-server, one process per session, allows its limit - 5: 1019 at 1024). */
 export const DEFAULT_HANDLES_PER_SESSION = 1024
 
