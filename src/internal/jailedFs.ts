@@ -244,13 +244,14 @@ export class JailedFs {
   private async walk<A>(
     path: string,
     op: (place: Place) => Promise<A | Redirect>,
-    options: { readonly lexical?: boolean; readonly unreached?: (path: Jail.VirtualPath) => A } = {}
+    /** For a lexical walk (realpath): the answer when a directory on the way does not exist. */
+    unreached?: (path: Jail.VirtualPath) => A
   ): Promise<A> {
     if (this.closing) throw errno("EBADF")
     this.active++
     const held: Array<number | undefined> = [this.rootFd]
     try {
-      const walk = new Jail.Walk(path, { lexical: options.lexical })
+      const walk = new Jail.Walk(path, { lexical: unreached !== undefined })
       for (;;) {
         const step = walk.next()
         switch (step._tag) {
@@ -271,7 +272,7 @@ export class JailedFs {
             }
             break
           case "Unreached":
-            return options.unreached!(step.path)
+            return unreached!(step.path)
           case "Done": {
             const depth = walk.depth
             const name = step.name === undefined ? undefined : encodeByteString(step.name)
@@ -390,6 +391,7 @@ export class JailedFs {
       }
       try {
         const parent = await fstat(place.name === undefined ? (place.entry?.dir ?? place.dir) : place.dir)
+        // names as Buffers (any bytes): Node takes "buffer" here, though @types/node types only text encodings
         const dir = await FsPromises.opendir(self(fd), { encoding: "buffer" as BufferEncoding, bufferSize: DIRECTORY_BUFFER })
         return { fd, dir, parent }
       } catch (e) {
@@ -469,7 +471,7 @@ export class JailedFs {
         throw e
       })
       return st?.isSymbolicLink() ? followLinkAt(place.dir, place.name) : place.path
-    }, { lexical: true, unreached: (path) => path })
+    }, (path) => path)
   }
 
   /**

@@ -85,13 +85,14 @@ const classify = (effect: Effect.Effect<Outcome, unknown>): Effect.Effect<Outcom
 /**
  * Swaps /race for a symlink to the outside directory and back, forever:
  * rename /race /race_dir; symlink <outside> /race; remove /race; rename /race_dir /race.
+ * The link's target is the outside's absolute host path, or "../outside", in turn.
  */
 const racer = (sftp: SftpClient, counts: Counts, until: number) =>
   Effect.gen(function*() {
     while (Date.now() < until) {
       const steps = [
         sftp.posixRename("/race", "/race_dir"),
-        sftp.symlink(outside, "/race"),
+        sftp.symlink(counts.racer % 2 === 0 ? outside : "../outside", "/race"),
         sftp.remove("/race"),
         sftp.posixRename("/race_dir", "/race")
       ]
@@ -163,7 +164,8 @@ describe("a symlink swap racing jailed SFTP operations", () => {
           const names = entries.map((e) => e.filename)
           return names.includes("outside-only") ? { escaped: `listed ${names.join(",")}` } : "inside"
         }),
-      () => Effect.map(sftp.stat("/race/passwd"), (a) => a.size === INSIDE.length ? "inside" : { escaped: `stat size ${a.size}` })
+      () => Effect.map(sftp.stat("/race/passwd"), (a) => a.size === INSIDE.length ? "inside" : { escaped: `stat size ${a.size}` }),
+      () => Effect.map(sftp.readFile("/race/sub/../victim"), (b) => decode(b) === INSIDE ? "inside" : { escaped: `read ${JSON.stringify(decode(b))}` })
     ])
     expect(counts.escapes).toEqual([])
     expectExercised(counts)
@@ -198,6 +200,7 @@ describe("a symlink swap racing jailed SFTP operations", () => {
       () => Effect.as(sftp.chmod("/race/passwd", 0o666), "inside" as const),
       () => Effect.as(sftp.lsetstat("/race/passwd", { permissions: 0o644 }), "inside" as const),
       () => Effect.as(sftp.utimes("/race/victim", 1, 1), "inside" as const),
+      () => Effect.as(sftp.truncate("/race/victim", INSIDE.length), "inside" as const),
       () => Effect.as(Effect.andThen(sftp.symlink("passwd", "/race/made-link"), sftp.remove("/race/made-link")), "inside" as const),
       () => Effect.as(Effect.andThen(sftp.hardlink("/race/victim", "/race/hard"), sftp.remove("/race/hard")), "inside" as const),
       () => Effect.as(sftp.rmdir("/race/sub").pipe(Effect.andThen(sftp.mkdir("/race/sub"))), "inside" as const),
