@@ -241,12 +241,9 @@ class EncodedReply {
 /** The name of an entry of a directory opened with `encoding: "buffer"` (typed as a string by @types/node). */
 const entryName = (entry: Fs.Dirent): Buffer => entry.name as unknown as Buffer
 
-const beyondOffsets = (what: string): never =>
-  refuse(StatusCode.Failure, `${what} exceeds 2^53-1, more than this server can address`)
-
 /** Refuses an offset + length past what a `number` offset can address. */
 const checkSpan = (offset: number, length: number, what: string): void => {
-  if (offset + length > Number.MAX_SAFE_INTEGER) beyondOffsets(what)
+  if (offset + length > Number.MAX_SAFE_INTEGER) refuse(StatusCode.Failure, `${what} exceeds 2^53-1, more than this server can address`)
 }
 
 /** The handle caps of one server: budgets its sessions share, and what each session may hold. */
