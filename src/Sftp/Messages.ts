@@ -28,7 +28,7 @@
  * @since 0.1.0
  */
 import { readByteString } from "../internal/byteString.ts"
-import { FieldList, readSafeUint64 } from "../internal/fieldList.ts"
+import { FieldList, readSafeUint64, Uint64OutOfRange } from "../internal/fieldList.ts"
 import { checkHandle, readHandle } from "../internal/sftpHandle.ts"
 import { ProtocolError } from "../SshError.ts"
 import { Reader } from "../Wire/Reader.ts"
@@ -673,6 +673,42 @@ export const decode = (body: Uint8Array): SftpPacket => {
   const packet = codec.read(r)
   r.end(`SFTP ${packet._tag} packet`)
   return packet
+}
+
+/**
+ * A well-formed request the server cannot act on: it carries a uint64 (an
+ * offset, length or size) beyond 2^53 - 1. `id` is the request's, for its
+ * STATUS reply.
+ */
+export interface Unrepresentable {
+  readonly _tag: "Unrepresentable"
+  readonly id: number
+  readonly message: string
+}
+
+/**
+ * `decode` for a server: a request carrying a uint64 beyond 2^53 - 1 decodes
+ * to `Unrepresentable` (to be answered with a STATUS) rather than failing,
+ * since it is well-formed. Anything else malformed throws `ProtocolError` as
+ * in `decode`.
+ *
+ * @example
+ * ```ts
+ * const packet = decodeRequest(body)
+ * if (packet._tag === "Unrepresentable") reply(Status.make(packet.id, StatusCode.Failure, packet.message))
+ * ```
+ */
+export const decodeRequest = (body: Uint8Array): SftpPacket | Unrepresentable => {
+  try {
+    return decode(body)
+  } catch (e) {
+    // the id follows the type byte in every request (INIT and VERSION have none, and no uint64 either)
+    const type = body[0]!
+    const isRequest = type === PacketType.Extended || (type > PacketType.Version && type < PacketType.Status)
+    if (!(e instanceof Uint64OutOfRange) || !isRequest) throw e
+    const id = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1)
+    return { _tag: "Unrepresentable", id, message: `${e.message}, more than this server can address` }
+  }
 }
 
 const responseTags: ReadonlySet<string> = new Set(["Status", "Handle", "Data", "Name", "Attrs", "ExtendedReply"])

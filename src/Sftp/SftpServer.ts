@@ -10,22 +10,34 @@
  * ```
  *
  * Requests of a session are processed one at a time, in order (so requests
- * on the same file keep their order and path checks cannot race each other
- * within a session), with replies coalesced into channel writes; the client
- * pipelines, so the channel stays busy. A malformed packet ends the session
- * with a `ProtocolError` (the channel closes, the SSH connection stays up);
- * a well-formed request of an unknown type or extension gets OP_UNSUPPORTED.
+ * on the same file keep their order), with replies coalesced into channel
+ * writes; the client pipelines, so the channel stays busy. A malformed packet
+ * ends the session with a `ProtocolError` (the channel closes, the SSH
+ * connection stays up); a well-formed request of an unknown type or extension
+ * gets OP_UNSUPPORTED, and one carrying a number beyond 2^53 - 1 (an offset
+ * or size no `number` can hold) gets FAILURE.
+ *
+ * The jail holds directory descriptors, not paths (see `internal/jailedFs`):
+ * every path is walked from the root one component at a time, each opened
+ * relative to the directory held above it without following links, and the
+ * operation acts on the last component relative to its held directory. A
+ * concurrent swap of a directory for a symlink, by another session or a local
+ * process, cannot lead an operation out of the root. It needs Linux
+ * (`/proc/self/fd` and O_PATH); elsewhere a session fails with
+ * `NotImplemented` saying so.
+ *
+ * Resources are bounded: a READDIR reads at most 100 entries from the
+ * directory (a handle never holds its listing), and open handles are capped
+ * per session and per server (`maxHandlesPerSession`, `maxHandles`, leaving
+ * file descriptors for new logins; directories apart, as each costs more
+ * memory: `maxDirectoryHandlesPerSession`, `maxDirectoryHandles`); an open
+ * over a cap gets FAILURE and the session goes on.
  *
  * It runs on `node:fs/promises` rather than Effect's `FileSystem` service,
  * which lacks what SFTP needs: positional writes on a handle (pwrite),
- * statvfs, lutimes/lchown (lsetstat), chmod/chown/utimes on an open handle
- * (fsetstat), O_NOFOLLOW on open, byte-string (non-UTF-8) file names, and
- * errno codes to map onto SFTP status codes.
- *
- * Jail caveat: links are resolved and checked by the server, then the file is
- * opened by path (with O_NOFOLLOW on the last component). A *local* process
- * that swaps a checked directory for a symlink between the check and the use
- * could still redirect one operation; SFTP clients alone cannot.
+ * statvfs, directory descriptors, chmod/chown/utimes on an open handle
+ * (fsetstat), O_NOFOLLOW and O_PATH on open, byte-string (non-UTF-8) file
+ * names, and errno codes to map onto SFTP status codes.
  *
  * @since 0.1.0
  */
@@ -37,7 +49,15 @@ import * as FsPromises from "node:fs/promises"
 import * as Os from "node:os"
 import type { ServerSession, SessionHandler } from "../Channel/ServerSession.ts"
 import { uninitialized } from "../internal/bytes.ts"
-import { decodeByteString, encodeByteString } from "../internal/byteString.ts"
+import { decodeByteString } from "../internal/byteString.ts"
+import {
+  DEFAULT_DIRECTORY_HANDLES,
+  DEFAULT_DIRECTORY_HANDLES_PER_SESSION,
+  DEFAULT_HANDLES_PER_SESSION,
+  defaultServerHandles,
+  HandleBudget
+} from "../internal/handleBudget.ts"
+import { applyChanges, closeDescriptor, descriptorPath, JailedFs, JailUnsupported } from "../internal/jailedFs.ts"
 import { discard, forget } from "../internal/ownedBuffers.ts"
 import { Outbox } from "../internal/sftpOutbox.ts"
 import * as SshError from "../SshError.ts"
@@ -55,8 +75,27 @@ export interface SftpServerOptions {
   readonly root: string
   /** Refuse every operation that would change anything (default false). */
   readonly readOnly?: boolean | undefined
-  /** Most handles a session may hold open (default 1024). */
+  /**
+   * Most handles (open files and directories) one session may hold (default 1024, what OpenSSH's sftp-server
+   * allows at the usual descriptor limit of 1024). An OPEN or OPENDIR beyond it gets FAILURE; the session goes on.
+   */
+  readonly maxHandlesPerSession?: number | undefined
+  /**
+   * Most handles all sessions of this server (of one `fileSystem(...)`) may hold together. Each is a file
+   * descriptor of this one process (a directory handle two), which new logins need too, so the default leaves a
+   * reserve: a quarter of the soft RLIMIT_NOFILE (read from /proc/self/limits, 1024 assumed if unreadable), at least
+   * 256, and allows half of the rest (two descriptors a handle), between 16 and 16384: 7500 at a limit of 20000,
+   * 384 at 1024. An open beyond it gets FAILURE.
+   */
   readonly maxHandles?: number | undefined
+  /**
+   * Most directory handles one session may hold (default 64; they count as handles too). A listing is read from
+   * the directory a batch at a time, never held, but each open directory keeps the C library's 32 KiB read buffer
+   * and Node's entry buffer (~75 KiB of memory in all once read), so directories are capped apart from files.
+   */
+  readonly maxDirectoryHandlesPerSession?: number | undefined
+  /** Most directory handles all sessions of this server may hold together (default 256: ~20 MiB). */
+  readonly maxDirectoryHandles?: number | undefined
   /** Permission bits removed from created files and directories (default 0o022). */
   readonly umask?: number | undefined
   /**
@@ -72,7 +111,6 @@ export interface SftpPeer {
   readonly user: string
 }
 
-const DEFAULT_MAX_HANDLES = 1024
 const DEFAULT_WINDOW = 8 * 1024 * 1024
 const DEFAULT_UMASK = 0o022
 /** Entries per READDIR reply (OpenSSH sends up to 100). */
@@ -152,15 +190,17 @@ const longName = (name: string, st: Fs.Stats, now: number): string => {
 interface OpenFile {
   readonly _tag: "File"
   readonly file: FsPromises.FileHandle
-  readonly path: Jail.VirtualPath
   readonly writable: boolean
 }
 
 interface OpenDirectory {
   readonly _tag: "Directory"
-  readonly path: Jail.VirtualPath
-  readonly names: Array<Buffer>
-  position: number
+  /** The directory, held (O_PATH) for the entries' lstat, fstat, fsetstat and fstatvfs. */
+  readonly fd: number
+  /** Its entries, read a batch at a time: the listing is never held whole. */
+  readonly dir: Fs.Dir
+  readonly parent: Fs.Stats
+  started: boolean
 }
 
 type OpenHandle = OpenFile | OpenDirectory
@@ -184,8 +224,7 @@ const openFlagsOf = (pflags: number): number => {
     (pflags & Append ? C.O_APPEND : 0) |
     (pflags & Create ? C.O_CREAT : 0) |
     (pflags & Truncate ? C.O_TRUNC : 0) |
-    (pflags & Exclusive ? C.O_EXCL : 0) |
-    C.O_NOFOLLOW
+    (pflags & Exclusive ? C.O_EXCL : 0)
 }
 
 const MUTATING_OPEN = Messages.OpenFlags.Write | Messages.OpenFlags.Append | Messages.OpenFlags.Create |
@@ -199,59 +238,50 @@ class EncodedReply {
   }
 }
 
+/** The name of an entry of a directory opened with `encoding: "buffer"` (typed as a string by @types/node). */
+const entryName = (entry: Fs.Dirent): Buffer => entry.name as unknown as Buffer
+
+/** Refuses an offset + length past what a `number` offset can address. */
+const checkSpan = (offset: number, length: number, what: string): void => {
+  if (offset + length > Number.MAX_SAFE_INTEGER) refuse(StatusCode.Failure, `${what} exceeds 2^53-1, more than this server can address`)
+}
+
+/** The handle caps of one server: budgets its sessions share, and what each session may hold. */
+interface SharedLimits {
+  readonly handles: HandleBudget
+  readonly directories: HandleBudget
+  readonly perSession: number
+  readonly directoriesPerSession: number
+}
+
+const sharedLimits = (options: SftpServerOptions): SharedLimits => ({
+  handles: new HandleBudget(options.maxHandles ?? defaultServerHandles()),
+  directories: new HandleBudget(options.maxDirectoryHandles ?? DEFAULT_DIRECTORY_HANDLES),
+  perSession: options.maxHandlesPerSession ?? DEFAULT_HANDLES_PER_SESSION,
+  directoriesPerSession: options.maxDirectoryHandlesPerSession ?? DEFAULT_DIRECTORY_HANDLES_PER_SESSION
+})
+
 /** One SFTP session's state and request handlers (plain async functions; the Effect loop drives them). */
 class SftpSession {
   private readonly handles = new Map<number, OpenHandle>()
+  /** How many of `handles` (and of reservations in progress) are directories. */
+  private directories = 0
   private nextHandle = 1
-  private readonly rootBytes: Buffer
+  private readonly jail: JailedFs
+  private readonly limits: SharedLimits
   private readonly readOnly: boolean
-  private readonly maxHandles: number
   private readonly umask: number
   private readonly user: string
+  /** The request being answered (one at a time): the session ends only once it has settled. */
+  private inFlight: Promise<unknown> = Promise.resolve()
+  private closed = false
 
-  constructor(root: string, options: SftpServerOptions, peer: SftpPeer) {
-    this.rootBytes = Buffer.from(encodeByteString(Jail.rootOf(root)))
+  constructor(jail: JailedFs, limits: SharedLimits, options: SftpServerOptions, peer: SftpPeer) {
+    this.jail = jail
+    this.limits = limits
     this.readOnly = options.readOnly ?? false
-    this.maxHandles = options.maxHandles ?? DEFAULT_MAX_HANDLES
     this.umask = options.umask ?? DEFAULT_UMASK
     this.user = peer.user
-  }
-
-  /** The host path of a virtual path, as bytes (file names need not be UTF-8). */
-  private real(path: Jail.VirtualPath): Buffer {
-    if (path === Jail.ROOT) return this.rootBytes.length === 0 ? Buffer.from("/") : this.rootBytes
-    return Buffer.concat([this.rootBytes, Buffer.from(encodeByteString(path))])
-  }
-
-  /**
-   * Resolves a client path inside the jail. Fast path: when the path has no
-   * ".." and realpath(3) of the part to check is itself, there is no link to
-   * follow. Otherwise links are walked one by one with chroot semantics.
-   */
-  private async resolve(path: string, followFinal: boolean): Promise<Jail.VirtualPath> {
-    const virtual = Jail.normalize(path)
-    if (!path.split("/").includes("..")) {
-      const checked = followFinal ? virtual : Jail.parent(virtual)
-      const real = this.real(checked)
-      const canonical = await FsPromises.realpath(real, { encoding: "buffer" }).catch(() => undefined)
-      if (canonical !== undefined && canonical.equals(real)) return virtual
-    }
-    const resolution = new Jail.Resolution(path, { followFinal })
-    for (let step = resolution.next(); ; step = resolution.next()) {
-      if (step._tag === "Done") return step.path
-      resolution.feed(await this.linkTarget(step.path))
-    }
-  }
-
-  private async linkTarget(path: Jail.VirtualPath): Promise<string | undefined> {
-    const real = this.real(path)
-    const st = await FsPromises.lstat(real).catch(() => undefined)
-    if (st === undefined || !st.isSymbolicLink()) return undefined
-    return decodeByteString(await FsPromises.readlink(real, { encoding: "buffer" }))
-  }
-
-  private async realOf(path: string, followFinal: boolean): Promise<Buffer> {
-    return this.real(await this.resolve(path, followFinal))
   }
 
   private writable(): void {
@@ -269,8 +299,51 @@ class SftpSession {
     return entry._tag === "File" ? entry : refuse(StatusCode.Failure, "not a file handle")
   }
 
-  private allocate(entry: OpenHandle): Uint8Array {
-    if (this.handles.size >= this.maxHandles) refuse(StatusCode.Failure, "too many open handles")
+  private directoryOf(handle: Uint8Array): OpenDirectory {
+    const entry = this.lookup(handle)
+    return entry._tag === "Directory" ? entry : refuse(StatusCode.Failure, "not a directory handle")
+  }
+
+  /** Takes a handle from the session's and the server's caps before anything is opened. */
+  private reserveHandle(kind: OpenHandle["_tag"]): void {
+    const { limits } = this
+    if (this.handles.size >= limits.perSession) {
+      refuse(StatusCode.Failure, `too many open handles: a session may hold ${limits.perSession}; close some first`)
+    }
+    if (kind === "Directory" && this.directories >= limits.directoriesPerSession) {
+      refuse(StatusCode.Failure, `too many open directories: a session may hold ${limits.directoriesPerSession}; close some first`)
+    }
+    if (!limits.handles.take()) refuse(StatusCode.Failure, `too many open handles on this server (${limits.handles.limit}); try again later`)
+    if (kind === "Directory" && !limits.directories.take()) {
+      limits.handles.give()
+      refuse(StatusCode.Failure, `too many open directories on this server (${limits.directories.limit}); try again later`)
+    }
+    if (kind === "Directory") this.directories++
+  }
+
+  /** Gives a handle back to the caps it was taken from. */
+  private unreserve(kind: OpenHandle["_tag"]): void {
+    this.limits.handles.give()
+    if (kind === "Directory") {
+      this.limits.directories.give()
+      this.directories--
+    }
+  }
+
+  /** Opens what `open` gives under a reserved handle; the reservation is returned if it fails. */
+  private async withHandle(kind: OpenHandle["_tag"], open: () => Promise<OpenHandle>): Promise<Uint8Array> {
+    this.reserveHandle(kind)
+    let entry: OpenHandle
+    try {
+      entry = await open()
+    } catch (e) {
+      this.unreserve(kind)
+      throw e
+    }
+    if (this.closed) {
+      await this.release(entry)
+      refuse(StatusCode.Failure, "session closed")
+    }
     while (this.handles.has(this.nextHandle)) this.nextHandle = (this.nextHandle + 1) >>> 0
     const n = this.nextHandle
     this.nextHandle = (this.nextHandle + 1) >>> 0
@@ -278,35 +351,22 @@ class SftpSession {
     return handleBytes(n)
   }
 
-  /** Closes every handle (session end). */
+  /** Closes a handle's descriptors and gives it back to the caps. */
+  private async release(entry: OpenHandle): Promise<void> {
+    this.unreserve(entry._tag)
+    if (entry._tag === "File") return entry.file.close()
+    closeDescriptor(entry.fd)
+    await entry.dir.close()
+  }
+
+  /** Closes every handle and the jail once the request in flight has settled (session end). */
   async closeAll(): Promise<void> {
-    const files = [...this.handles.values()]
+    this.closed = true
+    await this.inFlight
+    const entries = [...this.handles.values()]
     this.handles.clear()
-    await Promise.all(files.map((h) => h._tag === "File" ? h.file.close().catch(() => undefined) : undefined))
-  }
-
-  private async applyAttributes(
-    attrs: Attributes.Attributes,
-    ops: {
-      readonly truncate: (size: number) => Promise<void>
-      readonly chmod: (mode: number) => Promise<void>
-      readonly chown: (uid: number, gid: number) => Promise<void>
-      readonly utimes: (atime: number, mtime: number) => Promise<void>
-    }
-  ): Promise<void> {
-    if (attrs.size !== undefined) await ops.truncate(attrs.size)
-    if (attrs.permissions !== undefined) await ops.chmod(attrs.permissions & 0o7777)
-    if (attrs.uid !== undefined && attrs.gid !== undefined) await ops.chown(attrs.uid, attrs.gid)
-    if (attrs.atime !== undefined && attrs.mtime !== undefined) await ops.utimes(attrs.atime, attrs.mtime)
-  }
-
-  private pathOps(real: Buffer) {
-    return {
-      truncate: (size: number) => FsPromises.truncate(real, size),
-      chmod: (mode: number) => FsPromises.chmod(real, mode),
-      chown: (uid: number, gid: number) => FsPromises.chown(real, uid, gid),
-      utimes: (atime: number, mtime: number) => FsPromises.utimes(real, atime, mtime)
-    }
+    await Promise.all(entries.map((entry) => this.release(entry).catch(() => undefined)))
+    this.jail.close()
   }
 
   private nameReply(id: number, filename: string): Messages.Name {
@@ -328,22 +388,20 @@ class SftpSession {
 
   async open(request: Messages.Open): Promise<Messages.SftpResponse> {
     if (request.pflags & MUTATING_OPEN) this.writable()
-    const path = await this.resolve(request.path, true)
     const mode = (request.attrs.permissions ?? 0o666) & 0o7777 & ~this.umask
-    const file = await FsPromises.open(this.real(path), openFlagsOf(request.pflags), mode)
-    try {
-      const writable = (request.pflags & (Messages.OpenFlags.Write | Messages.OpenFlags.Append)) !== 0
-      return { _tag: "Handle", id: request.id, handle: this.allocate({ _tag: "File", file, path, writable }) }
-    } catch (e) {
-      await file.close()
-      throw e
-    }
+    const writable = (request.pflags & (Messages.OpenFlags.Write | Messages.OpenFlags.Append)) !== 0
+    const handle = await this.withHandle("File", async () => ({
+      _tag: "File",
+      file: await this.jail.openFile(request.path, openFlagsOf(request.pflags), mode),
+      writable
+    }))
+    return { _tag: "Handle", id: request.id, handle }
   }
 
   async close(request: Messages.Close): Promise<Messages.SftpResponse> {
     const entry = this.lookup(request.handle)
     this.handles.delete(handleNumber(request.handle)!)
-    if (entry._tag === "File") await entry.file.close()
+    await this.release(entry)
     return ok(request.id)
   }
 
@@ -351,6 +409,7 @@ class SftpSession {
   async read(request: Messages.Read): Promise<Messages.SftpResponse | EncodedReply> {
     const { file } = this.fileOf(request.handle)
     const length = Math.min(request.length, MAX_DATA_LENGTH)
+    checkSpan(request.offset, length, "offset + length")
     // Every byte sent is written first (header below, data by the read): no need to zero it.
     const memory = uninitialized(Messages.DATA_HEADER_LENGTH + length)
     const { bytesRead } = await file.read(memory, Messages.DATA_HEADER_LENGTH, length, request.offset)
@@ -363,6 +422,7 @@ class SftpSession {
   async write(request: Messages.Write): Promise<Messages.SftpResponse> {
     const entry = this.fileOf(request.handle)
     if (!entry.writable) refuse(StatusCode.PermissionDenied, "file not open for writing")
+    checkSpan(request.offset, request.data.length, "offset + length")
     let written = 0
     while (written < request.data.length) {
       const { bytesWritten } = await entry.file.write(request.data, written, request.data.length - written, request.offset + written)
@@ -371,21 +431,19 @@ class SftpSession {
     return ok(request.id)
   }
 
-  async stat(id: number, path: string, followFinal: boolean): Promise<Messages.SftpResponse> {
-    const real = await this.realOf(path, followFinal)
-    const st = followFinal ? await FsPromises.stat(real) : await FsPromises.lstat(real)
-    return { _tag: "Attrs", id, attrs: attributesOf(st) }
+  async stat(id: number, path: string, follow: boolean): Promise<Messages.SftpResponse> {
+    return { _tag: "Attrs", id, attrs: attributesOf(await this.jail.stat(path, follow)) }
   }
 
   async fstat(request: Messages.Fstat): Promise<Messages.SftpResponse> {
     const entry = this.lookup(request.handle)
-    const st = entry._tag === "File" ? await entry.file.stat() : await FsPromises.stat(this.real(entry.path))
+    const st = entry._tag === "File" ? await entry.file.stat() : await FsPromises.stat(descriptorPath(entry.fd))
     return { _tag: "Attrs", id: request.id, attrs: attributesOf(st) }
   }
 
   async setstat(request: Messages.Setstat): Promise<Messages.SftpResponse> {
     this.writable()
-    await this.applyAttributes(request.attrs, this.pathOps(await this.realOf(request.path, true)))
+    await this.jail.setAttributes(request.path, true, request.attrs)
     return ok(request.id)
   }
 
@@ -393,124 +451,111 @@ class SftpSession {
     this.writable()
     const entry = this.lookup(request.handle)
     if (entry._tag === "Directory") {
-      await this.applyAttributes(request.attrs, this.pathOps(this.real(entry.path)))
+      await applyChanges(descriptorPath(entry.fd), request.attrs)
       return ok(request.id)
     }
-    const file = entry.file
-    await this.applyAttributes(request.attrs, {
-      truncate: (size) => file.truncate(size),
-      chmod: (mode) => file.chmod(mode),
-      chown: (uid, gid) => file.chown(uid, gid),
-      utimes: (atime, mtime) => file.utimes(atime, mtime)
-    })
+    // on the open file itself: a file opened for writing can be truncated whatever its mode
+    const { file } = entry
+    const { size, permissions, uid, gid, atime, mtime } = request.attrs
+    if (size !== undefined) await file.truncate(size)
+    if (permissions !== undefined) await file.chmod(permissions & 0o7777)
+    if (uid !== undefined && gid !== undefined) await file.chown(uid, gid)
+    if (atime !== undefined && mtime !== undefined) await file.utimes(atime, mtime)
     return ok(request.id)
   }
 
   async lsetstat(request: Extensions.Lsetstat): Promise<Messages.SftpResponse> {
     this.writable()
-    const real = await this.realOf(request.path, false)
-    const isLink = (await FsPromises.lstat(real)).isSymbolicLink()
-    await this.applyAttributes(request.attrs, {
-      truncate: () => refuse(StatusCode.OpUnsupported, "lsetstat cannot set a size"),
-      chmod: (mode) => isLink ? refuse(StatusCode.OpUnsupported, "symbolic links have no permissions here") : FsPromises.chmod(real, mode),
-      chown: (uid, gid) => FsPromises.lchown(real, uid, gid),
-      utimes: (atime, mtime) => FsPromises.lutimes(real, atime, mtime)
-    })
+    await this.jail.setAttributes(request.path, false, request.attrs)
     return ok(request.id)
   }
 
   async opendir(request: Messages.Opendir): Promise<Messages.SftpResponse> {
-    const path = await this.resolve(request.path, true)
-    const names = await FsPromises.readdir(this.real(path), { encoding: "buffer" })
-    names.unshift(Buffer.from("."), Buffer.from(".."))
-    return { _tag: "Handle", id: request.id, handle: this.allocate({ _tag: "Directory", path, names, position: 0 }) }
+    const handle = await this.withHandle("Directory", async () => ({ _tag: "Directory", ...await this.jail.openDirectory(request.path), started: false }))
+    return { _tag: "Handle", id: request.id, handle }
   }
 
+  /** The next batch of entries, at most READDIR_BATCH: read from the directory now, never kept. */
   async readdir(request: Messages.Readdir): Promise<Messages.SftpResponse> {
-    const entry = this.lookup(request.handle)
-    if (entry._tag !== "Directory") refuse(StatusCode.Failure, "not a directory handle")
-    const dir = entry as OpenDirectory
-    const batch = dir.names.slice(dir.position, dir.position + READDIR_BATCH)
-    dir.position += batch.length
-    if (batch.length === 0) return Status.make(request.id, StatusCode.Eof)
-    const base = dir.path === Jail.ROOT ? "" : dir.path
+    const dir = this.directoryOf(request.handle)
     const now = Date.now()
     const entries: Array<Messages.NameEntry> = []
-    for (const raw of batch) {
-      const name = decodeByteString(raw)
-      const real = name === ".." ? this.real(Jail.parent(dir.path)) : name === "." ? this.real(dir.path) : this.real(`${base}/${name}`)
-      const st = await FsPromises.lstat(real).catch(() => undefined)
-      if (st !== undefined) entries.push({ filename: name, longname: longName(name, st, now), attrs: attributesOf(st) })
+    const entry = (name: string, st: Fs.Stats) => ({ filename: name, longname: longName(name, st, now), attrs: attributesOf(st) })
+    if (!dir.started) {
+      dir.started = true
+      entries.push(entry(".", await FsPromises.stat(descriptorPath(dir.fd))), entry("..", dir.parent))
     }
-    return entries.length > 0 ? { _tag: "Name", id: request.id, entries } : this.readdir(request)
+    while (entries.length === 0 || entries.length < READDIR_BATCH) {
+      const names: Array<Buffer> = []
+      while (entries.length + names.length < READDIR_BATCH) {
+        const next = await dir.dir.read()
+        if (next === null) break
+        names.push(entryName(next))
+      }
+      if (names.length === 0) break
+      // an entry removed since it was listed is left out
+      const stats = await Promise.all(names.map((name) => JailedFs.entryStat(dir.fd, name).catch(() => undefined)))
+      names.forEach((raw, i) => {
+        const st = stats[i]
+        if (st !== undefined) entries.push(entry(decodeByteString(raw), st))
+      })
+    }
+    return entries.length > 0 ? { _tag: "Name", id: request.id, entries } : Status.make(request.id, StatusCode.Eof)
   }
 
   async remove(request: Messages.Remove): Promise<Messages.SftpResponse> {
     this.writable()
-    await FsPromises.unlink(await this.realOf(request.path, false))
+    await this.jail.unlink(request.path)
     return ok(request.id)
   }
 
   async mkdir(request: Messages.Mkdir): Promise<Messages.SftpResponse> {
     this.writable()
-    const mode = (request.attrs.permissions ?? 0o777) & 0o7777 & ~this.umask
-    await FsPromises.mkdir(await this.realOf(request.path, false), { mode })
+    await this.jail.mkdir(request.path, (request.attrs.permissions ?? 0o777) & 0o7777 & ~this.umask)
     return ok(request.id)
   }
 
   async rmdir(request: Messages.Rmdir): Promise<Messages.SftpResponse> {
     this.writable()
-    await FsPromises.rmdir(await this.realOf(request.path, false))
+    await this.jail.rmdir(request.path)
     return ok(request.id)
   }
 
   async realpath(id: number, path: string): Promise<Messages.SftpResponse> {
-    return this.nameReply(id, await this.resolve(path === "" ? "." : path, true))
+    return this.nameReply(id, await this.jail.realpath(path === "" ? "." : path))
   }
 
   async rename(request: Messages.Rename): Promise<Messages.SftpResponse> {
     this.writable()
-    const from = await this.realOf(request.oldPath, false)
-    const to = await this.realOf(request.newPath, false)
-    // SFTP v3 RENAME must not replace: link+unlink is atomic for files; others are checked first.
-    const st = await FsPromises.lstat(from)
-    if (st.isFile()) {
-      await FsPromises.link(from, to)
-      await FsPromises.unlink(from)
-    } else {
-      if (await FsPromises.lstat(to).then(() => true, () => false)) refuse(StatusCode.Failure, "File exists")
-      await FsPromises.rename(from, to)
-    }
+    await this.jail.rename(request.oldPath, request.newPath, false)
     return ok(request.id)
   }
 
   async posixRename(request: Extensions.PosixRename): Promise<Messages.SftpResponse> {
     this.writable()
-    await FsPromises.rename(await this.realOf(request.oldPath, false), await this.realOf(request.newPath, false))
+    await this.jail.rename(request.oldPath, request.newPath, true)
     return ok(request.id)
   }
 
   async readlink(request: Messages.Readlink): Promise<Messages.SftpResponse> {
-    const target = await FsPromises.readlink(await this.realOf(request.path, false), { encoding: "buffer" })
-    return this.nameReply(request.id, decodeByteString(target))
+    return this.nameReply(request.id, await this.jail.readlink(request.path))
   }
 
   async symlink(request: Messages.Symlink): Promise<Messages.SftpResponse> {
     this.writable()
     if (request.targetPath.includes("\0")) refuse(StatusCode.BadMessage, "target contains a NUL byte")
     // The target is stored as given: links are only ever followed through the jail.
-    await FsPromises.symlink(Buffer.from(encodeByteString(request.targetPath)), await this.realOf(request.linkPath, false))
+    await this.jail.symlink(request.targetPath, request.linkPath)
     return ok(request.id)
   }
 
   async hardlink(request: Extensions.Hardlink): Promise<Messages.SftpResponse> {
     this.writable()
-    await FsPromises.link(await this.realOf(request.oldPath, false), await this.realOf(request.newPath, false))
+    await this.jail.link(request.oldPath, request.newPath)
     return ok(request.id)
   }
 
-  async statvfs(id: number, real: Buffer): Promise<Messages.SftpResponse> {
-    const st = await FsPromises.statfs(real, { bigint: true })
+  private statvfsReply(id: number, st: Fs.BigIntStatsFs): Messages.SftpResponse {
     const stats: Extensions.VfsStats = {
       bsize: st.bsize,
       frsize: st.bsize,
@@ -527,6 +572,16 @@ class SftpSession {
     return { _tag: "ExtendedReply", id, data: Extensions.encodeVfsStats(stats) }
   }
 
+  async statvfs(request: Extensions.StatVfs): Promise<Messages.SftpResponse> {
+    return this.statvfsReply(request.id, await this.jail.statfs(request.path))
+  }
+
+  async fstatvfs(request: Extensions.FstatVfs): Promise<Messages.SftpResponse> {
+    const entry = this.lookup(request.handle)
+    const path = descriptorPath(entry._tag === "File" ? entry.file.fd : entry.fd)
+    return this.statvfsReply(request.id, await FsPromises.statfs(path, { bigint: true }))
+  }
+
   async fsync(request: Extensions.Fsync): Promise<Messages.SftpResponse> {
     await this.fileOf(request.handle).file.sync()
     return ok(request.id)
@@ -537,9 +592,11 @@ class SftpSession {
     const from = this.fileOf(request.readHandle)
     const to = this.fileOf(request.writeHandle)
     if (!to.writable) refuse(StatusCode.PermissionDenied, "destination not open for writing")
+    checkSpan(request.readOffset, request.readLength, "read-from-offset + read-data-length")
+    checkSpan(request.writeOffset, request.readLength, "write-to-offset + read-data-length")
     const buffer = Buffer.allocUnsafe(COPY_BUFFER)
     let copied = 0
-    const limit = request.readLength === 0 ? Number.MAX_SAFE_INTEGER : request.readLength
+    const limit = request.readLength === 0 ? Number.MAX_SAFE_INTEGER - Math.max(request.readOffset, request.writeOffset) : request.readLength
     while (copied < limit) {
       const want = Math.min(buffer.length, limit - copied)
       const { bytesRead } = await from.file.read(buffer, 0, want, request.readOffset + copied)
@@ -565,15 +622,20 @@ class SftpSession {
   }
 
   /** Answers one request; every failure becomes a STATUS. */
-  async answer(request: Messages.SftpRequest): Promise<Messages.SftpResponse | EncodedReply> {
-    try {
-      return await this.dispatch(request)
-    } catch (e) {
-      return statusOf(request.id, e)
-    }
+  answer(request: Messages.SftpRequest): Promise<Messages.SftpResponse | EncodedReply> {
+    const answered = (async () => {
+      try {
+        return await this.dispatch(request)
+      } catch (e) {
+        return statusOf(request.id, e)
+      }
+    })()
+    this.inFlight = answered
+    return answered
   }
 
   private dispatch(r: Messages.SftpRequest): Promise<Messages.SftpResponse | EncodedReply> | Messages.SftpResponse {
+    if (this.closed) refuse(StatusCode.Failure, "session closed")
     switch (r._tag) {
       case "Open":
         return this.open(r)
@@ -614,9 +676,9 @@ class SftpSession {
       case "PosixRename":
         return this.posixRename(r)
       case "StatVfs":
-        return this.realOf(r.path, true).then((real) => this.statvfs(r.id, real))
+        return this.statvfs(r)
       case "FstatVfs":
-        return this.statvfs(r.id, this.real(this.lookup(r.handle).path))
+        return this.fstatvfs(r)
       case "Hardlink":
         return this.hardlink(r)
       case "Fsync":
@@ -631,7 +693,7 @@ class SftpSession {
             maxPacketLength: DEFAULT_MAX_PACKET_LENGTH,
             maxReadLength: MAX_DATA_LENGTH,
             maxWriteLength: MAX_DATA_LENGTH,
-            maxOpenHandles: this.maxHandles
+            maxOpenHandles: Math.min(this.limits.perSession, this.limits.handles.limit)
           })
         }
       case "ExpandPath":
@@ -657,6 +719,19 @@ const protocolError = (message: string) => SshError.make(new SshError.ProtocolEr
 const knownTypes: ReadonlySet<number> = new Set(Object.values(Messages.PacketType))
 
 /**
+ * Holds the jail's root for a session: `SftpStatus` (NoSuchFile) when it does
+ * not exist, `NotImplemented` when this platform cannot host the jail.
+ */
+const openJail = (root: string): Effect.Effect<JailedFs, SshError.SshError> =>
+  Effect.tryPromise({
+    try: async () => JailedFs.open(await FsPromises.realpath(root).catch(() => {
+      throw new SshError.SftpStatus({ code: StatusCode.NoSuchFile, message: "the SFTP root does not exist", path: root })
+    })),
+    catch: (e) =>
+      e instanceof JailUnsupported ? SshError.make(new SshError.NotImplemented({ message: e.message })) : SshError.fromUnknown(e)
+  })
+
+/**
  * Serves one SFTP session over any byte stream: `input` is what the client
  * sends, `write` sends our bytes. Ends when the input ends; fails with a
  * `ProtocolError` on a malformed packet (the caller closes the channel).
@@ -672,7 +747,7 @@ export const serve = (
   options: SftpServerOptions,
   peer: SftpPeer
 ): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
-  serveWith((f) => Stream.runForEachArray(input, f), write, options, peer, false)
+  serveWith((f) => Stream.runForEachArray(input, f), write, options, peer, false, sharedLimits(options))
 
 /** Drains the client's bytes, lending each batch to `f` for the duration of its effect. */
 type Consume = (f: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, SshError.SshError>) => Effect.Effect<void, SshError.SshError>
@@ -688,14 +763,12 @@ const serveWith = (
   write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
   options: SftpServerOptions,
   peer: SftpPeer,
-  owned: boolean
+  owned: boolean,
+  limits: SharedLimits
 ): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
   Effect.gen(function*() {
-    const root = yield* Effect.tryPromise({
-      try: () => FsPromises.realpath(options.root),
-      catch: () => SshError.make(new SshError.SftpStatus({ code: StatusCode.NoSuchFile, message: "the SFTP root does not exist", path: options.root }))
-    })
-    const session = yield* Effect.try({ try: () => new SftpSession(root, options, peer), catch: SshError.fromUnknown })
+    const jail = yield* openJail(options.root)
+    const session = new SftpSession(jail, limits, options, peer)
     yield* Effect.addFinalizer(() => Effect.promise(() => session.closeAll()))
     const outbox = new Outbox(write, { freeWritten: owned })
     yield* Effect.forkScoped(Effect.ignore(outbox.run))
@@ -713,11 +786,15 @@ const serveWith = (
         const id = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1)
         return Effect.as(reply(Status.make(id, StatusCode.OpUnsupported)), undefined)
       }
-      let packet: Messages.SftpPacket
+      let packet: Messages.SftpPacket | Messages.Unrepresentable
       try {
-        packet = Messages.decode(body)
+        packet = Messages.decodeRequest(body)
       } catch (e) {
         return Effect.fail(SshError.fromUnknown(e))
+      }
+      if (packet._tag === "Unrepresentable") {
+        if (!initialized) return Effect.fail(protocolError("SFTP request before INIT"))
+        return Effect.as(reply(Status.make(packet.id, StatusCode.Failure, packet.message)), undefined)
       }
       if (packet._tag === "Init") {
         if (initialized) return Effect.fail(protocolError("second SFTP INIT"))
@@ -764,9 +841,12 @@ const serveWith = (
  * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.fileSystem({ root: "/srv/sftp", readOnly: true }) })
  * ```
  */
-export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => (session: ServerSession) =>
-  Effect.andThen(
-    session.channel.growWindow(options.windowSize ?? DEFAULT_WINDOW),
-    // a session's write is the channel's, which has sealed (copied) the bytes when it completes
-    Effect.as(serveWith(session.consumeStdin, (bytes) => session.write(bytes), options, { user: session.user }, true), 0)
-  )
+export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => {
+  const limits = sharedLimits(options)
+  return (session: ServerSession) =>
+    Effect.andThen(
+      session.channel.growWindow(options.windowSize ?? DEFAULT_WINDOW),
+      // a session's write is the channel's, which has sealed (copied) the bytes when it completes
+      Effect.as(serveWith(session.consumeStdin, (bytes) => session.write(bytes), options, { user: session.user }, true, limits), 0)
+    )
+}

@@ -28,7 +28,19 @@ const STRING = 3
 const RAW = 4
 
 /**
- * Reads a uint64 as a `number`, failing when it exceeds 2^53 - 1.
+ * The `ProtocolError` of a uint64 beyond 2^53 - 1: well-formed on the wire,
+ * but more than a `number` offset or size can carry. A server answers the
+ * request it came in with a status instead of ending the session.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof Uint64OutOfRange) reply(Status.make(id, StatusCode.Failure, e.message))
+ * ```
+ */
+export class Uint64OutOfRange extends ProtocolError {}
+
+/**
+ * Reads a uint64 as a `number`, failing with `Uint64OutOfRange` when it exceeds 2^53 - 1.
  *
  * @example
  * ```ts
@@ -38,7 +50,7 @@ const RAW = 4
 export const readSafeUint64 = (r: Reader, what: string): number => {
   const hi = r.uint32()
   const lo = r.uint32()
-  if (hi > MAX_SAFE_HIGH) fail(`${what} exceeds 2^53-1`)
+  if (hi > MAX_SAFE_HIGH) throw new Uint64OutOfRange({ message: `${what} exceeds 2^53-1` })
   return hi * TWO_32 + lo
 }
 

@@ -136,6 +136,49 @@ describe("garbage from a client to our server", () => {
   })
 })
 
+describe("numbers beyond 2^53 from a client", () => {
+  const { PacketType, OpenFlags } = Messages
+  const handle = Uint8Array.of(0, 0, 0, 1) // the server's first handle
+  const huge = [1n << 62n, (1n << 64n) - 1n, 1n << 53n]
+  const sizeAttrs = (size: bigint) => new FieldList().uint32(1, "flags").bigUint64(size).bytes()
+
+  it("READ, WRITE, SETSTAT, FSETSTAT and copy-data get FAILURE with a clear message; the session goes on", async () => {
+    const requests = [
+      Messages.encode({ _tag: "Open", id: 1, path: "/big-offsets", pflags: OpenFlags.Read | OpenFlags.Write | OpenFlags.Create, attrs: {} }),
+      ...huge.map((offset, i) => new FieldList().uint32(10 + i, "id").string(handle).bigUint64(offset).uint32(10, "len").packet(PacketType.Read)),
+      ...huge.map((offset, i) => new FieldList().uint32(20 + i, "id").string(handle).bigUint64(offset).text("x").packet(PacketType.Write)),
+      new FieldList().uint32(30, "id").text("/big-offsets").raw(sizeAttrs(1n << 62n)).packet(PacketType.Setstat),
+      new FieldList().uint32(31, "id").string(handle).raw(sizeAttrs((1n << 64n) - 1n)).packet(PacketType.Fsetstat),
+      new FieldList().uint32(32, "id").text("copy-data").string(handle).bigUint64(1n << 62n).bigUint64(0n).string(handle).bigUint64(0n)
+        .packet(PacketType.Extended),
+      // representable, but offset + length is not
+      Messages.encode({ _tag: "Read", id: 40, handle, offset: Number.MAX_SAFE_INTEGER - 4, length: 10 }),
+      Messages.encode({ _tag: "Write", id: 41, handle, offset: Number.MAX_SAFE_INTEGER - 1, data: new Uint8Array(8) }),
+      Messages.encode({ _tag: "Write", id: 50, handle, offset: 0, data: new TextEncoder().encode("ok") }),
+      Messages.encode({ _tag: "Stat", id: 51, path: "/big-offsets" })
+    ]
+    const outcome = await runScoped(Effect.gen(function*() {
+      const server = yield* SshServer.serve(serverOptions({ sftp: SftpServer.fileSystem({ root: root.path }) }))
+      const ssh = yield* connect(server.address.port)
+      const proc = yield* ssh.subsystem("sftp")
+      yield* Effect.forkScoped(Effect.andThen(Effect.sleep(500), proc.closeStdin))
+      return yield* sendRaw(proc, new Uint8Array(Buffer.concat([init, ...requests])))
+    }))
+    const byId = new Map(outcome.replies.filter((r) => "id" in r).map((r) => [(r as { id: number }).id, r]))
+    expect(byId.get(1)).toMatchObject({ _tag: "Handle" })
+    for (const id of [10, 11, 12, 20, 21, 22, 30, 31, 32]) {
+      expect(byId.get(id), `request ${id}`).toMatchObject({ _tag: "Status", code: StatusCode.Failure })
+      expect((byId.get(id) as Messages.Status).message).toMatch(/exceeds 2\^53-1, more than this server can address/)
+    }
+    for (const id of [40, 41]) expect(byId.get(id), `request ${id}`).toMatchObject({ _tag: "Status", code: StatusCode.Failure })
+    expect((byId.get(40) as Messages.Status).message).toContain("offset + length exceeds 2^53-1")
+    expect(byId.get(50)).toMatchObject({ _tag: "Status", code: StatusCode.Ok })
+    expect(byId.get(51)).toMatchObject({ _tag: "Attrs", attrs: { size: 2 } })
+    expect(outcome.exit).toEqual({ _tag: "Exited", code: 0 })
+    expect(Fs.readFileSync(`${root.path}/big-offsets`, "utf8")).toBe("ok")
+  })
+})
+
 /** A fake SFTP server: answers INIT with VERSION, then answers the first request with `reply(id)`. */
 const evilSftp = (reply: (id: number) => Uint8Array) => (session: ServerSession) =>
   Effect.gen(function*() {
