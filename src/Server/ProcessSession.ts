@@ -52,7 +52,7 @@ import type { ExitStatus } from "../Channel/Session.ts"
 import type { ServerSession, SessionHandlers, SessionPeer } from "../Channel/ServerSession.ts"
 import { discard } from "../internal/ownedBuffers.ts"
 import { findExecutable, type GroupWatch, makeGroupWatch, signalGroup, signalNumber, signalProcess } from "../internal/osProcess.ts"
-import { makeSpawner, type Spawner } from "../internal/spawner.ts"
+import { sharedSpawner, type Spawner } from "../internal/spawner.ts"
 import * as Pty from "./Pty.ts"
 
 /** Options of `handlers`. */
@@ -113,7 +113,7 @@ export const handlers = (options: ProcessSessionOptions = {}): SessionHandlers =
   const shell = options.shell ?? ownerShell(account)
   const helper = options.pty === "none" ? undefined : Pty.detect(options.pty === "auto" ? undefined : options.pty)
   const killTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.killTimeout ?? Duration.seconds(2)))
-  const settings: Settings = { shell, helper, killTimeout, options, owner: account, spawner: makeSpawner(), watch: makeGroupWatch() }
+  const settings: Settings = { shell, helper, killTimeout, options, owner: account, spawner: sharedSpawner(), watch: makeGroupWatch() }
   return {
     exec: (session, command) => serveProcess(session, settings, { args: ["-c", command], login: false }),
     shell: (session) => serveProcess(session, settings, { args: [], login: true }),

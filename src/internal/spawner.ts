@@ -11,12 +11,13 @@
  * loop takes the wait, and the started process's stdio pipes come back as
  * sockets, so data flows between the program and the server directly.
  *
- * The helper starts with the first request and exits after `idleTimeout`
- * without requests or running processes (or when the server exits). At
+ * The helper starts with the first request (about 0.1 s) and exits after
+ * `idleTimeout` without requests or running processes, or when the server
+ * exits; it costs some 20 MiB of private memory while it runs. At
  * most `inFlight` requests are at the helper at once; the others wait in
- * one queue per caller-chosen key (a connection), served in turn, so a
- * client that asks for 200 processes delays another client's login by at
- * most a few spawns, not 200.
+ * one queue per caller-chosen key (a connection), and the key with the
+ * fewest processes goes first, so a client that asks for 200 processes
+ * delays another client's login by a couple of spawns, not 200.
  *
  * @internal
  */
@@ -71,23 +72,27 @@ export interface Spawner {
 export interface SpawnerOptions {
   /** Requests at the helper at once (default 2). */
   readonly inFlight?: number | undefined
-  /** How long an idle helper lives, in ms (default 10 s). */
+  /** How long an idle helper lives, in ms (default 30 s). */
   readonly idleTimeout?: number | undefined
 }
 
 /**
- * Queues that take turns: `shift` serves the first item of each key in
- * rotation, so one busy key cannot starve the others.
+ * Queues that take turns: `shift` serves the key with the lowest load (the
+ * fewest processes started for it and still running, say), and among
+ * equals the one served longest ago — so a connection with no processes
+ * goes before one that already has fifty, and one busy key cannot starve
+ * the others.
  *
  * @example
  * ```ts
  * const q = new FairQueue<string>()
  * q.push("a", "a1"); q.push("a", "a2"); q.push("b", "b1")
- * q.shift() // "a1", then "b1", then "a2"
+ * q.shift(() => 0) // "a1", then "b1", then "a2"
  * ```
  * @internal
  */
 export class FairQueue<A> {
+  /** In rotation order: the key served longest ago first. */
   private readonly lanes = new Map<string, Array<A>>()
   private count = 0
 
@@ -102,16 +107,24 @@ export class FairQueue<A> {
     this.count++
   }
 
-  shift(): A | undefined {
-    for (const [key, lane] of this.lanes) {
-      const item = lane.shift()!
-      // the key goes to the back of the rotation
-      this.lanes.delete(key)
-      if (lane.length > 0) this.lanes.set(key, lane)
-      this.count--
-      return item
+  shift(load: (key: string) => number): A | undefined {
+    let best: string | undefined
+    let bestLoad = Infinity
+    for (const key of this.lanes.keys()) {
+      const l = load(key)
+      if (l < bestLoad) {
+        best = key
+        bestLoad = l
+      }
     }
-    return undefined
+    if (best === undefined) return undefined
+    const lane = this.lanes.get(best)!
+    const item = lane.shift()!
+    // the key goes to the back of the rotation
+    this.lanes.delete(best)
+    if (lane.length > 0) this.lanes.set(best, lane)
+    this.count--
+    return item
   }
 
   /** Removes an item that is still queued; false if it is not there. */
@@ -159,7 +172,7 @@ const cannotStart = (file: string, message: string) =>
  */
 export const makeSpawner = (options: SpawnerOptions = {}): Spawner => {
   const inFlightLimit = Math.max(1, options.inFlight ?? 2)
-  const idleTimeout = options.idleTimeout ?? 10_000
+  const idleTimeout = options.idleTimeout ?? 30_000
   const queue = new FairQueue<Job>()
   /** At the helper, not yet started. */
   const starting = new Map<number, Job>()
@@ -168,6 +181,13 @@ export const makeSpawner = (options: SpawnerOptions = {}): Spawner => {
   let helper: ChildProcess | undefined
   let idleTimer: ReturnType<typeof setTimeout> | undefined
   let nextId = 1
+  /** Processes starting or running, by queue key. */
+  const load = new Map<string, number>()
+  const addLoad = (key: string, n: number) => {
+    const next = (load.get(key) ?? 0) + n
+    if (next === 0) load.delete(key)
+    else load.set(key, next)
+  }
 
   const busy = () => queue.size + starting.size + running.size > 0
 
@@ -177,9 +197,11 @@ export const makeSpawner = (options: SpawnerOptions = {}): Spawner => {
     if (idleTimer !== undefined) clearTimeout(idleTimer)
     idleTimer = undefined
     if (busy()) {
+      helper.ref()
       helper.channel?.ref()
       return
     }
+    helper.unref()
     helper.channel?.unref()
     const idle = helper
     idleTimer = setTimeout(() => {
@@ -196,17 +218,24 @@ export const makeSpawner = (options: SpawnerOptions = {}): Spawner => {
     resume?.(result)
   }
 
+  /** The job is over (started and exited, or failed): it no longer counts for its key. */
+  const settle = (job: Job) => {
+    if (starting.delete(job.id) || running.delete(job.id)) addLoad(job.key, -1)
+  }
+
   /** The helper is gone: whatever it was doing fails or ends as Unknown. */
   const lost = (gone: ChildProcess, why: string) => {
     if (helper !== gone) return
     helper = undefined
-    for (const job of starting.values()) {
+    for (const job of [...starting.values()]) {
+      settle(job)
       for (const socket of job.stdio) socket.destroy()
       finish(job, Effect.fail(cannotStart(job.request.file, why)))
     }
-    starting.clear()
-    for (const job of running.values()) Deferred.doneUnsafe(job.exit, Effect.succeed(unknownStatus))
-    running.clear()
+    for (const job of [...running.values()]) {
+      settle(job)
+      Deferred.doneUnsafe(job.exit, Effect.succeed(unknownStatus))
+    }
     pump()
   }
 
@@ -233,12 +262,11 @@ export const makeSpawner = (options: SpawnerOptions = {}): Spawner => {
         break
       }
       case "exit":
-        running.delete(job.id)
-        starting.delete(job.id)
+        settle(job)
         Deferred.doneUnsafe(job.exit, Effect.succeed(statusOf(message.code, message.signal)))
         break
       case "failed":
-        starting.delete(job.id)
+        settle(job)
         finish(job, Effect.fail(cannotStart(job.request.file, message.message)))
         break
     }
@@ -261,14 +289,15 @@ export const makeSpawner = (options: SpawnerOptions = {}): Spawner => {
 
   const pump = () => {
     while (starting.size < inFlightLimit && queue.size > 0) {
-      const job = queue.shift()!
+      const job = queue.shift((key) => load.get(key) ?? 0)!
       helper ??= startHelper()
       starting.set(job.id, job)
+      addLoad(job.key, 1)
       const { file, args, argv0, cwd, env, pipes } = job.request
       const message: SpawnMessage = { op: "spawn", id: job.id, file, args, argv0, cwd, env, pipes }
       helper.send(message, undefined, {}, (error) => {
         if (error !== null && starting.get(job.id) === job) {
-          starting.delete(job.id)
+          settle(job)
           finish(job, Effect.fail(cannotStart(file, `process spawner unreachable: ${error.message}`)))
           pump()
         }
@@ -290,3 +319,17 @@ export const makeSpawner = (options: SpawnerOptions = {}): Spawner => {
 
   return { spawn }
 }
+
+let shared: Spawner | undefined
+
+/**
+ * The process's shared `Spawner`: one helper for every server in this
+ * process (queues are per connection anyway).
+ *
+ * @example
+ * ```ts
+ * const child = yield* sharedSpawner().spawn(request, "203.0.113.5:50022")
+ * ```
+ * @internal
+ */
+export const sharedSpawner = (): Spawner => (shared ??= makeSpawner())

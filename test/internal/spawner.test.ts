@@ -18,7 +18,7 @@ const readAll = (socket: net.Socket): Promise<string> =>
 const sh = (script: string, pipes: 3 | 4 = 3) => ({ file: "/bin/sh", args: ["-c", script], cwd: "/", env: { PATH: "/usr/bin:/bin" }, pipes })
 
 describe("FairQueue", () => {
-  it("serves keys in turn", () => {
+  it("serves keys in turn when their loads are equal", () => {
     const q = new FairQueue<string>()
     for (const item of ["a1", "a2", "a3"]) q.push("a", item)
     q.push("b", "b1")
@@ -27,9 +27,20 @@ describe("FairQueue", () => {
     expect(q.remove("a", "a3")).toBe(true)
     expect(q.remove("a", "zz")).toBe(false)
     const order: Array<string> = []
-    for (let item = q.shift(); item !== undefined; item = q.shift()) order.push(item)
+    for (let item = q.shift(() => 0); item !== undefined; item = q.shift(() => 0)) order.push(item)
     expect(order).toEqual(["a1", "b1", "c1", "a2", "b2"])
     expect(q.size).toBe(0)
+  })
+
+  it("serves the least loaded key first", () => {
+    const q = new FairQueue<string>()
+    const load = new Map([["storm", 0], ["login", 0]])
+    for (let i = 0; i < 5; i++) q.push("storm", `s${i}`)
+    const served = [q.shift((k) => load.get(k)!), q.shift((k) => load.get(k)!)]
+    load.set("storm", 2)
+    q.push("login", "l0")
+    served.push(q.shift((k) => load.get(k)!)!, q.shift((k) => load.get(k)!)!)
+    expect(served).toEqual(["s0", "s1", "l0", "s2"])
   })
 })
 
