@@ -187,11 +187,12 @@ export const serve = (
               pty = Requests.decodePtyRequest(data)
               return true
             case "env": {
-              if (Deferred.isDoneUnsafe(started)) return false
-              const { name, value } = Requests.decodeEnv(data)
-              if (!acceptEnv(name)) return false
               // the payload is name and value with their 4-byte lengths
               const size = data.length - 8
+              // refused before decoding: a flood of oversized values costs no strings
+              if (Deferred.isDoneUnsafe(started) || size > maxEnvBytes) return false
+              const { name, value } = Requests.decodeEnv(data)
+              if (!acceptEnv(name)) return false
               const previous = envSizes.get(name)
               const count = envSizes.size + (previous === undefined ? 1 : 0)
               const bytes = envBytes - (previous ?? 0) + size

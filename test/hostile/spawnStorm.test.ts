@@ -11,7 +11,7 @@
  * an idle machine that is a few ms; under load — in production, typically
  * the sessions' own shells running their rc files — it is 100 ms or more
  * per spawn. A few busy loops at normal priority make that load the same
- * on every run. The owner's shell is /bin/sh (see stormPreload.ts), so the
+ * on every run. The owner's shell is /bin/sh (see sessionPreload.ts), so the
  * load is the test's, not whatever ~/.bashrc does.
  *
  * At the end the server is stopped (SIGTERM: it hangs up every session) and
@@ -36,7 +36,7 @@ const PER_CONNECTION = 50
 const BURNERS = 6
 const TARGET_MS = 2000
 
-const preload = fileURLToPath(new URL("./stormPreload.ts", import.meta.url))
+const preload = fileURLToPath(new URL("./sessionPreload.ts", import.meta.url))
 
 /** Processes whose environment says they belong to a session of the server on `port`, zombies excluded: their commands. */
 const sessionProcesses = (port: number): Array<string> => {

@@ -1,14 +1,14 @@
 /**
- * Preloaded (`--import`) into the `effect-ssh serve` child of the spawn
- * storm test:
+ * Preloaded (`--import`) into the `effect-ssh serve` child of hostile tests
+ * that run session processes:
  *
  * - the server owner's login shell reads as /bin/sh. Sessions run the
  *   owner's shell from the password database; for root on this kind of
  *   machine that is bash, which sources ~/.bashrc for SSH sessions (its
  *   SSH_SOURCE_BASHRC build option, triggered by SSH_CLIENT), and that rc
  *   file may do anything — here it runs `pyenv init`, whose rehash lock
- *   makes 200 concurrent shells poll for up to a minute. The test measures
- *   the server, so its sessions get a shell that starts nothing.
+ *   makes 200 concurrent shells poll for up to a minute. The tests measure
+ *   the server, so their sessions get a shell that starts nothing.
  * - the event loop's delay is logged every half second
  *   (`event-loop-delay max=<ms>`: the most a 20 ms timer fired late), for
  *   the test to report.
