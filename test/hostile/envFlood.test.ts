@@ -4,8 +4,8 @@
  * env requests of 200 KB (names the default AcceptEnv lets through: LC_*)
  * and 200 small ones. The server must refuse what is over sshd's limits
  * (128 variables, and here 128 KiB of names and values per session),
- * replying CHANNEL_FAILURE, keep its resident memory growth under 32 MiB
- * per attacking connection, and each channel must still run a command
+ * replying CHANNEL_FAILURE, keep its peak resident memory growth under
+ * 64 MiB per attacking connection, and each channel must still run a command
  * whose environment holds exactly the variables that were accepted.
  */
 import { describe, expect, it } from "vitest"
@@ -24,7 +24,8 @@ const CHANNELS_PER_CONNECTION = 3
 const BIG = 120
 const BIG_BYTES = 200 * 1000
 const SMALL = 200
-const GROWTH_PER_CONNECTION = 32 * 1024 * 1024
+/** Peak RSS growth: the packets' transient buffers (144 MB pass through), not what channels keep (under 128 KiB each). */
+const GROWTH_PER_CONNECTION = 64 * 1024 * 1024
 
 const preload = fileURLToPath(new URL("./sessionPreload.ts", import.meta.url))
 const decoder = new TextDecoder()
