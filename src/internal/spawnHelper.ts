@@ -104,6 +104,7 @@ const start = (request: SpawnMessage) => {
   child.once("exit", (code, signal) => {
     live.delete(pid)
     send({ op: "exit", id: request.id, code, signal })
+    if (!process.connected && live.size === 0) process.exit(0)
   })
   pipes.forEach((pipe, fd) => send({ op: "pipe", id: request.id, fd, pid }, pipe))
 }
