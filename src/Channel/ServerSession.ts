@@ -8,6 +8,13 @@
  * as a Stream (its pull grants the client more window) and `write` for our
  * output (which waits for the client's window).
  *
+ * What a client can make a channel hold is bounded, as in sshd: env is
+ * accepted only before the session starts, for at most `maxEnvVariables`
+ * names and `maxEnvBytes` bytes in all; one pty-req, before the start;
+ * one exec, shell or subsystem. Anything over is refused (CHANNEL_FAILURE
+ * when the client wants a reply) and the channel stays usable.
+ * window-change and signal store nothing.
+ *
  * A user certificate's `force-command` replaces whatever the client asked to
  * run; agent forwarding (`auth-agent-req@openssh.com`), when the server
  * allows it, gives the session an `SSH_AUTH_SOCK`.
@@ -90,7 +97,22 @@ export interface SessionHandlers {
   readonly acceptEnv?: ((name: string) => boolean) | undefined
   /** Whether to grant pty requests (default true). */
   readonly allowPty?: boolean | undefined
+  /** Most environment variables a session accepts (default `DEFAULT_MAX_ENV_VARIABLES`). */
+  readonly maxEnvVariables?: number | undefined
+  /** Most bytes of environment (names and values, UTF-8) a session accepts (default `DEFAULT_MAX_ENV_BYTES`). */
+  readonly maxEnvBytes?: number | undefined
 }
+
+/** Environment variables per session: sshd's limit (it refuses env once a session holds more than 128). */
+export const DEFAULT_MAX_ENV_VARIABLES = 128
+
+/**
+ * Bytes of environment per session, names and values: 128 KiB, Linux's
+ * limit on one environment string (MAX_ARG_STRLEN), so any variable a
+ * program could be started with fits. sshd has no total, only its 256 KiB
+ * packet limit per variable (129 × 256 KiB = 32 MiB per session).
+ */
+export const DEFAULT_MAX_ENV_BYTES = 128 * 1024
 
 type Start =
   | { readonly _tag: "exec"; readonly command: string; readonly original?: string | undefined }
@@ -118,7 +140,12 @@ export const serve = (
     const started = yield* Deferred.make<Start>()
     let agentSocket: string | undefined
     let pty: Requests.PtyRequest | undefined
-    const env: Record<string, string> = {}
+    const env: Record<string, string> = Object.create(null)
+    /** Bytes of each accepted variable (name and value). */
+    const envSizes = new Map<string, number>()
+    let envBytes = 0
+    const maxEnvVariables = handlers.maxEnvVariables ?? DEFAULT_MAX_ENV_VARIABLES
+    const maxEnvBytes = handlers.maxEnvBytes ?? DEFAULT_MAX_ENV_BYTES
     const resizeListeners: Array<(size: Requests.WindowSize) => void> = []
     const signalListeners: Array<(signal: string) => void> = []
     const acceptEnv = handlers.acceptEnv ?? defaultAcceptEnv
@@ -155,13 +182,24 @@ export const serve = (
         try {
           switch (request) {
             case "pty-req":
-              if (handlers.allowPty === false || Deferred.isDoneUnsafe(started)) return false
+              // one terminal per session, as sshd (which disconnects on a second one)
+              if (handlers.allowPty === false || pty !== undefined || Deferred.isDoneUnsafe(started)) return false
               pty = Requests.decodePtyRequest(data)
               return true
             case "env": {
+              // the payload is name and value with their 4-byte lengths
+              const size = data.length - 8
+              // refused before decoding: a flood of oversized values costs no strings
+              if (Deferred.isDoneUnsafe(started) || size > maxEnvBytes) return false
               const { name, value } = Requests.decodeEnv(data)
               if (!acceptEnv(name)) return false
+              const previous = envSizes.get(name)
+              const count = envSizes.size + (previous === undefined ? 1 : 0)
+              const bytes = envBytes - (previous ?? 0) + size
+              if (count > maxEnvVariables || bytes > maxEnvBytes) return false
               env[name] = value
+              envSizes.set(name, size)
+              envBytes = bytes
               return true
             }
             case "exec":

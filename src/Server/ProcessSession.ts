@@ -14,6 +14,13 @@
  *   peer, SSH_TTY and TERM the pty. The variables the client sent (those the
  *   session's `acceptEnv` let through) come next, and `options.env` last, as
  *   sshd's SetEnv overrides AcceptEnv.
+ * - Many sessions at once: processes are started by a helper process (see
+ *   `Spawner`), because Node's spawn blocks until the child has exec'd, which
+ *   on a busy machine takes long enough to stall every connection; requests
+ *   from different connections take turns, so one client opening dozens of
+ *   sessions delays another's login by a few spawns at most. Waiting for
+ *   hung-up process groups shares one asynchronous look at /proc between
+ *   all sessions.
  * - Backpressure end to end: the client's data is pulled (granting SSH
  *   window) only as fast as the program's stdin drains; the program's output
  *   is read only while the previous chunk's SSH write has completed, so a
@@ -28,25 +35,24 @@
  *   (each session runs in its own, via setsid) gets SIGHUP, then SIGKILL after
  *   `killTimeout`: no orphans, `nohup` included. Processes that left the
  *   group (`setsid`, daemons) are out of reach, as with any supervisor
- *   without cgroups; so are all children if the Node process itself is
- *   killed with SIGKILL.
+ *   without cgroups. If the Node process itself dies (even by SIGKILL), the
+ *   spawner's helper hangs up the groups whose leader is still running.
  *
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
-import { spawn } from "node:child_process"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Readable, Writable } from "node:stream"
-import * as SshError from "../SshError.ts"
+import type * as SshError from "../SshError.ts"
 import type { WindowSize } from "../Channel/Requests.ts"
 import type { ExitStatus } from "../Channel/Session.ts"
 import type { ServerSession, SessionHandlers, SessionPeer } from "../Channel/ServerSession.ts"
 import { discard } from "../internal/ownedBuffers.ts"
-import { findExecutable, groupAlive, isDirectory, signalGroup, signalNumber, signalProcess, watchExit } from "../internal/osProcess.ts"
+import { findExecutable, type GroupWatch, makeGroupWatch, signalGroup, signalNumber, signalProcess } from "../internal/osProcess.ts"
+import { sharedSpawner, type Spawner } from "../internal/spawner.ts"
 import * as Pty from "./Pty.ts"
 
 /** Options of `handlers`. */
@@ -68,7 +74,7 @@ export interface ProcessSessionOptions {
  *
  * @example
  * ```ts
- * const running: RunningProcess = Pty.spawn(helper, spawnOptions)
+ * const running: RunningProcess = yield* Pty.spawn(spawner, helper, spawnOptions, "203.0.113.5:50022")
  * running.resize({ columns: 120, rows: 40 })
  * ```
  */
@@ -79,8 +85,8 @@ export interface RunningProcess {
   readonly output: Readable
   /** The program's stderr (on a pty: the helper's own errors). */
   readonly errors: Readable
-  /** Resolves when the program has ended; fails if it could not be started. */
-  readonly exit: Effect.Effect<ExitStatus, SshError.SshError>
+  /** Resolves when the program has ended. */
+  readonly exit: Effect.Effect<ExitStatus>
   /** Delivers a signal request (name without SIG) to the program. */
   readonly signal: (name: string) => void
   /** Resizes the terminal (no-op on pipes). */
@@ -89,8 +95,8 @@ export interface RunningProcess {
   readonly hangup: () => void
   /** SIGKILL to everything the session started that is still reachable. */
   readonly kill: () => void
-  /** Whether any process of the session is still alive. */
-  readonly alive: () => boolean
+  /** The process groups the session started, to wait for them to end. */
+  readonly groups: () => ReadonlyArray<number>
 }
 
 /**
@@ -103,10 +109,11 @@ export interface RunningProcess {
  * ```
  */
 export const handlers = (options: ProcessSessionOptions = {}): SessionHandlers => {
-  const shell = options.shell ?? ownerShell()
+  const account = owner()
+  const shell = options.shell ?? ownerShell(account)
   const helper = options.pty === "none" ? undefined : Pty.detect(options.pty === "auto" ? undefined : options.pty)
   const killTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.killTimeout ?? Duration.seconds(2)))
-  const settings: Settings = { shell, helper, killTimeout, options }
+  const settings: Settings = { shell, helper, killTimeout, options, owner: account, spawner: sharedSpawner(), watch: makeGroupWatch() }
   return {
     exec: (session, command) => serveProcess(session, settings, { args: ["-c", command], login: false }),
     shell: (session) => serveProcess(session, settings, { args: [], login: true }),
@@ -119,6 +126,10 @@ interface Settings {
   readonly helper: Pty.Helper | undefined
   readonly killTimeout: number
   readonly options: ProcessSessionOptions
+  /** Looked up once: getpwuid can be slow (NSS, LDAP). */
+  readonly owner: Owner
+  readonly spawner: Spawner
+  readonly watch: GroupWatch
 }
 
 interface Invocation {
@@ -126,7 +137,13 @@ interface Invocation {
   readonly login: boolean
 }
 
-const owner = (): { readonly username: string; readonly homedir: string; readonly shell: string | undefined } => {
+interface Owner {
+  readonly username: string
+  readonly homedir: string
+  readonly shell: string | undefined
+}
+
+const owner = (): Owner => {
   try {
     const info = os.userInfo()
     return { username: info.username, homedir: info.homedir, shell: info.shell ?? undefined }
@@ -136,11 +153,11 @@ const owner = (): { readonly username: string; readonly homedir: string; readonl
   }
 }
 
-const ownerShell = (): string =>
-  [owner().shell, process.env.SHELL].find((s) => s !== undefined && s !== "" && findExecutable(s) !== undefined) ?? "/bin/sh"
+const ownerShell = (account: Owner): string =>
+  [account.shell, process.env.SHELL].find((s) => s !== undefined && s !== "" && findExecutable(s) !== undefined) ?? "/bin/sh"
 
 const sessionEnv = (session: ServerSession, settings: Settings): Record<string, string> => {
-  const { username, homedir } = owner()
+  const { username, homedir } = settings.owner
   const localAddress = "localAddress" in session && typeof session.localAddress === "string" ? session.localAddress : "0.0.0.0"
   const localPort = "localPort" in session && typeof session.localPort === "number" ? session.localPort : 0
   const extra = settings.options.env
@@ -159,42 +176,53 @@ const sessionEnv = (session: ServerSession, settings: Settings): Record<string, 
   }
 }
 
-const sessionCwd = (session: ServerSession, settings: Settings): string => {
-  const dir = settings.options.cwd?.(session.user) ?? owner().homedir
-  return isDirectory(dir) ? dir : "/"
-}
+/** The session's working directory; the helper falls back to / if it is not a directory. */
+const sessionCwd = (session: ServerSession, settings: Settings): string =>
+  settings.options.cwd?.(session.user) ?? settings.owner.homedir
 
-const spawnPiped = (program: string, invocation: Invocation, cwd: string, env: Record<string, string>): RunningProcess => {
-  const child = spawn(program, invocation.args, {
-    cwd,
-    env,
-    stdio: ["pipe", "pipe", "pipe"],
-    // its own session and process group, so that hanging up reaches its children too
-    detached: true,
-    ...(invocation.login ? { argv0: `-${path.basename(program)}` } : {})
-  })
-  return {
-    input: child.stdin,
-    output: child.stdout,
-    errors: child.stderr,
-    exit: watchExit(child, program, "exit"),
-    signal: (name) => {
-      const n = signalNumber(name)
-      if (n !== undefined) signalProcess(child.pid, n)
-    },
-    resize: () => {},
-    hangup: () => void signalGroup(child.pid, "SIGHUP"),
-    kill: () => void signalGroup(child.pid, "SIGKILL"),
-    alive: () => groupAlive(child.pid)
-  }
-}
+/** Spawn requests take turns by connection. */
+const connectionKey = (session: ServerSession): string => `${session.remoteAddress}:${session.remotePort}`
 
-const start = (session: ServerSession, settings: Settings, invocation: Invocation): RunningProcess => {
+const spawnPiped = (
+  spawner: Spawner,
+  program: string,
+  invocation: Invocation,
+  cwd: string,
+  env: Record<string, string>,
+  queue: string
+): Effect.Effect<RunningProcess, SshError.SshError> =>
+  Effect.map(
+    spawner.spawn({
+      file: program,
+      args: invocation.args,
+      argv0: invocation.login ? `-${path.basename(program)}` : undefined,
+      cwd,
+      env,
+      pipes: 3
+    }, queue),
+    (child): RunningProcess => ({
+      input: child.stdio[0]!,
+      output: child.stdio[1]!,
+      errors: child.stdio[2]!,
+      exit: child.exit,
+      signal: (name) => {
+        const n = signalNumber(name)
+        if (n !== undefined) signalProcess(child.pid, n)
+      },
+      resize: () => {},
+      hangup: () => void signalGroup(child.pid, "SIGHUP"),
+      kill: () => void signalGroup(child.pid, "SIGKILL"),
+      groups: () => [child.pid]
+    })
+  )
+
+const start = (session: ServerSession, settings: Settings, invocation: Invocation): Effect.Effect<RunningProcess, SshError.SshError> => {
   const cwd = sessionCwd(session, settings)
   const env = sessionEnv(session, settings)
+  const queue = connectionKey(session)
   return session.pty !== undefined && settings.helper !== undefined
-    ? Pty.spawn(settings.helper, { program: settings.shell, ...invocation, cwd, env, pty: session.pty })
-    : spawnPiped(settings.shell, invocation, cwd, env)
+    ? Pty.spawn(settings.spawner, settings.helper, { program: settings.shell, ...invocation, cwd, env, pty: session.pty }, queue)
+    : spawnPiped(settings.spawner, settings.shell, invocation, cwd, env, queue)
 }
 
 const serveProcess = (
@@ -203,17 +231,9 @@ const serveProcess = (
   invocation: Invocation
 ) =>
   Effect.gen(function*() {
-    const running = yield* Effect.try({
-      try: () => start(session, settings, invocation),
-      // spawn throws on arguments it cannot pass, e.g. a NUL byte in the command or an env value
-      catch: (cause) =>
-        SshError.make(new SshError.ChannelRequestFailed({
-          request: "exec",
-          message: `cannot start ${settings.shell}: ${cause instanceof Error ? cause.message : String(cause)}`
-        }))
-    })
+    const running = yield* start(session, settings, invocation)
     let finished = false
-    yield* Effect.addFinalizer(() => finished ? Effect.void : terminate(running, settings.killTimeout))
+    yield* Effect.addFinalizer(() => finished ? Effect.void : terminate(running, settings))
     session.onSignal(running.signal)
     session.onResize(running.resize)
     yield* Effect.forkScoped(feedInput(session, running.input))
@@ -233,22 +253,15 @@ const unknownStatus: ExitStatus = { _tag: "Unknown" }
 
 /**
  * SIGHUP to the session's processes, then SIGKILL for whatever is still
- * alive after `killTimeout` ms; returns once they are gone (SIGKILL takes
+ * alive after `killTimeout`; returns once they are gone (SIGKILL takes
  * effect asynchronously too), or after a further second at most.
  */
-const terminate = (running: RunningProcess, killTimeout: number): Effect.Effect<void> =>
+const terminate = (running: RunningProcess, settings: Settings): Effect.Effect<void> =>
   Effect.gen(function*() {
     running.hangup()
-    yield* waitWhileAlive(running, killTimeout)
-    if (!running.alive()) return
+    if (yield* settings.watch.awaitGone(running.groups(), settings.killTimeout)) return
     running.kill()
-    yield* waitWhileAlive(running, 1000)
-  })
-
-const waitWhileAlive = (running: RunningProcess, ms: number) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + ms
-    while (running.alive() && Date.now() < deadline) yield* Effect.sleep(20)
+    yield* settings.watch.awaitGone(running.groups(), 1000)
   })
 
 /**

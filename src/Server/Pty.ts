@@ -35,12 +35,15 @@
  *
  * @since 0.1.0
  */
-import { execFile, spawn as spawnChild, type ChildProcess } from "node:child_process"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
 import * as path from "node:path"
-import type { Duplex } from "node:stream"
+import type * as net from "node:net"
 import type { ExitStatus } from "../Channel/Session.ts"
 import type { PtyRequest, WindowSize } from "../Channel/Requests.ts"
-import { findExecutable, groupAlive, signalGroup, signalNameOf, signalNumber, signalProcess, watchExit } from "../internal/osProcess.ts"
+import type * as SshError from "../SshError.ts"
+import { findExecutable, signalGroup, signalNameOf, signalNumber, signalProcess } from "../internal/osProcess.ts"
+import type { SpawnedProcess, Spawner } from "../internal/spawner.ts"
 import type { RunningProcess } from "./ProcessSession.ts"
 
 /** Which helper provides the terminal. */
@@ -83,29 +86,42 @@ export const detect = (prefer?: Backend, searchPath?: string): Helper | undefine
 }
 
 /**
- * Starts a program on a new terminal through the helper. The helper's stdin
+ * Starts a program on a new terminal through the helper, via `spawner`
+ * (requests in `queue` take turns with other queues). The helper's stdin
  * is the terminal's input, its stdout the terminal's output; its stderr
  * carries only the helper's own errors.
  *
  * @example
  * ```ts
- * const running = Pty.spawn(helper, {
+ * const running = yield* Pty.spawn(spawner, helper, {
  *   program: "/bin/sh", args: ["-c", "tty"], login: false, cwd: "/", env: { TERM: "xterm" },
  *   pty: { term: "xterm", columns: 80, rows: 24 }
- * })
+ * }, "203.0.113.5:50022")
  * ```
  */
-export const spawn = (helper: Helper, options: SpawnOptions): RunningProcess =>
-  helper.backend === "python" ? spawnPython(helper.executable, options) : spawnScript(helper.executable, options)
+export const spawn = (
+  spawner: Spawner,
+  helper: Helper,
+  options: SpawnOptions,
+  queue: string
+): Effect.Effect<RunningProcess, SshError.SshError> =>
+  helper.backend === "python"
+    ? spawnPython(spawner, helper.executable, options, queue)
+    : spawnScript(spawner, helper.executable, options, queue)
 
 /** Terminal sizes are 16-bit in the kernel; clients may send anything in a uint32. */
 const clampSize = (size: WindowSize) =>
   [size.rows, size.columns, size.width ?? 0, size.height ?? 0].map((n) => Math.max(0, Math.min(65535, Math.floor(n))))
 
-const stdio = (): Array<"pipe"> => ["pipe", "pipe", "pipe", "pipe"]
+/**
+ * The most control commands waiting for the helper to read them; beyond
+ * it, further signal and resize requests are dropped rather than buffered
+ * (a stopped helper reads nothing, a client may send any number).
+ */
+const CONTROL_BACKLOG = 64 * 1024
 
-/** Calls `f` with the words of each line the helper writes on its control socket. */
-const onControlLines = (control: Duplex, f: (words: ReadonlyArray<string>) => void) => {
+/** Calls `f` with the words of each line the helper writes on its control socket (lines are short; a longer one is dropped). */
+const onControlLines = (control: net.Socket, f: (words: ReadonlyArray<string>) => void) => {
   let pending = ""
   control.setEncoding("utf8")
   control.on("data", (text: string) => {
@@ -116,15 +132,20 @@ const onControlLines = (control: Duplex, f: (words: ReadonlyArray<string>) => vo
       pending = pending.slice(newline + 1)
       newline = pending.indexOf("\n")
     }
+    if (pending.length > 4096) pending = ""
   })
-  control.on("error", () => {})
 }
 
-const controlOf = (child: ChildProcess): Duplex => child.stdio[3] as Duplex
+/** Resolves once the socket has closed (both ways), at once if it already has. */
+const closed = (socket: net.Socket): Effect.Effect<void> => {
+  const done = Deferred.makeUnsafe<void>()
+  if (socket.closed) Deferred.doneUnsafe(done, Effect.void)
+  else socket.once("close", () => Deferred.doneUnsafe(done, Effect.void))
+  return Deferred.await(done)
+}
 
 const terminalProcess = (
-  child: ChildProcess,
-  executable: string,
+  child: SpawnedProcess,
   programPid: () => number | undefined,
   reported: () => ExitStatus | undefined,
   control: {
@@ -133,11 +154,11 @@ const terminalProcess = (
     readonly hangup: () => void
   }
 ): RunningProcess => ({
-  input: child.stdin!,
-  output: child.stdout!,
-  errors: child.stderr!,
-  // "close", not "exit": the status line may still be in flight when the helper exits.
-  exit: watchExit(child, executable, "close", reported),
+  input: child.stdio[0]!,
+  output: child.stdio[1]!,
+  errors: child.stdio[2]!,
+  // the status line on the control socket may still be in flight when the helper's exit is known
+  exit: Effect.map(Effect.zip(child.exit, closed(child.stdio[3]!)), ([status]) => reported() ?? status),
   signal: (name) => {
     const n = signalNumber(name)
     if (n !== undefined) control.signal(n)
@@ -148,38 +169,85 @@ const terminalProcess = (
     signalGroup(child.pid, "SIGKILL")
     signalGroup(programPid(), "SIGKILL")
   },
-  alive: () => groupAlive(child.pid) || groupAlive(programPid())
+  groups: () => [child.pid, programPid()].filter((pid): pid is number => pid !== undefined)
 })
 
-const spawnPython = (executable: string, options: SpawnOptions): RunningProcess => {
+const spawnPython = (
+  spawner: Spawner,
+  executable: string,
+  options: SpawnOptions,
+  queue: string
+): Effect.Effect<RunningProcess, SshError.SshError> => {
   const argv0 = options.login ? `-${path.basename(options.program)}` : options.program
-  const child = spawnChild(
-    executable,
-    ["-I", "-c", PYTHON_HELPER, ...clampSize(options.pty).map(String), JSON.stringify(options.pty.modes ?? {}), argv0, options.program, ...options.args],
-    { cwd: options.cwd, env: options.env, stdio: stdio(), detached: true }
-  )
-  const control = controlOf(child)
-  let programPid: number | undefined
-  let reported: ExitStatus | undefined
-  onControlLines(control, ([what, a, b]) => {
-    if (what === "pid") programPid = Number(a)
-    else if (what === "exit") reported = { _tag: "Exited", code: Number(a) }
-    else if (what === "signal") reported = { _tag: "Signaled", signal: signalNameOf(Number(a)), coreDumped: b === "1", message: "" }
-  })
-  const command = (line: string) => {
-    if (control.writable) control.write(`${line}\n`)
-  }
-  return terminalProcess(child, executable, () => programPid, () => reported, {
-    signal: (n) => command(`kill ${n}`),
-    resize: (size) => command(`winch ${clampSize(size).join(" ")}`),
-    // the helper dies, the kernel closes the master: a real hang-up of the terminal
-    hangup: () => void signalGroup(child.pid, "SIGHUP")
+  const args = ["-I", "-c", PYTHON_HELPER, ...clampSize(options.pty).map(String), JSON.stringify(options.pty.modes ?? {}), argv0, options.program, ...options.args]
+  return Effect.map(spawner.spawn({ file: executable, args, cwd: options.cwd, env: options.env, pipes: 4 }, queue), (child) => {
+    const control = child.stdio[3]!
+    let programPid: number | undefined
+    let reported: ExitStatus | undefined
+    onControlLines(control, ([what, a, b]) => {
+      if (what === "pid") programPid = Number(a)
+      else if (what === "exit") reported = { _tag: "Exited", code: Number(a) }
+      else if (what === "signal") reported = { _tag: "Signaled", signal: signalNameOf(Number(a)), coreDumped: b === "1", message: "" }
+    })
+    const command = (line: string) => {
+      if (control.writable && control.writableLength < CONTROL_BACKLOG) control.write(`${line}\n`)
+    }
+    return terminalProcess(child, () => programPid, () => reported, {
+      signal: (n) => command(`kill ${n}`),
+      resize: (size) => command(`winch ${clampSize(size).join(" ")}`),
+      // the helper dies, the kernel closes the master: a real hang-up of the terminal
+      hangup: () => void signalGroup(child.pid, "SIGHUP")
+    })
   })
 }
 
 const shellQuote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`
 
-const spawnScript = (executable: string, options: SpawnOptions): RunningProcess => {
+/**
+ * Runs `stty -F tty rows R cols C` for the latest size asked for, one at a
+ * time: a flood of window-change requests costs one stty per completed
+ * stty, not one spawn each.
+ */
+const sttyResizer = (spawner: Spawner, queue: string, searchPath: string | undefined, tty: () => string | undefined) => {
+  let busy = false
+  let wanted: WindowSize | undefined
+  const next = (): void => {
+    const size = wanted
+    const device = tty()
+    wanted = undefined
+    if (size === undefined || device === undefined) {
+      busy = false
+      return
+    }
+    busy = true
+    const [rows, columns] = clampSize(size)
+    const run = Effect.flatMap(
+      spawner.spawn({
+        file: "stty",
+        args: ["-F", device, "rows", String(rows), "cols", String(columns)],
+        cwd: "/",
+        env: searchPath === undefined ? {} : { PATH: searchPath },
+        pipes: 3
+      }, queue),
+      (stty) => {
+        for (const socket of stty.stdio) socket.destroy()
+        return stty.exit
+      }
+    )
+    Effect.runFork(run.pipe(Effect.ignore, Effect.ensuring(Effect.sync(next))))
+  }
+  return (size: WindowSize) => {
+    wanted = size
+    if (!busy) next()
+  }
+}
+
+const spawnScript = (
+  spawner: Spawner,
+  executable: string,
+  options: SpawnOptions,
+  queue: string
+): Effect.Effect<RunningProcess, SshError.SshError> => {
   const [rows, columns] = clampSize(options.pty)
   const argv = [options.program, ...(options.login ? ["-l"] : options.args)]
   const wrapper = [
@@ -190,33 +258,35 @@ const spawnScript = (executable: string, options: SpawnOptions): RunningProcess 
     `stty rows ${rows} cols ${columns} 2>/dev/null`,
     `exec ${argv.map(shellQuote).join(" ")}`
   ].join("; ")
-  const child = spawnChild(executable, ["-qfec", wrapper, "/dev/null"], {
-    cwd: options.cwd,
-    // script runs its -c command with $SHELL: make that a POSIX shell for the wrapper.
-    env: { ...options.env, SHELL: "/bin/sh" },
-    stdio: stdio(),
-    detached: true
-  })
-  let programPid: number | undefined
-  let tty: string | undefined
-  onControlLines(controlOf(child), ([what, pid, device]) => {
-    if (what === "pid") {
-      programPid = Number(pid)
-      tty = device
+  return Effect.map(
+    spawner.spawn({
+      file: executable,
+      args: ["-qfec", wrapper, "/dev/null"],
+      cwd: options.cwd,
+      // script runs its -c command with $SHELL: make that a POSIX shell for the wrapper.
+      env: { ...options.env, SHELL: "/bin/sh" },
+      pipes: 4
+    }, queue),
+    (child) => {
+      let programPid: number | undefined
+      let tty: string | undefined
+      onControlLines(child.stdio[3]!, ([what, pid, device]) => {
+        if (what === "pid") {
+          programPid = Number(pid)
+          tty = device
+        }
+      })
+      return terminalProcess(child, () => programPid, () => undefined, {
+        signal: (n) => void signalProcess(programPid, n),
+        resize: sttyResizer(spawner, queue, options.env.PATH, () => tty),
+        // script holds SIGHUP until its child exits: hang up the program's group directly
+        hangup: () => {
+          signalGroup(programPid, "SIGHUP")
+          signalGroup(child.pid, "SIGHUP")
+        }
+      })
     }
-  })
-  return terminalProcess(child, executable, () => programPid, () => undefined, {
-    signal: (n) => void signalProcess(programPid, n),
-    resize: (size) => {
-      const [r, c] = clampSize(size)
-      if (tty !== undefined) execFile("stty", ["-F", tty, "rows", String(r), "cols", String(c)], () => {})
-    },
-    // script holds SIGHUP until its child exits: hang up the program's group directly
-    hangup: () => {
-      signalGroup(programPid, "SIGHUP")
-      signalGroup(child.pid, "SIGHUP")
-    }
-  })
+  )
 }
 
 /**

@@ -1,18 +1,15 @@
 /**
  * Small helpers for the OS processes behind server sessions: signal names
- * and numbers, process-group signalling and liveness, exit statuses, and
- * PATH lookup. Linux/POSIX only.
+ * and numbers, process-group signalling, waiting for groups to end, exit
+ * statuses, and PATH lookup. Linux/POSIX only.
  *
  * @internal
  */
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { ExitStatus } from "../Channel/Session.ts"
-import * as SshError from "../SshError.ts"
 
 const signalNumbers: Readonly<Record<string, number>> = os.constants.signals
 
@@ -72,43 +69,135 @@ export const statusOf = (code: number | null, signal: NodeJS.Signals | null): Ex
 export const signalGroup = (pgid: number | undefined, signal: NodeJS.Signals | 0): boolean =>
   signalProcess(pgid === undefined ? undefined : -pgid, signal)
 
+/** Options of `makeGroupWatch`. */
+export interface GroupWatchOptions {
+  /** How often a waiter probes its groups with kill(2), in ms (default 25). */
+  readonly probeInterval?: number | undefined
+  /** The shortest time between two scans of /proc, in ms (default 100). */
+  readonly scanInterval?: number | undefined
+}
+
 /**
- * Whether a process group has a member that is not a zombie. Zombies count
- * as gone: after a hang-up, orphans wait for init to reap them, which can
- * take a while. Without /proc, any member counts.
+ * Waits for process groups to end, for every session of a server at once.
  *
  * @example
  * ```ts
- * groupAlive(child.pid!) // false once the whole group has exited
+ * const watch = makeGroupWatch()
+ * signalGroup(pgid, "SIGHUP")
+ * const gone = yield* watch.awaitGone([pgid], 2000)
  * ```
  * @internal
  */
-export const groupAlive = (pgid: number | undefined): boolean => {
-  if (!signalGroup(pgid, 0)) return false
-  // A member may fork while we scan (and its parent exit): rescan until no new pid shows up.
-  const seen = new Set<string>()
-  for (let round = 0; round < 5; round++) {
-    let entries: Array<string>
-    try {
-      entries = fs.readdirSync("/proc")
-    } catch {
-      return true
-    }
-    const fresh = entries.filter((entry) => /^\d+$/.test(entry) && !seen.has(entry))
-    if (fresh.length === 0) return false
-    for (const entry of fresh) {
-      seen.add(entry)
-      const fields = procStat(entry)
-      if (fields !== undefined && Number(fields[2]) === pgid && fields[0] !== "Z") return true
-    }
+export interface GroupWatch {
+  /**
+   * Waits until none of the groups has a member that is not a zombie, or
+   * `ms` have passed; true if they are gone.
+   */
+  readonly awaitGone: (pgids: ReadonlyArray<number>, ms: number) => Effect.Effect<boolean>
+}
+
+/** One look at the process table: the groups with a member that is not a zombie (undefined without /proc). */
+interface Scan {
+  readonly id: number
+  readonly liveGroups: ReadonlySet<number> | undefined
+}
+
+/**
+ * A `GroupWatch`. Whether a group exists is one kill(2) probe; but orphaned
+ * members of a hung-up group are zombies until init reaps them (some
+ * container inits never do), and kill(2) counts zombies. For groups that
+ * still exist, the watch reads /proc — once for all its waiters, at most
+ * every `scanInterval`, asynchronously — so supervising n sessions costs
+ * O(processes) per scan, not O(n × processes) on the event loop. A group
+ * counts as gone when two successive scans found no live member (a member
+ * forking while a scan reads the table shows up in the next one).
+ *
+ * @example
+ * ```ts
+ * const watch = makeGroupWatch({ scanInterval: 200 })
+ * ```
+ * @internal
+ */
+export const makeGroupWatch = (options: GroupWatchOptions = {}): GroupWatch => {
+  const probeInterval = options.probeInterval ?? 25
+  const scanInterval = options.scanInterval ?? 100
+  let latest: Scan = { id: 0, liveGroups: new Set() }
+  let running: Promise<Scan> | undefined
+  let lastStart = 0
+
+  /** A scan newer than `after`: the latest, the one under way, or a new one once `scanInterval` has passed. */
+  const scanAfter = (after: number): Promise<Scan> => {
+    if (latest.id > after) return Promise.resolve(latest)
+    if (running !== undefined) return running
+    const id = latest.id + 1
+    const wait = Math.max(0, lastStart + scanInterval - Date.now())
+    running = new Promise<void>((resolve) => setTimeout(resolve, wait)).then(async () => {
+      lastStart = Date.now()
+      const scan: Scan = { id, liveGroups: await liveProcessGroups() }
+      latest = scan
+      running = undefined
+      return scan
+    })
+    return running
   }
-  return signalGroup(pgid, 0)
+
+  const awaitGone = (pgids: ReadonlyArray<number>, ms: number): Effect.Effect<boolean> =>
+    Effect.gen(function*() {
+      const deadline = Date.now() + ms
+      // the first scan that found no live member of a group, while kill(2) still saw the group
+      const absentSince = new Map<number, number>()
+      let seen = latest.id
+      for (;;) {
+        const existing = pgids.filter((pgid) => signalGroup(pgid, 0))
+        if (existing.length === 0) return true
+        const scan = yield* Effect.promise(() => scanAfter(seen))
+        seen = scan.id
+        const groups = scan.liveGroups
+        if (groups !== undefined) {
+          for (const pgid of existing) {
+            if (groups.has(pgid)) absentSince.delete(pgid)
+            else if (!absentSince.has(pgid)) absentSince.set(pgid, scan.id)
+          }
+          if (existing.every((pgid) => absentSince.get(pgid)! < scan.id)) return true
+        }
+        if (Date.now() >= deadline) return false
+        yield* Effect.sleep(Math.min(probeInterval, Math.max(1, deadline - Date.now())))
+      }
+    })
+
+  return { awaitGone }
+}
+
+const numeric = /^\d+$/
+
+/**
+ * The process groups that have a member which is not a zombie, from
+ * /proc/<pid>/stat (read asynchronously, a few at a time); undefined
+ * without /proc.
+ */
+const liveProcessGroups = async (): Promise<ReadonlySet<number> | undefined> => {
+  let entries: Array<string>
+  try {
+    entries = await fs.promises.readdir("/proc")
+  } catch {
+    return undefined
+  }
+  const pids = entries.filter((entry) => numeric.test(entry))
+  const groups = new Set<number>()
+  const batch = 16
+  for (let i = 0; i < pids.length; i += batch) {
+    await Promise.all(pids.slice(i, i + batch).map(async (pid) => {
+      const fields = await procStat(pid)
+      if (fields !== undefined && fields[0] !== "Z") groups.add(Number(fields[2]))
+    }))
+  }
+  return groups
 }
 
 /** The fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, ... */
-const procStat = (pid: string): Array<string> | undefined => {
+const procStat = async (pid: string): Promise<Array<string> | undefined> => {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
+    const stat = await fs.promises.readFile(`/proc/${pid}/stat`, "latin1")
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ")
   } catch {
     return undefined
@@ -156,53 +245,4 @@ const isExecutableFile = (file: string): boolean => {
   } catch {
     return false
   }
-}
-
-/**
- * Whether a path is an existing directory.
- *
- * @example
- * ```ts
- * isDirectory("/tmp") // true
- * ```
- * @internal
- */
-export const isDirectory = (dir: string): boolean => {
-  try {
-    return fs.statSync(dir).isDirectory()
-  } catch {
-    return false
-  }
-}
-
-/**
- * How a child process ends: its status on `event` ("exit" when output is
- * drained separately, "close" when a status line may still be in flight on
- * its stdio), or a `ChannelRequestFailed` if it could not be started.
- * `reported` overrides the status Node saw (a helper relaying its child's).
- *
- * @example
- * ```ts
- * const exit = watchExit(spawn("sh", ["-c", "exit 3"]), "sh", "exit")
- * ```
- * @internal
- */
-export const watchExit = (
-  child: ChildProcess,
-  command: string,
-  event: "exit" | "close",
-  reported: () => ExitStatus | undefined = () => undefined
-): Effect.Effect<ExitStatus, SshError.SshError> => {
-  const done = Deferred.makeUnsafe<ExitStatus, SshError.SshError>()
-  child.once("error", (cause) => {
-    if (child.pid !== undefined) return // a failed kill(), not a failed start
-    const message = `cannot start ${command}: ${cause.message}`
-    Deferred.doneUnsafe(done, Effect.fail(SshError.make(new SshError.ChannelRequestFailed({ request: "exec", message }))))
-  })
-  child.once(event, (code: number | null, signal: NodeJS.Signals | null) => {
-    Deferred.doneUnsafe(done, Effect.succeed(reported() ?? statusOf(code, signal)))
-  })
-  // The program may exit without reading its input: EPIPE is then expected, not a crash.
-  child.stdin?.on("error", () => {})
-  return Deferred.await(done)
 }

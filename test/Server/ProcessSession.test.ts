@@ -475,6 +475,24 @@ describe("ProcessSession over SSH", () => {
     expect(isRunning(pid)).toBe(false)
   })
 
+  it("a program that does not read its stdin holds the client's writes at the window", async () => {
+    const sent = await withConnection((ssh) =>
+      Effect.gen(function*() {
+        const proc = yield* ssh.exec("sleep 5")
+        const chunk = new Uint8Array(64 * 1024)
+        let bytes = 0
+        const offered = Stream.range(1, 128).pipe(Stream.map(() => chunk), Stream.tap(() => Effect.sync(() => void (bytes += chunk.length))))
+        const writer = yield* Effect.forkChild(Stream.run(offered, proc.stdin))
+        yield* Effect.sleep(1500)
+        yield* Fiber.interrupt(writer)
+        return bytes
+      }), { shell: "/bin/sh" })
+    // Not the 8 MiB offered: at most the batch lent to the pipe and the 2 MiB window behind it (the
+    // channel credits a batch when it is taken, not when the pipe is done with it), and a chunk in flight.
+    expect(sent).toBeGreaterThan(1024 * 1024)
+    expect(sent).toBeLessThanOrEqual(2 * 2 * 1024 * 1024 + 2 * 64 * 1024)
+  })
+
   it.skipIf(backends.length === 0)("a pty shell: tty, stty size, window-change", async () => {
     const out = await withConnection((ssh) =>
       Effect.gen(function*() {

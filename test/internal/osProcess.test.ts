@@ -2,8 +2,7 @@ import { describe, expect, it } from "vitest"
 import * as fc from "fast-check"
 import * as Effect from "effect/Effect"
 import { spawn } from "node:child_process"
-import * as os from "node:os"
-import { findExecutable, groupAlive, isDirectory, signalNameOf, signalNumber, statusOf, watchExit } from "../../src/internal/osProcess.ts"
+import { findExecutable, makeGroupWatch, signalGroup, signalNameOf, signalNumber, statusOf } from "../../src/internal/osProcess.ts"
 import { signalNumbers } from "../../src/Channel/Requests.ts"
 
 describe("osProcess", () => {
@@ -27,22 +26,30 @@ describe("osProcess", () => {
     expect(findExecutable("sh", "")).toBeUndefined()
     expect(findExecutable("/bin/sh")).toBe("/bin/sh")
     expect(findExecutable("/etc/hostname-not-executable")).toBeUndefined()
-    expect(isDirectory(os.tmpdir())).toBe(true)
-    expect(isDirectory("/bin/sh")).toBe(false)
   })
 
-  it("watches a child's exit and its process group", async () => {
-    const child = spawn("/bin/sh", ["-c", "sleep 0.2 & exit 4"], { detached: true, stdio: "ignore" })
-    expect(groupAlive(child.pid)).toBe(true)
-    expect(await Effect.runPromise(watchExit(child, "sh", "exit"))).toEqual({ _tag: "Exited", code: 4 })
-    const deadline = Date.now() + 5000
-    while (groupAlive(child.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-    expect(groupAlive(child.pid)).toBe(false)
-    expect(groupAlive(undefined)).toBe(false)
+  it("a group watch waits until a process group has ended, zombies counting as gone", async () => {
+    const watch = makeGroupWatch()
+    // the shell exits at once; its background sleep keeps the group alive for 0.3 s, then is an orphan (maybe a zombie)
+    const child = spawn("/bin/sh", ["-c", "sleep 0.3 & exit 4"], { detached: true, stdio: "ignore" })
+    const pgid = child.pid!
+    expect(await Effect.runPromise(watch.awaitGone([pgid], 100))).toBe(false)
+    const started = Date.now()
+    expect(await Effect.runPromise(watch.awaitGone([pgid], 5000))).toBe(true)
+    expect(Date.now() - started).toBeLessThan(3000)
+    expect(await Effect.runPromise(watch.awaitGone([], 0))).toBe(true)
   })
 
-  it("a child that cannot start is a typed failure", async () => {
-    const error = await Effect.runPromise(Effect.flip(watchExit(spawn("/nonexistent/x"), "/nonexistent/x", "close")))
-    expect(error.reason._tag).toBe("ChannelRequestFailed")
+  it("many waiters share the watch's scans", async () => {
+    const watch = makeGroupWatch({ scanInterval: 100 })
+    const children = Array.from({ length: 20 }, () => spawn("/bin/sh", ["-c", "sleep 30"], { detached: true, stdio: "ignore" }))
+    try {
+      const waits = Promise.all(children.map((c) => Effect.runPromise(watch.awaitGone([c.pid!], 10_000))))
+      await new Promise((r) => setTimeout(r, 200))
+      for (const c of children) signalGroup(c.pid, "SIGKILL")
+      expect(await waits).toEqual(children.map(() => true))
+    } finally {
+      for (const c of children) signalGroup(c.pid, "SIGKILL")
+    }
   })
 })
