@@ -92,9 +92,10 @@ export interface ServeOptions {
    * sshd's MaxStartups, `"start:rate:full"` or one number (default
    * `10:30:100`): with `start` or more unauthenticated connections, a new
    * one is refused with probability rate%, rising linearly to 100% at
-   * `full`. Authenticated connections are not counted.
+   * `full`; one number `n` refuses all at `n`. Authenticated connections
+   * are not counted.
    */
-  readonly maxStartups?: string | Admission.MaxStartups | undefined
+  readonly maxStartups?: string | number | Admission.MaxStartups | undefined
   /**
    * sshd's PerSourceMaxStartups: unauthenticated connections allowed from
    * one source address block, or `"none"` (default 3, where sshd's is none:
@@ -256,8 +257,8 @@ export const admissionConfig = (options: ServeOptions): Admission.AdmissionConfi
     maxConnections,
     maxStartups: options.maxStartups === undefined
       ? d.maxStartups
-      : typeof options.maxStartups === "string"
-      ? Admission.parseMaxStartups(options.maxStartups)
+      : typeof options.maxStartups === "string" || typeof options.maxStartups === "number"
+      ? Admission.parseMaxStartups(String(options.maxStartups))
       : Admission.validMaxStartups(options.maxStartups),
     perSourceMaxStartups: perSource === undefined
       ? d.perSourceMaxStartups
