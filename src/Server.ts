@@ -445,16 +445,17 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
       fiber.addObserver(() => fibers.delete(fiber))
     }
     const refusedEvent = (refusal: Refusal, suppressed: number): ServerEvent => ({ _tag: "Refused", ...refusal, suppressed })
-    const flushRefusals = (reason: Admission.RefusalReason) =>
+    const flushRefusals = (reason: Admission.RefusalReason, final = false) =>
       Effect.suspend(() => {
-        const report = refusals.flush(reason, now())
+        const report = final ? refusals.drain(reason, now()) : refusals.flush(reason, now())
         return report === undefined ? Effect.void : emit(refusedEvent(report.refusal, report.suppressed))
       })
     const reportRefusal = (refusal: Refusal) => {
       const recorded = refusals.record(refusal.reason, refusal, now())
       if (recorded._tag === "Report") runInBackground(emit(refusedEvent(recorded.refusal, recorded.suppressed)))
       else if (recorded.flushAt !== undefined) {
-        runInBackground(Effect.andThen(Effect.sleep(Math.max(0, recorded.flushAt - now())), flushRefusals(refusal.reason)))
+        // a millisecond late, so the flush never comes before the interval's end
+        runInBackground(Effect.andThen(Effect.sleep(Math.max(0, Math.ceil(recorded.flushAt - now())) + 1), flushRefusals(refusal.reason)))
       }
     }
     server.on("connection", (conn) => {
@@ -491,7 +492,11 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
         server.close()
         shuttingDown = true
         // refusals not reported yet are reported now
-        yield* Effect.forEach(["PerSourcePenalties", "MaxStartups", "PerSourceMaxStartups", "MaxConnections"] as const, flushRefusals, { discard: true })
+        yield* Effect.forEach(
+          ["PerSourcePenalties", "MaxStartups", "PerSourceMaxStartups", "MaxConnections"] as const,
+          (reason) => flushRefusals(reason, true),
+          { discard: true }
+        )
         // DISCONNECT first: closing a connection's scope closes its channels before its transport, and a
         // client whose session closes (OpenSSH's ssh) exits before it reads a DISCONNECT sent after that
         yield* Effect.forEach(

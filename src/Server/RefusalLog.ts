@@ -79,7 +79,9 @@ export class RefusalLog<A> {
 
   /**
    * The interval asked for by `record` ended: reports the last suppressed
-   * refusal, if any is still unreported.
+   * refusal, if any is still unreported. A flush that comes before the end
+   * of the current interval (a late timer of an earlier one) does nothing:
+   * the current interval asked for its own.
    *
    * @example
    * ```ts
@@ -88,6 +90,21 @@ export class RefusalLog<A> {
    * ```
    */
   flush(reason: string, now: number): Report<A> | undefined {
+    const state = this.reasons.get(reason)
+    if (state === undefined || now < state.lastReport + this.interval) return undefined
+    return this.drain(reason, now)
+  }
+
+  /**
+   * Reports the last suppressed refusal now, whatever the time (for a
+   * server shutting down: nothing is left uncounted).
+   *
+   * @example
+   * ```ts
+   * for (const reason of reasons) log.drain(reason, now)
+   * ```
+   */
+  drain(reason: string, now: number): Report<A> | undefined {
     const state = this.reasons.get(reason)
     if (state === undefined || state.pending === 0 || state.last === undefined) return undefined
     const report: Report<A> = { _tag: "Report", refusal: state.last, suppressed: state.pending - 1 }

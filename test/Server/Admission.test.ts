@@ -315,8 +315,8 @@ describe("refusal reports", () => {
       { reason: "MaxStartups", refusal: 80, suppressed: 39 },
       { reason: "PerSourceMaxStartups", refusal: 1000, suppressed: 0 }
     ])
-    // the flush at 1 s came too late for refusal 40 to need it: nothing left
-    expect(log.flush("MaxStartups", 1_000)).toBeUndefined()
+    // a late flush of an earlier interval does nothing: the current one has its own
+    expect(log.flush("MaxStartups", 2_500)).toBeUndefined()
     // the last 19 (81-99) are flushed at the interval's end: the last one reported, 18 counted
     expect(log.flush("MaxStartups", 3_000)).toEqual({ _tag: "Report", refusal: 99, suppressed: 18 })
     const total = reports.filter((r) => r.reason === "MaxStartups").reduce((n, r) => n + 1 + r.suppressed, 0) + 19
@@ -331,6 +331,10 @@ describe("refusal reports", () => {
     expect(log.flush("MaxStartups", 10_000)).toEqual({ _tag: "Report", refusal: "c", suppressed: 1 })
     expect(log.record("MaxStartups", "d", 10_001)).toEqual({ _tag: "Suppressed", flushAt: 20_000 })
     expect(log.flush("PerSourcePenalties", 10_001)).toBeUndefined()
+    // before the interval's end a flush waits; a drain (shutdown) does not
+    expect(log.flush("MaxStartups", 15_000)).toBeUndefined()
+    expect(log.drain("MaxStartups", 15_000)).toEqual({ _tag: "Report", refusal: "d", suppressed: 0 })
+    expect(log.drain("MaxStartups", 15_000)).toBeUndefined()
   })
 })
 
