@@ -1,13 +1,27 @@
 /**
- * Admission of new connections (pure): MaxStartups' random early drop with
+ * Admission of new connections. Pure: MaxStartups' random early drop with
  * injected randomness, PerSourceMaxStartups over IPv4 and IPv6 blocks,
  * PerSourcePenalties growing, activating and expiring with injected time,
  * the exempt list, the penalty table's overflow modes, the rate-limited
- * refusal reports, and the sshd_config syntax of each setting.
+ * refusal reports, and the sshd_config syntax of each setting. Then
+ * `SshServer.serve` over loopback, from several source addresses
+ * (127.0.0.0/8 is all loopback on Linux): per-source limits, sshd's notice
+ * to a refused connection, penalties for failed logins and the grace time.
  */
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import type * as Socket from "effect/socket/Socket"
+import * as net from "node:net"
+import { runFailure, runScoped } from "../helpers.ts"
+import * as SshClient from "../../src/Client.ts"
+import * as SshServer from "../../src/Server.ts"
+import * as Auth from "../../src/Auth/ClientAuth.ts"
 import { SshError } from "../../src/SshError.ts"
+import { fromNetSocket } from "../../src/internal/netSocket.ts"
+import { clientOptions, EventLog, serverOptions, waitUntil } from "./fixtures.ts"
 import * as Admission from "../../src/Server/Admission.ts"
 import { addressBlock } from "../../src/Server/AddressBlock.ts"
 import { defaultPenalties, PenaltyTable } from "../../src/Server/Penalties.ts"
@@ -406,5 +420,184 @@ describe("sshd_config syntax", () => {
       expect(e).not.toBeInstanceOf(SshError)
       expect((e as Error).message).toMatch(/MaxStartups/)
     }
+  })
+})
+
+// --- over loopback: SshServer.serve's accept loop ---
+
+/** A raw TCP connection from `localAddress`, recording what it receives and whether the server closed it. */
+interface RawConnection {
+  readonly sock: net.Socket
+  readonly received: () => string
+  readonly closed: () => boolean
+}
+
+const rawConnect = (port: number, localAddress: string): Effect.Effect<RawConnection> =>
+  Effect.callback<RawConnection>((resume) => {
+    const chunks: Array<Buffer> = []
+    let closed = false
+    const sock = net.createConnection({ host: "127.0.0.1", port, localAddress })
+    sock.on("data", (chunk) => chunks.push(chunk))
+    sock.on("error", () => {})
+    sock.on("close", () => {
+      closed = true
+    })
+    sock.once("connect", () => resume(Effect.succeed({ sock, received: () => Buffer.concat(chunks).toString("latin1"), closed: () => closed })))
+  })
+
+/** A client socket for our SshClient bound to `localAddress`. */
+const boundSocket = (port: number, localAddress: string): Socket.Socket =>
+  fromNetSocket(() => net.connect({ host: "127.0.0.1", port, localAddress, noDelay: true }))
+
+/** Logs in from 127.0.0.1 (or `localAddress`) and runs `echo ok`. */
+const login = (port: number, localAddress = "127.0.0.1") =>
+  Effect.scoped(Effect.flatMap(
+    SshClient.connect(clientOptions(port, { socket: boundSocket(port, localAddress) })),
+    (ssh) => Effect.map(ssh.run("echo ok"), (r) => r.stdout)
+  ))
+
+const refusedEvents = (log: EventLog) => log.events.filter((e): e is Extract<SshServer.ServerEvent, { _tag: "Refused" }> => e._tag === "Refused")
+
+const NOT_ALLOWED = "Not allowed at this time\r\n"
+
+describe("SshServer.serve admission (loopback)", () => {
+  it("one source holds at most PerSourceMaxStartups unauthenticated connections; a refused one gets sshd's notice and no version line; other sources are unaffected", async () => {
+    const log = new EventLog()
+    const r = await runScoped(Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const server = yield* Scope.provide(SshServer.serve(serverOptions({ onEvent: log.record })), scope)
+      const port = server.address.port
+      // the default limit, 3: three idle connections from 127.0.0.2 are served (each gets our version line)
+      const held = yield* Effect.forEach([1, 2, 3], () => rawConnect(port, "127.0.0.2"))
+      yield* waitUntil(() => held.every((c) => c.received().startsWith("SSH-2.0-")), "three version lines")
+      // seven more from that source: refused at once
+      const refused = yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7], () => rawConnect(port, "127.0.0.2"))
+      yield* waitUntil(() => refused.every((c) => c.closed()), "the refused connections closed")
+      // another source, and a login from 127.0.0.1, go through
+      const other = yield* rawConnect(port, "127.0.0.3")
+      yield* waitUntil(() => other.received().startsWith("SSH-2.0-"), "the other source's version line")
+      const stdout = yield* login(port)
+      yield* waitUntil(() => server.connectionCount() === 4, "the login's connection closed")
+      const counts = { connections: server.connectionCount(), unauthenticated: server.unauthenticatedCount() }
+      // a place given back is taken again
+      held[0]!.sock.destroy()
+      yield* waitUntil(() => server.unauthenticatedCount() === 3, "the closed connection's place back")
+      const again = yield* rawConnect(port, "127.0.0.2")
+      yield* waitUntil(() => again.received().startsWith("SSH-2.0-"), "a version line for the source again")
+      const eventsBeforeShutdown = refusedEvents(log).length
+      yield* Scope.close(scope, Exit.void)
+      for (const c of [...held, other, again]) c.sock.destroy()
+      return { refused: refused.map((c) => c.received()), stdout, counts, eventsBeforeShutdown }
+    }).pipe(Effect.timeout("20 seconds")))
+    expect(r.refused).toEqual(new Array(7).fill(NOT_ALLOWED))
+    expect(r.stdout).toBe("ok\n")
+    expect(r.counts).toEqual({ connections: 4, unauthenticated: 4 })
+    // one Refused event at once, the other six counted in the one the shutdown reports
+    expect(r.eventsBeforeShutdown).toBe(1)
+    const events = refusedEvents(log)
+    expect(events.map((e) => ({ address: e.remoteAddress, reason: e.reason, suppressed: e.suppressed }))).toEqual([
+      { address: "127.0.0.2", reason: "PerSourceMaxStartups", suppressed: 0 },
+      { address: "127.0.0.2", reason: "PerSourceMaxStartups", suppressed: 5 }
+    ])
+    expect(events[0]!.detail).toBe("3 unauthenticated connections from 127.0.0.2/32 (PerSourceMaxStartups 3)")
+    // refused connections are not connections: no Connected/Closed for them
+    expect(log.connected.length).toBe(6)
+  })
+
+  it("MaxStartups counts unauthenticated connections only: authenticated clients stay and make no one wait", async () => {
+    const r = await runScoped(Effect.gen(function*() {
+      const server = yield* SshServer.serve(serverOptions({ maxStartups: 2, perSourceMaxStartups: "none" }))
+      const port = server.address.port
+      // five logged-in clients from 127.0.0.1, open at once
+      const clients = yield* Effect.forEach([1, 2, 3, 4, 5], () => SshClient.connect(clientOptions(port)))
+      const stillUp = yield* Effect.forEach(clients, (ssh) => Effect.map(ssh.run("echo up"), (o) => o.stdout))
+      // two idle handshakes reach the hard limit of 2: the next connection is refused
+      const idle = yield* Effect.forEach(["127.0.0.2", "127.0.0.3"], (a) => rawConnect(port, a))
+      yield* waitUntil(() => server.unauthenticatedCount() === 2, "two unauthenticated")
+      const refused = yield* rawConnect(port, "127.0.0.4")
+      yield* waitUntil(() => refused.closed(), "the refused connection closed")
+      const loginRefused = yield* Effect.flip(login(port))
+      for (const c of idle) c.sock.destroy()
+      yield* waitUntil(() => server.unauthenticatedCount() === 0, "the idle ones gone")
+      const afterwards = yield* login(port)
+      yield* waitUntil(() => server.connectionCount() === 5, "the login's connection closed")
+      return { stillUp, refused: refused.received(), loginRefused: loginRefused.reason._tag, afterwards, connections: server.connectionCount() }
+    }).pipe(Effect.timeout("20 seconds")))
+    expect(r.stillUp).toEqual(new Array(5).fill("up\n"))
+    expect(r.refused).toBe(NOT_ALLOWED)
+    expect(r.loginRefused).toBe("ConnectionClosed")
+    expect(r.afterwards).toBe("ok\n")
+    expect(r.connections).toBe(5)
+  })
+
+  it("failed logins earn their source a penalty: refused for a while, other sources and exempt addresses unaffected", async () => {
+    const log = new EventLog()
+    const r = await runScoped(Effect.gen(function*() {
+      const server = yield* SshServer.serve(serverOptions({
+        onEvent: log.record,
+        perSourcePenaltyExemptList: "127.0.0.9"
+      }))
+      const port = server.address.port
+      const failLogin = (localAddress: string) =>
+        Effect.flip(Effect.scoped(SshClient.connect(clientOptions(port, {
+          socket: boundSocket(port, localAddress),
+          auth: [Auth.keyboardInteractive(() => Effect.succeed(["wrong"]))]
+        }))))
+      // authfail is 5 s and min 15 s: the fourth failed connection activates the penalty
+      for (let i = 0; i < 4; i++) yield* failLogin("127.0.0.2")
+      yield* waitUntil(() => log.events.some((e) => e._tag === "PenaltyActivated"), "the penalty activated")
+      const penalised = yield* rawConnect(port, "127.0.0.2")
+      yield* waitUntil(() => penalised.closed(), "the penalised source's connection closed")
+      for (let i = 0; i < 6; i++) yield* failLogin("127.0.0.9")
+      const exempt = yield* login(port, "127.0.0.9")
+      const neighbour = yield* login(port, "127.0.0.3")
+      const local = yield* login(port)
+      return { penalised: penalised.received(), exempt, neighbour, local }
+    }).pipe(Effect.timeout("30 seconds")))
+    expect(r.penalised).toBe(NOT_ALLOWED)
+    expect([r.exempt, r.neighbour, r.local]).toEqual(["ok\n", "ok\n", "ok\n"])
+    const activated = log.events.filter((e) => e._tag === "PenaltyActivated")
+    expect(activated.map((e) => e._tag === "PenaltyActivated" && [e.addressBlock, e.penalty])).toEqual([["127.0.0.2/32", "authfail"]])
+    const refused = refusedEvents(log)
+    expect(refused.map((e) => [e.remoteAddress, e.reason])).toEqual([["127.0.0.2", "PerSourcePenalties"]])
+    expect(refused[0]!.detail).toMatch(/^penalty: failed authentication for 127\.0\.0\.2\/32 \(\d+\.\d s left\)$/)
+  })
+
+  it("a connection still unauthenticated at the login grace time earns grace-exceeded", async () => {
+    const log = new EventLog()
+    const r = await runScoped(Effect.gen(function*() {
+      const server = yield* SshServer.serve(serverOptions({
+        onEvent: log.record,
+        auth: { ...serverOptions().auth, loginGraceTime: "200 millis" },
+        perSourcePenalties: { graceExceeded: "20 seconds" }
+      }))
+      const port = server.address.port
+      const silent = yield* rawConnect(port, "127.0.0.5")
+      yield* waitUntil(() => silent.closed(), "the grace time to end the silent connection")
+      const next = yield* rawConnect(port, "127.0.0.5")
+      yield* waitUntil(() => next.closed(), "the next connection refused")
+      return { next: next.received(), closed: log.closed.map((e) => e.error?.reason._tag) }
+    }).pipe(Effect.timeout("10 seconds")))
+    expect(r.closed).toEqual(["Timeout"])
+    expect(r.next).toBe(NOT_ALLOWED)
+    expect(log.events.find((e) => e._tag === "PenaltyActivated")).toMatchObject({ addressBlock: "127.0.0.5/32", penalty: "grace-exceeded" })
+  })
+
+  it("bad settings fail serve with a ConfigParseError naming the setting", async () => {
+    const errors = await Promise.all([
+      { maxStartups: "60:30:10" },
+      { perSourceNetBlockSize: "33" },
+      { perSourcePenalties: "authfail:soon" },
+      { perSourcePenaltyExemptList: "10.0.0.0/40" },
+      { maxConnections: 0 }
+    ].map((extra) => runFailure(SshServer.serve(serverOptions(extra)))))
+    expect(errors.map((e) => e.reason._tag)).toEqual(new Array(5).fill("ConfigParseError"))
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringContaining("MaxStartups"),
+      expect.stringContaining("PerSourceNetBlockSize"),
+      expect.stringContaining("time"),
+      expect.stringContaining("PerSourcePenaltyExemptList"),
+      expect.stringContaining("maxConnections")
+    ])
   })
 })
