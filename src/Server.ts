@@ -119,7 +119,7 @@ export interface ServeOptions {
   readonly perSourcePenaltyExemptList?: string | undefined
   /** The shortest time between two `Refused` events of one reason (default 10 s). */
   readonly refusalEventInterval?: Duration.Input | undefined
-  /** Most channels per connection (default 64). */
+  /** Most channels per connection (default 64; sshd's MaxSessions, 10, counts sessions only). */
   readonly maxChannels?: number | undefined
   readonly windowSize?: number | undefined
   readonly maxPacket?: number | undefined
@@ -202,8 +202,15 @@ export interface SshServer {
   readonly channelCount: () => number
 }
 
-/** sshd's LoginGraceTime default. */
-const DEFAULT_LOGIN_GRACE = Duration.seconds(120)
+/**
+ * Channels per connection without `maxChannels`.
+ *
+ * @example
+ * ```ts
+ * SshServer.serve({ ...options, maxChannels: DEFAULT_MAX_CHANNELS / 4 })
+ * ```
+ */
+export const DEFAULT_MAX_CHANNELS = 64
 
 const DEFAULT_REFUSAL_EVENT_INTERVAL = Duration.seconds(10)
 
@@ -320,7 +327,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
     const signers = options.hostKeys.map(hostKeySigner)
     const admission = Admission.make(yield* Transport.core(() => admissionConfig(options)))
     const refusals = new RefusalLog<Refusal>(millis(options.refusalEventInterval, Duration.toMillis(DEFAULT_REFUSAL_EVENT_INTERVAL)))
-    const loginGraceMs = millis(options.auth.loginGraceTime, Duration.toMillis(DEFAULT_LOGIN_GRACE))
+    const loginGraceMs = millis(options.auth.loginGraceTime, ServerAuth.DEFAULT_LOGIN_GRACE_TIME_MS)
     // the failure delay's per-user jitter is keyed by a secret of this server
     const timingSecret = globalThis.crypto.getRandomValues(new Uint8Array(32))
     const now = () => performance.now()
@@ -392,7 +399,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
           const connection = yield* Connection.make(authedTransport, {
             windowSize: options.windowSize,
             maxPacket: options.maxPacket,
-            maxChannels: options.maxChannels ?? 64,
+            maxChannels: options.maxChannels ?? DEFAULT_MAX_CHANNELS,
             onChannelOpen: (request) => {
               if (request.channelType === "session") {
                 return Effect.succeed((channel: Connection.SshChannel) => ServerSession.serve(channel, peer, handlers))

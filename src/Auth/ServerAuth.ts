@@ -101,6 +101,26 @@ export interface AuthenticateHooks {
 }
 
 /**
+ * sshd's MaxAuthTries default: failures before the server disconnects.
+ *
+ * @example
+ * ```ts
+ * ServerAuth.authenticate(transport, { ...handlers, maxTries: DEFAULT_MAX_TRIES * 2 }, peer)
+ * ```
+ */
+export const DEFAULT_MAX_TRIES = 6
+
+/**
+ * sshd's LoginGraceTime default, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * ServerAuth.authenticate(transport, { ...handlers, loginGraceTime: DEFAULT_LOGIN_GRACE_TIME_MS / 4 }, peer)
+ * ```
+ */
+export const DEFAULT_LOGIN_GRACE_TIME_MS = 120_000
+
+/**
  * sshd's minimum failure delay (MIN_FAIL_DELAY_SECONDS), in milliseconds.
  *
  * @example
@@ -269,8 +289,8 @@ export const authenticate = (
     ...(options.keyboardInteractive ? ["keyboard-interactive"] : [])
   ]
   const chains = options.methods ?? offered.map((m) => [m])
-  const maxTries = options.maxTries ?? 6
-  const grace = Duration.fromInputUnsafe(options.loginGraceTime ?? Duration.seconds(120))
+  const maxTries = options.maxTries ?? DEFAULT_MAX_TRIES
+  const grace = Duration.fromInputUnsafe(options.loginGraceTime ?? DEFAULT_LOGIN_GRACE_TIME_MS)
   const minimumDelay = Duration.toMillis(Duration.fromInputUnsafe(options.failureDelay ?? Duration.millis(DEFAULT_FAILURE_DELAY_MS)))
   const timingSecret = hooks.timingSecret ?? globalThis.crypto.getRandomValues(new Uint8Array(32))
 

@@ -43,9 +43,10 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as SshServer from "../Server.ts"
 import * as AuthorizedKeys from "../Auth/AuthorizedKeys.ts"
+import type * as Admission from "../Server/Admission.ts"
 import * as PrivateKey from "../Auth/PrivateKey.ts"
 import * as PublicKey from "../Auth/PublicKey.ts"
-import type * as ServerAuth from "../Auth/ServerAuth.ts"
+import * as ServerAuth from "../Auth/ServerAuth.ts"
 import * as ProcessSession from "../Server/ProcessSession.ts"
 import * as SftpServer from "../Sftp/SftpServer.ts"
 import * as SshError from "../SshError.ts"
@@ -285,10 +286,41 @@ export const start = (args: ServeArgs, log: Log): Effect.Effect<SshServer.SshSer
   Effect.gen(function*() {
     const options = yield* serveOptions(args, log)
     const server = yield* SshServer.serve(options)
+    yield* log(limitsLine(yield* core(() => SshServer.admissionConfig(options)), options))
     const { host, port } = server.address
     yield* log(`Listening on ${host.includes(":") ? `[${host}]` : host}:${port}`)
     return server
   })
+
+const seconds = (ms: number) => `${ms / 1000}s`
+
+/**
+ * The limits a server runs with, as one log line in sshd_config's terms.
+ *
+ * @example
+ * ```ts
+ * limitsLine(SshServer.admissionConfig(options), options)
+ * // "Limits: MaxStartups 10:30:100, PerSourceMaxStartups 3, PerSourceNetBlockSize 32:64, PerSourcePenalties authfail:5s ..."
+ * ```
+ */
+export const limitsLine = (config: Admission.AdmissionConfig, options: SshServer.ServeOptions): string => {
+  const m = config.maxStartups
+  const p = config.perSourcePenalties
+  const grace = options.auth.loginGraceTime === undefined
+    ? ServerAuth.DEFAULT_LOGIN_GRACE_TIME_MS
+    : Duration.toMillis(Duration.fromInputUnsafe(options.auth.loginGraceTime))
+  return [
+    `Limits: MaxStartups ${m.start}:${m.rate}:${m.full}`,
+    `PerSourceMaxStartups ${config.perSourceMaxStartups ?? "none"}`,
+    `PerSourceNetBlockSize ${config.perSourceNetBlockSize.ipv4}:${config.perSourceNetBlockSize.ipv6}`,
+    `PerSourcePenalties ${p === undefined ? "no" : `authfail:${seconds(p.authfail)} noauth:${seconds(p.noauth)} grace-exceeded:${seconds(p.graceExceeded)} crash:${seconds(p.crash)} min:${seconds(p.min)} max:${seconds(p.max)}`}`,
+    ...(config.perSourcePenaltyExemptList === undefined ? [] : [`PerSourcePenaltyExemptList ${config.perSourcePenaltyExemptList}`]),
+    `LoginGraceTime ${grace === 0 ? "none" : seconds(grace)}`,
+    `MaxAuthTries ${options.auth.maxTries ?? ServerAuth.DEFAULT_MAX_TRIES}`,
+    `MaxSessions ${options.maxChannels ?? SshServer.DEFAULT_MAX_CHANNELS}`,
+    `max connections ${config.maxConnections}`
+  ].join(", ")
+}
 
 const stderrLog: Log = (line) => Effect.sync(() => void process.stderr.write(`${new Date().toISOString()} ${line}\n`))
 

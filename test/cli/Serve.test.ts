@@ -23,7 +23,9 @@ import * as AuthorizedKeys from "../../src/Auth/AuthorizedKeys.ts"
 import * as HostKeys from "../../src/Auth/HostKeys.ts"
 import * as PrivateKey from "../../src/Auth/PrivateKey.ts"
 import * as PublicKey from "../../src/Auth/PublicKey.ts"
-import type * as ServerAuth from "../../src/Auth/ServerAuth.ts"
+import * as ServerAuth from "../../src/Auth/ServerAuth.ts"
+import * as SshServer from "../../src/Server.ts"
+import * as Admission from "../../src/Server/Admission.ts"
 import * as SshError from "../../src/SshError.ts"
 import { UsageError } from "../../src/cli/Args.ts"
 import * as Serve from "../../src/cli/Serve.ts"
@@ -35,7 +37,8 @@ import {
   parseListenAddress,
   parseListenPort,
   parsePasswordFile,
-  parseServe
+  parseServe,
+  serveUsage
 } from "../../src/cli/ServeArgs.ts"
 
 const mainScript = new URL("../../src/cli/main.ts", import.meta.url).pathname
@@ -136,6 +139,21 @@ describe("parseServe", () => {
     expect(usage([...p, "--max-sessions", "x"])).toMatch(/^--max-sessions: /)
     expect(usage([...p, "--read-only"])).toBe("--read-only applies to SFTP: give --sftp-root DIR")
     expect(usage([...p, "--read-only=yes"])).toBe("unknown flag --read-only")
+  })
+
+  it("the usage text states the defaults the server uses", () => {
+    const m = Admission.DEFAULT_MAX_STARTUPS
+    const p = defaultPenalties
+    expect(serveUsage).toContain(`(default ${m.start}:${m.rate}:${m.full})`)
+    expect(serveUsage).toContain(`(default ${Admission.DEFAULT_PER_SOURCE_MAX_STARTUPS})`)
+    expect(serveUsage).toContain(`(default ${Admission.DEFAULT_NET_BLOCK_SIZE.ipv4}:${Admission.DEFAULT_NET_BLOCK_SIZE.ipv6})`)
+    expect(serveUsage).toContain(
+      `(default on: authfail:${p.authfail / 1000}s noauth:${p.noauth / 1000}s grace-exceeded:${p.graceExceeded / 1000}s crash:${p.crash / 1000}s min:${p.min / 1000}s max:${p.max / 60_000}m)`
+    )
+    expect(serveUsage).toContain(`(default ${ServerAuth.DEFAULT_LOGIN_GRACE_TIME_MS / 1000}s)`)
+    expect(serveUsage).toContain(`failed attempts per connection (default ${ServerAuth.DEFAULT_MAX_TRIES})`)
+    expect(serveUsage).toContain(`authenticated or not (default ${Admission.defaults.maxConnections})`)
+    expect(serveUsage).toContain(`channels per connection (default ${SshServer.DEFAULT_MAX_CHANNELS})`)
   })
 
   it("a value may contain '=' and start with '-'", () => {
@@ -532,6 +550,10 @@ describe("start (in-process)", () => {
     expect(r.tries).toMatchObject({ _tag: "PeerDisconnected", description: "too many authentication failures" })
     expect(lines.some((l) => / with error AuthFailed/.test(l))).toBe(true)
     expect(r.sessions).toBe("ChannelOpenFailed")
+    expect(lines).toContain(
+      "Limits: MaxStartups 10:30:100, PerSourceMaxStartups 1, PerSourceNetBlockSize 32:64, PerSourcePenalties no, " +
+        "LoginGraceTime 0.3s, MaxAuthTries 2, MaxSessions 1, max connections 1000"
+    )
   })
 
   it("start-up failures name the file", async () => {
