@@ -17,11 +17,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import * as net from "node:net"
 import { runScoped } from "../helpers.ts"
 import * as SshClient from "../../src/Client.ts"
 import * as Auth from "../../src/Auth/ClientAuth.ts"
 import * as HostKeys from "../../src/Auth/HostKeys.ts"
+import { fromNetSocket } from "../../src/internal/netSocket.ts"
 import { mib, password, type ServeProcess, startServe, user } from "./serveProcess.ts"
 
 const ATTACK_CONNECTIONS = 1200
@@ -177,6 +179,55 @@ describe("pre-auth exhaustion (effect-ssh serve in a child process)", () => {
     // ... and together they count every refusal the attacker saw
     expect(refusalsLogged(lines)).toBe(refusedByAttack)
     expect(lines.every((l) => /Refused 127\.0\.0\.[234]:\d+ \((PerSourceMaxStartups|MaxStartups)\): /.test(l))).toBe(true)
+  }, 60_000)
+})
+
+describe("password guessing (effect-ssh serve in a child process, default limits)", () => {
+  let server: ServeProcess
+  beforeAll(async () => {
+    server = await startServe()
+  })
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it("one source guessing as fast as it can gets a few dozen guesses, then its penalty refuses it; others log in", async () => {
+    let guesses = 0
+    let refusedConnections = 0
+    const wrong = Auth.password(Effect.sync(() => {
+      guesses++
+      return Redacted.make(`guess ${guesses}`)
+    }))
+    const guessOnce = () => runScoped(SshClient.connect({
+      host: "127.0.0.1",
+      port: server.port,
+      username: user,
+      auth: [wrong, wrong, wrong, wrong, wrong, wrong, wrong, wrong],
+      hostKeys: HostKeys.fixed(server.hostKey.publicKey),
+      connectTimeout: "10 seconds",
+      socket: fromNetSocket(() => net.connect({ host: "127.0.0.1", port: server.port, localAddress: "127.0.0.2" }))
+    })).then(() => "in", (e: unknown) => String(e))
+    const GUESS_FOR_MS = 8_000
+    const started = Date.now()
+    // three at once: as many unauthenticated connections as one source may hold
+    await Promise.all([1, 2, 3].map(async () => {
+      while (Date.now() - started < GUESS_FOR_MS) {
+        const before = guesses
+        const outcome = await guessOnce()
+        if (outcome === "in") throw new Error("a wrong password logged in")
+        if (guesses === before) refusedConnections++
+        await sleep(20)
+      }
+    }))
+    const seconds = (Date.now() - started) / 1000
+    const legitimate = await probe(server)
+    console.log(`guessing: ${guesses} guesses in ${seconds.toFixed(1)} s (${(guesses / seconds).toFixed(1)}/s), ${refusedConnections} connections refused`)
+    // MaxAuthTries 6 per connection; authfail 5 s a connection, active past 15 s: about six connections' worth
+    expect(guesses).toBeGreaterThanOrEqual(6)
+    expect(guesses).toBeLessThanOrEqual(60)
+    expect(refusedConnections).toBeGreaterThan(10)
+    expect(server.log()).toMatch(/Penalty: refusing 127\.0\.0\.2\/32 for \d+\.\d s \(penalty: failed authentication\)/)
+    expect(legitimate).toBeUndefined()
   }, 60_000)
 })
 
