@@ -583,6 +583,19 @@ describe("SshServer.serve admission (loopback)", () => {
     expect(log.events.find((e) => e._tag === "PenaltyActivated")).toMatchObject({ addressBlock: "127.0.0.5/32", penalty: "grace-exceeded" })
   })
 
+  it("loginGraceTime 0 is no limit (as sshd's LoginGraceTime 0)", async () => {
+    const r = await runScoped(Effect.gen(function*() {
+      const server = yield* SshServer.serve(serverOptions({ auth: { ...serverOptions().auth, loginGraceTime: 0 } }))
+      const silent = yield* rawConnect(server.address.port, "127.0.0.6")
+      yield* Effect.sleep(600)
+      const open = !silent.closed() && server.unauthenticatedCount() === 1
+      silent.sock.destroy()
+      return { open, version: silent.received() }
+    }).pipe(Effect.timeout("10 seconds")))
+    expect(r.version).toMatch(/^SSH-2\.0-/)
+    expect(r.open).toBe(true)
+  })
+
   it("bad settings fail serve with a ConfigParseError naming the setting", async () => {
     const errors = await Promise.all([
       { maxStartups: "60:30:10" },
