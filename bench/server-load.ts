@@ -33,7 +33,7 @@ const MiB = 1024 * 1024
 const serverMain = () =>
   Effect.runFork(Effect.scoped(Effect.gen(function*() {
     // the client process has its own user key: any key of alice's will do (the signature is still checked)
-    const server = yield* SshServer.serve(serverOptions({ maxConnections: 100_000, auth: { publicKey: ({ user }) => Effect.succeed(user === "alice") } }))
+    const server = yield* SshServer.serve(serverOptions({ maxConnections: 100_000, maxStartups: 100_000, perSourceMaxStartups: "none", perSourcePenalties: false, auth: { publicKey: ({ user }) => Effect.succeed(user === "alice") } }))
     const gc = (globalThis as { gc?: () => void }).gc
     process.on("message", () => {
       // twice: the first pass can leave objects only the second frees (finalizers, weak refs)

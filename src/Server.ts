@@ -5,6 +5,16 @@
  * closing the server stops accepting and closes every connection with
  * DISCONNECT.
  *
+ * Before any SSH work, each new TCP connection is admitted or refused as
+ * sshd does (see `Server/Admission`): MaxStartups' random early drop over
+ * the connections not yet authenticated, PerSourceMaxStartups per source
+ * address block, PerSourcePenalties for sources whose connections failed to
+ * authenticate, timed out or never tried, and `maxConnections` in all. A
+ * refused connection costs next to nothing: it is sent sshd's "Not allowed
+ * at this time" line and closed at once, and reported as a `Refused` event
+ * (at most one per reason per `refusalEventInterval`, with a count of the
+ * ones left out). Authenticated connections are never dropped.
+ *
  * @example
  * ```ts
  * const server = yield* SshServer.serve({
@@ -37,6 +47,10 @@ import type * as PrivateKey from "./Auth/PrivateKey.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
 import * as Connection from "./Channel/Connection.ts"
 import * as ServerSession from "./Channel/ServerSession.ts"
+import * as Admission from "./Server/Admission.ts"
+import type { NetBlockSize } from "./Server/AddressBlock.ts"
+import { defaultPenalties, type Overflow, type PenaltyConfig, type PenaltyKind } from "./Server/Penalties.ts"
+import { RefusalLog } from "./Server/RefusalLog.ts"
 // --- SFTP (issue 4) ---
 import type { SessionHandler } from "./Channel/ServerSession.ts"
 
@@ -67,14 +81,73 @@ export interface ServeOptions {
    */
   readonly agentForwarding?: boolean | undefined
   readonly algorithms?: Algorithms.AlgorithmOptions | undefined
-  /** Most connections at once (default 1000); more are closed at once. */
+  /**
+   * Most connections at once, authenticated or not (default 1000); more are
+   * refused. MaxStartups keeps the unauthenticated ones far fewer, so this
+   * bounds what authenticated clients hold (memory and file descriptors of
+   * one process).
+   */
   readonly maxConnections?: number | undefined
-  /** Most channels per connection (default 64). */
+  /**
+   * sshd's MaxStartups, `"start:rate:full"` or one number (default
+   * `10:30:100`): with `start` or more unauthenticated connections, a new
+   * one is refused with probability rate%, rising linearly to 100% at
+   * `full`; one number `n` refuses all at `n`. Authenticated connections
+   * are not counted.
+   */
+  readonly maxStartups?: string | number | Admission.MaxStartups | undefined
+  /**
+   * sshd's PerSourceMaxStartups: unauthenticated connections allowed from
+   * one source address block, or `"none"` (default 3, where sshd's is none:
+   * see `Admission.DEFAULT_PER_SOURCE_MAX_STARTUPS`).
+   */
+  readonly perSourceMaxStartups?: number | "none" | undefined
+  /**
+   * sshd's PerSourceNetBlockSize, `"ipv4:ipv6"` prefix lengths: the block
+   * of addresses counted as one source by PerSourceMaxStartups and
+   * PerSourcePenalties (default `32:64`, where sshd's is 32:128: see
+   * `Admission.DEFAULT_NET_BLOCK_SIZE`).
+   */
+  readonly perSourceNetBlockSize?: string | NetBlockSize | undefined
+  /**
+   * sshd's PerSourcePenalties (default on, with sshd's settings): `false`
+   * turns them off, a string takes sshd's syntax (`"authfail:30s max:1h"`),
+   * an object overrides single settings.
+   */
+  readonly perSourcePenalties?: boolean | string | PenaltyOptions | undefined
+  /** sshd's PerSourcePenaltyExemptList: addresses and CIDR ranges never penalised (`"10.0.0.0/8,192.0.2.7"`). */
+  readonly perSourcePenaltyExemptList?: string | undefined
+  /** The shortest time between two `Refused` events of one reason (default 10 s). */
+  readonly refusalEventInterval?: Duration.Input | undefined
+  /** Most channels per connection (default 64; sshd's MaxSessions, 10, counts sessions only). */
   readonly maxChannels?: number | undefined
   readonly windowSize?: number | undefined
   readonly maxPacket?: number | undefined
   /** Called for each connection event. */
   readonly onEvent?: ((event: ServerEvent) => Effect.Effect<void>) | undefined
+}
+
+/** PerSourcePenalties settings over sshd's defaults (see `Server/Penalties`). */
+export interface PenaltyOptions {
+  /** The connection's handler died (default 90 s). */
+  readonly crash?: Duration.Input | undefined
+  /** Ended after failed authentication attempts (default 5 s). */
+  readonly authfail?: Duration.Input | undefined
+  /** Ended without attempting authentication (default 1 s). */
+  readonly noauth?: Duration.Input | undefined
+  /** Not authenticated within the login grace time (default 10 s). */
+  readonly graceExceeded?: Duration.Input | undefined
+  /** The most penalty a block accumulates (default 10 min). */
+  readonly max?: Duration.Input | undefined
+  /** Penalty a block must accumulate before it is refused (default 15 s). */
+  readonly min?: Duration.Input | undefined
+  /** IPv4 blocks tracked at most (default 65536). */
+  readonly maxSources4?: number | undefined
+  /** IPv6 blocks tracked at most (default 65536). */
+  readonly maxSources6?: number | undefined
+  /** Past the limit: forget the penalties closest to expiring (`permissive`, default) or refuse everyone (`deny-all`). */
+  readonly overflow?: Overflow | undefined
+  readonly overflow6?: Overflow | undefined
 }
 
 /**
@@ -83,11 +156,33 @@ export interface ServeOptions {
  * DISCONNECT "by application", or the server shutting down) and otherwise
  * says why the connection ended (a cut connection is `ConnectionClosed`, a
  * handshake not finished within `auth.loginGraceTime` is `Timeout`).
+ *
+ * A `Refused` connection gets no `Connected`: it is reported, at most once
+ * per reason per `refusalEventInterval`, with `suppressed` counting the
+ * refusals of that reason since the previous `Refused` that got no event of
+ * their own (each such count is reported at most one interval late).
+ * `PenaltyActivated` says a source block is refused from now on, for
+ * `duration`, because of the penalty a closing connection added.
  */
 export type ServerEvent =
   | { readonly _tag: "Connected"; readonly remoteAddress: string; readonly remotePort: number }
   | { readonly _tag: "Authenticated"; readonly remoteAddress: string; readonly user: string; readonly methods: ReadonlyArray<string> }
   | { readonly _tag: "Closed"; readonly remoteAddress: string; readonly remotePort: number; readonly error?: SshError.SshError | undefined }
+  | {
+    readonly _tag: "Refused"
+    readonly remoteAddress: string
+    readonly remotePort: number
+    readonly reason: Admission.RefusalReason
+    readonly detail: string
+    readonly suppressed: number
+  }
+  | {
+    readonly _tag: "PenaltyActivated"
+    readonly addressBlock: string
+    readonly penalty: PenaltyKind
+    readonly reason: string
+    readonly duration: Duration.Duration
+  }
 
 /**
  * A running server.
@@ -101,12 +196,107 @@ export interface SshServer {
   readonly address: { readonly host: string; readonly port: number }
   /** Connections currently open. */
   readonly connectionCount: () => number
+  /** Of those, the ones not authenticated yet (what MaxStartups counts). */
+  readonly unauthenticatedCount: () => number
   /** Channels currently open over all connections. */
   readonly channelCount: () => number
 }
 
-/** sshd's LoginGraceTime default. */
-const DEFAULT_LOGIN_GRACE = Duration.seconds(120)
+/**
+ * Channels per connection without `maxChannels`.
+ *
+ * @example
+ * ```ts
+ * SshServer.serve({ ...options, maxChannels: DEFAULT_MAX_CHANNELS / 4 })
+ * ```
+ */
+export const DEFAULT_MAX_CHANNELS = 64
+
+const DEFAULT_REFUSAL_EVENT_INTERVAL = Duration.seconds(10)
+
+/** What sshd writes to a connection it refuses, before closing it. */
+const NOT_ALLOWED = "Not allowed at this time\r\n"
+
+const millis = (input: Duration.Input | undefined, fallback: number): number =>
+  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+
+const penaltyConfig = (option: ServeOptions["perSourcePenalties"]): PenaltyConfig | undefined => {
+  if (option === undefined || option === true) return defaultPenalties
+  if (option === false) return undefined
+  if (typeof option === "string") return Admission.parsePenalties(option)
+  const d = defaultPenalties
+  const count = (n: number | undefined, fallback: number, what: string) => {
+    if (n === undefined) return fallback
+    if (!Number.isInteger(n) || n < 1) throw new SshError.ConfigParseError({ message: `bad PerSourcePenalties ${what} ${n}` })
+    return n
+  }
+  return {
+    crash: millis(option.crash, d.crash),
+    authfail: millis(option.authfail, d.authfail),
+    noauth: millis(option.noauth, d.noauth),
+    graceExceeded: millis(option.graceExceeded, d.graceExceeded),
+    max: millis(option.max, d.max),
+    min: millis(option.min, d.min),
+    maxSources4: count(option.maxSources4, d.maxSources4, "maxSources4"),
+    maxSources6: count(option.maxSources6, d.maxSources6, "maxSources6"),
+    overflow: option.overflow ?? d.overflow,
+    overflow6: option.overflow6 ?? option.overflow ?? d.overflow6
+  }
+}
+
+/**
+ * The admission settings of `options`, with the defaults filled in.
+ *
+ * @throws ConfigParseError for a malformed or out-of-range setting.
+ * @example
+ * ```ts
+ * admissionConfig({ ...options, maxStartups: "20:30:60" }).maxStartups // { start: 20, rate: 30, full: 60 }
+ * ```
+ */
+export const admissionConfig = (options: ServeOptions): Admission.AdmissionConfig => {
+  const d = Admission.defaults
+  const maxConnections = options.maxConnections ?? d.maxConnections
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new SshError.ConfigParseError({ message: `bad maxConnections ${maxConnections}` })
+  }
+  const perSource = options.perSourceMaxStartups
+  return {
+    maxConnections,
+    maxStartups: options.maxStartups === undefined
+      ? d.maxStartups
+      : typeof options.maxStartups === "string" || typeof options.maxStartups === "number"
+      ? Admission.parseMaxStartups(String(options.maxStartups))
+      : Admission.validMaxStartups(options.maxStartups),
+    perSourceMaxStartups: perSource === undefined
+      ? d.perSourceMaxStartups
+      : perSource === "none"
+      ? undefined
+      : Admission.parsePerSourceMaxStartups(String(perSource)),
+    perSourceNetBlockSize: options.perSourceNetBlockSize === undefined
+      ? d.perSourceNetBlockSize
+      : typeof options.perSourceNetBlockSize === "string"
+      ? Admission.parseNetBlockSize(options.perSourceNetBlockSize)
+      : Admission.validNetBlockSize(options.perSourceNetBlockSize),
+    perSourcePenalties: penaltyConfig(options.perSourcePenalties),
+    perSourcePenaltyExemptList: options.perSourcePenaltyExemptList === undefined
+      ? undefined
+      : Admission.validExemptList(options.perSourcePenaltyExemptList)
+  }
+}
+
+/** Closes a refused connection at once, after sshd's one-line notice (best effort: nothing waits for the peer). */
+const refuse = (conn: net.Socket): void => {
+  conn.on("error", () => {})
+  conn.write(NOT_ALLOWED)
+  conn.destroySoon()
+}
+
+/** The penalty a connection that never authenticated earns, by how it ended. */
+const penaltyFor = (exit: Exit.Exit<unknown, unknown>, graceExceeded: boolean, attempted: boolean): PenaltyKind => {
+  if (graceExceeded) return "grace-exceeded"
+  if (Exit.isFailure(exit) && Cause.hasDies(exit.cause)) return "crash"
+  return attempted ? "authfail" : "noauth"
+}
 
 /**
  * A host key as the transport needs it.
@@ -135,37 +325,60 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
     const scope = yield* Effect.scope
     const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
     const signers = options.hostKeys.map(hostKeySigner)
-    const maxConnections = options.maxConnections ?? 1000
-    const loginGraceMs = Duration.toMillis(Duration.fromInputUnsafe(options.auth.loginGraceTime ?? DEFAULT_LOGIN_GRACE))
+    const admission = Admission.make(yield* Transport.core(() => admissionConfig(options)))
+    const refusals = new RefusalLog<Refusal>(millis(options.refusalEventInterval, Duration.toMillis(DEFAULT_REFUSAL_EVENT_INTERVAL)))
+    const loginGraceMs = millis(options.auth.loginGraceTime, ServerAuth.DEFAULT_LOGIN_GRACE_TIME_MS)
+    // the failure delay's per-user jitter is keyed by a secret of this server
+    const timingSecret = globalThis.crypto.getRandomValues(new Uint8Array(32))
+    const now = () => performance.now()
     const connections = new Set<Connection.Connection>()
     const fibers = new Set<Fiber.Fiber<void>>()
-    let active = 0
     let shuttingDown = false
     const emit = (event: ServerEvent) => options.onEvent ? options.onEvent(event) : Effect.void
     const sessionHandlers: ServerSession.SessionHandlers = options.sftp === undefined
       ? options.session ?? {}
       : { ...options.session, subsystems: { ...options.session?.subsystems, sftp: options.sftp } }
 
-    const handle = (conn: net.Socket) =>
+    const handle = (conn: net.Socket, ticket: Admission.Ticket) =>
       Effect.gen(function*() {
-        const remoteAddress = conn.remoteAddress ?? "unknown"
+        const remoteAddress = ticket.address
         const remotePort = conn.remotePort ?? 0
         yield* emit({ _tag: "Connected", remoteAddress, remotePort })
         const socket = acceptedTcp(conn)
+        // what the connection's end says about its source (sshd's penalty classes)
+        let authenticated = false
+        let attempted = false
+        let graceExceeded = false
         yield* Effect.scoped(Effect.gen(function*() {
-          // one login grace time, as sshd's, from the TCP accept to the end of authentication
-          const started = Date.now()
-          const transport = yield* Transport.make(socket, { role: "server", algorithms, hostKeys: signers }).pipe(
-            Effect.timeoutOrElse({
-              duration: loginGraceMs,
-              orElse: () => Effect.fail(SshError.make(new SshError.Timeout({ message: "login grace time exceeded before the key exchange finished" })))
+          let transport: Transport.Transport | undefined
+          const preauth = Effect.gen(function*() {
+            const t = yield* Transport.make(socket, { role: "server", algorithms, hostKeys: signers })
+            transport = t
+            const authed = yield* ServerAuth.authenticate(t, { ...options.auth, loginGraceTime: 0 }, { remoteAddress, remotePort }, {
+              onAttempt: () => {
+                attempted = true
+              },
+              timingSecret
             })
-          )
-          const authed = yield* ServerAuth.authenticate(
-            transport,
-            { ...options.auth, loginGraceTime: Math.max(0, loginGraceMs - (Date.now() - started)) },
-            { remoteAddress, remotePort }
-          )
+            return { transport: t, authed }
+          })
+          // one login grace time, as sshd's, from the TCP accept to the end of authentication
+          const { transport: authedTransport, authed } = yield* loginGraceMs <= 0 ? preauth : Effect.timeoutOrElse(preauth, {
+            duration: loginGraceMs,
+            orElse: () =>
+              Effect.suspend(() => {
+                graceExceeded = true
+                const timeout = (message: string) => SshError.make(new SshError.Timeout({ message }))
+                return transport === undefined
+                  ? Effect.fail(timeout("login grace time exceeded before the key exchange finished"))
+                  : Effect.andThen(
+                    transport.disconnect(N.DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE, "login grace time exceeded"),
+                    Effect.fail(timeout("login grace time exceeded"))
+                  )
+              })
+          })
+          authenticated = true
+          admission.authenticated(ticket)
           yield* emit({ _tag: "Authenticated", remoteAddress, user: authed.user, methods: authed.methods })
           // a user certificate restricts the connection: force-command, and only the permit-* it grants
           const certificate = authed.certificate
@@ -183,10 +396,10 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
               : undefined
           }
           const handlers = permitted("permit-pty") ? sessionHandlers : { ...sessionHandlers, allowPty: false }
-          const connection = yield* Connection.make(transport, {
+          const connection = yield* Connection.make(authedTransport, {
             windowSize: options.windowSize,
             maxPacket: options.maxPacket,
-            maxChannels: options.maxChannels ?? 64,
+            maxChannels: options.maxChannels ?? DEFAULT_MAX_CHANNELS,
             onChannelOpen: (request) => {
               if (request.channelType === "session") {
                 return Effect.succeed((channel: Connection.SshChannel) => ServerSession.serve(channel, peer, handlers))
@@ -210,26 +423,67 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
           )
         })).pipe(
           // also when the server shuts down (interrupted): every Connected event gets its Closed event
-          Effect.onExit((exit) => emit({ _tag: "Closed", remoteAddress, remotePort, error: closeError(exit) })),
+          Effect.onExit((exit) =>
+            Effect.suspend(() => {
+              const ours = shuttingDown || (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause))
+              const penalty = authenticated || ours ? undefined : penaltyFor(exit, graceExceeded, attempted)
+              const activated = admission.closed(ticket, penalty, now())
+              return Effect.andThen(
+                emit({ _tag: "Closed", remoteAddress, remotePort, error: closeError(exit) }),
+                activated === undefined ? Effect.void : emit({
+                  _tag: "PenaltyActivated",
+                  addressBlock: activated.block.label,
+                  penalty: activated.kind,
+                  reason: activated.reason,
+                  duration: Duration.millis(activated.remaining)
+                })
+              )
+            })
+          ),
           Effect.ignore
         )
       })
 
     const server = net.createServer({ pauseOnConnect: true, noDelay: true })
     const context = yield* Effect.context<never>()
+    const runInBackground = (effect: Effect.Effect<void>) => {
+      const fiber = Effect.runForkWith(context)(effect)
+      fibers.add(fiber)
+      fiber.addObserver(() => fibers.delete(fiber))
+    }
+    const refusedEvent = (refusal: Refusal, suppressed: number): ServerEvent => ({ _tag: "Refused", ...refusal, suppressed })
+    const flushRefusals = (reason: Admission.RefusalReason, final = false) =>
+      Effect.suspend(() => {
+        const report = final ? refusals.drain(reason, now()) : refusals.flush(reason, now())
+        return report === undefined ? Effect.void : emit(refusedEvent(report.refusal, report.suppressed))
+      })
+    const reportRefusal = (refusal: Refusal) => {
+      const recorded = refusals.record(refusal.reason, refusal, now())
+      if (recorded._tag === "Report") runInBackground(emit(refusedEvent(recorded.refusal, recorded.suppressed)))
+      else if (recorded.flushAt !== undefined) {
+        // a millisecond late, so the flush never comes before the interval's end
+        runInBackground(Effect.andThen(Effect.sleep(Math.max(0, Math.ceil(recorded.flushAt - now())) + 1), flushRefusals(refusal.reason)))
+      }
+    }
     server.on("connection", (conn) => {
-      if (active >= maxConnections) {
+      const remoteAddress = conn.remoteAddress
+      // already gone (reset before we got to it): nothing to admit
+      if (remoteAddress === undefined || shuttingDown) {
         conn.destroy()
         return
       }
-      active++
-      const fiber = Effect.runForkWith(context)(
-        Effect.ensuring(handle(conn), Effect.sync(() => {
-          active--
-        }))
-      )
-      fibers.add(fiber)
-      fiber.addObserver(() => fibers.delete(fiber))
+      const decision = admission.admit(remoteAddress, now(), Math.random)
+      if (decision._tag === "Refused") {
+        refuse(conn)
+        reportRefusal({ remoteAddress, remotePort: conn.remotePort ?? 0, reason: decision.reason, detail: decision.detail })
+        return
+      }
+      const { ticket } = decision
+      runInBackground(Effect.ensuring(
+        handle(conn, ticket),
+        // a fiber interrupted before its connection's scope opened still gives its place back
+        Effect.sync(() => void admission.closed(ticket, undefined, now()))
+      ))
     })
     const address = yield* Effect.callback<{ host: string; port: number }, SshError.SshError>((resume) => {
       server.once("error", (cause) =>
@@ -244,6 +498,12 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
       Effect.gen(function*() {
         server.close()
         shuttingDown = true
+        // refusals not reported yet are reported now
+        yield* Effect.forEach(
+          ["PerSourcePenalties", "MaxStartups", "PerSourceMaxStartups", "MaxConnections"] as const,
+          (reason) => flushRefusals(reason, true),
+          { discard: true }
+        )
         // DISCONNECT first: closing a connection's scope closes its channels before its transport, and a
         // client whose session closes (OpenSSH's ssh) exits before it reads a DISCONNECT sent after that
         yield* Effect.forEach(
@@ -257,10 +517,19 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
     )
     return {
       address,
-      connectionCount: () => active,
+      connectionCount: admission.connections,
+      unauthenticatedCount: admission.unauthenticated,
       channelCount: () => [...connections].reduce((n, c) => n + c.channelCount(), 0)
     } satisfies SshServer
   })
+
+/** A refused connection, as its `Refused` event reports it. */
+interface Refusal {
+  readonly remoteAddress: string
+  readonly remotePort: number
+  readonly reason: Admission.RefusalReason
+  readonly detail: string
+}
 
 /** The error a connection ended with; none for an orderly end or the server's own shutdown (interruption). */
 const closeError = (exit: Exit.Exit<unknown, unknown>): SshError.SshError | undefined => {

@@ -10,17 +10,27 @@
  * (sshd's `TrustedUserCAKeys`), and FIDO security keys (`sk-ecdsa`,
  * `sk-ed25519`), whose signatures must assert that a user touched the key.
  *
+ * Against guessing, as sshd: a request that does not end authentication
+ * (a failure, a partial success, a public key query) is answered no sooner
+ * than `failureDelay` plus a per-user jitter after it arrived (sshd's
+ * `ensure_minimum_time_since`), on the connection's own fiber; a connection
+ * gets `maxTries` failures (sshd's MaxAuthTries; a repeated "none" counts, the
+ * first does not) and 1024 requests in all.
+ *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import { sha512 } from "@noble/hashes/sha2.js"
 import * as SshError from "../SshError.ts"
 import * as N from "../Wire/MessageNumber.ts"
 import { build } from "../Wire/Writer.ts"
 import type { Transport } from "../Transport/Transport.ts"
 import { core, decodeServiceName } from "../Transport/Transport.ts"
 import * as SecurityKey from "../internal/securityKey.ts"
+import { readUint32, utf8 } from "../internal/bytes.ts"
 import { attempt } from "../Wire/Reader.ts"
 import * as Certificate from "./Certificate.ts"
 import * as Messages from "./Messages.ts"
@@ -66,8 +76,103 @@ export interface ServerAuthOptions {
   readonly methods?: ReadonlyArray<ReadonlyArray<string>> | undefined
   /** Failed attempts before disconnecting (default 6, as sshd's MaxAuthTries). */
   readonly maxTries?: number | undefined
-  /** Time allowed to authenticate (default 120 s, as sshd's LoginGraceTime). */
+  /** Time allowed to authenticate (default 120 s, as sshd's LoginGraceTime); 0 for no limit. */
   readonly loginGraceTime?: Duration.Input | undefined
+  /**
+   * The least time a request that does not end authentication takes from
+   * its arrival to the answer (default 5 ms, as sshd); a jitter of up to
+   * 4.3 ms derived from the user name and the server's secret is added, and
+   * a check that took longer is rounded up to this time doubled until it
+   * fits (sshd: hides how long a check took). 0 turns the delay off.
+   */
+  readonly failureDelay?: Duration.Input | undefined
+}
+
+/** What the server running `authenticate` wants to know or give. */
+export interface AuthenticateHooks {
+  /**
+   * Called on each request other than "none": the connection attempted to
+   * authenticate (sshd's `auth_attempted`; the server penalises such a
+   * connection's source as authfail, not noauth, if it never succeeds).
+   */
+  readonly onAttempt?: ((method: string) => void) | undefined
+  /** The server's secret for the per-user failure delay jitter (fresh random bytes when absent). */
+  readonly timingSecret?: Uint8Array | undefined
+}
+
+/**
+ * sshd's MaxAuthTries default: failures before the server disconnects.
+ *
+ * @example
+ * ```ts
+ * ServerAuth.authenticate(transport, { ...handlers, maxTries: DEFAULT_MAX_TRIES * 2 }, peer)
+ * ```
+ */
+export const DEFAULT_MAX_TRIES = 6
+
+/**
+ * sshd's LoginGraceTime default, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * ServerAuth.authenticate(transport, { ...handlers, loginGraceTime: DEFAULT_LOGIN_GRACE_TIME_MS / 4 }, peer)
+ * ```
+ */
+export const DEFAULT_LOGIN_GRACE_TIME_MS = 120_000
+
+/**
+ * sshd's minimum failure delay (MIN_FAIL_DELAY_SECONDS), in milliseconds.
+ *
+ * @example
+ * ```ts
+ * userDelayMillis(secret, "alice", DEFAULT_FAILURE_DELAY_MS) // 5 to 9.3
+ * ```
+ */
+export const DEFAULT_FAILURE_DELAY_MS = 5
+
+/** sshd's MAX_FAIL_DELAY_SECONDS: a request that took longer than this gets no delay. */
+const MAX_FAILURE_DELAY_MS = 5000
+
+/** sshd's cap on userauth requests per connection, whatever their outcome. */
+const MAX_REQUESTS = 1024
+
+/**
+ * The failure delay for `user`, in milliseconds: `minimum` plus sshd's
+ * per-user jitter, the first 32 bits of SHA-512(secret ‖ user) taken as
+ * picoseconds (0 to 4.29 ms). One server always gives a user the same
+ * delay, so averaging many timings does not wash the jitter out.
+ *
+ * @example
+ * ```ts
+ * userDelayMillis(new Uint8Array(32), "alice", 5) // 5.xxx
+ * ```
+ */
+export const userDelayMillis = (secret: Uint8Array, user: string, minimum: number): number => {
+  const name = utf8(user)
+  const input = new Uint8Array(secret.length + name.length)
+  input.set(secret)
+  input.set(name, secret.length)
+  return minimum + readUint32(sha512(input), 0) / 1e9
+}
+
+/**
+ * How much longer to wait before answering a request that took `elapsed`
+ * ms so far, for a delay of `required` ms (sshd's
+ * `ensure_minimum_time_since`): the rest of `required`, or of `required`
+ * doubled until it exceeds `elapsed`; nothing past 5 s or for no delay.
+ *
+ * @example
+ * ```ts
+ * remainingDelayMillis(2, 5)  // 3
+ * remainingDelayMillis(7, 5)  // 3 (rounded up to 10)
+ * remainingDelayMillis(6000, 5) // 0
+ * ```
+ */
+export const remainingDelayMillis = (elapsed: number, required: number): number => {
+  if (!(required > 0) || elapsed > MAX_FAILURE_DELAY_MS) return 0
+  let target = required
+  while (target < elapsed) target *= 2
+  return target - elapsed
 }
 
 /** A successful authentication. */
@@ -173,7 +278,8 @@ const chainComplete = (chains: ReadonlyArray<ReadonlyArray<string>>, done: Reado
 export const authenticate = (
   transport: Transport,
   options: ServerAuthOptions,
-  peer: { readonly remoteAddress: string; readonly remotePort: number }
+  peer: { readonly remoteAddress: string; readonly remotePort: number },
+  hooks: AuthenticateHooks = {}
 ): Effect.Effect<Authenticated, SshError.SshError> => {
   const offersPublicKey = options.publicKey !== undefined || options.securityKey !== undefined ||
     (options.certificateAuthorities?.length ?? 0) > 0
@@ -183,8 +289,10 @@ export const authenticate = (
     ...(options.keyboardInteractive ? ["keyboard-interactive"] : [])
   ]
   const chains = options.methods ?? offered.map((m) => [m])
-  const maxTries = options.maxTries ?? 6
-  const grace = options.loginGraceTime ?? Duration.seconds(120)
+  const maxTries = options.maxTries ?? DEFAULT_MAX_TRIES
+  const grace = Duration.fromInputUnsafe(options.loginGraceTime ?? DEFAULT_LOGIN_GRACE_TIME_MS)
+  const minimumDelay = Duration.toMillis(Duration.fromInputUnsafe(options.failureDelay ?? Duration.millis(DEFAULT_FAILURE_DELAY_MS)))
+  const timingSecret = hooks.timingSecret ?? globalThis.crypto.getRandomValues(new Uint8Array(32))
 
   const run = Effect.gen(function*() {
     const request = yield* transport.receive
@@ -202,15 +310,31 @@ export const authenticate = (
     )
     const done: Array<string> = []
     let failures = 0
+    let requests = 0
     let user: string | undefined
     let certificate: Certificate.Certificate | undefined
+    let userDelay = 0
 
-    const fail = (partial: boolean) => transport.send(Messages.encodeFailure(done.length > 0 ? nextMethods(chains, done) : chains.map((c) => c[0]!).filter((m, i, a) => a.indexOf(m) === i), partial))
+    const sendFailure = (partial: boolean) => transport.send(Messages.encodeFailure(done.length > 0 ? nextMethods(chains, done) : chains.map((c) => c[0]!).filter((m, i, a) => a.indexOf(m) === i), partial))
+    let arrived = 0
+    /** Waits out the failure delay of the request that arrived at `arrived`. */
+    const delay = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const remaining = remainingDelayMillis(now - arrived, userDelay)
+      return remaining > 0 ? Effect.sleep(Duration.millis(remaining)) : Effect.void
+    })
+    const fail = (partial: boolean) => Effect.andThen(delay, sendFailure(partial))
+    const tooMany = (method: string) =>
+      Effect.andThen(
+        transport.disconnect(N.DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE, "too many authentication failures"),
+        Effect.fail(SshError.make(new SshError.AuthFailed({ methodsLeft: [], partial: done.length > 0, tried: [method] })))
+      )
 
     for (;;) {
       const payload = yield* transport.receive
+      arrived = yield* Clock.currentTimeMillis
       if (payload[0] !== N.USERAUTH_REQUEST) return yield* protocolError(`expected USERAUTH_REQUEST, got message ${payload[0]}`)
       const req = yield* core(() => Messages.decodeRequest(payload))
+      if (++requests > MAX_REQUESTS) return yield* tooMany(req.request.method)
       if (req.service !== "ssh-connection") {
         yield* transport.disconnect(N.DisconnectReason.SERVICE_NOT_AVAILABLE, `service ${req.service} not available`)
         return yield* protocolError(`client asked for service ${req.service}`)
@@ -219,15 +343,19 @@ export const authenticate = (
         yield* transport.disconnect(N.DisconnectReason.PROTOCOL_ERROR, "change of username is not allowed")
         return yield* protocolError("client changed the user name during authentication")
       }
+      if (user === undefined) userDelay = minimumDelay > 0 ? userDelayMillis(timingSecret, req.user, minimumDelay) : 0
       user = req.user
       const ctx: AuthContext = { user: req.user, ...peer }
       const method = req.request.method
+      if (method !== "none") hooks.onAttempt?.(method)
       const allowedNow = done.length > 0 ? nextMethods(chains, done) : chains.map((c) => c[0]!)
       let ok = false
       if (method === "none") {
         ok = options.none !== undefined && (yield* options.none(ctx))
         if (!ok) {
-          yield* fail(false)
+          // the first "none" asks which methods there are; another is a failed attempt (as sshd), with no delay
+          if (requests > 1 && ++failures >= maxTries) return yield* tooMany(method)
+          yield* sendFailure(false)
           continue
         }
       } else if (!allowedNow.includes(method)) {
@@ -239,6 +367,8 @@ export const authenticate = (
         const r = req.request as Extract<Messages.AuthMethodRequest, { method: "publickey" }>
         const acceptable = yield* acceptableKey(options, authorities, ctx, r.algorithm, r.publicKey)
         if (acceptable !== undefined && r.signature === undefined) {
+          // delayed as a failure is, so the answer's timing does not tell which keys are acceptable
+          yield* delay
           yield* transport.send(Messages.encodePkOk(r.algorithm, r.publicKey))
           continue
         }
@@ -276,21 +406,21 @@ export const authenticate = (
         continue
       }
       failures++
-      if (failures >= maxTries) {
-        yield* transport.disconnect(N.DisconnectReason.NO_MORE_AUTH_METHODS_AVAILABLE, "too many authentication failures")
-        return yield* Effect.fail(SshError.make(new SshError.AuthFailed({ methodsLeft: [], partial: done.length > 0, tried: [method] })))
-      }
+      if (failures >= maxTries) return yield* Effect.andThen(delay, tooMany(method))
       yield* fail(false)
     }
   })
 
-  return run.pipe(
+  const checked = run.pipe(
     // a malformed or out-of-order message: tell the client why (a no-op when the transport already did)
     Effect.tapError((e) =>
       e.reason._tag === "ProtocolError"
         ? transport.disconnect(N.DisconnectReason.PROTOCOL_ERROR, e.reason.message.slice(0, 256))
         : Effect.void
-    ),
+    )
+  )
+  if (Duration.isZero(grace)) return checked
+  return checked.pipe(
     Effect.timeoutOrElse({
       duration: grace,
       orElse: () =>

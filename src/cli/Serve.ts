@@ -4,21 +4,35 @@
  * with a real pty when the client asks for one; publickey logins check an
  * authorized_keys file, password and keyboard-interactive logins a
  * `user:password` file. Every connection is logged to stderr (Connected,
- * Authenticated, Closed with the error if any). SIGINT or SIGTERM closes the
+ * Authenticated, Closed with the error if any), and so are refused
+ * connections (rate-limited: one line per reason per 10 s, counting the
+ * ones left out) and sources whose penalty starts refusing them.
+ *
+ * It admits connections as sshd does, with sshd's limits as flags: MaxStartups
+ * (`--max-startups 10:30:100`), PerSourceMaxStartups (default 3),
+ * PerSourceNetBlockSize (default 32:64), PerSourcePenalties (on),
+ * PerSourcePenaltyExemptList, LoginGraceTime (120 s), MaxAuthTries (6),
+ * MaxSessions (`--max-sessions`, channels per connection) and a total
+ * `--max-connections` (see `SshServer.serve` and `Server/Admission`).
+ * SIGINT or SIGTERM closes the
  * server's scope — clients get DISCONNECT, session processes SIGHUP — and the
  * process exits 0; a second signal exits at once.
  *
  * All sessions run as the user running the server, whatever name a client
  * logs in with (see `ProcessSession`). With `--sftp-root` the "sftp"
- * subsystem serves that directory as "/" (`SftpServer.fileSystem`).
+ * subsystem serves that directory as "/" (`SftpServer.fileSystem`), with
+ * `--read-only` refusing every change.
  *
  * @example
  * ```sh
  * effect-ssh serve --port 2222 --host-key ./ssh_host_ed25519_key --authorized-keys ~/.ssh/authorized_keys
+ * effect-ssh serve --listen 0.0.0.0 --password-file users --max-startups 20:30:60 --per-source-max-startups 5 \
+ *   --per-source-penalties "authfail:30s max:1h" --per-source-penalty-exempt-list 10.0.0.0/8 --login-grace-time 30s
  * ```
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
@@ -29,9 +43,10 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as SshServer from "../Server.ts"
 import * as AuthorizedKeys from "../Auth/AuthorizedKeys.ts"
+import type * as Admission from "../Server/Admission.ts"
 import * as PrivateKey from "../Auth/PrivateKey.ts"
 import * as PublicKey from "../Auth/PublicKey.ts"
-import type * as ServerAuth from "../Auth/ServerAuth.ts"
+import * as ServerAuth from "../Auth/ServerAuth.ts"
 import * as ProcessSession from "../Server/ProcessSession.ts"
 import * as SftpServer from "../Sftp/SftpServer.ts"
 import * as SshError from "../SshError.ts"
@@ -159,8 +174,15 @@ export const formatEvent = (event: SshServer.ServerEvent): string => {
       return `Authenticated ${event.user} from ${event.remoteAddress} (${event.methods.join(",")})`
     case "Closed":
       return `Closed ${event.remoteAddress}:${event.remotePort}${event.error === undefined ? "" : ` with error ${event.error.message}`}`
+    case "Refused":
+      return `Refused ${hostPort(event.remoteAddress, event.remotePort)} (${event.reason}): ${event.detail}` +
+        (event.suppressed > 0 ? `; ${event.suppressed} more refused for ${event.reason} since the last such line` : "")
+    case "PenaltyActivated":
+      return `Penalty: refusing ${event.addressBlock} for ${(Duration.toMillis(event.duration) / 1000).toFixed(1)} s (${event.reason})`
   }
 }
+
+const hostPort = (host: string, port: number) => host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`
 
 const hostKeyLine = (key: PrivateKey.PrivateKey, origin: string) =>
   `Host key ${key.publicKey.type} ${PublicKey.fingerprint(key.publicKey)} (${origin})`
@@ -226,15 +248,26 @@ export const serveOptions = (args: ServeArgs, log: Log): Effect.Effect<SshServer
     if (sftpRoot !== undefined) {
       const isDirectory = yield* Effect.promise(() => fs.stat(sftpRoot).then((s) => s.isDirectory(), () => false))
       if (!isDirectory) return yield* Effect.fail(configError(`--sftp-root ${sftpRoot}: not a directory`))
-      yield* log(`SFTP: serving ${sftpRoot} as /`)
+      yield* log(`SFTP: serving ${sftpRoot} as /${args.readOnly === true ? " (read-only)" : ""}`)
     }
     return {
       host: args.listen,
       port: args.port,
       hostKeys,
-      auth: authHandlers({ keys, checkPassword }),
+      auth: {
+        ...authHandlers({ keys, checkPassword }),
+        maxTries: args.maxAuthTries,
+        loginGraceTime: args.loginGraceTime
+      },
       session: ProcessSession.handlers(),
-      sftp: sftpRoot === undefined ? undefined : SftpServer.fileSystem({ root: sftpRoot }),
+      sftp: sftpRoot === undefined ? undefined : SftpServer.fileSystem({ root: sftpRoot, readOnly: args.readOnly === true }),
+      maxConnections: args.maxConnections,
+      maxStartups: args.maxStartups,
+      perSourceMaxStartups: args.perSourceMaxStartups,
+      perSourceNetBlockSize: args.perSourceNetBlockSize,
+      perSourcePenalties: args.perSourcePenalties,
+      perSourcePenaltyExemptList: args.perSourcePenaltyExemptList,
+      maxChannels: args.maxSessions,
       onEvent: (event) => log(formatEvent(event))
     } satisfies SshServer.ServeOptions
   })
@@ -253,10 +286,41 @@ export const start = (args: ServeArgs, log: Log): Effect.Effect<SshServer.SshSer
   Effect.gen(function*() {
     const options = yield* serveOptions(args, log)
     const server = yield* SshServer.serve(options)
+    yield* log(limitsLine(yield* core(() => SshServer.admissionConfig(options)), options))
     const { host, port } = server.address
     yield* log(`Listening on ${host.includes(":") ? `[${host}]` : host}:${port}`)
     return server
   })
+
+const seconds = (ms: number) => `${ms / 1000}s`
+
+/**
+ * The limits a server runs with, as one log line in sshd_config's terms.
+ *
+ * @example
+ * ```ts
+ * limitsLine(SshServer.admissionConfig(options), options)
+ * // "Limits: MaxStartups 10:30:100, PerSourceMaxStartups 3, PerSourceNetBlockSize 32:64, PerSourcePenalties authfail:5s ..."
+ * ```
+ */
+export const limitsLine = (config: Admission.AdmissionConfig, options: SshServer.ServeOptions): string => {
+  const m = config.maxStartups
+  const p = config.perSourcePenalties
+  const grace = options.auth.loginGraceTime === undefined
+    ? ServerAuth.DEFAULT_LOGIN_GRACE_TIME_MS
+    : Duration.toMillis(Duration.fromInputUnsafe(options.auth.loginGraceTime))
+  return [
+    `Limits: MaxStartups ${m.start}:${m.rate}:${m.full}`,
+    `PerSourceMaxStartups ${config.perSourceMaxStartups ?? "none"}`,
+    `PerSourceNetBlockSize ${config.perSourceNetBlockSize.ipv4}:${config.perSourceNetBlockSize.ipv6}`,
+    `PerSourcePenalties ${p === undefined ? "no" : `authfail:${seconds(p.authfail)} noauth:${seconds(p.noauth)} grace-exceeded:${seconds(p.graceExceeded)} crash:${seconds(p.crash)} min:${seconds(p.min)} max:${seconds(p.max)}`}`,
+    ...(config.perSourcePenaltyExemptList === undefined ? [] : [`PerSourcePenaltyExemptList ${config.perSourcePenaltyExemptList}`]),
+    `LoginGraceTime ${grace === 0 ? "none" : seconds(grace)}`,
+    `MaxAuthTries ${options.auth.maxTries ?? ServerAuth.DEFAULT_MAX_TRIES}`,
+    `MaxSessions ${options.maxChannels ?? SshServer.DEFAULT_MAX_CHANNELS}`,
+    `max connections ${config.maxConnections}`
+  ].join(", ")
+}
 
 const stderrLog: Log = (line) => Effect.sync(() => void process.stderr.write(`${new Date().toISOString()} ${line}\n`))
 

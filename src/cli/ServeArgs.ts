@@ -2,7 +2,8 @@
  * Command-line parsing for `effect-ssh serve`, pure: argv in, the server's
  * settings or a usage error out; and the `--password-file` format
  * (`user:password` lines). Long flags take their value as the next argument
- * or after `=` (`--port 2222`, `--port=2222`).
+ * or after `=` (`--port 2222`, `--port=2222`). The limits take sshd_config's
+ * names and syntax (`--max-startups 10:30:100`, `--login-grace-time 2m`).
  *
  * @example
  * ```ts
@@ -12,6 +13,9 @@
  */
 import { ConfigParseError } from "../SshError.ts"
 import { contentLines } from "../internal/lines.ts"
+import * as Admission from "../Server/Admission.ts"
+import type { NetBlockSize } from "../Server/AddressBlock.ts"
+import type { PenaltyConfig } from "../Server/Penalties.ts"
 import { UsageError } from "./Args.ts"
 
 /** `effect-ssh serve ...`: what the server needs to start. */
@@ -26,6 +30,21 @@ export interface ServeArgs {
   readonly authorizedKeys?: string | undefined
   readonly passwordFile?: string | undefined
   readonly sftpRoot?: string | undefined
+  /** SFTP refuses every change (`SftpServer.fileSystem({ readOnly })`). */
+  readonly readOnly?: boolean | undefined
+  /** The limits below are absent unless given; `SshServer.serve`'s defaults apply then. */
+  readonly maxConnections?: number | undefined
+  readonly maxStartups?: Admission.MaxStartups | undefined
+  readonly perSourceMaxStartups?: number | "none" | undefined
+  readonly perSourceNetBlockSize?: NetBlockSize | undefined
+  /** `false`: penalties off. */
+  readonly perSourcePenalties?: PenaltyConfig | false | undefined
+  readonly perSourcePenaltyExemptList?: string | undefined
+  /** Milliseconds; 0 for no limit. */
+  readonly loginGraceTime?: number | undefined
+  readonly maxAuthTries?: number | undefined
+  /** Channels per connection (`ServeOptions.maxChannels`). */
+  readonly maxSessions?: number | undefined
 }
 
 /** `effect-ssh serve --help`. */
@@ -69,20 +88,67 @@ export const DEFAULT_LISTEN = "127.0.0.1"
  */
 export const serveUsage =
   "usage: effect-ssh serve [--listen ADDR] [--port N] [--host-key FILE]... [--authorized-keys FILE]\n" +
-  "                        [--password-file FILE] [--sftp-root DIR]\n" +
+  "                        [--password-file FILE] [--sftp-root DIR [--read-only]] [limits]\n" +
   `  --listen ADDR           address to listen on (default ${DEFAULT_LISTEN}; 0.0.0.0 or :: for all)\n` +
   `  --port N                port, 0 for any free one (default ${DEFAULT_PORT})\n` +
   "  --host-key FILE         OpenSSH private host key, repeatable (default: a new in-memory ed25519 key)\n" +
   "  --authorized-keys FILE  public keys allowed to log in (publickey)\n" +
   "  --password-file FILE    user:password lines (password and keyboard-interactive)\n" +
   "  --sftp-root DIR         serve SFTP jailed to DIR\n" +
+  "  --read-only             SFTP refuses every change\n" +
+  "limits (sshd_config's names and syntax; times as 90, 30s, 10m, 1h30m):\n" +
+  "  --max-startups S:R:F    with S unauthenticated connections refuse new ones with R% chance,\n" +
+  "                          rising to 100% at F (default 10:30:100)\n" +
+  `  --per-source-max-startups N|none  unauthenticated connections per source (default ${Admission.DEFAULT_PER_SOURCE_MAX_STARTUPS})\n` +
+  `  --per-source-net-block-size V4[:V6]  prefix lengths grouping sources (default ${Admission.DEFAULT_NET_BLOCK_SIZE.ipv4}:${Admission.DEFAULT_NET_BLOCK_SIZE.ipv6})\n` +
+  "  --per-source-penalties on|off|\"KEY:VALUE ...\"  refuse sources that fail to log in for a while\n" +
+  "                          (default on: authfail:5s noauth:1s grace-exceeded:10s crash:90s min:15s max:10m)\n" +
+  "  --per-source-penalty-exempt-list LIST  addresses/CIDR ranges never penalised (e.g. 10.0.0.0/8,192.0.2.7)\n" +
+  "  --login-grace-time T    time to log in, 0 for none (default 120s)\n" +
+  "  --max-auth-tries N      failed attempts per connection (default 6)\n" +
+  `  --max-connections N     connections at once, authenticated or not (default ${Admission.defaults.maxConnections})\n` +
+  "  --max-sessions N        channels per connection (default 64)\n" +
   "Sessions run as the user running the server, whatever name the client logs in with."
 
-type ValueFlag = "--listen" | "--port" | "--host-key" | "--authorized-keys" | "--password-file" | "--sftp-root"
+const valueFlags = [
+  "--listen",
+  "--port",
+  "--host-key",
+  "--authorized-keys",
+  "--password-file",
+  "--sftp-root",
+  "--max-startups",
+  "--per-source-max-startups",
+  "--per-source-net-block-size",
+  "--per-source-penalties",
+  "--per-source-penalty-exempt-list",
+  "--login-grace-time",
+  "--max-auth-tries",
+  "--max-connections",
+  "--max-sessions"
+] as const
 
-const valueFlags: ReadonlyArray<string> = ["--listen", "--port", "--host-key", "--authorized-keys", "--password-file", "--sftp-root"]
+type ValueFlag = typeof valueFlags[number]
 
-const isValueFlag = (flag: string): flag is ValueFlag => valueFlags.includes(flag)
+const booleanFlags: ReadonlyArray<string> = ["--read-only"]
+
+const isValueFlag = (flag: string): flag is ValueFlag => (valueFlags as ReadonlyArray<string>).includes(flag)
+
+/** Runs a parser of sshd syntax, its ConfigParseError becoming a usage error naming the flag. */
+const setting = <A>(flag: string, value: string | undefined, parse: (text: string) => A): A | undefined | UsageError => {
+  if (value === undefined) return undefined
+  try {
+    return parse(value)
+  } catch (e) {
+    return new UsageError(`${flag}: ${e instanceof ConfigParseError ? e.message : String(e)}`)
+  }
+}
+
+const positive = (what: string) => (text: string): number => {
+  const n = /^\d{1,9}$/.test(text) ? Number(text) : 0
+  if (n < 1) throw new ConfigParseError({ message: `bad ${what} "${text}" (a whole number, at least 1)` })
+  return n
+}
 
 /**
  * Parses a listening port: 0 (any free port) to 65535.
@@ -124,9 +190,14 @@ export const parseListenAddress = (value: string): string | UsageError => {
 export const parseServe = (argv: ReadonlyArray<string>): ServeArgs | ServeHelp | UsageError => {
   const single = new Map<ValueFlag, string>()
   const hostKeys: Array<string> = []
+  const switches = new Set<string>()
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === "-h" || arg === "--help") return { _tag: "Help" }
+    if (booleanFlags.includes(arg)) {
+      switches.add(arg)
+      continue
+    }
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1
     const flag = eq < 0 ? arg : arg.slice(0, eq)
     if (!isValueFlag(flag)) {
@@ -148,6 +219,30 @@ export const parseServe = (argv: ReadonlyArray<string>): ServeArgs | ServeHelp |
     return new UsageError("no way to log in: give --authorized-keys FILE and/or --password-file FILE")
   }
   const sftpRoot = single.get("--sftp-root")
+  const readOnly = switches.has("--read-only")
+  if (readOnly && sftpRoot === undefined) return new UsageError("--read-only applies to SFTP: give --sftp-root DIR")
+  const maxStartups = setting("--max-startups", single.get("--max-startups"), Admission.parseMaxStartups)
+  if (maxStartups instanceof UsageError) return maxStartups
+  const perSourceMaxStartups = setting(
+    "--per-source-max-startups",
+    single.get("--per-source-max-startups"),
+    (text) => Admission.parsePerSourceMaxStartups(text) ?? "none"
+  )
+  if (perSourceMaxStartups instanceof UsageError) return perSourceMaxStartups
+  const perSourceNetBlockSize = setting("--per-source-net-block-size", single.get("--per-source-net-block-size"), (text) => Admission.parseNetBlockSize(text))
+  if (perSourceNetBlockSize instanceof UsageError) return perSourceNetBlockSize
+  const perSourcePenalties = setting("--per-source-penalties", single.get("--per-source-penalties"), (text) => Admission.parsePenalties(text) ?? false)
+  if (perSourcePenalties instanceof UsageError) return perSourcePenalties
+  const perSourcePenaltyExemptList = setting("--per-source-penalty-exempt-list", single.get("--per-source-penalty-exempt-list"), Admission.validExemptList)
+  if (perSourcePenaltyExemptList instanceof UsageError) return perSourcePenaltyExemptList
+  const loginGraceTime = setting("--login-grace-time", single.get("--login-grace-time"), Admission.parseTime)
+  if (loginGraceTime instanceof UsageError) return loginGraceTime
+  const maxAuthTries = setting("--max-auth-tries", single.get("--max-auth-tries"), positive("MaxAuthTries"))
+  if (maxAuthTries instanceof UsageError) return maxAuthTries
+  const maxConnections = setting("--max-connections", single.get("--max-connections"), positive("connection limit"))
+  if (maxConnections instanceof UsageError) return maxConnections
+  const maxSessions = setting("--max-sessions", single.get("--max-sessions"), positive("MaxSessions"))
+  if (maxSessions instanceof UsageError) return maxSessions
   return {
     _tag: "Serve",
     listen,
@@ -155,7 +250,17 @@ export const parseServe = (argv: ReadonlyArray<string>): ServeArgs | ServeHelp |
     hostKeys,
     ...(authorizedKeys !== undefined ? { authorizedKeys } : {}),
     ...(passwordFile !== undefined ? { passwordFile } : {}),
-    ...(sftpRoot !== undefined ? { sftpRoot } : {})
+    ...(sftpRoot !== undefined ? { sftpRoot } : {}),
+    ...(readOnly ? { readOnly } : {}),
+    ...(maxStartups !== undefined ? { maxStartups } : {}),
+    ...(perSourceMaxStartups !== undefined ? { perSourceMaxStartups } : {}),
+    ...(perSourceNetBlockSize !== undefined ? { perSourceNetBlockSize } : {}),
+    ...(perSourcePenalties !== undefined ? { perSourcePenalties } : {}),
+    ...(perSourcePenaltyExemptList !== undefined ? { perSourcePenaltyExemptList } : {}),
+    ...(loginGraceTime !== undefined ? { loginGraceTime } : {}),
+    ...(maxAuthTries !== undefined ? { maxAuthTries } : {}),
+    ...(maxConnections !== undefined ? { maxConnections } : {}),
+    ...(maxSessions !== undefined ? { maxSessions } : {})
   }
 }
 

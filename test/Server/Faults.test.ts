@@ -207,7 +207,8 @@ describe("server faults: a connection cut by the client", () => {
   it("every fault three times over, against one server", async () => {
     const rounds = await runScoped(Effect.gen(function*() {
       const log = new EventLog()
-      const server = yield* SshServer.serve(serverOptions({ onEvent: log.record }))
+      // 21 connections from 127.0.0.1 cut before authenticating would earn it an active penalty (noauth, authfail)
+      const server = yield* SshServer.serve(serverOptions({ onEvent: log.record, perSourcePenalties: false }))
       const ctx = { port: server.address.port, server }
       return yield* Effect.forEach([1, 2, 3].flatMap(() => faults), ([, fault]) => cutAndCheck(ctx, log, fault))
     }).pipe(Effect.timeout("40 seconds")))

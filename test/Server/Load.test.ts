@@ -23,7 +23,8 @@ describe("server load", () => {
   it(`${CONNECTIONS} concurrent connections × ${CHANNELS} channels`, async () => {
     const r = await runScoped(Effect.gen(function*() {
       const log = new EventLog()
-      const server = yield* SshServer.serve(serverOptions({ onEvent: log.record }))
+      // every handshake at once from one address: past MaxStartups' and PerSourceMaxStartups' defaults, as with sshd
+      const server = yield* SshServer.serve(serverOptions({ onEvent: log.record, maxStartups: String(CONNECTIONS), perSourceMaxStartups: "none" }))
       const port = server.address.port
       const allOpen = yield* Deferred.make<void>()
       let ready = 0

@@ -8,10 +8,12 @@
 import * as fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { runFailure, runScoped } from "../helpers.ts"
@@ -21,10 +23,13 @@ import * as AuthorizedKeys from "../../src/Auth/AuthorizedKeys.ts"
 import * as HostKeys from "../../src/Auth/HostKeys.ts"
 import * as PrivateKey from "../../src/Auth/PrivateKey.ts"
 import * as PublicKey from "../../src/Auth/PublicKey.ts"
-import type * as ServerAuth from "../../src/Auth/ServerAuth.ts"
+import * as ServerAuth from "../../src/Auth/ServerAuth.ts"
+import * as SshServer from "../../src/Server.ts"
+import * as Admission from "../../src/Server/Admission.ts"
 import * as SshError from "../../src/SshError.ts"
 import { UsageError } from "../../src/cli/Args.ts"
 import * as Serve from "../../src/cli/Serve.ts"
+import { defaultPenalties } from "../../src/Server/Penalties.ts"
 import {
   DEFAULT_LISTEN,
   DEFAULT_PORT,
@@ -32,7 +37,8 @@ import {
   parseListenAddress,
   parseListenPort,
   parsePasswordFile,
-  parseServe
+  parseServe,
+  serveUsage
 } from "../../src/cli/ServeArgs.ts"
 
 const mainScript = new URL("../../src/cli/main.ts", import.meta.url).pathname
@@ -82,6 +88,74 @@ describe("parseServe", () => {
     })
   })
 
+  it("the limits, in sshd_config's syntax", () => {
+    expect(ok([
+      "--password-file", "pw",
+      "--sftp-root", "/srv",
+      "--read-only",
+      "--max-startups", "20:50:60",
+      "--per-source-max-startups=none",
+      "--per-source-net-block-size", "24:56",
+      "--per-source-penalties", "authfail:30s max:1h",
+      "--per-source-penalty-exempt-list", "10.0.0.0/8,192.0.2.7",
+      "--login-grace-time", "1m30s",
+      "--max-auth-tries", "3",
+      "--max-connections", "50",
+      "--max-sessions", "4"
+    ])).toEqual({
+      _tag: "Serve",
+      listen: DEFAULT_LISTEN,
+      port: DEFAULT_PORT,
+      hostKeys: [],
+      passwordFile: "pw",
+      sftpRoot: "/srv",
+      readOnly: true,
+      maxStartups: { start: 20, rate: 50, full: 60 },
+      perSourceMaxStartups: "none",
+      perSourceNetBlockSize: { ipv4: 24, ipv6: 56 },
+      perSourcePenalties: { ...defaultPenalties, authfail: 30_000, max: 3_600_000 },
+      perSourcePenaltyExemptList: "10.0.0.0/8,192.0.2.7",
+      loginGraceTime: 90_000,
+      maxAuthTries: 3,
+      maxConnections: 50,
+      maxSessions: 4
+    })
+    expect(ok(["--password-file", "pw", "--per-source-penalties", "off", "--max-startups", "5", "--login-grace-time", "0"]))
+      .toMatchObject({ perSourcePenalties: false, maxStartups: { start: 5, rate: 100, full: 5 }, loginGraceTime: 0 })
+    expect(ok(["--password-file", "pw", "--per-source-penalties", "on"]).perSourcePenalties).toEqual(defaultPenalties)
+  })
+
+  it("bad limits: a usage error naming the flag", () => {
+    const p = ["--password-file", "p"]
+    expect(usage([...p, "--max-startups", "60:30:10"])).toMatch(/^--max-startups: bad MaxStartups 60:30:10: start above full$/)
+    expect(usage([...p, "--max-startups", "10:30"])).toMatch(/^--max-startups: /)
+    expect(usage([...p, "--per-source-max-startups", "0"])).toMatch(/^--per-source-max-startups: /)
+    expect(usage([...p, "--per-source-net-block-size", "33"])).toMatch(/^--per-source-net-block-size: /)
+    expect(usage([...p, "--per-source-penalties", "invaliduser:5s"])).toMatch(/^--per-source-penalties: /)
+    expect(usage([...p, "--per-source-penalty-exempt-list", "*.example.com"])).toMatch(/^--per-source-penalty-exempt-list: /)
+    expect(usage([...p, "--login-grace-time", "soon"])).toMatch(/^--login-grace-time: bad time "soon"/)
+    expect(usage([...p, "--max-auth-tries", "0"])).toMatch(/^--max-auth-tries: /)
+    expect(usage([...p, "--max-connections", "-5"])).toMatch(/^--max-connections: /)
+    expect(usage([...p, "--max-sessions", "x"])).toMatch(/^--max-sessions: /)
+    expect(usage([...p, "--read-only"])).toBe("--read-only applies to SFTP: give --sftp-root DIR")
+    expect(usage([...p, "--read-only=yes"])).toBe("unknown flag --read-only")
+  })
+
+  it("the usage text states the defaults the server uses", () => {
+    const m = Admission.DEFAULT_MAX_STARTUPS
+    const p = defaultPenalties
+    expect(serveUsage).toContain(`(default ${m.start}:${m.rate}:${m.full})`)
+    expect(serveUsage).toContain(`(default ${Admission.DEFAULT_PER_SOURCE_MAX_STARTUPS})`)
+    expect(serveUsage).toContain(`(default ${Admission.DEFAULT_NET_BLOCK_SIZE.ipv4}:${Admission.DEFAULT_NET_BLOCK_SIZE.ipv6})`)
+    expect(serveUsage).toContain(
+      `(default on: authfail:${p.authfail / 1000}s noauth:${p.noauth / 1000}s grace-exceeded:${p.graceExceeded / 1000}s crash:${p.crash / 1000}s min:${p.min / 1000}s max:${p.max / 60_000}m)`
+    )
+    expect(serveUsage).toContain(`(default ${ServerAuth.DEFAULT_LOGIN_GRACE_TIME_MS / 1000}s)`)
+    expect(serveUsage).toContain(`failed attempts per connection (default ${ServerAuth.DEFAULT_MAX_TRIES})`)
+    expect(serveUsage).toContain(`authenticated or not (default ${Admission.defaults.maxConnections})`)
+    expect(serveUsage).toContain(`channels per connection (default ${SshServer.DEFAULT_MAX_CHANNELS})`)
+  })
+
   it("a value may contain '=' and start with '-'", () => {
     expect(ok(["--authorized-keys=a=b", "--password-file", "-pw"])).toMatchObject({ authorizedKeys: "a=b", passwordFile: "-pw" })
   })
@@ -125,7 +199,10 @@ describe("parseServe", () => {
 
   it("any argv: ServeArgs, Help or a UsageError, never a throw", () => {
     const token = fc.oneof(
-      fc.constantFrom("--listen", "--port", "--host-key", "--authorized-keys", "--password-file", "--sftp-root", "--help", "-h", "--", "-", "="),
+      fc.constantFrom(
+        "--listen", "--port", "--host-key", "--authorized-keys", "--password-file", "--sftp-root", "--help", "-h", "--", "-", "=",
+        "--read-only", "--max-startups", "--per-source-max-startups", "--per-source-penalties", "--login-grace-time", "--max-sessions"
+      ),
       fc.string({ maxLength: 12 }),
       fc.tuple(fc.constantFrom("--port=", "--listen=", "--host-key=", "--x="), fc.string({ maxLength: 8 })).map(([a, b]) => a + b)
     )
@@ -267,6 +344,17 @@ describe("formatEvent", () => {
     const error = SshError.make(new SshError.ProtocolError({ message: "bad packet" }))
     expect(Serve.formatEvent({ _tag: "Closed", remoteAddress: "192.0.2.1", remotePort: 5000, error }))
       .toBe("Closed 192.0.2.1:5000 with error ProtocolError: bad packet")
+    const refused = { _tag: "Refused", remoteAddress: "2001:db8::7", remotePort: 5000, reason: "MaxStartups", detail: "12 unauthenticated connections" } as const
+    expect(Serve.formatEvent({ ...refused, suppressed: 0 })).toBe("Refused [2001:db8::7]:5000 (MaxStartups): 12 unauthenticated connections")
+    expect(Serve.formatEvent({ ...refused, suppressed: 41 }))
+      .toBe("Refused [2001:db8::7]:5000 (MaxStartups): 12 unauthenticated connections; 41 more refused for MaxStartups since the last such line")
+    expect(Serve.formatEvent({
+      _tag: "PenaltyActivated",
+      addressBlock: "192.0.2.0/24",
+      penalty: "authfail",
+      reason: "penalty: failed authentication",
+      duration: Duration.millis(20_000)
+    })).toBe("Penalty: refusing 192.0.2.0/24 for 20.0 s (penalty: failed authentication)")
   })
 })
 
@@ -406,6 +494,66 @@ describe("start (in-process)", () => {
     }))
     expect(attrs.size).toBe(6)
     expect(lines).toContain(`SFTP: serving ${files.sftpRoot} as /`)
+  })
+
+  it("--read-only: SFTP reads work, every change is refused", async () => {
+    const { lines, log } = collectLog()
+    const r = await runScoped(Effect.gen(function*() {
+      const server = yield* Serve.start(args({ sftpRoot: files.sftpRoot, readOnly: true }), log)
+      const ssh = yield* SshClient.connect(client(server.address.port, [Auth.privateKey(userKey)]))
+      const sftp = yield* ssh.sftp()
+      const read = yield* sftp.stat("/hello.txt")
+      const write = yield* Effect.flip(sftp.writeFile("/new.txt", new Uint8Array(3)))
+      const mkdir = yield* Effect.flip(sftp.mkdir("/dir"))
+      return { size: read.size, write: write.reason, mkdir: mkdir.reason._tag }
+    }))
+    expect(r.size).toBe(6)
+    expect(r.write).toMatchObject({ _tag: "SftpStatus", message: "read-only file system" })
+    expect(r.mkdir).toBe("SftpStatus")
+    expect(Fs.existsSync(Path.join(files.sftpRoot, "new.txt"))).toBe(false)
+    expect(lines).toContain(`SFTP: serving ${files.sftpRoot} as / (read-only)`)
+  })
+
+  it("the limits reach the server: per-source limit, login grace time, max auth tries, max sessions; refusals are logged", async () => {
+    const { lines, log } = collectLog()
+    const r = await runScoped(Effect.gen(function*() {
+      const server = yield* Serve.start(args({ perSourceMaxStartups: 1, loginGraceTime: 300, maxAuthTries: 2, maxSessions: 1, perSourcePenalties: false }), log)
+      const port = server.address.port
+      const raw = () =>
+        Effect.callback<{ received: () => string; closed: () => boolean }>((resume) => {
+          let received = ""
+          let closed = false
+          const sock = Net.createConnection({ host: "127.0.0.1", port, localAddress: "127.0.0.2" })
+          sock.on("data", (d: Buffer) => void (received += d.toString("latin1")))
+          sock.on("error", () => {})
+          sock.on("close", () => void (closed = true))
+          sock.once("connect", () => resume(Effect.succeed({ received: () => received, closed: () => closed })))
+        })
+      const held = yield* raw()
+      yield* Effect.sleep(100)
+      const refused = yield* raw()
+      // the held one ends at the login grace time
+      for (let i = 0; i < 100 && !(held.closed() && refused.closed()); i++) yield* Effect.sleep(20)
+      const tries = yield* Effect.flip(Effect.scoped(SshClient.connect(client(port, [Auth.password("a"), Auth.password("b"), Auth.password("c")]))))
+      const sessions = yield* Effect.scoped(Effect.gen(function*() {
+        const ssh = yield* SshClient.connect(client(port, [Auth.privateKey(userKey)]))
+        yield* ssh.openChannel("session")
+        return yield* Effect.flip(ssh.openChannel("session"))
+      }))
+      return { held: held.received(), refused: refused.received(), tries: tries.reason, sessions: sessions.reason._tag }
+    }))
+    expect(r.held).toMatch(/^SSH-2\.0-/)
+    expect(r.refused).toBe("Not allowed at this time\r\n")
+    expect(lines.find((l) => l.startsWith("Refused 127.0.0.2:"))).toMatch(/\(PerSourceMaxStartups\): 1 unauthenticated connections from 127\.0\.0\.2\/32 \(PerSourceMaxStartups 1\)$/)
+    expect(lines.find((l) => l.startsWith("Closed 127.0.0.2:"))).toMatch(/with error Timeout: login grace time exceeded/)
+    // two wrong passwords, and the server hangs up: the third is never tried
+    expect(r.tries).toMatchObject({ _tag: "PeerDisconnected", description: "too many authentication failures" })
+    expect(lines.some((l) => / with error AuthFailed/.test(l))).toBe(true)
+    expect(r.sessions).toBe("ChannelOpenFailed")
+    expect(lines).toContain(
+      "Limits: MaxStartups 10:30:100, PerSourceMaxStartups 1, PerSourceNetBlockSize 32:64, PerSourcePenalties no, " +
+        "LoginGraceTime 0.3s, MaxAuthTries 2, MaxSessions 1, max connections 1000"
+    )
   })
 
   it("start-up failures name the file", async () => {

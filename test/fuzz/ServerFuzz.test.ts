@@ -81,6 +81,9 @@ beforeAll(async () => {
     session: { exec },
     windowSize: WINDOW,
     maxChannels: 8,
+    // hostile connections from 127.0.0.1, hundreds in all and six at once: no penalties, no per-source limit
+    perSourcePenalties: false,
+    perSourceMaxStartups: "none",
     onEvent: (event) => Effect.sync(() => void events.push(event))
   }))
   healthy = await inServerScope(SshClient.connect({
