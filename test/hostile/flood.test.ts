@@ -10,7 +10,7 @@ import * as ChannelMessages from "../../src/Channel/Messages.ts"
 import * as AuthMessages from "../../src/Auth/Messages.ts"
 import * as TransportMessages from "../../src/Transport/Messages.ts"
 import { concat } from "../../src/internal/bytes.ts"
-import { connectPeer, type SshPeer } from "../fuzz/peer.ts"
+import { connectPeer, SshPeer } from "../fuzz/peer.ts"
 import { mib, password, type ServeProcess, startServe, user } from "./serveProcess.ts"
 
 const MiB = 1024 * 1024
@@ -83,6 +83,20 @@ const flood = async (
   return { packets, bytes, outcome: "sent everything" as const }
 }
 
+/** A raw client from `localAddress` (attackers come from their own addresses: 127.0.0.0/8 is all loopback). */
+const peerFrom = (port: number, localAddress: string): Promise<SshPeer> =>
+  new Promise((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port, localAddress })
+    socket.once("error", reject)
+    socket.once("connect", () => {
+      socket.off("error", reject)
+      resolve(new SshPeer(socket, "client", { idleMs: 10_000 }))
+    })
+  })
+
+/** Admission off: these tests are about what one admitted connection can cost, not about admitting it. */
+const admitAll = ["--max-startups", "1000", "--per-source-max-startups", "none", "--per-source-penalties", "off"]
+
 const authenticatedPeer = async (port: number): Promise<SshPeer> => {
   const peer = await connectPeer(port, { idleMs: 10_000 })
   await peer.clientHandshake()
@@ -94,8 +108,8 @@ describe("flooding peers that never read", () => {
   it("unassigned messages before authentication: the server stops reading (its UNIMPLEMENTED replies are bounded)", async () => {
     server = await startServe()
     const attackers = 4
-    const peers = await Promise.all(Array.from({ length: attackers }, async () => {
-      const peer = await connectPeer(server!.port, { idleMs: 10_000 })
+    const peers = await Promise.all(Array.from({ length: attackers }, async (_, i) => {
+      const peer = await peerFrom(server!.port, `127.0.0.${i + 2}`)
       await peer.clientHandshake()
       return peer
     }))
@@ -147,7 +161,7 @@ describe("flooding peers that never read", () => {
 
 describe("partial packets", () => {
   it("a packet announced larger than authentication allows is refused before it is buffered", async () => {
-    server = await startServe({ args: [] })
+    server = await startServe({ args: admitAll })
     const connections = 200
     const before = await memory(server)
     const sockets = await Promise.all(Array.from({ length: connections }, () =>
