@@ -260,7 +260,12 @@ export const serveOptions = (args: ServeArgs, log: Log): Effect.Effect<SshServer
         loginGraceTime: args.loginGraceTime
       },
       session: ProcessSession.handlers(),
-      sftp: sftpRoot === undefined ? undefined : SftpServer.fileSystem({ root: sftpRoot, readOnly: args.readOnly === true }),
+      sftp: sftpRoot === undefined ? undefined : SftpServer.fileSystem({
+        root: sftpRoot,
+        readOnly: args.readOnly === true,
+        maxHandles: args.sftpMaxHandles,
+        maxHandlesPerSession: args.sftpMaxHandlesPerSession
+      }),
       maxConnections: args.maxConnections,
       maxStartups: args.maxStartups,
       perSourceMaxStartups: args.perSourceMaxStartups,

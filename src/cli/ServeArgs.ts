@@ -45,6 +45,10 @@ export interface ServeArgs {
   readonly maxAuthTries?: number | undefined
   /** Channels per connection (`ServeOptions.maxChannels`). */
   readonly maxSessions?: number | undefined
+  /** Open SFTP handles over all sessions (`SftpServer.fileSystem({ maxHandles })`). */
+  readonly sftpMaxHandles?: number | undefined
+  /** Open SFTP handles per session (`maxHandlesPerSession`). */
+  readonly sftpMaxHandlesPerSession?: number | undefined
 }
 
 /** `effect-ssh serve --help`. */
@@ -96,6 +100,9 @@ export const serveUsage =
   "  --password-file FILE    user:password lines (password and keyboard-interactive)\n" +
   "  --sftp-root DIR         serve SFTP jailed to DIR\n" +
   "  --read-only             SFTP refuses every change\n" +
+  "  --sftp-max-handles N    open SFTP handles over all sessions (default: from the file-descriptor limit,\n" +
+  "                          keeping a reserve for logins)\n" +
+  "  --sftp-max-handles-per-session N  open SFTP handles per session (default 1024)\n" +
   "limits (sshd_config's names and syntax; times as 90, 30s, 10m, 1h30m):\n" +
   "  --max-startups S:R:F    with S unauthenticated connections refuse new ones with R% chance,\n" +
   "                          rising to 100% at F (default 10:30:100)\n" +
@@ -125,7 +132,9 @@ const valueFlags = [
   "--login-grace-time",
   "--max-auth-tries",
   "--max-connections",
-  "--max-sessions"
+  "--max-sessions",
+  "--sftp-max-handles",
+  "--sftp-max-handles-per-session"
 ] as const
 
 type ValueFlag = typeof valueFlags[number]
@@ -243,6 +252,17 @@ export const parseServe = (argv: ReadonlyArray<string>): ServeArgs | ServeHelp |
   if (maxConnections instanceof UsageError) return maxConnections
   const maxSessions = setting("--max-sessions", single.get("--max-sessions"), positive("MaxSessions"))
   if (maxSessions instanceof UsageError) return maxSessions
+  const sftpMaxHandles = setting("--sftp-max-handles", single.get("--sftp-max-handles"), positive("SFTP handle limit"))
+  if (sftpMaxHandles instanceof UsageError) return sftpMaxHandles
+  const sftpMaxHandlesPerSession = setting(
+    "--sftp-max-handles-per-session",
+    single.get("--sftp-max-handles-per-session"),
+    positive("SFTP handle limit per session")
+  )
+  if (sftpMaxHandlesPerSession instanceof UsageError) return sftpMaxHandlesPerSession
+  if ((sftpMaxHandles !== undefined || sftpMaxHandlesPerSession !== undefined) && sftpRoot === undefined) {
+    return new UsageError("--sftp-max-handles applies to SFTP: give --sftp-root DIR")
+  }
   return {
     _tag: "Serve",
     listen,
@@ -252,6 +272,8 @@ export const parseServe = (argv: ReadonlyArray<string>): ServeArgs | ServeHelp |
     ...(passwordFile !== undefined ? { passwordFile } : {}),
     ...(sftpRoot !== undefined ? { sftpRoot } : {}),
     ...(readOnly ? { readOnly } : {}),
+    ...(sftpMaxHandles !== undefined ? { sftpMaxHandles } : {}),
+    ...(sftpMaxHandlesPerSession !== undefined ? { sftpMaxHandlesPerSession } : {}),
     ...(maxStartups !== undefined ? { maxStartups } : {}),
     ...(perSourceMaxStartups !== undefined ? { perSourceMaxStartups } : {}),
     ...(perSourceNetBlockSize !== undefined ? { perSourceNetBlockSize } : {}),

@@ -101,7 +101,9 @@ describe("parseServe", () => {
       "--login-grace-time", "1m30s",
       "--max-auth-tries", "3",
       "--max-connections", "50",
-      "--max-sessions", "4"
+      "--max-sessions", "4",
+      "--sftp-max-handles", "500",
+      "--sftp-max-handles-per-session", "100"
     ])).toEqual({
       _tag: "Serve",
       listen: DEFAULT_LISTEN,
@@ -118,7 +120,9 @@ describe("parseServe", () => {
       loginGraceTime: 90_000,
       maxAuthTries: 3,
       maxConnections: 50,
-      maxSessions: 4
+      maxSessions: 4,
+      sftpMaxHandles: 500,
+      sftpMaxHandlesPerSession: 100
     })
     expect(ok(["--password-file", "pw", "--per-source-penalties", "off", "--max-startups", "5", "--login-grace-time", "0"]))
       .toMatchObject({ perSourcePenalties: false, maxStartups: { start: 5, rate: 100, full: 5 }, loginGraceTime: 0 })
@@ -139,6 +143,8 @@ describe("parseServe", () => {
     expect(usage([...p, "--max-sessions", "x"])).toMatch(/^--max-sessions: /)
     expect(usage([...p, "--read-only"])).toBe("--read-only applies to SFTP: give --sftp-root DIR")
     expect(usage([...p, "--read-only=yes"])).toBe("unknown flag --read-only")
+    expect(usage([...p, "--sftp-max-handles", "10"])).toBe("--sftp-max-handles applies to SFTP: give --sftp-root DIR")
+    expect(usage([...p, "--sftp-root", "/srv", "--sftp-max-handles-per-session", "0"])).toMatch(/^--sftp-max-handles-per-session: /)
   })
 
   it("the usage text states the defaults the server uses", () => {
@@ -494,6 +500,23 @@ describe("start (in-process)", () => {
     }))
     expect(attrs.size).toBe(6)
     expect(lines).toContain(`SFTP: serving ${files.sftpRoot} as /`)
+  })
+
+  it("--sftp-max-handles-per-session: an open past it is refused, the session goes on", async () => {
+    const { log } = collectLog()
+    const r = await runScoped(Effect.gen(function*() {
+      const server = yield* Serve.start(args({ sftpRoot: files.sftpRoot, sftpMaxHandlesPerSession: 2 }), log)
+      const ssh = yield* SshClient.connect(client(server.address.port, [Auth.privateKey(userKey)]))
+      const sftp = yield* ssh.sftp()
+      yield* sftp.open("/hello.txt", "r")
+      yield* sftp.open("/hello.txt", "r")
+      const third = yield* Effect.flip(sftp.open("/hello.txt", "r"))
+      const after = yield* sftp.stat("/hello.txt")
+      return { third: third.reason, size: after.size }
+    }))
+    expect(r.third._tag).toBe("SftpStatus")
+    expect(r.third.message).toMatch(/handles/)
+    expect(r.size).toBe(6)
   })
 
   it("--read-only: SFTP reads work, every change is refused", async () => {
