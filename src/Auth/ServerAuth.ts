@@ -399,6 +399,8 @@ export const authenticate = (
       if (ok) {
         done.push(method)
         if (chainComplete(chains, done)) {
+          // the limits for unauthenticated peers end here, before the client can send anything more
+          yield* transport.authenticated
           yield* transport.send(Messages.encodeSuccess())
           return { user: req.user, methods: done, certificate } satisfies Authenticated
         }
