@@ -80,6 +80,8 @@ export interface ConnectOptions {
   /** Channel window and max packet we grant the server. */
   readonly windowSize?: number | undefined
   readonly maxPacket?: number | undefined
+  /** The transport's bounds on what the server can cost us (`Transport.defaultLimits`). */
+  readonly transportLimits?: Partial<Transport.TransportLimits> | undefined
   /** Called with each authentication banner. */
   readonly onBanner?: ((message: string) => Effect.Effect<void>) | undefined
   /** Run over this byte stream instead of dialing host:port (ProxyJump, ProxyCommand, tests). */
@@ -203,6 +205,7 @@ export const connect = (
       let hostCertificate: Certificate.Certificate | undefined
       const transport = yield* Transport.make(socket, {
         role: "client",
+        limits: options.transportLimits,
         algorithms: { ...algorithms, hostKey: [...new Set(hostKeyOrder)] },
         rekeyBytes: options.rekeyBytes,
         rekeyIntervalMs: options.rekeyInterval === undefined ? undefined : Duration.toMillis(Duration.fromInputUnsafe(options.rekeyInterval)),

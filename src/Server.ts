@@ -123,6 +123,8 @@ export interface ServeOptions {
   readonly maxChannels?: number | undefined
   readonly windowSize?: number | undefined
   readonly maxPacket?: number | undefined
+  /** The transport's bounds on what a peer can cost (`Transport.defaultLimits`: packet size before authentication, ...). */
+  readonly transportLimits?: Partial<Transport.TransportLimits> | undefined
   /** Called for each connection event. */
   readonly onEvent?: ((event: ServerEvent) => Effect.Effect<void>) | undefined
 }
@@ -352,7 +354,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
         yield* Effect.scoped(Effect.gen(function*() {
           let transport: Transport.Transport | undefined
           const preauth = Effect.gen(function*() {
-            const t = yield* Transport.make(socket, { role: "server", algorithms, hostKeys: signers })
+            const t = yield* Transport.make(socket, { role: "server", algorithms, hostKeys: signers, limits: options.transportLimits })
             transport = t
             const authed = yield* ServerAuth.authenticate(t, { ...options.auth, loginGraceTime: 0 }, { remoteAddress, remotePort }, {
               onAttempt: () => {
