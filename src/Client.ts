@@ -41,7 +41,6 @@ import type { HostKeyPolicy } from "./Auth/HostKeys.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
 import * as Connection from "./Channel/Connection.ts"
 import * as Session from "./Channel/Session.ts"
-// --- SFTP (issue 4) ---
 import * as SftpClient from "./Sftp/SftpClient.ts"
 
 /**

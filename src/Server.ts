@@ -51,7 +51,6 @@ import * as Admission from "./Server/Admission.ts"
 import type { NetBlockSize } from "./Server/AddressBlock.ts"
 import { defaultPenalties, type Overflow, type PenaltyConfig, type PenaltyKind } from "./Server/Penalties.ts"
 import { RefusalLog } from "./Server/RefusalLog.ts"
-// --- SFTP (issue 4) ---
 import type { SessionHandler } from "./Channel/ServerSession.ts"
 
 /** Forwarding requests; each is refused unless a handler allows it. */

@@ -28,7 +28,6 @@ export * as Connection from "./Channel/Connection.ts"
 export * as SshError from "./SshError.ts"
 /** Node.js layer: TCP connector and file system. */
 export * as NodeSsh from "./NodeSsh.ts"
-// --- SFTP (issue 4) ---
 /** SFTP sessions: `ssh.sftp()` → scoped `SftpClient` (every v3 operation, OpenSSH extensions, get/put). */
 export * as SftpClient from "./Sftp/SftpClient.ts"
 /** Scoped remote files with a position: read, readAll, write, seek, tell, stat, truncate, sync. */

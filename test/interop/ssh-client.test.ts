@@ -1,5 +1,5 @@
 /**
- * OpenSSH's `ssh` client against our server (issue 3, must-show 1).
+ * OpenSSH's `ssh` client against our server.
  *
  * The server is the one `effect-ssh serve` builds (`Serve.serveOptions`: host
  * keys from `ssh-keygen` files, authorized_keys, a password file, sessions
