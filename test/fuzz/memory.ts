@@ -33,6 +33,8 @@ export interface MemoryTransport {
   readonly disconnects: Array<{ readonly code: number; readonly description: string }>
   /** The input ends now (as if the peer closed the connection). */
   readonly end: () => void
+  /** Resolves once the transport is dead (input ended, DISCONNECT sent): the layer above must finish soon after. */
+  readonly dead: Promise<void>
 }
 
 /** Options of `memoryTransport`. */
@@ -75,9 +77,14 @@ export const memoryTransport = (options: MemoryTransportOptions): Effect.Effect<
     const sent: Array<Uint8Array> = []
     const disconnects: Array<{ code: number; description: string }> = []
 
+    let markDead: () => void = () => {}
+    const dead = new Promise<void>((resolve) => {
+      markDead = resolve
+    })
     const die = (error: SshError.SshError) => {
       if (failure) return
       failure = error
+      markDead()
       Deferred.doneUnsafe(closed, Effect.fail(error))
     }
 
@@ -114,7 +121,8 @@ export const memoryTransport = (options: MemoryTransportOptions): Effect.Effect<
       disconnects,
       end: () => {
         ended = true
-      }
+      },
+      dead
     }
 
     const send = (payload: Payload): Effect.Effect<void, SshError.SshError> =>
