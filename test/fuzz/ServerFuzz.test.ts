@@ -24,9 +24,16 @@ import * as AuthMessages from "../../src/Auth/Messages.ts"
 import * as ChannelMessages from "../../src/Channel/Messages.ts"
 import * as Requests from "../../src/Channel/Requests.ts"
 import { exec } from "../Server/fixtures.ts"
+import * as SftpServer from "../../src/Sftp/SftpServer.ts"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Stream from "effect/Stream"
+import { FUZZ_SEED, mutate, Rng, scaled, scaledTimeout, Tally } from "./mutate.ts"
 import * as Messages from "../../src/Transport/Messages.ts"
 import * as N from "../../src/Wire/MessageNumber.ts"
 import { concat } from "../../src/internal/bytes.ts"
+import { build } from "../../src/Wire/Writer.ts"
 import {
   connectPeer,
   defaultKexInit,
@@ -58,6 +65,9 @@ const waitFor = async <A>(probe: () => A | undefined | false, ms: number, what: 
   }
 }
 
+const sftpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-fuzz-root-"))
+fs.writeFileSync(path.join(sftpRoot, "hello.txt"), "hello\n")
+
 const serverScope = Scope.makeUnsafe()
 let server: SshServer.SshServer
 let healthy: SshClient.SshConnection
@@ -79,6 +89,7 @@ beforeAll(async () => {
       loginGraceTime: `${LOGIN_GRACE_MS} millis`
     },
     session: { exec },
+    sftp: SftpServer.fileSystem({ root: sftpRoot }),
     windowSize: WINDOW,
     maxChannels: 8,
     onEvent: (event) => Effect.sync(() => void events.push(event))
@@ -96,7 +107,28 @@ beforeAll(async () => {
   await waitFor(() => server.connectionCount() === 1 && server.channelCount() === 0, 2000, "the healthy connection settles")
 })
 
-afterAll(() => Effect.runPromise(Scope.close(serverScope, Exit.void)))
+afterAll(async () => {
+  await Effect.runPromise(Scope.close(serverScope, Exit.void))
+  fs.rmSync(sftpRoot, { recursive: true, force: true })
+})
+
+/** A fresh, well-behaved connection: connects, runs a command, reads a file over SFTP. */
+const freshConnectionWorks = () =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const ssh = yield* SshClient.connect({
+      host: "127.0.0.1",
+      port: server.address.port,
+      username: USER,
+      auth: [Auth.password(PASSWORD)],
+      hostKeys: HostKeys.fixed(hostKey.publicKey),
+      keepaliveInterval: 0,
+      connectTimeout: "10 seconds"
+    })
+    const { stdout } = yield* ssh.run("echo fresh")
+    const sftp = yield* ssh.sftp()
+    const content = yield* sftp.readFile("/hello.txt")
+    return { stdout, content: new TextDecoder().decode(content) }
+  })).pipe(Effect.provide(NodeSsh.layer)))
 
 const closedEventFor = (port: number) =>
   events.find((e): e is Extract<SshServer.ServerEvent, { _tag: "Closed" }> => e._tag === "Closed" && e.remotePort === port)
@@ -471,9 +503,83 @@ describe("server ← mutated client stream (property)", () => {
           `counts back to baseline after ${describeMutations(mutations)}`
         )
       }),
-      { numRuns: 100 }
+      { numRuns: scaled(100) }
     )
     expect(tags.size).toBeGreaterThanOrEqual(3)
     expect(await healthyRun("echo survived")).toBe("survived\n")
-  }, 120_000)
+  }, scaledTimeout(120_000))
+})
+
+describe("server ← many mutated packets per connection over TCP (the real server, sessions and SFTP)", () => {
+  it("each connection authenticates, then streams mutated channel traffic; fresh connections keep working", async () => {
+    // end to end the peer counts what it wrote before the server closed, not what the server read
+    const tally = new Tally("server/tcp-stream", "sent")
+    const root = new Rng(FUZZ_SEED + 900)
+    const connections = scaled(1000)
+    let healthChecks = 0
+    for (let i = 0; i < connections; i++) {
+      const rng = root.fork(i)
+      const peer = await connectPeer(server.address.port, { idleMs: 1000 })
+      const localPort = peer.pipe.socket.localPort!
+      let sent = 0
+      let sentMutated = 0
+      try {
+        const channel = await upToCat(peer)
+        const sftpChannel = await peer.openSession(1)
+        peer.send(ChannelMessages.channelRequest(sftpChannel.remoteId, "subsystem", true, Requests.encodeString("sftp")))
+        const id = channel.remoteId
+        const sid = sftpChannel.remoteId
+        const sftpPacket = (bytes: Uint8Array) => ChannelMessages.channelData(sid, bytes)
+        const corpus = [
+          ChannelMessages.channelData(id, latin1("hello")),
+          ChannelMessages.windowAdjust(id, 1000),
+          ChannelMessages.channelRequest(id, "window-change", false, Requests.encodeWindowChange({ columns: 80, rows: 24 })),
+          ChannelMessages.channelRequest(id, "env", false, Requests.encodeEnv("LANG", "C")),
+          ChannelMessages.channelRequest(id, "signal", false, Requests.encodeString("INT")),
+          ChannelMessages.globalRequest("keepalive@openssh.com", true),
+          ChannelMessages.channelOpen("session", 9, 1024, 1024),
+          ChannelMessages.channelOpen("direct-tcpip", 10, 1024, 1024),
+          Messages.encodeIgnore(new Uint8Array(10)),
+          sftpPacket(build((w) => w.uint32(9).byte(1).uint32(3).uint32(0))),
+          sftpPacket(build((w) => w.uint32(19).byte(17).uint32(1).string("/hello.txt").uint32(0))),
+          sftpPacket(build((w) => w.uint32(23).byte(3).uint32(2).string("/hello.txt").uint32(1).uint32(0)))
+        ]
+        const length = 5 + rng.int(40)
+        for (let k = 0; k < length && !peer.pipe.isClosed; k++) {
+          const message = rng.pick(corpus)
+          const mutated = rng.chance(0.35)
+          peer.send(mutated ? mutate(rng, message, corpus, tally) : message)
+          sent++
+          if (mutated) sentMutated++
+          if (k % 10 === 9) await new Promise((r) => setTimeout(r, 1))
+        }
+        if (!peer.pipe.isClosed) peer.send(Messages.encodeDisconnect({ code: N.DisconnectReason.BY_APPLICATION, description: "done" }))
+      } catch {
+        // the server may end it early
+      }
+      await peer.drain(2000)
+      const event = await waitFor(() => closedEventFor(localPort), 5000, `Closed event of hostile connection ${i} (seed ${FUZZ_SEED + 900})`)
+      const tag = event.error?.reason._tag ?? "clean"
+      expect(["clean", "ProtocolError", "MacMismatch", "ConnectionClosed", "PeerDisconnected", "Timeout"], event.error?.message).toContain(tag)
+      expect(event.error?.reason.message ?? "", "no JavaScript error escaped").not.toMatch(/^(unexpected failure|malformed input):/)
+      tally.cases++
+      tally.delivered += sent
+      tally.mutated += sentMutated
+      tally.outcome(tag)
+      if (i % 25 === 24 || i === connections - 1) {
+        expect(await freshConnectionWorks()).toEqual({ stdout: "fresh\n", content: "hello\n" })
+        await waitFor(
+          () => server.connectionCount() === baseline.connections && server.channelCount() === baseline.channels,
+          5000,
+          `counts back to baseline after ${i + 1} hostile connections`
+        )
+        healthChecks++
+      }
+    }
+    tally.report()
+    console.log(`fuzz server/tcp-stream: ${healthChecks} fresh connections (command + SFTP read) checked in between`)
+    expect(tally.mutated).toBeGreaterThan(connections)
+    expect(healthChecks).toBeGreaterThanOrEqual(Math.floor(connections / 25))
+    expect(await healthyRun("echo still here")).toBe("still here\n")
+  }, scaledTimeout(180_000))
 })

@@ -259,8 +259,12 @@ export class Tally {
   readonly outcomes = new Map<string, number>()
   readonly strategies = new Map<string, number>()
 
-  constructor(name: string) {
+  /** "delivered" (the target's own count) or "sent" (end to end, where the peer only knows what it wrote). */
+  readonly counted: "delivered" | "sent"
+
+  constructor(name: string, counted: "delivered" | "sent" = "delivered") {
     this.name = name
+    this.counted = counted
   }
 
   strategy(s: string): void {
@@ -279,7 +283,7 @@ export class Tally {
   report(): string {
     const top = (m: Map<string, number>) =>
       [...m].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${k}=${v}`).join(" ")
-    const line = `fuzz ${this.name}: ${this.mutated} mutated of ${this.delivered} packets delivered, ${this.cases} cases, ` +
+    const line = `fuzz ${this.name}: ${this.mutated} mutated of ${this.delivered} packets ${this.counted}, ${this.cases} cases, ` +
       `${this.seconds.toFixed(1)} s (seed ${FUZZ_SEED}, scale ${FUZZ_SCALE}) | outcomes: ${top(this.outcomes)}`
     console.log(line)
     const file = process.env["EFFECT_SSH_FUZZ_REPORT"]
@@ -288,6 +292,7 @@ export class Tally {
       void import("node:fs").then((fs) =>
         fs.appendFileSync(file, JSON.stringify({
           suite: this.name,
+          counted: this.counted,
           mutated: this.mutated,
           delivered: this.delivered,
           cases: this.cases,
