@@ -39,6 +39,7 @@ import {
   type SshPeer,
   uint32
 } from "./peer.ts"
+import { scaled, scaledTimeout } from "./mutate.ts"
 
 const hostKey = PrivateKey.generate("ssh-ed25519")
 const otherKey = PrivateKey.generate("ssh-ed25519")
@@ -670,7 +671,7 @@ describe("client ← mutated server stream (property)", () => {
         if (++runs % 10 === 0) collectGarbage()
         peakRssGrowth = Math.max(peakRssGrowth, process.memoryUsage().rss - memoryBefore.rss)
       }),
-      { numRuns: 150 }
+      { numRuns: scaled(150) }
     )
     collectGarbage()
     const retainedHeapGrowth = process.memoryUsage().heapUsed - memoryBefore.heapUsed
@@ -678,5 +679,7 @@ describe("client ← mutated server stream (property)", () => {
     expect(retainedHeapGrowth).toBeLessThan(16 * 1024 * 1024)
     // the mutations reach more than one phase
     expect(outcomes.size).toBeGreaterThanOrEqual(3)
-  }, 120_000)
+    expect(runs, "every run was a real connection").toBe(scaled(150))
+    console.log(`fuzz client/tcp-property: ${runs} mutated server streams (one connection each), outcomes ${JSON.stringify([...outcomes])}`)
+  }, scaledTimeout(120_000))
 })
