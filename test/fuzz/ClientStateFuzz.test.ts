@@ -306,7 +306,7 @@ describe("client state machines ← mutated server messages (in memory)", () => 
       expect(Exit.isSuccess(exit), Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "").toBe(true)
     }
     await runUntil(tally, 100, (rng, log) => ({
-      options: { role: "client", respond: scriptedServer(rng, tally, authAnswer(rng), authForeign, log, 0.3, 0.1) },
+      options: { role: "client", respond: scriptedServer(rng, tally, authAnswer(rng), authForeign, log, rng.pick([0.15, 0.3, 0.6]), 0.1) },
       program
     }))
     expect(tally.mutated).toBeGreaterThanOrEqual(scaled(TARGET))
@@ -328,7 +328,7 @@ describe("client state machines ← mutated server messages (in memory)", () => 
       }
     }
     await runUntil(tally, 200, (rng, log) => ({
-      options: { role: "client", idleTurns: 32, respond: scriptedServer(rng, tally, connectionAnswer(), connectionForeign, log, 0.2, 0.05) },
+      options: { role: "client", idleTurns: 32, respond: scriptedServer(rng, tally, connectionAnswer(), connectionForeign, log, rng.pick([0.1, 0.3, 0.6]), 0.05) },
       program: clientProgram
     }))
     expect(tally.mutated).toBeGreaterThanOrEqual(scaled(TARGET))

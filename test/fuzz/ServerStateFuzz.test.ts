@@ -362,7 +362,7 @@ describe("server state machines ← mutated client messages (in memory)", () => 
       const batch = 1000
       await runSessions(tally, batch, 20 + cases, (rng) =>
         Effect.gen(function*() {
-          const p = plan(rng, rng.pick(connectionScripts), connectionForeign, tally, 0.3)
+          const p = plan(rng, rng.pick(connectionScripts), connectionForeign, tally, rng.pick([0.15, 0.3, 0.6]))
           const memory = yield* memoryTransport({ role: "server", idleTurns: 16, turnsBetween: 4 })
           for (const m of p.payloads) memory.feed(m, p.mutated.has(m))
           const result = yield* Effect.exit(Effect.timeoutOrElse(serveConnection(memory), {
