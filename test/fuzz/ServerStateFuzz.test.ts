@@ -251,20 +251,20 @@ afterAll(() => {
 })
 
 const sftp = (packet: SftpMessages.SftpPacket) => SftpMessages.encode(packet)
-/** Handles are opaque; our server's are small integers as 4 bytes (the mutations find the others). */
+/** Handles are opaque; our server's count up from 1 as 4 bytes in each session (the mutations find the others). */
 const handle = (n: number) => Uint8Array.of(0, 0, 0, n)
 const sftpScripts: ReadonlyArray<ReadonlyArray<Uint8Array>> = [
   [
     sftp({ _tag: "Init", version: 3, extensions: [] }),
     sftp({ _tag: "Realpath", id: 1, path: "." }),
     sftp({ _tag: "Open", id: 2, path: "/file.txt", pflags: SftpMessages.openFlags("r"), attrs: {} }),
-    sftp({ _tag: "Read", id: 3, handle: handle(0), offset: 0, length: 100 }),
-    sftp({ _tag: "Fstat", id: 4, handle: handle(0) }),
-    sftp({ _tag: "Close", id: 5, handle: handle(0) }),
+    sftp({ _tag: "Read", id: 3, handle: handle(1), offset: 0, length: 100 }),
+    sftp({ _tag: "Fstat", id: 4, handle: handle(1) }),
+    sftp({ _tag: "Close", id: 5, handle: handle(1) }),
     sftp({ _tag: "Opendir", id: 6, path: "/dir" }),
-    sftp({ _tag: "Readdir", id: 7, handle: handle(1) }),
-    sftp({ _tag: "Readdir", id: 8, handle: handle(1) }),
-    sftp({ _tag: "Close", id: 9, handle: handle(1) }),
+    sftp({ _tag: "Readdir", id: 7, handle: handle(2) }),
+    sftp({ _tag: "Readdir", id: 8, handle: handle(2) }),
+    sftp({ _tag: "Close", id: 9, handle: handle(2) }),
     sftp({ _tag: "Stat", id: 10, path: "/link" }),
     sftp({ _tag: "Lstat", id: 11, path: "/escape" }),
     sftp({ _tag: "Readlink", id: 12, path: "/link" }),
@@ -275,11 +275,11 @@ const sftpScripts: ReadonlyArray<ReadonlyArray<Uint8Array>> = [
   [
     sftp({ _tag: "Init", version: 3, extensions: [] }),
     sftp({ _tag: "Open", id: 1, path: "/new.txt", pflags: SftpMessages.openFlags("w+"), attrs: { permissions: 0o644 } }),
-    sftp({ _tag: "Write", id: 2, handle: handle(0), offset: 0, data: new Uint8Array(64).fill(65) }),
-    sftp({ _tag: "Write", id: 3, handle: handle(0), offset: 64, data: new Uint8Array(64).fill(66) }),
-    sftp({ _tag: "Fsetstat", id: 4, handle: handle(0), attrs: { permissions: 0o600 } }),
-    sftp({ _tag: "Fsync", id: 5, handle: handle(0) }),
-    sftp({ _tag: "Close", id: 6, handle: handle(0) }),
+    sftp({ _tag: "Write", id: 2, handle: handle(1), offset: 0, data: new Uint8Array(64).fill(65) }),
+    sftp({ _tag: "Write", id: 3, handle: handle(1), offset: 64, data: new Uint8Array(64).fill(66) }),
+    sftp({ _tag: "Fsetstat", id: 4, handle: handle(1), attrs: { permissions: 0o600 } }),
+    sftp({ _tag: "Fsync", id: 5, handle: handle(1) }),
+    sftp({ _tag: "Close", id: 6, handle: handle(1) }),
     sftp({ _tag: "Mkdir", id: 7, path: "/made", attrs: {} }),
     sftp({ _tag: "Rename", id: 8, oldPath: "/new.txt", newPath: "/made/new.txt" }),
     sftp({ _tag: "PosixRename", id: 9, oldPath: "/made/new.txt", newPath: "/made/renamed.txt" }),
@@ -298,13 +298,16 @@ const sftpScripts: ReadonlyArray<ReadonlyArray<Uint8Array>> = [
 describe("server state machines ← mutated client messages (in memory)", () => {
   it("authentication", async () => {
     const tally = new Tally("server/auth")
-    // the unmutated scripts succeed: the mutations start from conversations that work
-    for (const script of authScripts) {
-      const memory = await Effect.runPromise(memoryTransport({ role: "server" }))
-      for (const m of script) memory.feed(Uint8Array.from(m))
-      const exit = await Effect.runPromise(Effect.exit(ServerAuth.authenticate(memory.transport, authOptions, sessionPeer)))
-      expect(Exit.isSuccess(exit), Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "").toBe(true)
+    // the unmutated scripts succeed, before the mutations and after every batch of them
+    const wellBehavedLogins = async () => {
+      for (const script of authScripts) {
+        const memory = await Effect.runPromise(memoryTransport({ role: "server" }))
+        for (const m of script) memory.feed(Uint8Array.from(m))
+        const exit = await Effect.runPromise(Effect.exit(ServerAuth.authenticate(memory.transport, authOptions, sessionPeer)))
+        expect(Exit.isSuccess(exit), Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "").toBe(true)
+      }
     }
+    await wellBehavedLogins()
     let cases = 0
     while (tally.mutated < scaled(TARGET)) {
       const batch = 2000
@@ -322,6 +325,7 @@ describe("server state machines ← mutated client messages (in memory)", () => 
           return { exit, describe: () => describePlan(p) }
         }))
       cases += batch
+      await wellBehavedLogins()
     }
     tally.report()
     expect(tally.mutated).toBeGreaterThanOrEqual(scaled(TARGET))
@@ -345,7 +349,9 @@ describe("server state machines ← mutated client messages (in memory)", () => 
         const exit = yield* Effect.exit(Deferred.await(connection.closed))
         return { exit, connection }
       }))
-    // the unmutated scripts run to the end of the input: channels confirmed, requests answered, cat echoes
+    // the unmutated scripts run to the end of the input: channels confirmed, requests answered, cat echoes;
+    // checked before the mutations and after every batch of them
+    const wellBehavedConnections = async () => {
     for (const script of connectionScripts) {
       const memory = await Effect.runPromise(memoryTransport({ role: "server", idleTurns: 16, turnsBetween: 4 }))
       for (const m of script) memory.feed(Uint8Array.from(m))
@@ -357,6 +363,8 @@ describe("server state machines ← mutated client messages (in memory)", () => 
       expect(sentTypes).toContain(N.CHANNEL_SUCCESS)
       expect(sentTypes).toContain(N.CHANNEL_DATA)
     }
+    }
+    await wellBehavedConnections()
     let cases = 0
     while (tally.mutated < scaled(TARGET)) {
       const batch = 1000
@@ -377,6 +385,7 @@ describe("server state machines ← mutated client messages (in memory)", () => 
           return { exit, describe: () => describePlan(p) }
         }))
       cases += batch
+      await wellBehavedConnections()
     }
     tally.report()
     expect(tally.mutated).toBeGreaterThanOrEqual(scaled(TARGET))
@@ -422,6 +431,19 @@ describe("server state machines ← mutated client messages (in memory)", () => 
       cases += batch
       expect(fs.readFileSync(outsideMarker(), "utf8"), "nothing outside the root changes").toBe("must not change")
       expect(fs.readdirSync(sandbox).sort(), "nothing is created outside the root").toEqual(["outside.txt", "root"])
+      // a well-behaved session on a fresh tree: every request answered, the session ends cleanly
+      resetTree()
+      for (const script of sftpScripts) {
+        const framer = new Framer()
+        const answers: Array<SftpMessages.SftpPacket> = []
+        const write = (bytes: Uint8Array) => Effect.sync(() => {
+          for (const body of framer.push(bytes)) answers.push(SftpMessages.decode(body))
+        })
+        const exit = await Effect.runPromise(Effect.exit(Effect.scoped(SftpServer.serve(Stream.fromIterable(script.map((m) => Uint8Array.from(m))), write, { root: sftpRoot, maxHandles: 8 }, { user: USER }))))
+        expect(Exit.isSuccess(exit), Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "").toBe(true)
+        expect(answers.length, "one answer per request").toBe(script.length)
+        expect(answers.filter((a) => a._tag === "Status" && a.code !== 0 && a.code !== 1), "no request of the valid script fails").toEqual([])
+      }
     }
     tally.report()
     expect(tally.mutated).toBeGreaterThanOrEqual(scaled(TARGET))
