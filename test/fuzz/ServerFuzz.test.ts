@@ -130,8 +130,9 @@ const freshConnectionWorks = () =>
     return { stdout, content: new TextDecoder().decode(content) }
   })).pipe(Effect.provide(NodeSsh.layer)))
 
-const closedEventFor = (port: number) =>
-  events.find((e): e is Extract<SshServer.ServerEvent, { _tag: "Closed" }> => e._tag === "Closed" && e.remotePort === port)
+/** The Closed event of the connection from `port` opened after `since` events (ephemeral ports are reused). */
+const closedEventFor = (port: number, since: number) =>
+  events.slice(since).find((e): e is Extract<SshServer.ServerEvent, { _tag: "Closed" }> => e._tag === "Closed" && e.remotePort === port)
 
 interface Expectation {
   /** The reason the server reports in its Closed event. */
@@ -147,6 +148,7 @@ interface Expectation {
  * back to baseline, healthy connection still working.
  */
 const attack = async (script: (peer: SshPeer) => Promise<unknown>, expected: Expectation, options: { readonly filter?: OutputFilter } = {}) => {
+  const since = events.length
   const peer = await connectPeer(server.address.port, { idleMs: 3000, filter: options.filter })
   const port = peer.pipe.socket.localPort!
   try {
@@ -157,7 +159,7 @@ const attack = async (script: (peer: SshPeer) => Promise<unknown>, expected: Exp
   expect(await peer.drain(4000), "the server closes the hostile connection").toBe(true)
   if (expected.disconnect === "none") expect(peer.disconnect).toBeUndefined()
   else expect(peer.disconnect?.code, JSON.stringify(peer.disconnect)).toBe(expected.disconnect)
-  const event = await waitFor(() => closedEventFor(port), 3000, "Closed event")
+  const event = await waitFor(() => closedEventFor(port, since), 3000, "Closed event")
   expect(event.error, "the Closed event carries the error").toBeDefined()
   expect(event.error!.reason._tag, event.error!.message).toBe(expected.reason)
   if (expected.message) expect(event.error!.reason.message).toMatch(expected.message)
@@ -473,17 +475,19 @@ describe("server ← mutated client stream (property)", () => {
   }
 
   it("random mutations → the connection ends with a typed error (or cleanly), the server stays healthy", async () => {
+    const controlSince = events.length
     const control = await connectPeer(server.address.port)
     const controlPort = control.pipe.socket.localPort!
     await conversation(control)
     const recorded = { bytes: control.pipe.offset, packets: control.pipe.packets }
     await control.drain(2000)
-    const controlEvent = await waitFor(() => closedEventFor(controlPort), 3000, "Closed event of the control run")
+    const controlEvent = await waitFor(() => closedEventFor(controlPort, controlSince), 3000, "Closed event of the control run")
     expect(controlEvent.error).toBeUndefined()
 
     const tags = new Map<string, number>()
     await fc.assert(
       fc.asyncProperty(fc.array(mutationArbitrary(recorded), { minLength: 1, maxLength: 3 }), async (mutations) => {
+        const since = events.length
         const peer = await connectPeer(server.address.port, { idleMs: 500, filter: mutator(mutations) })
         const port = peer.pipe.socket.localPort!
         try {
@@ -492,7 +496,7 @@ describe("server ← mutated client stream (property)", () => {
           // expected for most mutations
         }
         await peer.drain(2000)
-        const event = await waitFor(() => closedEventFor(port), 3000, `Closed event (${describeMutations(mutations)})`)
+        const event = await waitFor(() => closedEventFor(port, since), 3000, `Closed event (${describeMutations(mutations)})`)
         const tag = event.error?.reason._tag ?? "clean"
         tags.set(tag, (tags.get(tag) ?? 0) + 1)
         expect(["clean", "ProtocolError", "MacMismatch", "NegotiationFailed", "ConnectionClosed", "PeerDisconnected", "AuthFailed", "Timeout", "KeyParseFailed"])
@@ -519,6 +523,7 @@ describe("server ← many mutated packets per connection over TCP (the real serv
     let healthChecks = 0
     for (let i = 0; i < connections; i++) {
       const rng = root.fork(i)
+      const since = events.length
       const peer = await connectPeer(server.address.port, { idleMs: 1000 })
       const localPort = peer.pipe.socket.localPort!
       let sent = 0
@@ -558,7 +563,7 @@ describe("server ← many mutated packets per connection over TCP (the real serv
         // the server may end it early
       }
       await peer.drain(2000)
-      const event = await waitFor(() => closedEventFor(localPort), 5000, `Closed event of hostile connection ${i} (seed ${FUZZ_SEED + 900})`)
+      const event = await waitFor(() => closedEventFor(localPort, since), 5000, `Closed event of hostile connection ${i} (seed ${FUZZ_SEED + 900})`)
       const tag = event.error?.reason._tag ?? "clean"
       expect(["clean", "ProtocolError", "MacMismatch", "ConnectionClosed", "PeerDisconnected", "Timeout"], event.error?.message).toContain(tag)
       expect(event.error?.reason.message ?? "", "no JavaScript error escaped").not.toMatch(/^(unexpected failure|malformed input):/)
