@@ -21,6 +21,60 @@ import * as SshError from "../SshError.ts"
 import { type ConnectionArgs, type ExecArgs, UsageError, parseBytes, parseSeconds } from "./Args.ts"
 import { keyPassphrase } from "./Askpass.ts"
 import { promptHidden } from "./Prompt.ts"
+import { terminalBlock, terminalLine } from "../internal/terminalText.ts"
+
+/**
+ * The line the CLI prints for an error: the message escaped for the terminal,
+ * since it may carry text from the server (a DISCONNECT reason, an SFTP
+ * status message, a remote path).
+ *
+ * @example
+ * ```ts
+ * process.stderr.write(errorLine(error)) // "effect-ssh: peer disconnected (code 2): bye\\033[2J\n"
+ * ```
+ */
+export const errorLine = (error: unknown): string => {
+  const sshError = error instanceof SshError.SshError ? error : SshError.fromUnknown(error)
+  const reason = sshError.reason
+  const path = reason._tag === "SftpStatus" && reason.path !== undefined ? ` (${terminalLine(reason.path)})` : ""
+  return `effect-ssh: ${terminalLine(reason.message)}${path}\n`
+}
+
+/**
+ * Answers a keyboard-interactive round on the terminal, as ssh does: the
+ * round's name and instruction first, then each prompt; all of it comes from
+ * the server, so all of it is escaped (instructions and prompts may span lines).
+ *
+ * @example
+ * ```ts
+ * Auth.keyboardInteractive(answerOnTerminal(promptHidden))
+ * ```
+ */
+export const answerOnTerminal = (
+  ask: (question: string, echo: boolean) => Effect.Effect<string, SshError.SshError>,
+  write: (text: string) => void = (text) => void process.stderr.write(text)
+) =>
+(request: { readonly name: string; readonly instruction: string; readonly prompts: ReadonlyArray<{ readonly prompt: string; readonly echo: boolean }> }) =>
+  Effect.suspend(() => {
+    if (request.name.length > 0) write(`${terminalLine(request.name)}\n`)
+    if (request.instruction.length > 0) {
+      const instruction = terminalBlock(request.instruction)
+      write(instruction.endsWith("\n") ? instruction : `${instruction}\n`)
+    }
+    return Effect.forEach(request.prompts, (p) => ask(terminalBlock(p.prompt), p.echo))
+  })
+
+/**
+ * Prints a server's banner (USERAUTH_BANNER) on stderr, escaped: it arrives
+ * before the user is authenticated, from any server the user connects to.
+ *
+ * @example
+ * ```ts
+ * const options = { ...connect, onBanner: printBanner }
+ * ```
+ */
+export const printBanner = (message: string, write: (text: string) => void = (text) => void process.stderr.write(text)) =>
+  Effect.sync(() => write(terminalBlock(message)))
 
 const usageFailure = (e: UsageError) => Effect.fail(SshError.make(new SshError.ConfigParseError({ message: e.message })))
 
@@ -98,11 +152,7 @@ export const connectOptions = (
       passphrase: (file, attempt) => keyPassphrase(file, attempt)
     })
     if (interactive) {
-      auth.push(
-        Auth.keyboardInteractive((request) =>
-          Effect.forEach(request.prompts, (p) => promptHidden(p.prompt, p.echo))
-        )
-      )
+      auth.push(Auth.keyboardInteractive(answerOnTerminal(promptHidden)))
       const who = `${args.user ?? os.userInfo().username}@${args.host}`
       auth.push(Auth.password(Effect.map(promptHidden(`${who}'s password: `, false), Redacted.make)))
     }
@@ -123,7 +173,7 @@ export const connectOptions = (
       keepaliveCountMax,
       rekeyBytes,
       rekeyInterval,
-      onBanner: (message) => Effect.sync(() => void process.stderr.write(message))
+      onBanner: (message) => printBanner(message)
     }
     return options
   })
@@ -158,6 +208,9 @@ export const runExec = (args: ExecArgs) =>
       Stream.runForEach(proc.stderr, writeTo(process.stderr))
     ], { concurrency: "unbounded", discard: true })
     const exit = yield* proc.exit
-    if (exit._tag === "Signaled") process.stderr.write(`effect-ssh: remote process killed by signal ${exit.signal}\n`)
+    if (exit._tag === "Signaled") {
+      const detail = exit.message.length > 0 ? ` (${terminalLine(exit.message)})` : ""
+      process.stderr.write(`effect-ssh: remote process killed by signal ${terminalLine(exit.signal)}${detail}\n`)
+    }
     return Session.exitCode(exit) ?? 255
   }).pipe(Effect.provideService(Logger.LogToStderr, true)) // stdout carries the remote output only

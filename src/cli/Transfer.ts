@@ -27,7 +27,8 @@ import type { Progress, TransferResult } from "../Sftp/Transfer.ts"
 import * as NodeSsh from "../NodeSsh.ts"
 import * as SshError from "../SshError.ts"
 import { type ConnectionArgs, UsageError, parseExec } from "./Args.ts"
-import { connectOptions } from "./Exec.ts"
+import { connectOptions, errorLine } from "./Exec.ts"
+import { terminalLine } from "../internal/terminalText.ts"
 
 /** `effect-ssh get|put [options] SOURCE DESTINATION` */
 export interface TransferArgs extends ConnectionArgs {
@@ -198,7 +199,8 @@ export const progressLine = (name: string, progress: Progress, elapsedSeconds: n
 }
 
 /** A progress bar on stderr, redrawn at most every 100 ms (and once at the end). */
-const progressBar = (name: string) => {
+const progressBar = (remoteName: string) => {
+  const name = terminalLine(remoteName)
   const started = performance.now()
   let drawn = 0
   const draw = (progress: Progress) => {
@@ -288,9 +290,7 @@ export const transferMain = (command: "get" | "put", argv: ReadonlyArray<string>
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
       if (Exit.isSuccess(exit)) return onExit(0)
-      const error = SshError.fromUnknown(Cause.squash(exit.cause))
-      const path = error.reason._tag === "SftpStatus" && error.reason.path !== undefined ? ` (${error.reason.path})` : ""
-      process.stderr.write(`effect-ssh: ${error.reason.message}${path}\n`)
+      process.stderr.write(errorLine(Cause.squash(exit.cause)))
       onExit(1)
     }
   })

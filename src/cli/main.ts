@@ -13,13 +13,12 @@ import * as Exit from "effect/Exit"
 import * as Cause from "effect/Cause"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { UsageError, execUsage, parseExec } from "./Args.ts"
-import { runExec } from "./Exec.ts"
+import { errorLine, runExec } from "./Exec.ts"
 import { serveMain } from "./Serve.ts"
 import { serveUsage } from "./ServeArgs.ts"
 import { transferMain, transferUsage } from "./Transfer.ts"
 import { keygenMain, keygenUsage } from "./Keygen.ts"
 import * as NodeSsh from "../NodeSsh.ts"
-import * as SshError from "../SshError.ts"
 
 const usage = `usage: effect-ssh <command> [options]
 
@@ -59,9 +58,7 @@ const main = (argv: ReadonlyArray<string>) => {
           process.exitCode = exit.value
           return
         }
-        const error = Cause.squash(exit.cause)
-        const message = error instanceof SshError.SshError ? error.message : String(error)
-        process.stderr.write(`effect-ssh: ${message}\n`)
+        process.stderr.write(errorLine(Cause.squash(exit.cause)))
         process.exitCode = 255
       })).pipe(Effect.ignore),
     { disableErrorReporting: true }

@@ -24,9 +24,16 @@ import * as AuthMessages from "../../src/Auth/Messages.ts"
 import * as ChannelMessages from "../../src/Channel/Messages.ts"
 import * as Requests from "../../src/Channel/Requests.ts"
 import { exec } from "../Server/fixtures.ts"
+import * as SftpServer from "../../src/Sftp/SftpServer.ts"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Stream from "effect/Stream"
+import { FUZZ_SEED, mutate, Rng, scaled, scaledTimeout, Tally } from "./mutate.ts"
 import * as Messages from "../../src/Transport/Messages.ts"
 import * as N from "../../src/Wire/MessageNumber.ts"
 import { concat } from "../../src/internal/bytes.ts"
+import { build } from "../../src/Wire/Writer.ts"
 import {
   connectPeer,
   defaultKexInit,
@@ -58,6 +65,9 @@ const waitFor = async <A>(probe: () => A | undefined | false, ms: number, what: 
   }
 }
 
+const sftpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-fuzz-root-"))
+fs.writeFileSync(path.join(sftpRoot, "hello.txt"), "hello\n")
+
 const serverScope = Scope.makeUnsafe()
 let server: SshServer.SshServer
 let healthy: SshClient.SshConnection
@@ -79,6 +89,7 @@ beforeAll(async () => {
       loginGraceTime: `${LOGIN_GRACE_MS} millis`
     },
     session: { exec },
+    sftp: SftpServer.fileSystem({ root: sftpRoot }),
     windowSize: WINDOW,
     maxChannels: 8,
     // hostile connections from 127.0.0.1, hundreds in all and six at once: no penalties, no per-source limit
@@ -99,10 +110,32 @@ beforeAll(async () => {
   await waitFor(() => server.connectionCount() === 1 && server.channelCount() === 0, 2000, "the healthy connection settles")
 })
 
-afterAll(() => Effect.runPromise(Scope.close(serverScope, Exit.void)))
+afterAll(async () => {
+  await Effect.runPromise(Scope.close(serverScope, Exit.void))
+  fs.rmSync(sftpRoot, { recursive: true, force: true })
+})
 
-const closedEventFor = (port: number) =>
-  events.find((e): e is Extract<SshServer.ServerEvent, { _tag: "Closed" }> => e._tag === "Closed" && e.remotePort === port)
+/** A fresh, well-behaved connection: connects, runs a command, reads a file over SFTP. */
+const freshConnectionWorks = () =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const ssh = yield* SshClient.connect({
+      host: "127.0.0.1",
+      port: server.address.port,
+      username: USER,
+      auth: [Auth.password(PASSWORD)],
+      hostKeys: HostKeys.fixed(hostKey.publicKey),
+      keepaliveInterval: 0,
+      connectTimeout: "10 seconds"
+    })
+    const { stdout } = yield* ssh.run("echo fresh")
+    const sftp = yield* ssh.sftp()
+    const content = yield* sftp.readFile("/hello.txt")
+    return { stdout, content: new TextDecoder().decode(content) }
+  })).pipe(Effect.provide(NodeSsh.layer)))
+
+/** The Closed event of the connection from `port` opened after `since` events (ephemeral ports are reused). */
+const closedEventFor = (port: number, since: number) =>
+  events.slice(since).find((e): e is Extract<SshServer.ServerEvent, { _tag: "Closed" }> => e._tag === "Closed" && e.remotePort === port)
 
 interface Expectation {
   /** The reason the server reports in its Closed event. */
@@ -118,6 +151,7 @@ interface Expectation {
  * back to baseline, healthy connection still working.
  */
 const attack = async (script: (peer: SshPeer) => Promise<unknown>, expected: Expectation, options: { readonly filter?: OutputFilter } = {}) => {
+  const since = events.length
   const peer = await connectPeer(server.address.port, { idleMs: 3000, filter: options.filter })
   const port = peer.pipe.socket.localPort!
   try {
@@ -128,7 +162,7 @@ const attack = async (script: (peer: SshPeer) => Promise<unknown>, expected: Exp
   expect(await peer.drain(4000), "the server closes the hostile connection").toBe(true)
   if (expected.disconnect === "none") expect(peer.disconnect).toBeUndefined()
   else expect(peer.disconnect?.code, JSON.stringify(peer.disconnect)).toBe(expected.disconnect)
-  const event = await waitFor(() => closedEventFor(port), 3000, "Closed event")
+  const event = await waitFor(() => closedEventFor(port, since), 3000, "Closed event")
   expect(event.error, "the Closed event carries the error").toBeDefined()
   expect(event.error!.reason._tag, event.error!.message).toBe(expected.reason)
   if (expected.message) expect(event.error!.reason.message).toMatch(expected.message)
@@ -444,17 +478,19 @@ describe("server ← mutated client stream (property)", () => {
   }
 
   it("random mutations → the connection ends with a typed error (or cleanly), the server stays healthy", async () => {
+    const controlSince = events.length
     const control = await connectPeer(server.address.port)
     const controlPort = control.pipe.socket.localPort!
     await conversation(control)
     const recorded = { bytes: control.pipe.offset, packets: control.pipe.packets }
     await control.drain(2000)
-    const controlEvent = await waitFor(() => closedEventFor(controlPort), 3000, "Closed event of the control run")
+    const controlEvent = await waitFor(() => closedEventFor(controlPort, controlSince), 3000, "Closed event of the control run")
     expect(controlEvent.error).toBeUndefined()
 
     const tags = new Map<string, number>()
     await fc.assert(
       fc.asyncProperty(fc.array(mutationArbitrary(recorded), { minLength: 1, maxLength: 3 }), async (mutations) => {
+        const since = events.length
         const peer = await connectPeer(server.address.port, { idleMs: 500, filter: mutator(mutations) })
         const port = peer.pipe.socket.localPort!
         try {
@@ -463,7 +499,7 @@ describe("server ← mutated client stream (property)", () => {
           // expected for most mutations
         }
         await peer.drain(2000)
-        const event = await waitFor(() => closedEventFor(port), 3000, `Closed event (${describeMutations(mutations)})`)
+        const event = await waitFor(() => closedEventFor(port, since), 3000, `Closed event (${describeMutations(mutations)})`)
         const tag = event.error?.reason._tag ?? "clean"
         tags.set(tag, (tags.get(tag) ?? 0) + 1)
         expect(["clean", "ProtocolError", "MacMismatch", "NegotiationFailed", "ConnectionClosed", "PeerDisconnected", "AuthFailed", "Timeout", "KeyParseFailed"])
@@ -474,9 +510,84 @@ describe("server ← mutated client stream (property)", () => {
           `counts back to baseline after ${describeMutations(mutations)}`
         )
       }),
-      { numRuns: 100 }
+      { numRuns: scaled(100) }
     )
     expect(tags.size).toBeGreaterThanOrEqual(3)
     expect(await healthyRun("echo survived")).toBe("survived\n")
-  }, 120_000)
+  }, scaledTimeout(120_000))
+})
+
+describe("server ← many mutated packets per connection over TCP (the real server, sessions and SFTP)", () => {
+  it("each connection authenticates, then streams mutated channel traffic; fresh connections keep working", async () => {
+    // end to end the peer counts what it wrote before the server closed, not what the server read
+    const tally = new Tally("server/tcp-stream", "sent")
+    const root = new Rng(FUZZ_SEED + 900)
+    const connections = scaled(1000)
+    let healthChecks = 0
+    for (let i = 0; i < connections; i++) {
+      const rng = root.fork(i)
+      const since = events.length
+      const peer = await connectPeer(server.address.port, { idleMs: 1000 })
+      const localPort = peer.pipe.socket.localPort!
+      let sent = 0
+      let sentMutated = 0
+      try {
+        const channel = await upToCat(peer)
+        const sftpChannel = await peer.openSession(1)
+        peer.send(ChannelMessages.channelRequest(sftpChannel.remoteId, "subsystem", true, Requests.encodeString("sftp")))
+        const id = channel.remoteId
+        const sid = sftpChannel.remoteId
+        const sftpPacket = (bytes: Uint8Array) => ChannelMessages.channelData(sid, bytes)
+        const corpus = [
+          ChannelMessages.channelData(id, latin1("hello")),
+          ChannelMessages.windowAdjust(id, 1000),
+          ChannelMessages.channelRequest(id, "window-change", false, Requests.encodeWindowChange({ columns: 80, rows: 24 })),
+          ChannelMessages.channelRequest(id, "env", false, Requests.encodeEnv("LANG", "C")),
+          ChannelMessages.channelRequest(id, "signal", false, Requests.encodeString("INT")),
+          ChannelMessages.globalRequest("keepalive@openssh.com", true),
+          ChannelMessages.channelOpen("session", 9, 1024, 1024),
+          ChannelMessages.channelOpen("direct-tcpip", 10, 1024, 1024),
+          Messages.encodeIgnore(new Uint8Array(10)),
+          sftpPacket(build((w) => w.uint32(9).byte(1).uint32(3).uint32(0))),
+          sftpPacket(build((w) => w.uint32(19).byte(17).uint32(1).string("/hello.txt").uint32(0))),
+          sftpPacket(build((w) => w.uint32(23).byte(3).uint32(2).string("/hello.txt").uint32(1).uint32(0)))
+        ]
+        const length = 5 + rng.int(40)
+        for (let k = 0; k < length && !peer.pipe.isClosed; k++) {
+          const message = rng.pick(corpus)
+          const mutated = rng.chance(0.35)
+          peer.send(mutated ? mutate(rng, message, corpus, tally) : message)
+          sent++
+          if (mutated) sentMutated++
+          if (k % 10 === 9) await new Promise((r) => setTimeout(r, 1))
+        }
+        if (!peer.pipe.isClosed) peer.send(Messages.encodeDisconnect({ code: N.DisconnectReason.BY_APPLICATION, description: "done" }))
+      } catch {
+        // the server may end it early
+      }
+      await peer.drain(2000)
+      const event = await waitFor(() => closedEventFor(localPort, since), 5000, `Closed event of hostile connection ${i} (seed ${FUZZ_SEED + 900})`)
+      const tag = event.error?.reason._tag ?? "clean"
+      expect(["clean", "ProtocolError", "MacMismatch", "ConnectionClosed", "PeerDisconnected", "Timeout"], event.error?.message).toContain(tag)
+      expect(event.error?.reason.message ?? "", "no JavaScript error escaped").not.toMatch(/^(unexpected failure|malformed input):/)
+      tally.cases++
+      tally.delivered += sent
+      tally.mutated += sentMutated
+      tally.outcome(tag)
+      if (i % 25 === 24 || i === connections - 1) {
+        expect(await freshConnectionWorks()).toEqual({ stdout: "fresh\n", content: "hello\n" })
+        await waitFor(
+          () => server.connectionCount() === baseline.connections && server.channelCount() === baseline.channels,
+          5000,
+          `counts back to baseline after ${i + 1} hostile connections`
+        )
+        healthChecks++
+      }
+    }
+    tally.report()
+    console.log(`fuzz server/tcp-stream: ${healthChecks} fresh connections (command + SFTP read) checked in between`)
+    expect(tally.mutated).toBeGreaterThan(connections)
+    expect(healthChecks).toBeGreaterThanOrEqual(Math.floor(connections / 25))
+    expect(await healthyRun("echo still here")).toBe("still here\n")
+  }, scaledTimeout(180_000))
 })

@@ -1,0 +1,43 @@
+/**
+ * A connected pair in memory: an `effect/socket` `Socket` for our transport
+ * (our own socket adapter, the one accepted TCP connections use, over one end of a `duplexPair`)
+ * and the other end for the scripted peer (`SshPeer`), which uses the parts
+ * of `net.Socket` a Duplex has (data/close events, write, end, destroy). No
+ * kernel: a fuzz suite can run thousands of real transports (version
+ * exchange, key exchange, ciphers) in seconds.
+ */
+import type * as net from "node:net"
+import { duplexPair } from "node:stream"
+import type * as Socket from "effect/socket/Socket"
+import { fromNetSocket } from "../../src/internal/netSocket.ts"
+
+/** Our end and the peer's end of an in-memory connection. */
+export interface SocketPair {
+  readonly socket: Socket.Socket
+  /** The peer's end, shaped as the `net.Socket` the peer expects. */
+  readonly peer: net.Socket
+}
+
+let nextPort = 40000
+
+/**
+ * A new in-memory connection.
+ *
+ * @example
+ * ```ts
+ * const { socket, peer } = socketPair()
+ * const client = new SshPeer(peer, "client")
+ * yield* Transport.make(socket, { role: "server", algorithms, hostKeys })
+ * ```
+ */
+export const socketPair = (): SocketPair => {
+  const [ours, theirs] = duplexPair()
+  // a peer's end closes when ours ends: the peer reads no more (as a TCP socket without half-close)
+  ours.once("finish", () => theirs.destroy())
+  ours.once("close", () => theirs.destroy())
+  theirs.once("end", () => theirs.destroy())
+  const peer = Object.assign(theirs, { localPort: nextPort++, remotePort: 22, setNoDelay: () => peer }) as unknown as net.Socket
+  // the socket adapter our server uses for accepted connections, over the Duplex (it uses only what a Duplex has)
+  const socket = fromNetSocket(() => ours as unknown as net.Socket, { highWaterMark: 1024 * 1024, copyData: true })
+  return { socket, peer }
+}
