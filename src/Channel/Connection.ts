@@ -448,6 +448,12 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   const unknownChannel = (recipient: number) =>
     Effect.fail(errorOf(new SshError.ProtocolError({ message: `message for unknown channel ${recipient}` })))
 
+  /** The channel a message is for, which must be open (a peer may say nothing of a channel before answering its open). */
+  const openChannelFor = (recipient: number): ChannelState | undefined => {
+    const state = channels.get(recipient)
+    return state !== undefined && state.remoteId >= 0 ? state : undefined
+  }
+
   const acceptIncoming = (msg: Extract<Messages.ConnectionMessage, { _tag: "ChannelOpen" }>) =>
     Effect.gen(function*() {
       const handler = options.onChannelOpen
@@ -475,7 +481,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   /** Channel data, handled synchronously (it is most of the traffic); throws a reason on a violation. */
   const receiveData = (payload: Uint8Array): void => {
     const m = Messages.decode(payload) as Extract<Messages.ConnectionMessage, { _tag: "Data" | "ExtendedData" }>
-    const state = channelFor(m.recipient)
+    const state = openChannelFor(m.recipient)
     if (!state) throw new SshError.ProtocolError({ message: `message for unknown channel ${m.recipient}` })
     if (state.receivedClose) return
     if (m.data.length > state.maxPacket) {
@@ -535,14 +541,14 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     return Effect.flatMap(core(() => Messages.decode(payload)), (msg): Effect.Effect<void, SshError.SshError> => {
       switch (msg._tag) {
         case "WindowAdjust": {
-          const state = channelFor(msg.recipient)
+          const state = openChannelFor(msg.recipient)
           if (!state) return unknownChannel(msg.recipient)
           state.send.adjust(msg.bytes)
           state.windowLatch.openUnsafe()
           return Effect.void
         }
         case "Eof": {
-          const state = channelFor(msg.recipient)
+          const state = openChannelFor(msg.recipient)
           if (!state) return unknownChannel(msg.recipient)
           state.stdoutInbox.end()
           state.stderrInbox.end()
@@ -550,7 +556,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
           return Effect.void
         }
         case "Close": {
-          const state = channelFor(msg.recipient)
+          const state = openChannelFor(msg.recipient)
           if (!state) return unknownChannel(msg.recipient)
           state.receivedClose = true
           state.stdoutInbox.end()
@@ -562,7 +568,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
           return Effect.ensuring(Effect.ignore(sendClose(state)), Effect.sync(() => release(state)))
         }
         case "ChannelRequest": {
-          const state = channelFor(msg.recipient)
+          const state = openChannelFor(msg.recipient)
           if (!state) return unknownChannel(msg.recipient)
           const handler = state.requestHandler
           const handled = handler ? handler(msg.request, msg.data, msg.wantReply) : Effect.succeed(false)
@@ -576,7 +582,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
         }
         case "ChannelSuccess":
         case "ChannelFailure": {
-          const state = channelFor(msg.recipient)
+          const state = openChannelFor(msg.recipient)
           if (!state) return unknownChannel(msg.recipient)
           const pending = state.pendingRequests.shift()
           if (!pending) {

@@ -160,6 +160,7 @@ export const memoryTransport = (options: MemoryTransportOptions): Effect.Effect<
       send,
       rekey: Effect.void,
       sendIgnore: () => Effect.void,
+      authenticated: Effect.void,
       disconnect: (code = 11, description = "closed by application") =>
         Effect.sync(() => {
           if (failure) return
