@@ -83,13 +83,13 @@ const execThroughput: Section = async ({ config, failures, target }) => {
     }))
   const throughput = each((sample) => megabytesPerSecond(bytes, sample.seconds))
   const cpu = each((sample) => sample.cpuSeconds === undefined ? undefined : sample.cpuSeconds / (bytes / 1024 ** 3))
-  // the lent rows put effect-ssh's consumeStdout figure in effect-ssh's column
+  // the lent rows put effect-ssh's borrowStdout figure in effect-ssh's column
   const asSubject = (values: Readonly<Record<string, number | undefined>>) => ({ ...values, [SUBJECT]: values[lent.name] })
   return [
     { metric: `exec ${formatBytes(bytes)} MB/s`, better: "higher", values: throughput, target: { against: "ssh2", ratio: 1.3 } },
-    { metric: `exec ${formatBytes(bytes)} MB/s, consumeStdout`, better: "higher", values: asSubject(throughput), target: { against: "ssh2", ratio: 1.3 } },
+    { metric: `exec ${formatBytes(bytes)} MB/s, borrowStdout`, better: "higher", values: asSubject(throughput), target: { against: "ssh2", ratio: 1.3 } },
     { metric: "client CPU s per GiB", better: "lower", values: cpu },
-    { metric: "client CPU s per GiB, consumeStdout", better: "lower", values: asSubject(cpu) }
+    { metric: "client CPU s per GiB, borrowStdout", better: "lower", values: asSubject(cpu) }
   ]
 }
 

@@ -381,7 +381,9 @@ export const make = (
         message: `the SFTP server closed the channel${stderrTail.trim() === "" ? "" : `: ${stderrTail.trim()}`}`
       }))
 
-    const reader = Stream.runForEachArray(proc.stdout, onChunks).pipe(
+    // The replies' bytes are borrowed: the reply reader takes its own holder of what it keeps (a DATA reply's
+    // views, a partial packet), and every batch's packets are freed once it is through with them.
+    const reader = proc.borrowStdout(onChunks).pipe(
       Effect.matchCauseEffect({
         onSuccess: () => Effect.sync(() => die(ended())),
         onFailure: (cause) =>

@@ -58,7 +58,7 @@ import {
   HandleBudget
 } from "../internal/handleBudget.ts"
 import { applyChanges, closeDescriptor, descriptorPath, JailedFs, JailUnsupported } from "../internal/jailedFs.ts"
-import { discard, forget } from "../internal/ownedBuffers.ts"
+import { discard, handOver } from "../internal/ownedBuffers.ts"
 import { Outbox } from "../internal/sftpOutbox.ts"
 import * as SshError from "../SshError.ts"
 import type * as Attributes from "./Attributes.ts"
@@ -753,7 +753,7 @@ export const serve = (
 type Consume = (f: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, SshError.SshError>) => Effect.Effect<void, SshError.SshError>
 
 /**
- * `serve`. With `owned` the input is lent (`ServerSession.consumeStdin`: each batch freed once handled) and
+ * `serve`. With `owned` the input is lent (`SshChannel.borrowStdout`: each batch freed once handled) and
  * `write` is done with its bytes when it completes (`ServerSession.write`), so the buffers a request arrived in
  * and each encoded reply (a DATA reply with the file block read into it) are freed as soon as they are finished
  * with, rather than left to V8's collections, which cost as much as the rest of an upload when they ran.
@@ -807,14 +807,15 @@ const serveWith = (
       return Effect.as(Effect.flatMap(Effect.promise(() => session.answer(request)), reply), packet)
     }
 
-    // Once a request is answered: a WRITE's data is in the file, so a body assembled for it is freed; any other
-    // request may have left views of its body in the session (a handle, a name), so the memory under a body that
-    // is a view of a lent chunk is made ordinary again, never freed under them.
+    // Once a request is answered: a WRITE's data is in the file, so a body the framer assembled for it (memory of
+    // its own, which only the session saw) is freed; any other request may have left views of its body in the
+    // session (a handle, a name), so the memory under a body that is a view of a lent chunk is handed over, never
+    // freed under them.
     const settle = (body: Uint8Array, chunks: ReadonlyArray<Uint8Array>, packet: Messages.SftpPacket | undefined) => {
       const assembled = !chunks.some((chunk) => chunk.buffer === body.buffer)
       if (packet?._tag === "Write") {
         if (assembled) discard(body)
-      } else if (!assembled) forget(body)
+      } else if (!assembled) handOver(body)
     }
 
     const requests = consume((chunks) =>
@@ -847,6 +848,6 @@ export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => 
     Effect.andThen(
       session.channel.growWindow(options.windowSize ?? DEFAULT_WINDOW),
       // a session's write is the channel's, which has sealed (copied) the bytes when it completes
-      Effect.as(serveWith(session.consumeStdin, (bytes) => session.write(bytes), options, { user: session.user }, true, limits), 0)
+      Effect.as(serveWith(session.channel.borrowStdout, (bytes) => session.write(bytes), options, { user: session.user }, true, limits), 0)
     )
 }

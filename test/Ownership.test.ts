@@ -1,0 +1,149 @@
+/**
+ * The ownership boundary: memory the library hands to code outside it (a
+ * Stream's consumer, a `consumeStdout` callback, a user's `FileSystem`)
+ * stays valid after the library is done with it, whatever that code keeps.
+ * Only `borrowStdout` lends, and says so in its name: there a batch is
+ * valid while the borrower's effect runs.
+ *
+ * Our client against our server in-process: the SFTP root is a temp
+ * directory, and an exec handler writes known bytes.
+ */
+import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
+import * as Stream from "effect/Stream"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import type { ServerSession } from "../src/Channel/ServerSession.ts"
+import * as SshServer from "../src/Server.ts"
+import * as SftpServer from "../src/Sftp/SftpServer.ts"
+import { runScoped } from "./helpers.ts"
+import { connect, randomBytes, serverOptions, sha256, tempDir } from "./Sftp/fixtures.ts"
+
+const FILE_BYTES = 4 * 1024 * 1024
+const OUTPUT_BYTES = 8 * 1024 * 1024
+
+/** The bytes the "bytes" command writes: a pattern that differs from block to block. */
+const output = new Uint8Array(OUTPUT_BYTES).map((_, i) => (i * 131 + (i >> 12)) & 0xff)
+
+/** "bytes" writes `output` in 64 KiB writes. */
+const exec = (session: ServerSession, command: string) =>
+  Effect.gen(function*() {
+    if (command !== "bytes") return 127
+    for (let at = 0; at < output.length; at += 64 * 1024) yield* session.write(output.subarray(at, at + 64 * 1024))
+    return 0
+  })
+
+let root = ""
+let local = ""
+let cleanup: Array<() => void> = []
+
+beforeEach(() => {
+  const r = tempDir("effect-ssh-ownership-root-")
+  const l = tempDir("effect-ssh-ownership-local-")
+  root = r.path
+  local = l.path
+  cleanup = [r.remove, l.remove]
+})
+
+afterEach(() => {
+  for (const f of cleanup) f()
+})
+
+/** A client connected to our server (SFTP over `root`, the exec handler above). */
+const withConnection = <A, E, R>(f: (ssh: Effect.Success<ReturnType<typeof connect>>) => Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const server = yield* SshServer.serve(serverOptions({ sftp: SftpServer.fileSystem({ root }), session: { exec } }))
+    return yield* f(yield* connect(server.address.port))
+  })
+
+const concatenated = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => Buffer.concat(chunks)
+
+/** What a set of kept chunks looks like: their lengths must all be intact and their content the original's. */
+const expectIntact = (kept: ReadonlyArray<Uint8Array>, original: Uint8Array) => {
+  expect(kept.length).toBeGreaterThan(0)
+  expect(kept.filter((chunk) => chunk.byteLength === 0).length).toBe(0)
+  expect(kept.reduce((n, chunk) => n + chunk.byteLength, 0)).toBe(original.length)
+  expect(sha256(concatenated(kept))).toBe(sha256(original))
+}
+
+/**
+ * The FileSystem in context, wrapped so that every file it opens keeps each buffer `writeAll` is given (a
+ * FileSystem that queues writes, or caches what it wrote, does this).
+ */
+const keepingFileSystem = Effect.map(FileSystem.FileSystem, (fs) => {
+  const kept: Array<Uint8Array> = []
+  const keepWrites = (file: FileSystem.File): FileSystem.File =>
+    new Proxy(file, {
+      get: (target, key, receiver) =>
+        key === "writeAll"
+          ? (buffer: Uint8Array) => {
+            kept.push(buffer)
+            return target.writeAll(buffer)
+          }
+          : Reflect.get(target, key, receiver)
+    })
+  const keeping: FileSystem.FileSystem = new Proxy(fs, {
+    get: (target, key, receiver) =>
+      key === "open"
+        ? (path: string, options?: Parameters<FileSystem.FileSystem["open"]>[1]) => Effect.map(target.open(path, options), keepWrites)
+        : Reflect.get(target, key, receiver)
+  })
+  return { fs: keeping, kept }
+})
+
+describe("memory handed to code outside the library stays valid", () => {
+  it("sftp.get into a FileSystem that keeps the buffers it is given", async () => {
+    const source = randomBytes(FILE_BYTES)
+    Fs.writeFileSync(Path.join(root, "big.bin"), source)
+    const { kept, result } = await runScoped(Effect.gen(function*() {
+      const { fs, kept } = yield* keepingFileSystem
+      const result = yield* Effect.provideService(
+        withConnection((ssh) => Effect.flatMap(ssh.sftp(), (sftp) => sftp.get("/big.bin", Path.join(local, "big.bin")))),
+        FileSystem.FileSystem,
+        fs
+      )
+      return { kept, result }
+    }))
+    expect(result.bytes).toBe(FILE_BYTES)
+    expect(sha256(Path.join(local, "big.bin"))).toBe(sha256(source))
+    expectIntact(kept, source)
+  })
+
+  it("sftp.readStream, collected", async () => {
+    const source = randomBytes(FILE_BYTES)
+    Fs.writeFileSync(Path.join(root, "big.bin"), source)
+    const chunks = await runScoped(withConnection((ssh) =>
+      Effect.gen(function*() {
+        const sftp = yield* ssh.sftp()
+        const chunks = yield* Stream.runCollect(sftp.readStream("/big.bin"))
+        // more traffic on the same session after the stream ended: a download whose packets are freed as written
+        yield* sftp.get("/big.bin", Path.join(local, "again.bin"))
+        return chunks
+      })))
+    expectIntact(chunks, source)
+  })
+
+  it("consumeStdout with a consumer that keeps the chunks", async () => {
+    const kept = await runScoped(withConnection((ssh) =>
+      Effect.gen(function*() {
+        const proc = yield* ssh.exec("bytes")
+        const kept: Array<Uint8Array> = []
+        yield* proc.consumeStdout((chunks) => Effect.sync(() => kept.push(...chunks)))
+        yield* proc.exit
+        return kept
+      })))
+    expectIntact(kept, output)
+  })
+
+  it("exec stdout, collected", async () => {
+    const chunks = await runScoped(withConnection((ssh) =>
+      Effect.gen(function*() {
+        const proc = yield* ssh.exec("bytes")
+        const chunks = yield* Stream.runCollect(proc.stdout)
+        yield* proc.exit
+        return chunks
+      })))
+    expectIntact(chunks, output)
+  })
+})
