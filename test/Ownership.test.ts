@@ -1,7 +1,9 @@
 /**
  * The ownership boundary: memory the library hands to code outside it (a
  * Stream's consumer, a `consumeStdout` callback, a user's `FileSystem`)
- * stays valid after the library is done with it, whatever that code keeps.
+ * stays valid after the library is done with it, whatever that code keeps
+ * — and whatever it passes back in (a chunk written to a socket of the
+ * library's own, which frees the packets it owns once they are written).
  * Only `borrowStdout` lends, and says so in its name: there a batch is
  * valid while the borrower's effect runs.
  *
@@ -11,10 +13,13 @@
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as Stream from "effect/Stream"
+import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import type { ServerSession } from "../src/Channel/ServerSession.ts"
+import { Connector } from "../src/Client.ts"
 import * as SshServer from "../src/Server.ts"
 import * as SftpServer from "../src/Sftp/SftpServer.ts"
 import { runScoped } from "./helpers.ts"
@@ -69,58 +74,112 @@ const expectIntact = (kept: ReadonlyArray<Uint8Array>, original: Uint8Array) => 
 
 /**
  * The FileSystem in context, wrapped so that every file it opens keeps each buffer `writeAll` is given (a
- * FileSystem that queues writes, or caches what it wrote, does this).
+ * FileSystem that queues writes, or caches what it wrote, does this) and the part of each buffer `read` filled.
  */
 const keepingFileSystem = Effect.map(FileSystem.FileSystem, (fs) => {
-  const kept: Array<Uint8Array> = []
-  const keepWrites = (file: FileSystem.File): FileSystem.File =>
+  const written: Array<Uint8Array> = []
+  const read: Array<Uint8Array> = []
+  const keepBuffers = (file: FileSystem.File): FileSystem.File =>
     new Proxy(file, {
       get: (target, key, receiver) =>
         key === "writeAll"
           ? (buffer: Uint8Array) => {
-            kept.push(buffer)
+            written.push(buffer)
             return target.writeAll(buffer)
           }
+          : key === "read"
+          ? (buffer: Uint8Array, options?: Parameters<FileSystem.File["read"]>[1]) =>
+            Effect.tap(target.read(buffer, options), (n) => Effect.sync(() => n > 0 && read.push(buffer.subarray(0, Number(n)))))
           : Reflect.get(target, key, receiver)
     })
   const keeping: FileSystem.FileSystem = new Proxy(fs, {
     get: (target, key, receiver) =>
       key === "open"
-        ? (path: string, options?: Parameters<FileSystem.FileSystem["open"]>[1]) => Effect.map(target.open(path, options), keepWrites)
+        ? (path: string, options?: Parameters<FileSystem.FileSystem["open"]>[1]) => Effect.map(target.open(path, options), keepBuffers)
         : Reflect.get(target, key, receiver)
   })
-  return { fs: keeping, kept }
+  return { fs: keeping, written, read }
 })
+
+/**
+ * Writes `chunks` to a local TCP sink through a socket of the library's own Connector (NodeSsh's), and waits
+ * until the sink has had every byte: the user hands the chunks back to the library, whose socket frees the
+ * packets it owns once they are written. Returns the sink's SHA-256 of what it received.
+ */
+const writeThroughConnector = (chunks: ReadonlyArray<Uint8Array>) =>
+  Effect.gen(function*() {
+    let expected = 0
+    for (const chunk of chunks) expected += chunk.byteLength
+    const hash = Crypto.createHash("sha256")
+    let got = 0
+    let done: (digest: string) => void = () => {}
+    const received = new Promise<string>((resolve) => {
+      done = resolve
+    })
+    const sink = Net.createServer((conn) =>
+      conn.on("data", (data) => {
+        hash.update(data)
+        got += data.length
+        if (got >= expected) done(hash.digest("hex"))
+      }))
+    yield* Effect.acquireRelease(
+      Effect.promise(() => new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve))),
+      () => Effect.sync(() => sink.close())
+    )
+    const port = (sink.address() as Net.AddressInfo).port
+    const socket = yield* Effect.flatMap(Connector, (connector) => connector.connect("127.0.0.1", port))
+    const writer = yield* socket.writer
+    for (const chunk of chunks) yield* writer.write(chunk)
+    return yield* Effect.promise(() => received)
+  })
 
 describe("memory handed to code outside the library stays valid", () => {
   it("sftp.get into a FileSystem that keeps the buffers it is given", async () => {
     const source = randomBytes(FILE_BYTES)
     Fs.writeFileSync(Path.join(root, "big.bin"), source)
     const { kept, result } = await runScoped(Effect.gen(function*() {
-      const { fs, kept } = yield* keepingFileSystem
+      const { fs, written } = yield* keepingFileSystem
       const result = yield* Effect.provideService(
         withConnection((ssh) => Effect.flatMap(ssh.sftp(), (sftp) => sftp.get("/big.bin", Path.join(local, "big.bin")))),
         FileSystem.FileSystem,
         fs
       )
-      return { kept, result }
+      return { kept: written, result }
     }))
     expect(result.bytes).toBe(FILE_BYTES)
     expect(sha256(Path.join(local, "big.bin"))).toBe(sha256(source))
     expectIntact(kept, source)
   })
 
-  it("sftp.readStream, collected", async () => {
+  it("sftp.put from a FileSystem that keeps the buffers it reads into", async () => {
+    const source = randomBytes(FILE_BYTES)
+    Fs.writeFileSync(Path.join(local, "big.bin"), source)
+    const { kept, result } = await runScoped(Effect.gen(function*() {
+      const { fs, read } = yield* keepingFileSystem
+      const result = yield* Effect.provideService(
+        withConnection((ssh) => Effect.flatMap(ssh.sftp(), (sftp) => sftp.put(Path.join(local, "big.bin"), "/big.bin"))),
+        FileSystem.FileSystem,
+        fs
+      )
+      return { kept: read, result }
+    }))
+    expect(result.bytes).toBe(FILE_BYTES)
+    expect(sha256(Path.join(root, "big.bin"))).toBe(sha256(source))
+    expectIntact(kept, source)
+  })
+
+  it("sftp.readStream, collected, then written out through the library's own socket", async () => {
     const source = randomBytes(FILE_BYTES)
     Fs.writeFileSync(Path.join(root, "big.bin"), source)
-    const chunks = await runScoped(withConnection((ssh) =>
+    const { chunks, forwarded } = await runScoped(withConnection((ssh) =>
       Effect.gen(function*() {
         const sftp = yield* ssh.sftp()
         const chunks = yield* Stream.runCollect(sftp.readStream("/big.bin"))
         // more traffic on the same session after the stream ended: a download whose packets are freed as written
         yield* sftp.get("/big.bin", Path.join(local, "again.bin"))
-        return chunks
+        return { chunks, forwarded: yield* writeThroughConnector(chunks) }
       })))
+    expect(forwarded).toBe(sha256(source))
     expectIntact(chunks, source)
   })
 
@@ -136,14 +195,35 @@ describe("memory handed to code outside the library stays valid", () => {
     expectIntact(kept, output)
   })
 
-  it("exec stdout, collected", async () => {
-    const chunks = await runScoped(withConnection((ssh) =>
+  it("exec stdout, collected, then written out through the library's own socket", async () => {
+    const { chunks, forwarded } = await runScoped(withConnection((ssh) =>
       Effect.gen(function*() {
         const proc = yield* ssh.exec("bytes")
         const chunks = yield* Stream.runCollect(proc.stdout)
         yield* proc.exit
-        return chunks
+        return { chunks, forwarded: yield* writeThroughConnector(chunks) }
       })))
+    expect(forwarded).toBe(sha256(output))
     expectIntact(chunks, output)
+  })
+
+  it("borrowStdout says it lends: the batch is valid while the borrower's effect runs, and freed after", async () => {
+    const { hash, lent } = await runScoped(withConnection((ssh) =>
+      Effect.gen(function*() {
+        const proc = yield* ssh.exec("bytes")
+        const hash = Crypto.createHash("sha256")
+        const lent: Array<Uint8Array> = []
+        yield* proc.borrowStdout((chunks) =>
+          Effect.sync(() => {
+            for (const chunk of chunks) hash.update(chunk)
+            lent.push(...chunks)
+          })
+        )
+        yield* proc.exit
+        return { hash: hash.digest("hex"), lent }
+      })))
+    expect(hash).toBe(sha256(output))
+    expect(lent.length).toBeGreaterThan(0)
+    expect(lent.every((chunk) => chunk.byteLength === 0)).toBe(true)
   })
 })

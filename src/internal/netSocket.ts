@@ -7,6 +7,11 @@
  * Backpressure: the socket is paused once `highWaterMark` bytes wait
  * unpulled, and resumed when a pull takes them.
  *
+ * Ownership (`ownedBuffers`): a chunk written that the library owns (a
+ * sealed packet) has its holder released once Node is done with it; any
+ * other chunk is left alone. Chunks Node read, which only this adapter
+ * listens to, are freed as soon as they are copied (`copyData`).
+ *
  * @internal
  */
 import * as Effect from "effect/Effect"
