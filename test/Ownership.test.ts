@@ -12,6 +12,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
+import * as Socket from "effect/socket/Socket"
 import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
@@ -23,7 +24,10 @@ import { Connector } from "../src/Client.ts"
 import * as SshServer from "../src/Server.ts"
 import * as SftpServer from "../src/Sftp/SftpServer.ts"
 import { runScoped } from "./helpers.ts"
-import { connect, randomBytes, serverOptions, sha256, tempDir } from "./Sftp/fixtures.ts"
+import { connect, hostKey, randomBytes, serverOptions, sha256, tempDir, userKey } from "./Sftp/fixtures.ts"
+import * as Auth from "../src/Auth/ClientAuth.ts"
+import * as HostKeys from "../src/Auth/HostKeys.ts"
+import * as SshClient from "../src/Client.ts"
 
 const FILE_BYTES = 4 * 1024 * 1024
 const OUTPUT_BYTES = 8 * 1024 * 1024
@@ -31,9 +35,15 @@ const OUTPUT_BYTES = 8 * 1024 * 1024
 /** The bytes the "bytes" command writes: a pattern that differs from block to block. */
 const output = new Uint8Array(OUTPUT_BYTES).map((_, i) => (i * 131 + (i >> 12)) & 0xff)
 
-/** "bytes" writes `output` in 64 KiB writes. */
+/** "bytes" writes `output` in 64 KiB writes; "hash" writes the SHA-256 of its stdin. */
 const exec = (session: ServerSession, command: string) =>
   Effect.gen(function*() {
+    if (command === "hash") {
+      const hash = Crypto.createHash("sha256")
+      yield* Stream.runForEach(session.stdin, (chunk) => Effect.sync(() => hash.update(chunk)))
+      yield* session.write(hash.digest("hex"))
+      return 0
+    }
     if (command !== "bytes") return 127
     for (let at = 0; at < output.length; at += 64 * 1024) yield* session.write(output.subarray(at, at + 64 * 1024))
     return 0
@@ -225,5 +235,42 @@ describe("memory handed to code outside the library stays valid", () => {
     expect(hash).toBe(sha256(output))
     expect(lent.length).toBeGreaterThan(0)
     expect(lent.every((chunk) => chunk.byteLength === 0)).toBe(true)
+  })
+
+  it("a socket of the user's own, which keeps what it writes and passes it on to the library's socket", async () => {
+    // every chunk the connection writes, with its SHA-256 when it was written
+    const written: Array<{ readonly chunk: Uint8Array; readonly hash: string }> = []
+    const input = randomBytes(FILE_BYTES)
+    const stdout = await runScoped(Effect.gen(function*() {
+      const server = yield* SshServer.serve(serverOptions({ session: { exec } }))
+      const inner = yield* Effect.flatMap(Connector, (connector) => connector.connect("127.0.0.1", server.address.port))
+      const logging = Socket.make({
+        reader: inner.reader,
+        writer: Effect.map(inner.writer, (writer): Socket.Writer => ({
+          write: (chunk) => {
+            if (chunk instanceof Uint8Array) written.push({ chunk, hash: sha256(chunk) })
+            return writer.write(chunk)
+          },
+          writeAll: (chunks) => {
+            for (const chunk of chunks) if (chunk instanceof Uint8Array) written.push({ chunk, hash: sha256(chunk) })
+            return writer.writeAll(chunks)
+          }
+        }))
+      })
+      const ssh = yield* SshClient.connect({
+        host: "127.0.0.1",
+        username: "alice",
+        socket: logging,
+        auth: [Auth.privateKey(userKey)],
+        hostKeys: HostKeys.fixed(hostKey.publicKey)
+      })
+      // a large input: the packets it goes out in are big enough for the library to own and free
+      const result = yield* ssh.run("hash", { stdin: input })
+      return result.stdout
+    }))
+    expect(stdout).toBe(sha256(input))
+    expect(written.length).toBeGreaterThan(0)
+    expect(written.filter(({ chunk }) => chunk.byteLength === 0).length).toBe(0)
+    expect(written.filter(({ chunk, hash }) => sha256(chunk) !== hash).length).toBe(0)
   })
 })

@@ -19,7 +19,7 @@ import type * as FileSystem from "effect/FileSystem"
 import * as PlatformError from "effect/PlatformError"
 import * as NodeFs from "node:fs"
 import { concat } from "./bytes.ts"
-import { handOverAll, releaseAll } from "./ownedBuffers.ts"
+import { handOver, handOverAll, releaseAll } from "./ownedBuffers.ts"
 
 const nodeFileSystems = new WeakSet<FileSystem.FileSystem>()
 
@@ -105,7 +105,7 @@ const writevAll = (fd: number, chunks: ReadonlyArray<Uint8Array>, position: numb
  * descriptor, then the chunks are released (freed, for packets nothing else holds) — not after a failure or an
  * interruption, when a write in the thread pool may still be reading them. Otherwise the file gets one `writeAll`
  * per batch, and may keep the buffer it is given: a single chunk is handed over; several are joined into a new
- * buffer, which is the file's, and then released.
+ * buffer, which is handed over, and the chunks themselves (copied, so still the library's alone) are released.
  *
  * @example
  * ```ts
@@ -121,7 +121,7 @@ export const chunkWriter = (fs: FileSystem.FileSystem, file: FileSystem.File, st
       Effect.suspend(() => {
         if (chunks.length === 1) return file.writeAll(handOverAll(chunks)[0]!)
         // the join is the file's; the chunks it was copied from are still the library's alone
-        const joined = concat(chunks)
+        const joined = handOver(concat(chunks))
         releaseAll(chunks)
         return file.writeAll(joined)
       })
