@@ -79,9 +79,8 @@ export interface SshProcess {
    *
    * @example
    * ```ts
-   * const lines: Array<string> = []
-   * const decoder = new TextDecoder()
-   * yield* proc.consumeStdout((chunks) => Effect.sync(() => chunks.forEach((c) => lines.push(decoder.decode(c, { stream: true })))))
+   * const kept: Array<Uint8Array> = []
+   * yield* proc.consumeStdout((chunks) => Effect.sync(() => kept.push(...chunks))) // kept stays valid
    * ```
    */
   readonly consumeStdout: SshChannel["consumeStdout"]
