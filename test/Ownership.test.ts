@@ -10,8 +10,10 @@
  * Our client against our server in-process: the SFTP root is a temp
  * directory, and an exec handler writes known bytes.
  */
+import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
+import * as Queue from "effect/Queue"
 import * as Socket from "effect/socket/Socket"
 import * as Stream from "effect/Stream"
 import * as Crypto from "node:crypto"
@@ -22,6 +24,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import type { ServerSession } from "../src/Channel/ServerSession.ts"
 import { Connector } from "../src/Client.ts"
 import * as SshServer from "../src/Server.ts"
+import { Framer } from "../src/Sftp/Framer.ts"
+import * as Messages from "../src/Sftp/Messages.ts"
 import * as SftpServer from "../src/Sftp/SftpServer.ts"
 import { runScoped } from "./helpers.ts"
 import { connect, hostKey, randomBytes, serverOptions, sha256, tempDir, userKey } from "./Sftp/fixtures.ts"
@@ -272,5 +276,44 @@ describe("memory handed to code outside the library stays valid", () => {
     expect(written.length).toBeGreaterThan(0)
     expect(written.filter(({ chunk }) => chunk.byteLength === 0).length).toBe(0)
     expect(written.filter(({ chunk, hash }) => sha256(chunk) !== hash).length).toBe(0)
+  })
+
+  it("SftpServer.serve with a caller's write that keeps the replies, then passes them to the library's socket", async () => {
+    const source = randomBytes(200_000)
+    Fs.writeFileSync(Path.join(root, "small.bin"), source)
+    const replies: Array<Uint8Array> = []
+    const { data, forwarded } = await runScoped(Effect.gen(function*() {
+      // a client driven by the replies: INIT, OPEN, READ until EOF, CLOSE
+      const requests = yield* Queue.unbounded<Uint8Array, Cause.Done>()
+      const framer = new Framer()
+      const data: Array<Uint8Array> = []
+      let handle: Uint8Array | undefined
+      let offset = 0
+      const request = (packet: Messages.SftpPacket) => Queue.offerUnsafe(requests, Messages.encode(packet))
+      const read = () => request({ _tag: "Read", id: 3, handle: handle!, offset, length: 256 * 1024 })
+      const write = (bytes: Uint8Array) =>
+        Effect.sync(() => {
+          replies.push(bytes)
+          for (const body of framer.push(bytes)) {
+            const reply = Messages.decode(body)
+            if (reply._tag === "Version") request({ _tag: "Open", id: 1, path: "/small.bin", pflags: Messages.openFlags("r"), attrs: {} })
+            else if (reply._tag === "Handle") {
+              handle = reply.handle.slice()
+              read()
+            } else if (reply._tag === "Data") {
+              data.push(reply.data.slice())
+              offset += reply.data.length
+              read()
+            } else if (reply._tag === "Status" && reply.id === 3) request({ _tag: "Close", id: 4, handle: handle! })
+            else Queue.endUnsafe(requests)
+          }
+        })
+      request({ _tag: "Init", version: 3, extensions: [] })
+      yield* SftpServer.serve(Stream.fromQueue(requests), write, { root }, { user: "alice" })
+      return { data: concatenated(data), forwarded: yield* writeThroughConnector(replies) }
+    }))
+    expect(sha256(data)).toBe(sha256(source))
+    expect(forwarded).toBe(sha256(concatenated(replies)))
+    expect(replies.filter((reply) => reply.byteLength === 0).length).toBe(0)
   })
 })

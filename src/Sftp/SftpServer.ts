@@ -48,7 +48,6 @@ import * as Fs from "node:fs"
 import * as FsPromises from "node:fs/promises"
 import * as Os from "node:os"
 import type { ServerSession, SessionHandler } from "../Channel/ServerSession.ts"
-import { uninitialized } from "../internal/bytes.ts"
 import { decodeByteString } from "../internal/byteString.ts"
 import {
   DEFAULT_DIRECTORY_HANDLES,
@@ -58,7 +57,7 @@ import {
   HandleBudget
 } from "../internal/handleBudget.ts"
 import { applyChanges, closeDescriptor, descriptorPath, JailedFs, JailUnsupported } from "../internal/jailedFs.ts"
-import { discard, handOver } from "../internal/ownedBuffers.ts"
+import { allocate, discard, handOver } from "../internal/ownedBuffers.ts"
 import { Outbox } from "../internal/sftpOutbox.ts"
 import * as SshError from "../SshError.ts"
 import type * as Attributes from "./Attributes.ts"
@@ -410,8 +409,9 @@ class SftpSession {
     const { file } = this.fileOf(request.handle)
     const length = Math.min(request.length, MAX_DATA_LENGTH)
     checkSpan(request.offset, length, "offset + length")
-    // Every byte sent is written first (header below, data by the read): no need to zero it.
-    const memory = uninitialized(Messages.DATA_HEADER_LENGTH + length)
+    // Every byte sent is written first (header below, data by the read): no need to zero it. The library's own
+    // memory (ownedBuffers), which the outbox of `fileSystem` frees once the reply is sealed (a short read's too).
+    const memory = allocate(Messages.DATA_HEADER_LENGTH + length)
     const { bytesRead } = await file.read(memory, Messages.DATA_HEADER_LENGTH, length, request.offset)
     if (bytesRead === 0 && request.length > 0) return Status.make(request.id, StatusCode.Eof)
     const packet = memory.subarray(0, Messages.DATA_HEADER_LENGTH + bytesRead)
@@ -770,7 +770,8 @@ const serveWith = (
     const jail = yield* openJail(options.root)
     const session = new SftpSession(jail, limits, options, peer)
     yield* Effect.addFinalizer(() => Effect.promise(() => session.closeAll()))
-    const outbox = new Outbox(write, { freeWritten: owned })
+    // a caller's `write` may keep what it is given: every reply is handed over to it
+    const outbox = new Outbox(owned ? write : (bytes) => write(handOver(bytes)), { freeWritten: owned })
     yield* Effect.forkScoped(Effect.ignore(outbox.run))
     const framer = new Framer({ maxPacketLength: DEFAULT_MAX_PACKET_LENGTH })
     let initialized = false

@@ -189,9 +189,13 @@ export const handOverAll = <A extends ReadonlyArray<Uint8Array>>(chunks: A): A =
  * Frees `bytes` now: for memory the caller was given fresh (a cipher's
  * output, a chunk Node read from a socket or pipe only the library
  * listens to) or allocated, has copied from or written out, and never
- * showed to code outside the library. For an owned buffer it is
- * `release` (the caller's holder is given back); for one handed over it
- * does nothing.
+ * showed to code outside the library. For an owned buffer it is `release`
+ * (the caller's holder is given back); for one handed over it does
+ * nothing. Unregistered memory is freed only when `bytes` is the whole of
+ * its buffer: a view of a larger one — a slice of Node's shared pool,
+ * which `Buffer.concat`, `Readable.read()` and small `Buffer.allocUnsafe`
+ * return — shares it with bytes that are not the caller's, and is left to
+ * the garbage collector.
  *
  * @example
  * ```ts
@@ -200,7 +204,12 @@ export const handOverAll = <A extends ReadonlyArray<Uint8Array>>(chunks: A): A =
  * discard(encrypted)
  * ```
  */
-export const discard = (bytes: Uint8Array): void => release(adopt(bytes))
+export const discard = (bytes: Uint8Array): void => {
+  const buffer = bytes.buffer
+  const state = stateOf(buffer)
+  if (state > 0) return release(bytes)
+  if (state === 0 && bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength && canTransfer(buffer)) detach(buffer)
+}
 
 /**
  * Whether `bytes`' buffer is owned (registered, not yet freed nor handed over).

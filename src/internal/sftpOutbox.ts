@@ -143,7 +143,11 @@ export class Outbox {
       }
     }
     const taken = this.queue.splice(0, count)
-    return count === 1 ? first : concat(taken)
+    if (count === 1) return first
+    const joined = concat(taken)
+    // the packets are copied into the join: done with
+    if (this.freeWritten) for (const packet of taken) discard(packet)
+    return joined
   }
 
   private readonly step: Effect.Effect<void, SshError> = Effect.suspend(() => {

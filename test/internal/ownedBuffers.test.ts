@@ -78,6 +78,22 @@ describe("ownedBuffers", () => {
     expect(mine.byteLength).toBe(0)
   })
 
+  it("discard never frees a buffer shared with bytes that are not the caller's: Node's pool, a view of a bigger buffer", () => {
+    const pooled = Buffer.allocUnsafe(100)
+    const neighbour = Buffer.allocUnsafe(100)
+    expect(pooled.buffer).toBe(neighbour.buffer)
+    discard(pooled)
+    // what Readable.read() returns for several small buffered chunks
+    const joined = Buffer.concat([Buffer.from("ab"), Buffer.from("cd")])
+    discard(joined)
+    expect(pooled.byteLength + neighbour.byteLength + joined.byteLength).toBe(204)
+
+    const big = new Uint8Array(64 * 1024)
+    discard(big.subarray(0, 1024))
+    discard(big.subarray(1))
+    expect(big.byteLength).toBe(64 * 1024)
+  })
+
   it("a buffer that cannot be detached is left to the GC, without throwing", () => {
     // (the WebAssembly types are not in this project's lib)
     const { Memory } = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly
