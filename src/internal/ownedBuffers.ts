@@ -31,9 +31,10 @@
  * (`SshChannel.borrowStdout`): the borrower is told the memory is valid
  * only while its effect runs.
  *
- * Memory that is never registered is never freed early either: freeing is
- * an optimisation, and whatever the library is not sure of is left to the
- * garbage collector.
+ * Memory that is not registered is freed early only by `discard`, for a
+ * temporary its caller was just given whole (a cipher's output, a chunk
+ * read) and copied from. Freeing is an optimisation: whatever the library
+ * is not sure of is left to the garbage collector.
  *
  * @internal
  */
