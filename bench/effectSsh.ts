@@ -32,7 +32,7 @@ const connectOptions = (target: BenchTarget): SshClient.ConnectOptions => ({
 const runScoped = <A>(effect: Effect.Effect<A, unknown, SshClient.Connector | FileSystem.FileSystem | Scope.Scope>): Promise<A> =>
   Effect.runPromise(effect.pipe(Effect.scoped, Effect.provide(NodeSsh.layer)))
 
-/** How the output is read: as a Stream (the consumer owns each chunk) or lent through `consumeStdout`. */
+/** How the output is read: as a Stream (the consumer owns each chunk) or lent through `borrowStdout`. */
 export type Consumption = "stream" | "lend"
 
 const download = (target: BenchTarget, consumption: Consumption) => (bytes: number) =>
@@ -46,7 +46,7 @@ const download = (target: BenchTarget, consumption: Consumption) => (bytes: numb
       Effect.sync(() => {
         for (const chunk of chunks) received += chunk.byteLength
       })
-    yield* consumption === "lend" ? proc.consumeStdout(count) : Stream.runForEachArray(proc.stdout, count)
+    yield* consumption === "lend" ? proc.borrowStdout(count) : Stream.runForEachArray(proc.stdout, count)
     const status = yield* proc.exit
     const seconds = (performance.now() - started) / 1000
     const cpu = cpuSeconds() - startedCpu
@@ -62,7 +62,7 @@ const connect = (target: BenchTarget) => () =>
   }))
 
 /**
- * The effect-ssh contender: named "effect-ssh" reading a Stream, "effect-ssh lent" with `consumeStdout`.
+ * The effect-ssh contender: named "effect-ssh" reading a Stream, "effect-ssh lent" with `borrowStdout`.
  *
  * @example
  * ```ts

@@ -83,13 +83,13 @@ const execThroughput: Section = async ({ config, failures, target }) => {
     }))
   const throughput = each((sample) => megabytesPerSecond(bytes, sample.seconds))
   const cpu = each((sample) => sample.cpuSeconds === undefined ? undefined : sample.cpuSeconds / (bytes / 1024 ** 3))
-  // the lent rows put effect-ssh's consumeStdout figure in effect-ssh's column
+  // the lent rows put effect-ssh's borrowStdout figure in effect-ssh's column
   const asSubject = (values: Readonly<Record<string, number | undefined>>) => ({ ...values, [SUBJECT]: values[lent.name] })
   return [
     { metric: `exec ${formatBytes(bytes)} MB/s`, better: "higher", values: throughput, target: { against: "ssh2", ratio: 1.3 } },
-    { metric: `exec ${formatBytes(bytes)} MB/s, consumeStdout`, better: "higher", values: asSubject(throughput), target: { against: "ssh2", ratio: 1.3 } },
+    { metric: `exec ${formatBytes(bytes)} MB/s, borrowStdout`, better: "higher", values: asSubject(throughput), target: { against: "ssh2", ratio: 1.3 } },
     { metric: "client CPU s per GiB", better: "lower", values: cpu },
-    { metric: "client CPU s per GiB, consumeStdout", better: "lower", values: asSubject(cpu) }
+    { metric: "client CPU s per GiB, borrowStdout", better: "lower", values: asSubject(cpu) }
   ]
 }
 
@@ -123,12 +123,21 @@ const connectLatency: Section = async ({ config, failures, target }) => {
   ]
 }
 
-const sections: ReadonlyArray<Section> = [
-  execThroughput,
-  connectLatency,
+const sections: ReadonlyArray<readonly [name: string, section: Section]> = [
+  ["exec", execThroughput],
+  ["connect", connectLatency],
   // SFTP get/put (bench/sftp.ts)
-  sftpTransfers
+  ["sftp", sftpTransfers]
 ]
+
+/** The sections BENCH_SECTIONS names (comma-separated: exec, connect, sftp), or all of them when it is unset. */
+const selectedSections = (env: NodeJS.ProcessEnv): ReadonlyArray<Section> => {
+  const names = (env.BENCH_SECTIONS ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
+  if (names.length === 0) return sections.map(([, section]) => section)
+  const unknown = names.filter((name) => !sections.some(([known]) => known === name))
+  if (unknown.length > 0) throw new Error(`BENCH_SECTIONS: unknown section(s) ${unknown.join(", ")} (known: ${sections.map(([known]) => known).join(", ")})`)
+  return sections.filter(([name]) => names.includes(name)).map(([, section]) => section)
+}
 
 const commandOutput = (command: string, args: ReadonlyArray<string>): string => {
   const result = ChildProcess.spawnSync(command, args, { encoding: "utf8" })
@@ -137,6 +146,7 @@ const commandOutput = (command: string, args: ReadonlyArray<string>): string => 
 
 const main = async (): Promise<number> => {
   const config = fromEnv(process.env)
+  const chosen = selectedSections(process.env)
   const require = createRequire(import.meta.url)
   const ssh2Version = (require("ssh2/package.json") as { readonly version: string }).version
   console.log(`effect-ssh benchmark — node ${process.version}, ssh2 ${ssh2Version} (native crypto binding: ${ssh2BindingAvailable() ? "yes" : "no"}), ${commandOutput("ssh", ["-V"])}`)
@@ -147,7 +157,7 @@ const main = async (): Promise<number> => {
   const failures: Array<string> = []
   const rows: Array<Row> = []
   try {
-    for (const section of sections) rows.push(...await section({ config, target, failures }))
+    for (const section of chosen) rows.push(...await section({ config, target, failures }))
   } finally {
     await target.sshd.stop()
   }

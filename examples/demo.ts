@@ -63,7 +63,7 @@ const program = Effect.gen(function*() {
   yield* Console.log(`8 commands on 8 channels at once: ${parallel.join(" ")}`)
 
   // 2. a 1 GiB stream: the consumer's pull is what lets the server send more; each batch of packets is lent
-  //    to the consumer (consumeStdout) and freed as soon as it is hashed
+  //    to the consumer (borrowStdout) and freed as soon as it is hashed
   yield* Console.log(`\nstreaming ${mib(total)} MiB: head -c ${total} /dev/zero | sha256 (in our process)`)
   const proc = yield* ssh.exec(`head -c ${total} /dev/zero`)
   const hash = crypto.createHash("sha256")
@@ -72,7 +72,7 @@ const program = Effect.gen(function*() {
   const rssAtStart = peakRss
   const streamStart = performance.now()
   let lastReport = streamStart
-  yield* proc.consumeStdout((chunks) =>
+  yield* proc.borrowStdout((chunks) =>
     Effect.sync(() => {
       for (const chunk of chunks) {
         hash.update(chunk)

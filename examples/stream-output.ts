@@ -6,7 +6,7 @@
  *
  * `stream` (the default) reads `proc.stdout` as a Stream: each chunk is the
  * consumer's to keep, so V8 frees the consumed ones in batches (a full
- * collection per 64 MiB of them). `lend` reads with `proc.consumeStdout`: the
+ * collection per 64 MiB of them). `lend` reads with `proc.borrowStdout`: the
  * chunks are borrowed and freed as soon as the consumer is done with them.
  *
  * Prints one JSON line: bytes received, exit status, and RSS at the start of
@@ -49,7 +49,7 @@ const program = Effect.gen(function*() {
         yield* Effect.sleep("1 millis")
       }
     })
-  yield* mode === "lend" ? proc.consumeStdout(consume) : Stream.runForEachArray(proc.stdout, consume)
+  yield* mode === "lend" ? proc.borrowStdout(consume) : Stream.runForEachArray(proc.stdout, consume)
   const exit = yield* proc.exit
   sample()
   return { received, exit, baselineRss: baseline, warmedUpRss: warmedUp ?? peak, peakRss: peak }

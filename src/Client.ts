@@ -31,6 +31,7 @@ import type * as Scope from "effect/Scope"
 import type * as Socket from "effect/socket/Socket"
 import * as SshError from "./SshError.ts"
 import * as OptionSchemas from "./internal/optionSchemas.ts"
+import { ownedOrHandedOver } from "./internal/netSocket.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
 import type { Negotiated } from "./Transport/Negotiation.ts"
@@ -196,7 +197,8 @@ export const connect = (
         ...preferred.filter((a) => algorithms.hostKey.includes(a) || Certificate.isCertificateAlgorithm(a)),
         ...algorithms.hostKey
       ]
-      const socket = options.socket ?? (yield* Effect.flatMap(Connector, (c) => c.connect(options.host, port)))
+      // the sealed packets are the library's: written to a socket of someone else's, they are handed over to it
+      const socket = ownedOrHandedOver(options.socket ?? (yield* Effect.flatMap(Connector, (c) => c.connect(options.host, port))))
       const agentSocket = options.forwardAgent === undefined || options.forwardAgent === false
         ? undefined
         : yield* AgentForwarding.localSocket(options.forwardAgent)

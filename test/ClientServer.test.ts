@@ -169,7 +169,7 @@ describe("our client ↔ our server", () => {
     expect(r.kex).toBeGreaterThanOrEqual(4)
   })
 
-  it("consumeStdout lends each batch and frees its packet buffers after use, but not after the consumer failed", async () => {
+  it("borrowStdout lends each batch and frees its packet buffers after use, but not after the borrower failed", async () => {
     const size = 8 * 1024 * 1024
     const payload = new Uint8Array(size).map((_, i) => (i * 131 + (i >> 12)) & 0xff)
     const r = await runScoped(withServer((port) =>
@@ -180,7 +180,7 @@ describe("our client ↔ our server", () => {
         const hash = createHash("sha256")
         const lent: Array<Uint8Array> = []
         let received = 0
-        yield* proc.consumeStdout((chunks) =>
+        yield* proc.borrowStdout((chunks) =>
           Effect.sync(() => {
             for (const chunk of chunks) {
               hash.update(chunk)
@@ -189,10 +189,10 @@ describe("our client ↔ our server", () => {
             }
           })
         )
-        // a failed consumer may have left an operation reading its batch: the batch is not freed
+        // a failed borrower may have left an operation reading its batch: the batch is not freed
         const failing = yield* ssh.exec("zeros 100000")
         let kept: ReadonlyArray<Uint8Array> = []
-        const failure = yield* Effect.flip(failing.consumeStdout((chunks) => {
+        const failure = yield* Effect.flip(failing.borrowStdout((chunks) => {
           kept = chunks
           return Effect.fail("stop" as const)
         }))

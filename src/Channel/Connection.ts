@@ -28,6 +28,7 @@ import type { Transport } from "../Transport/Transport.ts"
 import { core } from "../Transport/Transport.ts"
 import * as Messages from "./Messages.ts"
 import { Inbox } from "./Inbox.ts"
+import { handOver } from "../internal/ownedBuffers.ts"
 import { ReceiveWindow, SendWindow } from "./Window.ts"
 import type { Payload } from "../internal/packetLayout.ts"
 
@@ -84,8 +85,14 @@ export type ChannelRequestHandler = (
   wantReply: boolean
 ) => Effect.Effect<boolean | { readonly success: boolean; readonly afterReply: Effect.Effect<void> }>
 
-/** What borrows the chunks of `consumeStdout` / `consumeStderr`, for the duration of its effect. */
-export type Lender<E, R> = (chunks: Arr.NonEmptyReadonlyArray<Uint8Array>) => Effect.Effect<void, E, R>
+/** What `consumeStdout` / `consumeStderr` hand each batch of chunks to: the chunks are its to keep. */
+export type Consumer<E, R> = (chunks: Arr.NonEmptyReadonlyArray<Uint8Array>) => Effect.Effect<void, E, R>
+
+/**
+ * What `borrowStdout` / `borrowStderr` lend each batch of chunks to: the chunks are valid only while its effect
+ * runs (their memory is freed when it succeeds).
+ */
+export type Borrower<E, R> = (chunks: Arr.NonEmptyReadonlyArray<Uint8Array>) => Effect.Effect<void, E, R>
 
 /**
  * One open channel.
@@ -101,7 +108,10 @@ export interface SshChannel {
   readonly localId: number
   readonly remoteId: number
   readonly channelType: string
-  /** Data from the peer (CHANNEL_DATA). Pulling it is what grants the peer more window. */
+  /**
+   * Data from the peer (CHANNEL_DATA). Pulling it is what grants the peer more window. Each chunk is the
+   * consumer's to keep (see `borrowStdout` for the zero-copy alternative).
+   */
   readonly stdout: Stream.Stream<Uint8Array, SshError.SshError>
   /**
    * Extended data of type 1 (stderr). It shares the window with stdout, so stderr that nobody reads would
@@ -111,16 +121,38 @@ export interface SshChannel {
    */
   readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
   /**
-   * Drains `stdout` without keeping any of it: `f` borrows each batch of chunks, and their memory is freed
-   * as soon as `f`'s effect succeeds (the chunks then read as empty — copy with `Uint8Array.from(chunk)` what you
-   * keep). Use it instead of `stdout` to move bulk data into a file or socket: no dead buffers wait for the
-   * garbage collector, which roughly halves the CPU per byte and keeps memory flat. If `f` fails or is
-   * interrupted, the batch is left to the garbage collector instead (a write it started may still be
-   * reading it). Use one of `stdout` and `consumeStdout`, not both.
+   * Drains `stdout`, handing each batch of chunks to `f` as it arrives: the same bytes as `stdout`, without a
+   * Stream per chunk. The chunks are `f`'s to keep: they stay valid after `f` returns. Use one of `stdout`,
+   * `consumeStdout` and `borrowStdout`, not two.
+   *
+   * @example
+   * ```ts
+   * const kept: Array<Uint8Array> = []
+   * yield* channel.consumeStdout((chunks) => Effect.sync(() => kept.push(...chunks)))
+   * ```
    */
-  readonly consumeStdout: <E = never, R = never>(f: Lender<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
+  readonly consumeStdout: <E = never, R = never>(f: Consumer<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
   /** `consumeStdout` for stderr. */
-  readonly consumeStderr: <E = never, R = never>(f: Lender<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
+  readonly consumeStderr: <E = never, R = never>(f: Consumer<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
+  /**
+   * Drains `stdout` zero-copy, lending each batch of chunks to `f` while its effect runs: `f` borrows the batch,
+   * and the packet memory under it is freed as soon as `f`'s effect succeeds — from then on the chunks read as
+   * empty. So `f` must be done with the chunks when its effect completes: write them to a file or socket, hash
+   * them, or copy out (`Uint8Array.from(chunk)`) what it keeps. In return no dead packet waits for the garbage
+   * collector, which roughly halves the CPU per byte of a bulk transfer and keeps memory flat. If `f` fails or is
+   * interrupted, the batch is not freed (a write it started may still be reading it): it is left to the garbage
+   * collector. Use one of `stdout`, `consumeStdout` and `borrowStdout`, not two.
+   *
+   * @example
+   * ```ts
+   * const file = yield* Effect.acquireRelease(Effect.promise(() => FsPromises.open("dump.bin", "w")), (f) => Effect.promise(() => f.close()))
+   * // writev has finished with the chunks when its promise settles
+   * yield* channel.borrowStdout((chunks) => Effect.promise(() => file.writev(chunks)))
+   * ```
+   */
+  readonly borrowStdout: <E = never, R = never>(f: Borrower<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
+  /** `borrowStdout` for stderr. */
+  readonly borrowStderr: <E = never, R = never>(f: Borrower<E, R>) => Effect.Effect<void, SshError.SshError | E, R>
   /**
    * Sends data, waiting for window; `dataType` 1 sends it as stderr (extended data). Completes once every
    * byte is sealed into a packet: `data` may be reused or freed at once.
@@ -386,8 +418,10 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     channelType: state.channelType,
     stdout: Stream.fromPull(Effect.succeed(state.stdoutInbox.pull)),
     stderr: Stream.fromPull(Effect.succeed(state.stderrInbox.pull)),
-    consumeStdout: (f) => state.stdoutInbox.lend(f),
-    consumeStderr: (f) => state.stderrInbox.lend(f),
+    consumeStdout: (f) => state.stdoutInbox.consume(f),
+    consumeStderr: (f) => state.stderrInbox.consume(f),
+    borrowStdout: (f) => state.stdoutInbox.lend(f),
+    borrowStderr: (f) => state.stderrInbox.lend(f),
     write: (data, dataType) => write(state, data, dataType),
     growWindow: (size) =>
       Effect.suspend(() => {
@@ -402,7 +436,8 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     eof: sendEof(state),
     request: (name, data, wantReply) => requestOn(state, name, data, wantReply),
     onRequest: (handler) => {
-      state.requestHandler = handler
+      // the request's data is a view of the packet it arrived in, and the handler may keep it
+      state.requestHandler = (request, data, wantReply) => handler(request, handOver(data), wantReply)
     },
     mergeStderr: () => {
       state.stderrMode = "merge"

@@ -6,6 +6,11 @@
  *
  * A single waiter, as in `NodeSocket`: no queue, no extra fiber.
  *
+ * Each chunk is a view of a received packet, whose buffer the library owns
+ * (`ownedBuffers`): the inbox holds it. What is pulled (`pull`) or consumed
+ * (`consume`) is handed over to the consumer for good; only `lend` keeps
+ * ownership and frees each batch once the borrower is done with it.
+ *
  * @internal
  */
 import * as Cause from "effect/Cause"
@@ -13,7 +18,7 @@ import * as Effect from "effect/Effect"
 import type * as Arr from "effect/Array"
 import type * as Pull from "effect/Pull"
 import * as Stream from "effect/Stream"
-import { releaseAll } from "../internal/ownedBuffers.ts"
+import { handOverAll, releaseAll } from "../internal/ownedBuffers.ts"
 import type { SshError } from "../SshError.ts"
 
 type Resume = (effect: Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError | Cause.Done>) => void
@@ -28,6 +33,8 @@ export class Inbox {
   private ended = false
   private error: SshError | undefined
   private waiter: Resume | undefined
+  /** Whether the waiting pull hands its batch over (`pull`) or lends it (`lend`). */
+  private waiterHandsOver = true
   private readonly onConsumed: (bytes: number) => void
 
   constructor(onConsumed: (bytes: number) => void) {
@@ -78,25 +85,35 @@ export class Inbox {
   private wake(): void {
     const waiter = this.waiter
     if (waiter === undefined) return
-    const taken = this.take()
+    const taken = this.take(this.waiterHandsOver)
     if (taken === undefined) return
     this.waiter = undefined
     waiter(taken)
   }
 
-  private take(): Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError | Cause.Done> | undefined {
+  private take(handOver: boolean): Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError | Cause.Done> | undefined {
     if (this.chunks.length > 0) {
       const chunks = this.chunks as unknown as Arr.NonEmptyReadonlyArray<Uint8Array>
       const n = this.size
       this.chunks = []
       this.size = 0
       this.onConsumed(n)
-      return Effect.succeed(chunks)
+      return Effect.succeed(handOver ? handOverAll(chunks) : chunks)
     }
     // Buffered data is delivered before the end or the error.
     if (this.error !== undefined) return Effect.fail(this.error)
     if (this.ended) return Cause.done()
     return undefined
+  }
+
+  /**
+   * Pulls to the end, handing each batch over to `f`: it may keep the
+   * chunks, which stay valid (the garbage collector frees them).
+   */
+  consume<E, R>(
+    f: (chunks: Arr.NonEmptyReadonlyArray<Uint8Array>) => Effect.Effect<void, E, R>
+  ): Effect.Effect<void, SshError | E, R> {
+    return Stream.runForEachArray(Stream.fromPull(Effect.succeed(this.pull)), f)
   }
 
   /**
@@ -109,18 +126,27 @@ export class Inbox {
     f: (chunks: Arr.NonEmptyReadonlyArray<Uint8Array>) => Effect.Effect<void, E, R>
   ): Effect.Effect<void, SshError | E, R> {
     return Stream.runForEachArray(
-      Stream.fromPull(Effect.succeed(this.pull)),
+      Stream.fromPull(Effect.succeed(this.lendingPull)),
       (chunks) => Effect.tap(f(chunks), Effect.sync(() => releaseAll(chunks)))
     )
   }
 
-  readonly pull: Pull.Pull<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError> = Effect.callback((resume) => {
-    this.pulled = true
-    const taken = this.take()
-    if (taken !== undefined) return resume(taken)
-    this.waiter = resume
-    return Effect.sync(() => {
-      if (this.waiter === resume) this.waiter = undefined
+  private pullWith(handOver: boolean): Pull.Pull<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError> {
+    return Effect.callback((resume) => {
+      this.pulled = true
+      const taken = this.take(handOver)
+      if (taken !== undefined) return resume(taken)
+      this.waiter = resume
+      this.waiterHandsOver = handOver
+      return Effect.sync(() => {
+        if (this.waiter === resume) this.waiter = undefined
+      })
     })
-  })
+  }
+
+  /** The next batch, handed over to the puller (the chunks are theirs to keep). */
+  readonly pull: Pull.Pull<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError> = this.pullWith(true)
+
+  /** The next batch, still owned by the inbox's holder: for `lend`, which releases it. */
+  private readonly lendingPull: Pull.Pull<Arr.NonEmptyReadonlyArray<Uint8Array>, SshError> = this.pullWith(false)
 }

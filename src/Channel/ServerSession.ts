@@ -67,7 +67,10 @@ export interface ServerSession extends SessionPeer {
   readonly agentSocket?: string | undefined
   /** Data from the client (the process's stdin). Ends at the client's EOF. */
   readonly stdin: Stream.Stream<Uint8Array, SshError.SshError>
-  /** Drains `stdin` zero-copy, each batch lent to `f` and freed when it succeeds (see `SshChannel.consumeStdout`). */
+  /**
+   * Drains `stdin`, handing each batch to `f`, whose chunks they are to keep (see `SshChannel.consumeStdout`;
+   * `channel.borrowStdout` lends them instead, zero-copy, valid only while `f`'s effect runs).
+   */
   readonly consumeStdin: SshChannel["consumeStdout"]
   /**
    * Writes to the client's stdout (or stderr), waiting for window. Completes once every byte is sealed into a

@@ -74,18 +74,32 @@ export interface SshProcess {
    */
   readonly stderr: Stream.Stream<Uint8Array, SshError.SshError>
   /**
-   * Drains stdout zero-copy: `f` borrows each batch, whose memory is freed when `f`'s effect succeeds (copy
-   * what you keep). For bulk output going to a file or socket; see `SshChannel.consumeStdout`.
+   * Drains stdout, handing each batch of chunks to `f`; the chunks are `f`'s to keep (see
+   * `SshChannel.consumeStdout`).
    *
    * @example
    * ```ts
-   * const file = yield* Effect.acquireRelease(Effect.promise(() => FsPromises.open("dump.bin", "w")), (f) => Effect.promise(() => f.close()))
-   * yield* proc.consumeStdout((chunks) => Effect.promise(() => file.writev(chunks)))
+   * const kept: Array<Uint8Array> = []
+   * yield* proc.consumeStdout((chunks) => Effect.sync(() => kept.push(...chunks))) // kept stays valid
    * ```
    */
   readonly consumeStdout: SshChannel["consumeStdout"]
   /** `consumeStdout` for stderr. */
   readonly consumeStderr: SshChannel["consumeStderr"]
+  /**
+   * Drains stdout zero-copy: `f` borrows each batch while its effect runs, and the batch's memory is freed when
+   * that effect succeeds (the chunks then read as empty: copy what you keep). For bulk output going to a file or
+   * socket; see `SshChannel.borrowStdout`.
+   *
+   * @example
+   * ```ts
+   * const file = yield* Effect.acquireRelease(Effect.promise(() => FsPromises.open("dump.bin", "w")), (f) => Effect.promise(() => f.close()))
+   * yield* proc.borrowStdout((chunks) => Effect.promise(() => file.writev(chunks)))
+   * ```
+   */
+  readonly borrowStdout: SshChannel["borrowStdout"]
+  /** `borrowStdout` for stderr. */
+  readonly borrowStderr: SshChannel["borrowStderr"]
   /** Writes to the remote stdin and sends EOF when the stream ends. */
   readonly stdin: Sink.Sink<void, Uint8Array, never, SshError.SshError>
   readonly write: (data: Uint8Array | string) => Effect.Effect<void, SshError.SshError>
@@ -159,6 +173,8 @@ const startSession = (
       stderr: channel.stderr,
       consumeStdout: channel.consumeStdout,
       consumeStderr: channel.consumeStderr,
+      borrowStdout: channel.borrowStdout,
+      borrowStderr: channel.borrowStderr,
       stdin: channel.stdin,
       write: (data) => channel.write(typeof data === "string" ? textEncoder.encode(data) : data),
       closeStdin: channel.eof,

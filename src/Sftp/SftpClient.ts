@@ -170,7 +170,7 @@ export interface SftpClient {
   /** users-groups-by-id@openssh.com: names for uids and gids ("" when unknown). */
   readonly usersGroupsById: (uids: ReadonlyArray<number>, gids: ReadonlyArray<number>) => Effect.Effect<Extensions.UserGroupNames, SshError.SshError>
 
-  /** A remote file as a Stream, pipelined (memory bounded by in-flight × block size). */
+  /** A remote file as a Stream, pipelined (memory bounded by in-flight × block size); each chunk is the consumer's to keep. */
   readonly readStream: (path: string, options?: Transfer.ReadStreamOptions) => Stream.Stream<Uint8Array, SshError.SshError>
   /** A Sink writing a remote file, pipelined; yields the bytes written. */
   readonly writeSink: (path: string, options?: Transfer.WriteSinkOptions) => Sink.Sink<number, Uint8Array, never, SshError.SshError>
@@ -178,7 +178,11 @@ export interface SftpClient {
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, SshError.SshError>
   /** Creates or replaces a remote file. */
   readonly writeFile: (path: string, data: Uint8Array, options?: Transfer.WriteSinkOptions) => Effect.Effect<void, SshError.SshError>
-  /** Downloads a file (or tree, with `recursive`) to a local path. */
+  /**
+   * Downloads a file (or tree, with `recursive`) to a local path. Into the file system `NodeSsh.layer` provides,
+   * blocks are written zero-copy and their packets freed once written; any other `FileSystem` may keep the
+   * buffers it is given.
+   */
   readonly get: (remote: string, local: string, options?: Transfer.TransferOptions) => Effect.Effect<Transfer.TransferResult, SshError.SshError>
   /** Uploads a local file (or tree, with `recursive`) to a remote path. */
   readonly put: (local: string, remote: string, options?: Transfer.TransferOptions) => Effect.Effect<Transfer.TransferResult, SshError.SshError>
@@ -381,7 +385,9 @@ export const make = (
         message: `the SFTP server closed the channel${stderrTail.trim() === "" ? "" : `: ${stderrTail.trim()}`}`
       }))
 
-    const reader = Stream.runForEachArray(proc.stdout, onChunks).pipe(
+    // The replies' bytes are borrowed: the reply reader takes its own holder of what it keeps (a DATA reply's
+    // views, a partial packet), and every batch's packets are freed once it is through with them.
+    const reader = proc.borrowStdout(onChunks).pipe(
       Effect.matchCauseEffect({
         onSuccess: () => Effect.sync(() => die(ended())),
         onFailure: (cause) =>

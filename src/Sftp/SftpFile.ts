@@ -60,7 +60,7 @@ export interface SftpFile {
   readonly truncate: (size?: number) => Effect.Effect<void, SshError.SshError>
   /** Flushes the server's copy to disk (fsync@openssh.com). */
   readonly sync: Effect.Effect<void, SshError.SshError>
-  /** The rest of the file from the position as a Stream (does not move the position). */
+  /** The rest of the file from the position as a Stream (does not move the position); the chunks are the consumer's. */
   readonly stream: (options?: Transfer.PipelineOptions) => Stream.Stream<Uint8Array, SshError.SshError>
   /** Closes the handle; later operations fail. Idempotent (the scope calls it too). */
   readonly close: Effect.Effect<void, SshError.SshError>

@@ -48,7 +48,6 @@ import * as Fs from "node:fs"
 import * as FsPromises from "node:fs/promises"
 import * as Os from "node:os"
 import type { ServerSession, SessionHandler } from "../Channel/ServerSession.ts"
-import { uninitialized } from "../internal/bytes.ts"
 import { decodeByteString } from "../internal/byteString.ts"
 import {
   DEFAULT_DIRECTORY_HANDLES,
@@ -58,7 +57,7 @@ import {
   HandleBudget
 } from "../internal/handleBudget.ts"
 import { applyChanges, closeDescriptor, descriptorPath, JailedFs, JailUnsupported } from "../internal/jailedFs.ts"
-import { discard, forget } from "../internal/ownedBuffers.ts"
+import { allocate, discard, handOver } from "../internal/ownedBuffers.ts"
 import { Outbox } from "../internal/sftpOutbox.ts"
 import * as SshError from "../SshError.ts"
 import type * as Attributes from "./Attributes.ts"
@@ -410,8 +409,9 @@ class SftpSession {
     const { file } = this.fileOf(request.handle)
     const length = Math.min(request.length, MAX_DATA_LENGTH)
     checkSpan(request.offset, length, "offset + length")
-    // Every byte sent is written first (header below, data by the read): no need to zero it.
-    const memory = uninitialized(Messages.DATA_HEADER_LENGTH + length)
+    // Every byte sent is written first (header below, data by the read): no need to zero it. The library's own
+    // memory (ownedBuffers), which the outbox of `fileSystem` frees once the reply is sealed (a short read's too).
+    const memory = allocate(Messages.DATA_HEADER_LENGTH + length)
     const { bytesRead } = await file.read(memory, Messages.DATA_HEADER_LENGTH, length, request.offset)
     if (bytesRead === 0 && request.length > 0) return Status.make(request.id, StatusCode.Eof)
     const packet = memory.subarray(0, Messages.DATA_HEADER_LENGTH + bytesRead)
@@ -753,7 +753,7 @@ export const serve = (
 type Consume = (f: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, SshError.SshError>) => Effect.Effect<void, SshError.SshError>
 
 /**
- * `serve`. With `owned` the input is lent (`ServerSession.consumeStdin`: each batch freed once handled) and
+ * `serve`. With `owned` the input is lent (`SshChannel.borrowStdout`: each batch freed once handled) and
  * `write` is done with its bytes when it completes (`ServerSession.write`), so the buffers a request arrived in
  * and each encoded reply (a DATA reply with the file block read into it) are freed as soon as they are finished
  * with, rather than left to V8's collections, which cost as much as the rest of an upload when they ran.
@@ -770,7 +770,8 @@ const serveWith = (
     const jail = yield* openJail(options.root)
     const session = new SftpSession(jail, limits, options, peer)
     yield* Effect.addFinalizer(() => Effect.promise(() => session.closeAll()))
-    const outbox = new Outbox(write, { freeWritten: owned })
+    // a caller's `write` may keep what it is given: every reply is handed over to it
+    const outbox = new Outbox(owned ? write : (bytes) => write(handOver(bytes)), { freeWritten: owned })
     yield* Effect.forkScoped(Effect.ignore(outbox.run))
     const framer = new Framer({ maxPacketLength: DEFAULT_MAX_PACKET_LENGTH })
     let initialized = false
@@ -807,14 +808,15 @@ const serveWith = (
       return Effect.as(Effect.flatMap(Effect.promise(() => session.answer(request)), reply), packet)
     }
 
-    // Once a request is answered: a WRITE's data is in the file, so a body assembled for it is freed; any other
-    // request may have left views of its body in the session (a handle, a name), so the memory under a body that
-    // is a view of a lent chunk is made ordinary again, never freed under them.
+    // Once a request is answered: a WRITE's data is in the file, so a body the framer assembled for it (memory of
+    // its own, which only the session saw) is freed; any other request may have left views of its body in the
+    // session (a handle, a name), so the memory under a body that is a view of a lent chunk is handed over, never
+    // freed under them.
     const settle = (body: Uint8Array, chunks: ReadonlyArray<Uint8Array>, packet: Messages.SftpPacket | undefined) => {
       const assembled = !chunks.some((chunk) => chunk.buffer === body.buffer)
       if (packet?._tag === "Write") {
         if (assembled) discard(body)
-      } else if (!assembled) forget(body)
+      } else if (!assembled) handOver(body)
     }
 
     const requests = consume((chunks) =>
@@ -847,6 +849,6 @@ export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => 
     Effect.andThen(
       session.channel.growWindow(options.windowSize ?? DEFAULT_WINDOW),
       // a session's write is the channel's, which has sealed (copied) the bytes when it completes
-      Effect.as(serveWith(session.consumeStdin, (bytes) => session.write(bytes), options, { user: session.user }, true, limits), 0)
+      Effect.as(serveWith(session.channel.borrowStdout, (bytes) => session.write(bytes), options, { user: session.user }, true, limits), 0)
     )
 }

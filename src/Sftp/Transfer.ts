@@ -14,6 +14,12 @@
  * freed only when the consumer has pulled its data. A stalled consumer of
  * `readStream` therefore holds at most `limit × block` bytes.
  *
+ * The chunks of `readStream` (and of `SftpFile.stream`) are views of the
+ * packets they arrived in, handed over to the consumer: they stay valid
+ * whatever it keeps. Only `get` into the file system `NodeSsh.layer`
+ * provides writes them zero-copy and frees the packets once written; any
+ * other `FileSystem` is handed its buffers for good (see `chunkWriter`).
+ *
  * Progress is reported as `{ bytes, total }` through a callback
  * (`onProgress`) or, with `progressStream`, as a Stream.
  *
@@ -31,8 +37,8 @@ import * as Stream from "effect/Stream"
 import type * as Arr from "effect/Array"
 import { concat, uninitialized } from "../internal/bytes.ts"
 import { isDataReply } from "../internal/sftpReplyReader.ts"
-import { adopt, release, releaseAll } from "../internal/ownedBuffers.ts"
-import { chunkWriter } from "../internal/chunkWriter.ts"
+import { allocate, handOver, handOverAll, release } from "../internal/ownedBuffers.ts"
+import { chunkWriter, isNodeFileSystem } from "../internal/chunkWriter.ts"
 import * as SshError from "../SshError.ts"
 import * as Attributes from "./Attributes.ts"
 import type { NameEntry, OpenMode, SftpResponse } from "./Messages.ts"
@@ -266,8 +272,10 @@ class ReadPipeline {
   private readonly block: number
   private readonly inFlight: InFlight
   private readonly range: ReadRange
+  /** Whether the chunks pulled are handed over to the puller, or keep the holder a DATA reply's view carries. */
+  private readonly handsOver: boolean
 
-  constructor(client: SftpClient, handle: Uint8Array, range: ReadRange, block: number, inFlight: InFlight) {
+  constructor(client: SftpClient, handle: Uint8Array, range: ReadRange, block: number, inFlight: InFlight, handsOver: boolean) {
     this.client = client
     this.handle = handle
     this.range = range
@@ -275,6 +283,7 @@ class ReadPipeline {
     this.inFlight = inFlight
     this.next = range.offset
     this.softEnd = range.sizeHint
+    this.handsOver = handsOver
   }
 
   private submit(slot: ReadSlot): void {
@@ -355,7 +364,9 @@ class ReadPipeline {
       }
     }
     this.topUp()
-    if (chunks.length > 0) return Effect.succeed(chunks as unknown as Arr.NonEmptyReadonlyArray<Uint8Array>)
+    if (chunks.length > 0) {
+      return Effect.succeed((this.handsOver ? handOverAll(chunks) : chunks) as unknown as Arr.NonEmptyReadonlyArray<Uint8Array>)
+    }
     if (this.error !== undefined) return Effect.fail(this.error)
     if (this.finished || (this.slots.length === 0 && this.next >= this.range.end)) return Cause.done()
     return undefined
@@ -371,19 +382,14 @@ class ReadPipeline {
   })
 }
 
-/**
- * Reads an open handle as a Stream of chunks in file order, pipelined. The
- * handle stays open (its owner closes it).
- *
- * @example
- * ```ts
- * const bytes = yield* Stream.runFold(readHandle(sftp, handle, { offset: 0 }), () => 0, (n, c) => n + c.length)
- * ```
- */
-export const readHandle = (
+type ReadHandleOptions = ReadStreamOptions & { readonly sizeHint?: number | undefined; readonly path?: string | undefined }
+
+/** `readHandle`; with `handsOver` false the chunks keep their holders (`ownedBuffers`), for a taker to release. */
+const readPipeline = (
   client: SftpClient,
   handle: Uint8Array,
-  options: ReadStreamOptions & { readonly sizeHint?: number | undefined; readonly path?: string | undefined } = {}
+  options: ReadHandleOptions,
+  handsOver: boolean
 ): Stream.Stream<Uint8Array, SshError.SshError> =>
   Stream.fromPull(Effect.sync(() => {
     const offset = options.offset ?? 0
@@ -393,10 +399,27 @@ export const readHandle = (
       handle,
       { offset, end, sizeHint: options.sizeHint ?? Number.POSITIVE_INFINITY, path: options.path },
       blockSizeOf(client, options, "read"),
-      inFlightFor(client, options)
+      inFlightFor(client, options),
+      handsOver
     )
     return pipeline.pull
   }))
+
+/**
+ * Reads an open handle as a Stream of chunks in file order, pipelined. The
+ * handle stays open (its owner closes it). The chunks are the consumer's to
+ * keep.
+ *
+ * @example
+ * ```ts
+ * const bytes = yield* Stream.runFold(readHandle(sftp, handle, { offset: 0 }), () => 0, (n, c) => n + c.length)
+ * ```
+ */
+export const readHandle = (
+  client: SftpClient,
+  handle: Uint8Array,
+  options: ReadHandleOptions = {}
+): Stream.Stream<Uint8Array, SshError.SshError> => readPipeline(client, handle, options, true)
 
 /**
  * Opens a remote file and reads it as a Stream, pipelined; the handle is
@@ -682,18 +705,15 @@ const getFile = (client: SftpClient, file: TreeEntry, options: TransferOptions, 
       yield* out.seek(BigInt(offset), "start").pipe(Effect.mapError(toLocal))
       yield* progress.advance(offset)
     }
-    // Chunks are views of the packets they arrived in: one local write per batch, not per chunk, and no join
-    // (chunkWriter). Once written, the packets are freed (ownedBuffers) rather than left for the garbage
-    // collector — only then: an interrupted write may still be reading them.
+    // Chunks are views of the packets they arrived in, still held by the library (not handed over): one local
+    // write per batch, not per chunk, and no join; the writer takes the holders — into Node's own file system it
+    // frees the packets once written, any other is handed them for good (chunkWriter).
     const write = chunkWriter(fs, out, offset)
-    yield* readHandle(client, handle, { ...options, offset, sizeHint: attrs.size, path: remote }).pipe(
+    yield* readPipeline(client, handle, { ...options, offset, sizeHint: attrs.size, path: remote }, false).pipe(
       Stream.runForEachArray((chunks) => {
         let size = 0
         for (const chunk of chunks) size += chunk.length
-        return Effect.mapError(write(chunks), toLocal).pipe(
-          Effect.andThen(Effect.sync(() => releaseAll(chunks))),
-          Effect.andThen(progress.advance(size))
-        )
+        return Effect.mapError(write(chunks), toLocal).pipe(Effect.andThen(progress.advance(size)))
       })
     )
     yield* Effect.ignore(client.close(handle))
@@ -789,6 +809,7 @@ const partsFor = (client: SftpClient, options: TransferOptions, bytes: number): 
 const uploadRange = (
   client: SftpClient,
   handle: Uint8Array,
+  fileSystem: FileSystem.FileSystem,
   input: FileSystem.File,
   range: { readonly from: number; readonly to: number },
   options: TransferOptions & { readonly path: string },
@@ -797,12 +818,15 @@ const uploadRange = (
 ) =>
   Effect.gen(function*() {
     const writer = new HandleWriter(client, handle, range.from, options)
-    // Each read gets a buffer of its own, owned (ownedBuffers): its WRITEs are sent from it without a copy, and
-    // it is freed once the last of them is sealed (each holds it, as does this loop until it has sent them all).
+    // Each read gets a buffer of its own. Read by Node's own file system, it stays the library's (ownedBuffers):
+    // its WRITEs are sent from it without a copy, and it is freed once the last of them is sealed (each holds it,
+    // as does this loop until it has sent them all). Any other file system is handed it for good (its `read` may
+    // keep it), and the WRITEs copy from it.
     const readSize = Math.max(LOCAL_READ_SIZE, blockSizeOf(client, options, "write"))
+    const owned = isNodeFileSystem(fileSystem)
     let position = range.from
     while (position < range.to) {
-      const buffer = adopt(uninitialized(readSize))
+      const buffer = owned ? allocate(readSize) : handOver(uninitialized(readSize))
       const want = Math.min(readSize, range.to - position)
       const n = yield* input.read(buffer.subarray(0, want), { position: BigInt(position) }).pipe(Effect.mapError(toLocal))
       if (n === 0) {
@@ -848,7 +872,7 @@ const putFile = (client: SftpClient, file: TreeEntry, options: TransferOptions, 
     yield* Effect.forEach(writers, (w, i) => {
       const from = offset + i * stretch
       const to = i === writers.length - 1 ? Number.POSITIVE_INFINITY : from + stretch
-      return uploadRange(w.client, w.handle, input, { from, to }, rangeOptions, progress, toLocal)
+      return uploadRange(w.client, w.handle, fs, input, { from, to }, rangeOptions, progress, toLocal)
     }, { concurrency: "unbounded", discard: true })
     if (options.preserve) yield* client.fsetstat(handle, { permissions: attrs.permissions, atime: attrs.atime, mtime: attrs.mtime })
     yield* client.close(handle)

@@ -120,9 +120,11 @@ export const writeUint32 = (bytes: Uint8Array, offset: number, value: number): v
 }
 
 /**
- * A fresh `Uint8Array` of `length` bytes left uninitialized (node's pooled
- * fast allocation, viewed as a plain `Uint8Array`): the caller must write
- * every byte.
+ * A fresh `Uint8Array` of `length` bytes left uninitialized, viewed as a
+ * plain `Uint8Array`: the caller must write every byte. It is a buffer of
+ * its own, never a slice of Node's shared pool, so that the library may
+ * register and free it early (`ownedBuffers`) without touching anyone
+ * else's bytes.
  *
  * @example
  * ```ts
@@ -131,6 +133,6 @@ export const writeUint32 = (bytes: Uint8Array, offset: number, value: number): v
  * ```
  */
 export const uninitialized = (length: number): Uint8Array => {
-  const b = Buffer.allocUnsafe(length)
+  const b = Buffer.allocUnsafeSlow(length)
   return new Uint8Array(b.buffer, b.byteOffset, length)
 }

@@ -7,6 +7,11 @@
  * `FileSystem` that `NodeSsh.layer` provides is marked as such. Files from any other `FileSystem` get one joined
  * `writeAll`, which is always correct.
  *
+ * The writer is also where the chunks' packet memory changes hands (`ownedBuffers`). Into Node's own file system
+ * the library writes them itself and, once `writev` has completed, frees them. Any other `FileSystem` is foreign
+ * code that may keep what it is given (queue it, cache it): it is handed a chunk, or a join of the chunks, for
+ * good, and nothing it was given is ever freed.
+ *
  * @internal
  */
 import * as Effect from "effect/Effect"
@@ -14,7 +19,7 @@ import type * as FileSystem from "effect/FileSystem"
 import * as PlatformError from "effect/PlatformError"
 import * as NodeFs from "node:fs"
 import { concat } from "./bytes.ts"
-import { discard } from "./ownedBuffers.ts"
+import { handOver, handOverAll, releaseAll } from "./ownedBuffers.ts"
 
 const nodeFileSystems = new WeakSet<FileSystem.FileSystem>()
 
@@ -31,7 +36,21 @@ export const markNodeFileSystem = (fs: FileSystem.FileSystem): FileSystem.FileSy
   return fs
 }
 
-/** Appends chunks to the file, in order; fails with the file system's error. */
+/**
+ * Whether `fs` is Node's own (marked by `markNodeFileSystem`): code of ours, which the library may lend memory
+ * it frees afterwards.
+ *
+ * @example
+ * ```ts
+ * const block = isNodeFileSystem(fs) ? allocate(size) : handOver(uninitialized(size))
+ * ```
+ */
+export const isNodeFileSystem = (fs: FileSystem.FileSystem): boolean => nodeFileSystems.has(fs)
+
+/**
+ * Appends chunks to the file, in order; fails with the file system's error. It takes over the caller's holder of
+ * each chunk (`ownedBuffers`): the caller must not use the chunks afterwards.
+ */
 export type ChunkWriter = (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, PlatformError.PlatformError>
 
 const errnoTags: Readonly<Record<string, PlatformError.SystemErrorTag>> = {
@@ -82,8 +101,11 @@ const writevAll = (fd: number, chunks: ReadonlyArray<Uint8Array>, position: numb
   }))
 
 /**
- * A writer appending to `file` from byte `start` (where its cursor is): `writev` on its descriptor when `fs` is
- * Node's, a joined `writeAll` otherwise. Chunks must not be reused before the returned effect completes.
+ * A writer appending to `file` from byte `start` (where its cursor is). When `fs` is Node's: `writev` on its
+ * descriptor, then the chunks are released (freed, for packets nothing else holds) — not after a failure or an
+ * interruption, when a write in the thread pool may still be reading them. Otherwise the file gets one `writeAll`
+ * per batch, and may keep the buffer it is given: a single chunk is handed over; several are joined into a new
+ * buffer, which is handed over, and the chunks themselves (copied, so still the library's alone) are released.
  *
  * @example
  * ```ts
@@ -95,15 +117,19 @@ export const chunkWriter = (fs: FileSystem.FileSystem, file: FileSystem.File, st
   // Node's File keeps its descriptor in `fd` (not part of the FileSystem interface).
   const fd = (file as { readonly fd?: unknown }).fd
   if (!nodeFileSystems.has(fs) || typeof fd !== "number") {
-    return (chunks) => {
-      if (chunks.length === 1) return file.writeAll(chunks[0]!)
-      const joined = concat(chunks)
-      return Effect.tap(file.writeAll(joined), Effect.sync(() => discard(joined)))
-    }
+    return (chunks) =>
+      Effect.suspend(() => {
+        if (chunks.length === 1) return file.writeAll(handOverAll(chunks)[0]!)
+        // the join is the file's; the chunks it was copied from are still the library's alone
+        const joined = handOver(concat(chunks))
+        releaseAll(chunks)
+        return file.writeAll(joined)
+      })
   }
   let position = start
   return (chunks) =>
     Effect.map(writevAll(fd, chunks, position), (end) => {
       position = end
+      releaseAll(chunks)
     })
 }

@@ -7,6 +7,11 @@
  * Backpressure: the socket is paused once `highWaterMark` bytes wait
  * unpulled, and resumed when a pull takes them.
  *
+ * Ownership (`ownedBuffers`): a chunk written that the library owns (a
+ * sealed packet) has its holder released once Node is done with it; any
+ * other chunk is left alone. Chunks Node read, which only this adapter
+ * listens to, are freed as soon as they are copied (`copyData`).
+ *
  * @internal
  */
 import * as Effect from "effect/Effect"
@@ -14,9 +19,33 @@ import type * as Arr from "effect/Array"
 import * as Scope from "effect/Scope"
 import * as Socket from "effect/socket/Socket"
 import * as net from "node:net"
-import { discard, release } from "./ownedBuffers.ts"
+import { discard, handOver, release } from "./ownedBuffers.ts"
 
 type Resume = (effect: Effect.Effect<Arr.NonEmptyReadonlyArray<Uint8Array>, Socket.SocketError>) => void
+
+const ownSockets = new WeakSet<Socket.Socket>()
+
+/**
+ * `socket` itself when it is one of this module's (code of ours, which releases the packets written to it);
+ * otherwise the same socket with every chunk written to it handed over first (`ownedBuffers.handOver`): a
+ * socket someone else wrote may keep what it is given, or pass it on to one that frees what it owns.
+ *
+ * @example
+ * ```ts
+ * const socket = ownedOrHandedOver(options.socket ?? (yield* connector.connect(host, port)))
+ * ```
+ */
+export const ownedOrHandedOver = (socket: Socket.Socket): Socket.Socket =>
+  ownSockets.has(socket) ? socket : Socket.make({
+    reader: socket.reader,
+    writer: Effect.map(socket.writer, (writer): Socket.Writer => ({
+      write: (chunk) => writer.write(chunk instanceof Uint8Array ? handOver(chunk) : chunk),
+      writeAll: (chunks) => {
+        for (const chunk of chunks) if (chunk instanceof Uint8Array) handOver(chunk)
+        return writer.writeAll(chunks)
+      }
+    }))
+  })
 
 const closeError = (code: number) => new Socket.SocketError({ reason: new Socket.SocketCloseError({ code }) })
 
@@ -220,7 +249,9 @@ export const fromNetSocket = (
       })
   )
 
-  return Socket.make({ reader, writer })
+  const made = Socket.make({ reader, writer })
+  ownSockets.add(made)
+  return made
 }
 
 /** The smallest read buffer: Node reads up to 64 KiB at a time. */

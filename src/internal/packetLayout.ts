@@ -154,7 +154,9 @@ export interface Frame {
  * `ProtocolError` when the packet would exceed `MAX_PACKET_LENGTH`.
  *
  * The buffer is left uninitialized: the cipher must write every byte from
- * `body` onwards (see `writeParts`) and the trailer.
+ * `body` onwards (see `writeParts`) and the trailer. It is memory of its own
+ * (never a slice of Node's shared pool), so the sealed packet may be
+ * registered as the library's (`ownedBuffers.adopt`) and freed once written.
  *
  * @example
  * ```ts
@@ -205,8 +207,9 @@ export type Payload = Uint8Array | ReadonlyArray<Uint8Array>
 /**
  * Writes `parts` one after the other into `out` from `offset`, each through
  * `transform` (a stream cipher's update; output as long as its input) when
- * given. The transform's output must be a new buffer: it is freed once
- * copied (`ownedBuffers.discard`). Returns the offset after the last part.
+ * given. The transform's output must be a new buffer that nobody else has
+ * seen (a cipher's `update`): it is freed once copied
+ * (`ownedBuffers.discard`). Returns the offset after the last part.
  *
  * @example
  * ```ts

@@ -47,7 +47,9 @@ export class Outbox {
 
   /**
    * With `freeWritten`, a packet is freed (`ownedBuffers.discard`) once `write` has succeeded: only for a
-   * `write` that is done with its bytes when it completes, as `SshChannel.write` is.
+   * `write` of the library's that is done with its bytes when it completes, as `SshChannel.write` is (never a
+   * caller's function, which may keep them), and only when every packet queued is memory the library made for
+   * it (an encoded packet) or holds (`ownedBuffers.retain`).
    */
   constructor(
     write: (bytes: Uint8Array) => Effect.Effect<void, SshError>,
@@ -141,7 +143,11 @@ export class Outbox {
       }
     }
     const taken = this.queue.splice(0, count)
-    return count === 1 ? first : concat(taken)
+    if (count === 1) return first
+    const joined = concat(taken)
+    // the packets are copied into the join: done with
+    if (this.freeWritten) for (const packet of taken) discard(packet)
+    return joined
   }
 
   private readonly step: Effect.Effect<void, SshError> = Effect.suspend(() => {

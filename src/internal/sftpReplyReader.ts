@@ -18,7 +18,7 @@ import { DEFAULT_MAX_PACKET_LENGTH } from "../Sftp/Framer.ts"
 import * as Messages from "../Sftp/Messages.ts"
 import { ProtocolError } from "../SshError.ts"
 import { concat } from "./bytes.ts"
-import { forget, release, releaseAll, retain } from "./ownedBuffers.ts"
+import { handOver, release, releaseAll, retain } from "./ownedBuffers.ts"
 
 /** A DATA reply whose payload is the list of chunk views it arrived in. */
 export interface DataReply extends Messages.Data {
@@ -87,8 +87,8 @@ export class ReplyReader {
    * Removes the first `n` bytes and returns them as views of the chunks they
    * lie in. The reader holds each chunk it was given (`ownedBuffers`) until
    * it has taken all of it; with `hold`, each view is one more holder, which
-   * whoever ends up with the view releases (or never does: then the garbage
-   * collector frees the chunk as usual).
+   * whoever ends up with the view releases or hands over (or drops: then the
+   * garbage collector frees the chunk as usual).
    */
   private takeViews(n: number, hold: boolean): Array<Uint8Array> {
     const views: Array<Uint8Array> = []
@@ -115,11 +115,15 @@ export class ReplyReader {
     throw this.error
   }
 
-  /** Adds a chunk (not copied: do not reuse its memory) and returns every packet now complete, in order. */
+  /**
+   * Adds a chunk (not copied: do not reuse its memory) and returns every packet now complete, in order. The
+   * reader takes a holder of its own on an owned chunk (`ownedBuffers.retain`): the caller may release its
+   * own as soon as `push` returns (a chunk borrowed with `borrowStdout` may be freed once its batch is pushed).
+   */
   push(chunk: Uint8Array): Array<Messages.SftpPacket> {
     if (this.error !== undefined) throw this.error
     if (chunk.length > 0) {
-      this.chunks.push(chunk)
+      this.chunks.push(retain(chunk))
       this.size += chunk.length
     }
     const packets: Array<Messages.SftpPacket> = []
@@ -139,8 +143,8 @@ export class ReplyReader {
       this.takeViews(LENGTH, false)
       const views = this.takeViews(length, true)
       packets.push(Messages.decode(views.length === 1 ? views[0]! : concat(views)))
-      // a packet decoded in place may keep views of its chunk (a handle, say): that chunk becomes ordinary memory
-      if (views.length === 1) forget(views[0]!)
+      // a packet decoded in place may keep views of its chunk (a handle, say), and goes to the caller: so does the chunk
+      if (views.length === 1) handOver(views[0]!)
       else releaseAll(views)
     }
     return packets

@@ -6,6 +6,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { chunkWriter } from "../../src/internal/chunkWriter.ts"
+import { allocate, isOwned } from "../../src/internal/ownedBuffers.ts"
 import * as NodeSsh from "../../src/NodeSsh.ts"
 
 const bytes = (text: string) => new TextEncoder().encode(text)
@@ -79,5 +80,49 @@ describe("chunkWriter", () => {
       expect(failure._tag).toBe("PlatformError")
       expect(failure.reason._tag).toBe("BadResource")
       expect(Fs.readFileSync(path, "utf8")).toBe("read only")
+    }))
+
+  /** Owned chunks holding `text`, one per part (as packets are). */
+  const owned = (...parts: ReadonlyArray<string>) =>
+    parts.map((part) => {
+      const chunk = allocate(part.length)
+      chunk.set(bytes(part))
+      return chunk
+    })
+
+  it("frees the chunks it was given once writev has written them, on NodeSsh's file system (code of ours)", () =>
+    withTempFile(async (path) => {
+      const batches = [owned("hello, ", "world"), owned("!")]
+      await Effect.runPromise(Effect.provide(writeBatches(path, 0, batches), NodeSsh.layer))
+      expect(Fs.readFileSync(path, "utf8")).toBe("hello, world!")
+      expect(batches.flat().every((chunk) => chunk.byteLength === 0)).toBe(true)
+    }))
+
+  it("never frees what another file system was given: a single chunk is handed over, a join is the file's", () =>
+    withTempFile(async (path) => {
+      const given: Array<Uint8Array> = []
+      const single = owned("kept")
+      const several = owned("a", "b")
+      await Effect.runPromise(Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const opened = yield* fs.open(path, { flag: "w" })
+        const keeping = new Proxy(opened, {
+          get: (target, key, receiver) =>
+            key === "writeAll"
+              ? (buffer: Uint8Array) => {
+                given.push(buffer)
+                return target.writeAll(buffer)
+              }
+              : Reflect.get(target, key, receiver)
+        })
+        const write = chunkWriter(fs, keeping, 0)
+        yield* write(single)
+        yield* write(several)
+      }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer)))
+      expect(Fs.readFileSync(path, "utf8")).toBe("keptab")
+      expect(given.map((buffer) => new TextDecoder().decode(buffer))).toEqual(["kept", "ab"])
+      expect(isOwned(single[0]!)).toBe(false)
+      // the chunks a join was copied from were the library's alone: those are freed
+      expect(several.every((chunk) => chunk.byteLength === 0)).toBe(true)
     }))
 })

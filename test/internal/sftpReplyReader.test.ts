@@ -27,7 +27,12 @@ describe("ReplyReader", () => {
         const stream = concat(packets.map(encode))
         const chunks = split(stream, cuts).map((chunk) => adopt(chunk.slice()))
         const reader = new ReplyReader()
-        const ours = chunks.flatMap((chunk) => reader.push(chunk))
+        // each chunk is borrowed, as the SFTP client borrows its channel's stdout: released once it is pushed
+        const ours = chunks.flatMap((chunk) => {
+          const packets = reader.push(chunk)
+          releaseAll([chunk])
+          return packets
+        })
         const expected = packets.map(plain)
         expect(ours.map(plain)).toEqual(expected)
         // a consumer done with the DATA replies lets their parts go, as `get` does once they are written

@@ -4,7 +4,7 @@
  * its own process with Node's default flags) must not grow that process's
  * RSS by 64 MiB or more.
  *
- * Read with `proc.consumeStdout` (chunks lent, freed after use), RSS grows
+ * Read with `proc.borrowStdout` (chunks lent, freed after use), RSS grows
  * by less than 64 MiB from the start of the stream. Read as a Stream (the
  * consumer owns every chunk), consumed chunks are garbage that V8 frees with
  * a full collection per 64 MiB of them (its external-memory trigger), so RSS
