@@ -266,8 +266,8 @@ const terminate = (running: RunningProcess, settings: Settings): Effect.Effect<v
 
 /**
  * Copies the client's data into the program's stdin and ends it at EOF. Each
- * batch is lent (`consumeStdin`) and freed once the pipe has taken it, so the
- * client's window reopens only as fast as the program reads. Once the program
+ * batch is taken (`consumeStdin`) once the pipe has taken the one before, so
+ * the client's window reopens only as fast as the program reads. Once the program
  * stops reading (EPIPE), further data is pulled and dropped so the client is
  * not blocked by a window that never opens.
  */

@@ -52,6 +52,7 @@ import * as SftpServer from "../Sftp/SftpServer.ts"
 import * as SshError from "../SshError.ts"
 import { core } from "../Transport/Transport.ts"
 import { equalConstantTime, utf8 } from "../internal/bytes.ts"
+import { logField } from "../internal/terminalText.ts"
 import { UsageError } from "./Args.ts"
 import { type PasswordEntry, type ServeArgs, parsePasswordFile, parseServe, serveUsage } from "./ServeArgs.ts"
 
@@ -171,9 +172,10 @@ export const formatEvent = (event: SshServer.ServerEvent): string => {
     case "Connected":
       return `Connected ${event.remoteAddress}:${event.remotePort}`
     case "Authenticated":
-      return `Authenticated ${event.user} from ${event.remoteAddress} (${event.methods.join(",")})`
+      return `Authenticated ${logField(event.user)} from ${event.remoteAddress} (${event.methods.join(",")})`
     case "Closed":
-      return `Closed ${event.remoteAddress}:${event.remotePort}${event.error === undefined ? "" : ` with error ${event.error.message}`}`
+      // user names and peers' messages are the peer's text: escaped, so a log line is one line and no terminal escape
+      return `Closed ${event.remoteAddress}:${event.remotePort}${event.error === undefined ? "" : ` with error ${logField(event.error.message)}`}`
     case "Refused":
       return `Refused ${hostPort(event.remoteAddress, event.remotePort)} (${event.reason}): ${event.detail}` +
         (event.suppressed > 0 ? `; ${event.suppressed} more refused for ${event.reason} since the last such line` : "")

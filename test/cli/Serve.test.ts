@@ -342,6 +342,11 @@ describe("authHandlers", () => {
 })
 
 describe("formatEvent", () => {
+  it("escapes the peer's text: a user name or an error message cannot move the terminal or split the line", () => {
+    const line = Serve.formatEvent({ _tag: "Authenticated", remoteAddress: "192.0.2.1", user: "eve\u001b[2J\nroot", methods: ["password"] })
+    expect(line).toBe("Authenticated eve\\033[2J\\012root from 192.0.2.1 (password)")
+  })
+
   it("one line per event", () => {
     expect(Serve.formatEvent({ _tag: "Connected", remoteAddress: "192.0.2.1", remotePort: 5000 })).toBe("Connected 192.0.2.1:5000")
     expect(Serve.formatEvent({ _tag: "Authenticated", remoteAddress: "192.0.2.1", user: "alice", methods: ["publickey", "password"] }))

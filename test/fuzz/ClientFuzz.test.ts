@@ -193,12 +193,21 @@ describe("client ← hostile server: version exchange", () => {
 
 describe("client ← hostile server: KEXINIT", () => {
   const junkNames = (count: number) => Array.from({ length: count }, (_, i) => `junk-${i}@fuzz.example`)
+  // the name-list cases need packets past the pre-authentication limit, raised here
+  const largeKexInit = { transportLimits: { preAuthPacketBytes: 256 * 1024 } }
+
+  it("a KEXINIT over the pre-authentication packet limit (35000 bytes) → LimitExceeded", async () => {
+    await expectReason("LimitExceeded", async (peer) => {
+      await peer.exchangeVersions()
+      peer.send(defaultKexInit("server", { kexAlgorithms: junkNames(2500) }))
+    }, connectOnly, { message: /at most 35000 are accepted before authentication/ })
+  })
 
   it("huge name-lists with nothing in common → NegotiationFailed, and DISCONNECT key exchange failed", async () => {
     const { error, peer } = await expectReason("NegotiationFailed", async (peer) => {
       await peer.exchangeVersions()
       peer.send(defaultKexInit("server", { kexAlgorithms: junkNames(2500) }))
-    }, connectOnly)
+    }, (port) => connectOnly(port, largeKexInit))
     const reason = error.reason as unknown as { kind: string; theirs: ReadonlyArray<string> }
     expect(reason.kind).toBe("kex")
     expect(reason.theirs.length).toBe(2500)
@@ -209,7 +218,7 @@ describe("client ← hostile server: KEXINIT", () => {
     await expectReason("ProtocolError", async (peer) => {
       await peer.exchangeVersions()
       peer.send(defaultKexInit("server", { macsServerToClient: junkNames(9000) }))
-    }, connectOnly, { message: /mac_algorithms_server_to_client too long/ })
+    }, (port) => connectOnly(port, largeKexInit), { message: /mac_algorithms_server_to_client too long/ })
   })
 
   it("a huge name-list that still contains a common algorithm works", async () => {
@@ -217,7 +226,7 @@ describe("client ← hostile server: KEXINIT", () => {
       await peer.serverHandshake(defaultKexInit("server", { ciphersServerToClient: [...junkNames(2500), "aes128-gcm@openssh.com"] }))
       await peer.acceptAuth()
       await peer.runCommand(await peer.acceptSession(), "ok\n")
-    })
+    }, (port) => connectAndRun(port, largeKexInit))
     expect(Exit.isSuccess(result.exit) ? result.exit.value : result.exit).toBe("ok\n")
   })
 
@@ -623,6 +632,7 @@ const happyScript = async (peer: SshPeer) => {
 
 const reasonTags = [
   "ProtocolError",
+  "LimitExceeded",
   "MacMismatch",
   "NegotiationFailed",
   "ConnectionClosed",

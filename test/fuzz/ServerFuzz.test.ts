@@ -247,11 +247,11 @@ describe("server ← hostile client: key exchange", () => {
     }, { reason: "NegotiationFailed", disconnect: N.DisconnectReason.KEY_EXCHANGE_FAILED })
   })
 
-  it("a name-list over 64 KiB → ProtocolError", async () => {
+  it("a KEXINIT over the pre-authentication packet limit (35000 bytes) → LimitExceeded before it is buffered", async () => {
     await attack(async (peer) => {
       await peer.exchangeVersions()
       peer.send(defaultKexInit("client", { kexAlgorithms: Array.from({ length: 9000 }, (_, i) => `junk-${i}@fuzz.example`) }))
-    }, { reason: "ProtocolError", disconnect: N.DisconnectReason.PROTOCOL_ERROR, message: /too long/ })
+    }, { reason: "LimitExceeded", disconnect: N.DisconnectReason.PROTOCOL_ERROR, message: /at most 35000 are accepted before authentication/ })
   })
 
   it("packet length 0xFFFFFFFF → ProtocolError", async () => {
@@ -502,7 +502,7 @@ describe("server ← mutated client stream (property)", () => {
         const event = await waitFor(() => closedEventFor(port, since), 3000, `Closed event (${describeMutations(mutations)})`)
         const tag = event.error?.reason._tag ?? "clean"
         tags.set(tag, (tags.get(tag) ?? 0) + 1)
-        expect(["clean", "ProtocolError", "MacMismatch", "NegotiationFailed", "ConnectionClosed", "PeerDisconnected", "AuthFailed", "Timeout", "KeyParseFailed"])
+        expect(["clean", "ProtocolError", "MacMismatch", "NegotiationFailed", "ConnectionClosed", "PeerDisconnected", "AuthFailed", "Timeout", "KeyParseFailed", "LimitExceeded"])
           .toContain(tag)
         await waitFor(
           () => server.connectionCount() === baseline.connections && server.channelCount() === baseline.channels,
@@ -568,7 +568,7 @@ describe("server ← many mutated packets per connection over TCP (the real serv
       await peer.drain(2000)
       const event = await waitFor(() => closedEventFor(localPort, since), 5000, `Closed event of hostile connection ${i} (seed ${FUZZ_SEED + 900})`)
       const tag = event.error?.reason._tag ?? "clean"
-      expect(["clean", "ProtocolError", "MacMismatch", "ConnectionClosed", "PeerDisconnected", "Timeout"], event.error?.message).toContain(tag)
+      expect(["clean", "ProtocolError", "MacMismatch", "ConnectionClosed", "PeerDisconnected", "Timeout", "LimitExceeded"], event.error?.message).toContain(tag)
       expect(event.error?.reason.message ?? "", "no JavaScript error escaped").not.toMatch(/^(unexpected failure|malformed input):/)
       tally.cases++
       tally.delivered += sent
