@@ -30,14 +30,14 @@ import { terminalBlock, terminalLine } from "../internal/terminalText.ts"
  *
  * @example
  * ```ts
- * process.stderr.write(errorLine(error)) // "effect-ssh: peer disconnected (code 2): bye\\033[2J\n"
+ * process.stderr.write(errorLine(error)) // "effect-ssh: PeerDisconnected: peer disconnected (code 2): bye\\033[2J\n"
  * ```
  */
 export const errorLine = (error: unknown): string => {
   const sshError = error instanceof SshError.SshError ? error : SshError.fromUnknown(error)
   const reason = sshError.reason
   const path = reason._tag === "SftpStatus" && reason.path !== undefined ? ` (${terminalLine(reason.path)})` : ""
-  return `effect-ssh: ${terminalLine(reason.message)}${path}\n`
+  return `effect-ssh: ${reason._tag}: ${terminalLine(reason.message)}${path}\n`
 }
 
 /**

@@ -139,7 +139,7 @@ describe("effect-ssh get/put against our server", () => {
       expect(sha256(Path.join(work.path, "down.bin"))).toBe(sha256(data))
       expect(Fs.readFileSync(Path.join(root.path, "tree/sub/x"), "utf8")).toBe("x")
       expect(missing!.code).toBe(1)
-      expect(missing!.stderr).toBe("effect-ssh: No such file (/missing)\n")
+      expect(missing!.stderr).toBe("effect-ssh: SftpStatus: No such file (/missing)\n")
     } finally {
       root.remove()
       work.remove()
