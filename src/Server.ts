@@ -401,15 +401,10 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
             windowSize: options.windowSize,
             maxPacket: options.maxPacket,
             maxChannels: options.maxChannels ?? DEFAULT_MAX_CHANNELS,
-            onChannelOpen: (request) => {
-              if (request.channelType === "session") {
-                return Effect.succeed((channel: Connection.SshChannel) => ServerSession.serve(channel, peer, handlers))
-              }
-              return Effect.fail(new SshError.ChannelOpenFailed({
-                code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED,
-                description: `${request.channelType} channels are not allowed`
-              }))
-            },
+            onChannelOpen: (incoming) =>
+              incoming.channelType === "session"
+                ? Effect.flatMap(incoming.accept(), (channel) => ServerSession.serve(channel, peer, handlers))
+                : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${incoming.channelType} channels are not allowed`),
             onGlobalRequest: () => Effect.succeed(undefined)
           })
           openChannel = connection.openChannel

@@ -96,13 +96,10 @@ export const bridge = (channel: SshChannel, socket: Socket.Socket): Effect.Effec
  * Connection.make(transport, { onChannelOpen: AgentForwarding.acceptChannels("/tmp/ssh-XXXX/agent.1") })
  * ```
  */
-export const acceptChannels = (socketPath: string): NonNullable<ConnectionOptions["onChannelOpen"]> => (request) =>
-  request.channelType === CHANNEL_TYPE
-    ? Effect.succeed((channel: SshChannel) => bridge(channel, fromNetSocket(() => net.connect({ path: socketPath }))))
-    : Effect.fail(new SshError.ChannelOpenFailed({
-      code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED,
-      description: `${request.channelType} channels are not accepted`
-    }))
+export const acceptChannels = (socketPath: string): NonNullable<ConnectionOptions["onChannelOpen"]> => (incoming) =>
+  incoming.channelType === CHANNEL_TYPE
+    ? Effect.flatMap(incoming.accept(), (channel) => bridge(channel, fromNetSocket(() => net.connect({ path: socketPath }))))
+    : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${incoming.channelType} channels are not accepted`)
 
 /**
  * Client side: the same connection, whose new session channels ask the

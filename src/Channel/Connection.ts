@@ -1,9 +1,16 @@
 /**
- * The connection protocol (RFC 4254) over an authenticated transport: one
- * reader fiber dispatches every incoming message to its channel, global
- * requests are answered in order, and channels are scoped resources whose
- * windows are the backpressure. Client and server use the same module; only
- * the handlers they install differ.
+ * The connection protocol (RFC 4254) over an authenticated transport: the
+ * Effect shell around `ConnectionMachine`. One reader fiber feeds every
+ * incoming message to the machine and carries out what it says; channels are
+ * scoped resources whose windows are the backpressure. Client and server use
+ * the same module; only the handlers they install differ.
+ *
+ * Nothing user-supplied runs on the reading fiber: an incoming channel, a
+ * channel request or a global request is a value handed to its handler in a
+ * fiber of its own (a channel's requests one after another, in order), so a
+ * slow handler delays nothing else on the connection. Messages the reader or
+ * a consumer must send without waiting (window adjusts, answers to CLOSE,
+ * refusals) go out through the connection's own sender fiber.
  *
  * A slow consumer on one channel never blocks the others: the reader only
  * appends to a channel's buffer, which the peer cannot overfill because it
@@ -25,20 +32,25 @@ import * as Cause from "effect/Cause"
 import * as SshError from "../SshError.ts"
 import * as N from "../Wire/MessageNumber.ts"
 import type { Transport } from "../Transport/Transport.ts"
-import { core } from "../Transport/Transport.ts"
 import * as Messages from "./Messages.ts"
 import { Inbox } from "./Inbox.ts"
 import { handOver } from "../internal/ownedBuffers.ts"
-import { ReceiveWindow, SendWindow } from "./Window.ts"
-import type { Payload } from "../internal/packetLayout.ts"
+import { type Action, ConnectionMachine, MAX_CHANNEL_PACKET } from "./ConnectionMachine.ts"
 
 /** Channel defaults: window 2 MiB, max packet 32 KiB (OpenSSH's session values). */
 export const DEFAULT_WINDOW = 2 * 1024 * 1024
 export const DEFAULT_MAX_PACKET = 32 * 1024
 /** Stderr kept for a consumer that has not pulled it yet (see `SshChannel.stderr`). */
 export const UNREAD_STDERR_LIMIT = 1024 * 1024
-/** Largest channel max packet: data plus message, padding and MAC must fit a 256 KiB transport packet. */
-export const MAX_CHANNEL_PACKET = 256 * 1024 - 1024
+export { MAX_CHANNEL_PACKET }
+/** Bytes of the peer's channel requests waiting for their handlers, over the whole connection. */
+export const QUEUED_REQUEST_LIMIT = 1024 * 1024
+/** Requests kept for a channel whose handler is not installed yet; later ones are refused. */
+export const UNHANDLED_REQUEST_LIMIT = 32
+/** The peer's global requests being handled at once. */
+export const GLOBAL_REQUEST_LIMIT = 256
+/** Bytes of control messages queued for the sender before the reader waits. */
+const CONTROL_HIGH = 256 * 1024
 
 /** Per-channel flow-control settings. */
 export interface ChannelOptions {
@@ -56,22 +68,41 @@ export interface ConnectionOptions {
   readonly maxPacket?: number | undefined
   /** Most channels open at once (default 1024). */
   readonly maxChannels?: number | undefined
-  /** Incoming CHANNEL_OPEN: accept by returning a handler, refuse by failing with ChannelOpenFailed. */
-  readonly onChannelOpen?: ((request: IncomingChannelOpen) => Effect.Effect<
-    (channel: SshChannel) => Effect.Effect<void, SshError.SshError, Scope.Scope>,
-    SshError.ChannelOpenFailed
-  >) | undefined
-  /** Incoming GLOBAL_REQUEST: return the reply data for success, undefined for failure. */
+  /**
+   * Incoming CHANNEL_OPEN, as a value: the handler accepts it (`incoming.accept`, the channel lives in the
+   * handler's scope) or rejects it, in a fiber of its own. One it neither accepts nor rejects is refused.
+   * Without a handler every channel is refused.
+   */
+  readonly onChannelOpen?: ((incoming: IncomingChannel) => Effect.Effect<void, SshError.SshError, Scope.Scope>) | undefined
+  /**
+   * Incoming GLOBAL_REQUEST, in a fiber of its own: return the reply data for success, undefined for failure
+   * (replies still go out in the order the requests came). Without a handler every request fails.
+   */
   readonly onGlobalRequest?: ((name: string, data: Uint8Array) => Effect.Effect<Uint8Array | undefined>) | undefined
   /** Keepalive: interval in ms (0 = off) and how many unanswered probes end the connection. */
   readonly keepaliveIntervalMs?: number | undefined
   readonly keepaliveCountMax?: number | undefined
 }
 
-/** A peer's request to open a channel. */
-export interface IncomingChannelOpen {
+/**
+ * A peer's request to open a channel, delivered as a value.
+ *
+ * @example
+ * ```ts
+ * onChannelOpen: (incoming) =>
+ *   incoming.channelType === "session"
+ *     ? Effect.flatMap(incoming.accept(), (channel) => serveSession(channel))
+ *     : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, "sessions only")
+ * ```
+ */
+export interface IncomingChannel {
   readonly channelType: string
+  /** Type-specific data of the CHANNEL_OPEN (the channel's to keep). */
   readonly data: Uint8Array
+  /** Confirms the channel; closing the scope closes it. */
+  readonly accept: (options?: ChannelOptions) => Effect.Effect<SshChannel, SshError.SshError, Scope.Scope>
+  /** Refuses the channel with a reason code (`N.ChannelOpenFailure`) and a description. */
+  readonly reject: (code: number, description: string) => Effect.Effect<void, SshError.SshError>
 }
 
 /**
@@ -175,7 +206,11 @@ export interface SshChannel {
   readonly eof: Effect.Effect<void, SshError.SshError>
   /** Sends a channel request; with `wantReply` waits for and returns the peer's answer. */
   readonly request: (name: string, data: Uint8Array, wantReply: boolean) => Effect.Effect<boolean, SshError.SshError>
-  /** Installs the handler for requests from the peer (exit-status, pty-req, ...). */
+  /**
+   * Installs the handler for requests from the peer (exit-status, pty-req, ...). It runs in a fiber of the
+   * channel's own, one request after another; requests that came before it was installed wait for it (up to
+   * `UNHANDLED_REQUEST_LIMIT`; later ones are refused).
+   */
   readonly onRequest: (handler: ChannelRequestHandler) => void
   /** Forwards stderr into stdout (extended data is then delivered on stdout). */
   readonly mergeStderr: () => void
@@ -220,14 +255,16 @@ export interface Connection {
   readonly closed: Deferred.Deferred<never, SshError.SshError>
 }
 
-interface ChannelState {
+interface QueuedRequest {
+  readonly request: string
+  readonly data: Uint8Array
+  readonly slot: number | undefined
+}
+
+/** The shell's side of one channel: its consumers' buffers and the fibers waiting on it. */
+interface ChannelHandle {
   readonly localId: number
-  remoteId: number
   readonly channelType: string
-  readonly receive: ReceiveWindow
-  /** Largest data packet we accept on this channel. */
-  readonly maxPacket: number
-  send: SendWindow
   readonly stdoutInbox: Inbox
   readonly stderrInbox: Inbox
   stderrMode: "separate" | "merge" | "discard"
@@ -238,12 +275,14 @@ interface ChannelState {
   readonly remoteEof: Deferred.Deferred<void>
   readonly closed: Deferred.Deferred<void>
   requestHandler: ChannelRequestHandler | undefined
+  /** The peer's requests waiting for the handler, in order. */
+  readonly queuedRequests: Array<QueuedRequest>
+  /** Whether a fiber is working through `queuedRequests`. */
+  working: boolean
+  /** Whether the channel's number is free again (the channel is closed once `working` ends). */
+  released: boolean
+  remoteClosed: boolean
   failure: SshError.SshError | undefined
-  sentEof: boolean
-  sentClose: boolean
-  receivedClose: boolean
-  /** Opened by us and given up before the peer answered: a late confirmation is answered with CLOSE. */
-  abandoned: boolean
   /** Bytes of unread stderr discarded (see `SshChannel.stderr`). */
   stderrDropped: number
 }
@@ -252,7 +291,8 @@ const errorOf = (reason: SshError.SshErrorReason) => new SshError.SshError({ rea
 
 /**
  * Starts the connection protocol on an authenticated transport. The reader
- * fiber and all channels live in the current scope.
+ * fiber, the sender fiber, the handlers' fibers and all channels live in the
+ * current scope.
  *
  * @example
  * ```ts
@@ -265,34 +305,58 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   yield* transport.authenticated
   const windowSize = options.windowSize ?? DEFAULT_WINDOW
   const maxPacket = Math.min(options.maxPacket ?? DEFAULT_MAX_PACKET, MAX_CHANNEL_PACKET)
-  const maxChannels = options.maxChannels ?? 1024
-  const channels = new Map<number, ChannelState>()
+  const machine = new ConnectionMachine({ maxChannels: options.maxChannels ?? 1024, windowSize, maxPacket })
+  const handles = new Map<number, ChannelHandle>()
   const pendingGlobal: Array<Deferred.Deferred<Uint8Array | undefined, SshError.SshError>> = []
   const closed = yield* Deferred.make<never, SshError.SshError>()
   let failure: SshError.SshError | undefined
-  let nextId = 0
+  let queuedRequestBytes = 0
+  let globalHandlers = 0
 
-  const allocateId = (): number | undefined => {
-    if (channels.size >= maxChannels) return undefined
-    while (channels.has(nextId)) nextId = (nextId + 1) >>> 0
-    const id = nextId
-    nextId = (nextId + 1) >>> 0
-    return id
+  // ---- the connection's own sender: what synchronous code must send goes out from here, in order
+  let control: Array<Uint8Array> = []
+  let controlBytes = 0
+  const controlReady = Latch.makeUnsafe(false)
+  const controlRoom = Latch.makeUnsafe(true)
+  const queueControl = (payload: Uint8Array): void => {
+    control.push(payload)
+    controlBytes += payload.length + 64
+    controlReady.openUnsafe()
+    if (controlBytes > CONTROL_HIGH) controlRoom.closeUnsafe()
   }
+  const sender = Effect.forever(Effect.gen(function*() {
+    yield* controlReady.await
+    const batch = control
+    control = []
+    controlReady.closeUnsafe()
+    for (const payload of batch) {
+      yield* transport.send(payload)
+      controlBytes -= payload.length + 64
+    }
+    if (controlBytes <= CONTROL_HIGH) controlRoom.openUnsafe()
+  }))
 
-  const send = (payload: Payload) => transport.send(payload)
+  // ---- work started by synchronous code (the reader, `onRequest`): forked from here into the connection's scope
+  let launches: Array<Effect.Effect<void>> = []
+  const launchReady = Latch.makeUnsafe(false)
+  const launch = (effect: Effect.Effect<void>): void => {
+    launches.push(effect)
+    launchReady.openUnsafe()
+  }
+  const launcher = Effect.forever(Effect.gen(function*() {
+    yield* launchReady.await
+    const batch = launches
+    launches = []
+    launchReady.closeUnsafe()
+    for (const effect of batch) yield* Effect.forkIn(effect, scope)
+  }))
 
-  const makeState = (localId: number, channelType: string, flow?: ChannelOptions): ChannelState => {
-    const receive = new ReceiveWindow(flow?.windowSize ?? windowSize)
-    const state: ChannelState = {
+  const makeHandle = (localId: number, channelType: string): ChannelHandle => {
+    const handle: ChannelHandle = {
       localId,
-      remoteId: -1,
       channelType,
-      receive,
-      maxPacket: Math.min(flow?.maxPacket ?? maxPacket, MAX_CHANNEL_PACKET),
-      send: new SendWindow(0, 0),
-      stdoutInbox: new Inbox((n) => credit(state, n)),
-      stderrInbox: new Inbox((n) => credit(state, n)),
+      stdoutInbox: new Inbox((n) => credit(handle, n)),
+      stderrInbox: new Inbox((n) => credit(handle, n)),
       stderrMode: "separate",
       windowLatch: Latch.makeUnsafe(false),
       writeLock: Semaphore.makeUnsafe(1),
@@ -301,155 +365,398 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       remoteEof: Deferred.makeUnsafe(),
       closed: Deferred.makeUnsafe(),
       requestHandler: undefined,
+      queuedRequests: [],
+      working: false,
+      released: false,
+      remoteClosed: false,
       failure: undefined,
-      sentEof: false,
-      sentClose: false,
-      receivedClose: false,
-      abandoned: false,
       stderrDropped: 0
     }
-    return state
+    handles.set(localId, handle)
+    return handle
   }
 
-  /** The consumer took `n` bytes: grant them back to the peer when the batch is large enough. */
-  const credit = (state: ChannelState, n: number) => {
-    const grant = state.receive.consume(n)
-    if (grant > 0 && !state.sentClose && !state.receivedClose && failure === undefined) {
-      // Fire and forget: the adjust must not make the consumer wait for the socket.
-      Effect.runFork(Effect.ignore(send(Messages.windowAdjust(state.remoteId, grant))))
-    }
+  /** The consumer took `n` bytes: the machine says when to grant them back. */
+  const credit = (handle: ChannelHandle, n: number) => {
+    if (failure !== undefined) return
+    const adjust = machine.consumed(handle.localId, n)
+    if (adjust !== undefined) queueControl(adjust)
   }
 
-  const release = (state: ChannelState) => {
-    if (channels.get(state.localId) === state) channels.delete(state.localId)
-    Deferred.doneUnsafe(state.closed, Exit.void)
+  const channelGone = (handle: ChannelHandle) =>
+    errorOf(new SshError.ChannelRequestFailed({ request: "write", message: `channel ${handle.localId} is closed` }))
+
+  const endStreams = (handle: ChannelHandle) => {
+    handle.stdoutInbox.end()
+    handle.stderrInbox.end()
+    Deferred.doneUnsafe(handle.remoteEof, Exit.void)
   }
 
-  const failChannel = (state: ChannelState, error: SshError.SshError) => {
-    state.failure ??= error
-    state.stdoutInbox.fail(error)
-    state.stderrInbox.fail(error)
-    Deferred.doneUnsafe(state.opened, Exit.fail(error))
-    for (const d of state.pendingRequests.splice(0)) Deferred.doneUnsafe(d, Exit.fail(error))
-    state.windowLatch.openUnsafe()
-    Deferred.doneUnsafe(state.remoteEof, Exit.void)
-    release(state)
+  /** The channel's number is free: it is closed once its handler has seen the requests that came before the CLOSE. */
+  const release = (handle: ChannelHandle) => {
+    if (handles.get(handle.localId) === handle) handles.delete(handle.localId)
+    handle.released = true
+    endStreams(handle)
+    const gone = channelGone(handle)
+    Deferred.doneUnsafe(handle.opened, Exit.fail(gone))
+    for (const d of handle.pendingRequests.splice(0)) Deferred.doneUnsafe(d, Exit.fail(gone))
+    handle.windowLatch.openUnsafe()
+    settle(handle)
+  }
+
+  const settle = (handle: ChannelHandle) => {
+    if (!handle.released || (handle.working && failure === undefined)) return
+    queuedRequestBytes -= handle.queuedRequests.reduce((n, r) => n + r.data.length, 0)
+    handle.queuedRequests.length = 0
+    Deferred.doneUnsafe(handle.closed, Exit.void)
+  }
+
+  const failChannel = (handle: ChannelHandle, error: SshError.SshError) => {
+    handle.failure ??= error
+    handle.stdoutInbox.fail(error)
+    handle.stderrInbox.fail(error)
+    Deferred.doneUnsafe(handle.opened, Exit.fail(error))
+    for (const d of handle.pendingRequests.splice(0)) Deferred.doneUnsafe(d, Exit.fail(error))
+    handle.windowLatch.openUnsafe()
+    Deferred.doneUnsafe(handle.remoteEof, Exit.void)
+    release(handle)
   }
 
   const die = (error: SshError.SshError) => {
     if (failure) return
     failure = error
-    for (const state of [...channels.values()]) failChannel(state, error)
+    for (const handle of [...handles.values()]) failChannel(handle, error)
     for (const d of pendingGlobal.splice(0)) Deferred.doneUnsafe(d, Exit.fail(error))
+    controlReady.openUnsafe()
+    controlRoom.openUnsafe()
     Deferred.doneUnsafe(closed, Exit.fail(error))
   }
 
-  const channelGone = (state: ChannelState) =>
-    errorOf(new SshError.ChannelRequestFailed({ request: "write", message: `channel ${state.localId} is closed` }))
+  // ---- carrying out the machine's actions
 
-  const write = (state: ChannelState, data: Uint8Array, dataType?: number): Effect.Effect<void, SshError.SshError> =>
-    state.writeLock.withPermit(Effect.suspend(() => {
+  /** Warnings for the reader to log once its synchronous work is done. */
+  let warnings: Array<string> = []
+
+  const unreadStderrFull = (handle: ChannelHandle, n: number): boolean =>
+    !handle.stderrInbox.claimed &&
+    handle.stderrInbox.buffered + n > Math.min(UNREAD_STDERR_LIMIT, (machine.channel(handle.localId)?.receive.size ?? 0) / 2)
+
+  const dropStderr = (handle: ChannelHandle, n: number) => {
+    if (handle.stderrDropped === 0) {
+      warnings.push(
+        `channel ${handle.localId}: discarding stderr nobody reads (${handle.stderrInbox.buffered} bytes kept) so that stdout keeps flowing`
+      )
+    }
+    handle.stderrDropped += n
+    credit(handle, n)
+  }
+
+  const deliverData = (handle: ChannelHandle, dataType: number | undefined, data: Uint8Array) => {
+    if (dataType === undefined) handle.stdoutInbox.push(data)
+    else if (dataType !== 1 || handle.stderrMode === "discard") credit(handle, data.length)
+    else if (handle.stderrMode === "merge") handle.stdoutInbox.push(data)
+    else if (unreadStderrFull(handle, data.length)) dropStderr(handle, data.length)
+    else handle.stderrInbox.push(data)
+  }
+
+  /**
+   * Carries out actions synchronously; what they send goes to the sender fiber. For the reader and for
+   * consumers, which must not wait.
+   */
+  const apply = (actions: ReadonlyArray<Action>): void => {
+    for (const action of actions) {
+      if (action._tag === "Send") queueControl(action.payload)
+      else deliver(action)
+    }
+  }
+
+  /**
+   * Carries out actions from a fiber that may wait: what they send goes out from this fiber, before it goes on
+   * (a confirmation before the channel's first data, a reply before what the request started).
+   */
+  const perform = (actions: ReadonlyArray<Action>): Effect.Effect<void, SshError.SshError> =>
+    Effect.forEach(actions, (action) =>
+      action._tag === "Send" ? transport.send(action.payload) : Effect.sync(() => deliver(action)), { discard: true })
+
+  const deliver = (action: Exclude<Action, { _tag: "Send" }>): void => {
+    switch (action._tag) {
+      case "Data": {
+        const handle = handles.get(action.localId)
+        if (handle !== undefined) deliverData(handle, action.dataType, action.data)
+        return
+      }
+      case "WindowOpened":
+        handles.get(action.localId)?.windowLatch.openUnsafe()
+        return
+      case "Eof": {
+        const handle = handles.get(action.localId)
+        if (handle !== undefined) endStreams(handle)
+        return
+      }
+      case "RemoteClosed": {
+        const handle = handles.get(action.localId)
+        if (handle === undefined) return
+        handle.remoteClosed = true
+        const gone = channelGone(handle)
+        for (const d of handle.pendingRequests.splice(0)) Deferred.doneUnsafe(d, Exit.fail(gone))
+        handle.windowLatch.openUnsafe()
+        return
+      }
+      case "Closed": {
+        const handle = handles.get(action.localId)
+        if (handle !== undefined) release(handle)
+        return
+      }
+      case "Opened": {
+        const handle = handles.get(action.localId)
+        if (handle === undefined) return
+        if ((machine.channel(action.localId)?.send.available ?? 0) > 0) handle.windowLatch.openUnsafe()
+        Deferred.doneUnsafe(handle.opened, Exit.void)
+        return
+      }
+      case "OpenFailed": {
+        const handle = handles.get(action.localId)
+        if (handle === undefined) return
+        Deferred.doneUnsafe(
+          handle.opened,
+          Exit.fail(errorOf(new SshError.ChannelOpenFailed({ code: action.code, description: action.description })))
+        )
+        return
+      }
+      case "RequestReply": {
+        const pending = handles.get(action.localId)?.pendingRequests.shift()
+        if (pending !== undefined) Deferred.doneUnsafe(pending, Exit.succeed(action.success))
+        return
+      }
+      case "GlobalReply": {
+        const pending = pendingGlobal.shift()
+        if (pending !== undefined) Deferred.doneUnsafe(pending, Exit.succeed(action.data))
+        return
+      }
+      case "IncomingOpen":
+        return incomingOpen(action.localId, action.channelType, action.data)
+      case "IncomingRequest":
+        return incomingRequest(action.localId, { request: action.request, data: action.data, slot: action.slot })
+      case "IncomingGlobalRequest":
+        return incomingGlobalRequest(action.name, action.data, action.slot)
+    }
+  }
+
+  // ---- the peer's requests, handed to their handlers off the reading fiber
+
+  const incomingOpen = (localId: number, channelType: string, data: Uint8Array) => {
+    const handler = options.onChannelOpen
+    if (handler === undefined) {
+      return apply(machine.reject(localId, N.ChannelOpenFailure.UNKNOWN_CHANNEL_TYPE, `${channelType} channels are not accepted`))
+    }
+    const handle = makeHandle(localId, channelType)
+    let answered = false
+    const incoming: IncomingChannel = {
+      channelType,
+      data: handOver(data),
+      accept: (flow) =>
+        Effect.suspend(() => {
+          if (failure) return Effect.fail(failure)
+          if (answered) return Effect.fail(channelGone(handle))
+          answered = true
+          return Effect.gen(function*() {
+            yield* Effect.addFinalizer(() => closeChannel(handle))
+            yield* perform(machine.accept(localId, flow?.windowSize))
+            if ((machine.channel(localId)?.send.available ?? 0) > 0) handle.windowLatch.openUnsafe()
+            Deferred.doneUnsafe(handle.opened, Exit.void)
+            return toChannel(handle)
+          })
+        }),
+      reject: (code, description) =>
+        Effect.suspend(() => {
+          if (answered || failure) return Effect.void
+          answered = true
+          return perform(machine.reject(localId, code, description))
+        })
+    }
+    launch(
+      Effect.scoped(handler(incoming)).pipe(
+        Effect.ignore,
+        Effect.ensuring(Effect.suspend(() =>
+          Effect.ignore(incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${channelType} channel not accepted`))
+        ))
+      )
+    )
+  }
+
+  const refuseRequest = (localId: number, slot: number | undefined) => {
+    if (slot !== undefined) apply(machine.replyRequest(localId, slot, false))
+  }
+
+  const incomingRequest = (localId: number, request: QueuedRequest) => {
+    const handle = handles.get(localId)
+    if (handle === undefined) return refuseRequest(localId, request.slot)
+    if (handle.requestHandler === undefined && handle.queuedRequests.length >= UNHANDLED_REQUEST_LIMIT) {
+      return refuseRequest(localId, request.slot)
+    }
+    queuedRequestBytes += request.data.length
+    if (queuedRequestBytes > QUEUED_REQUEST_LIMIT) {
+      throw new SshError.LimitExceeded({
+        limit: "queued channel requests",
+        message: `more than ${QUEUED_REQUEST_LIMIT} bytes of channel requests wait for their handlers`
+      })
+    }
+    handle.queuedRequests.push(request)
+    startWorking(handle)
+  }
+
+  /** Hands the channel's queued requests to its handler, one after another, in a fiber of their own. */
+  const startWorking = (handle: ChannelHandle) => {
+    if (handle.working || handle.requestHandler === undefined || handle.queuedRequests.length === 0) return
+    handle.working = true
+    const next: Effect.Effect<void, SshError.SshError> = Effect.suspend(() => {
+      const request = handle.queuedRequests.shift()
+      const handler = handle.requestHandler
+      if (request === undefined || handler === undefined) return Effect.void
+      queuedRequestBytes -= request.data.length
+      return handler(request.request, request.data, request.slot !== undefined).pipe(
+        Effect.flatMap((outcome) => {
+          const ok = typeof outcome === "boolean" ? outcome : outcome.success
+          const reply = request.slot === undefined ? Effect.void : perform(machine.replyRequest(handle.localId, request.slot, ok))
+          return typeof outcome === "boolean" ? reply : Effect.andThen(reply, outcome.afterReply)
+        }),
+        Effect.andThen(next)
+      )
+    })
+    launch(Effect.ignore(Effect.ensuring(next, Effect.sync(() => {
+      handle.working = false
+      settle(handle)
+    }))))
+  }
+
+  const incomingGlobalRequest = (name: string, data: Uint8Array, slot: number | undefined) => {
+    const handler = options.onGlobalRequest
+    if (handler === undefined) {
+      if (slot !== undefined) apply(machine.replyGlobal(slot, undefined))
+      return
+    }
+    if (globalHandlers >= GLOBAL_REQUEST_LIMIT) {
+      throw new SshError.LimitExceeded({
+        limit: "global requests",
+        message: `more than ${GLOBAL_REQUEST_LIMIT} global requests are being handled at once`
+      })
+    }
+    globalHandlers++
+    launch(
+      handler(name, handOver(data)).pipe(
+        Effect.orElseSucceed(() => undefined),
+        Effect.flatMap((reply) => Effect.sync(() => {
+          if (slot !== undefined && failure === undefined) apply(machine.replyGlobal(slot, reply))
+        })),
+        Effect.ensuring(Effect.sync(() => {
+          globalHandlers--
+        }))
+      )
+    )
+  }
+
+  // ---- what users do on a channel
+
+  const write = (handle: ChannelHandle, data: Uint8Array, dataType?: number): Effect.Effect<void, SshError.SshError> =>
+    handle.writeLock.withPermit(Effect.suspend(() => {
       let offset = 0
       const loop: Effect.Effect<void, SshError.SshError> = Effect.suspend(() => {
         if (failure) return Effect.fail(failure)
-        if (state.sentEof || state.sentClose || state.receivedClose) return Effect.fail(channelGone(state))
         if (offset >= data.length) return Effect.void
-        const n = state.send.take(data.length - offset)
+        const n = machine.takeWindow(handle.localId, data.length - offset)
+        if (n === undefined || handle.remoteClosed) return Effect.fail(channelGone(handle))
         if (n === 0) {
-          state.windowLatch.closeUnsafe()
-          return Effect.andThen(state.windowLatch.await, loop)
+          handle.windowLatch.closeUnsafe()
+          return Effect.andThen(handle.windowLatch.await, loop)
         }
         const chunk = data.subarray(offset, offset + n)
         offset += n
-        return Effect.andThen(send([Messages.channelDataHeader(state.remoteId, chunk.length, dataType), chunk]), loop)
+        const remoteId = machine.channel(handle.localId)!.remoteId
+        return Effect.andThen(transport.send([Messages.channelDataHeader(remoteId, chunk.length, dataType), chunk]), loop)
       })
       return loop
     }))
 
-  const sendEof = (state: ChannelState) =>
-    state.writeLock.withPermit(Effect.suspend(() => {
-      if (state.sentEof || state.sentClose || state.receivedClose || failure) return Effect.void
-      state.sentEof = true
-      return send(Messages.channelEof(state.remoteId))
+  const sendEof = (handle: ChannelHandle) =>
+    handle.writeLock.withPermit(Effect.suspend(() => {
+      if (failure || handle.remoteClosed) return Effect.void
+      const eof = machine.eof(handle.localId)
+      return eof === undefined ? Effect.void : transport.send(eof)
     }))
 
-  const sendClose = (state: ChannelState) =>
+  const closeChannel = (handle: ChannelHandle): Effect.Effect<void> =>
     Effect.suspend(() => {
-      if (state.sentClose || failure) return Effect.void
-      state.sentClose = true
-      state.windowLatch.openUnsafe()
-      return send(Messages.channelClose(state.remoteId))
-    })
-
-  const closeChannel = (state: ChannelState): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      if (Deferred.isDoneUnsafe(state.closed)) return Effect.void
-      if (state.remoteId < 0) {
+      if (Deferred.isDoneUnsafe(handle.closed)) return Effect.void
+      const phase = machine.channel(handle.localId)?.phase
+      if (phase === "opening") {
         // not confirmed yet: kept until the peer answers, so that a late confirmation is answered with CLOSE
-        state.abandoned = true
-        Deferred.doneUnsafe(state.opened, Exit.fail(channelGone(state)))
+        apply(machine.close(handle.localId))
+        Deferred.doneUnsafe(handle.opened, Exit.fail(channelGone(handle)))
         return Effect.void
       }
-      state.stdoutInbox.end()
-      state.stderrInbox.end()
-      return Effect.ignore(sendClose(state)).pipe(
-        Effect.andThen(Effect.timeoutOrElse(Deferred.await(state.closed), {
+      handle.stdoutInbox.end()
+      handle.stderrInbox.end()
+      if (failure) return Effect.void
+      return Effect.ignore(perform(machine.close(handle.localId))).pipe(
+        Effect.andThen(Effect.timeoutOrElse(Deferred.await(handle.closed), {
           duration: 10_000,
-          orElse: () => Effect.sync(() => release(state))
+          orElse: () => Effect.sync(() => apply(machine.forget(handle.localId)))
         }))
       )
     })
 
-  const requestOn = (state: ChannelState, name: string, data: Uint8Array, wantReply: boolean) =>
+  const requestOn = (handle: ChannelHandle, name: string, data: Uint8Array, wantReply: boolean) =>
     Effect.suspend(() => {
       if (failure) return Effect.fail(failure)
-      if (state.sentClose || state.receivedClose) return Effect.fail(channelGone(state))
-      if (!wantReply) return Effect.as(send(Messages.channelRequest(state.remoteId, name, false, data)), true)
+      const payload = handle.remoteClosed ? undefined : machine.request(handle.localId, name, wantReply, data)
+      if (payload === undefined) return Effect.fail(channelGone(handle))
+      if (!wantReply) return Effect.as(transport.send(payload), true)
       const reply = Deferred.makeUnsafe<boolean, SshError.SshError>()
-      state.pendingRequests.push(reply)
-      return Effect.andThen(send(Messages.channelRequest(state.remoteId, name, true, data)), Deferred.await(reply))
+      handle.pendingRequests.push(reply)
+      return Effect.andThen(transport.send(payload), Deferred.await(reply))
     })
 
-  const toChannel = (state: ChannelState): SshChannel => ({
-    localId: state.localId,
+  const toChannel = (handle: ChannelHandle): SshChannel => ({
+    localId: handle.localId,
     get remoteId() {
-      return state.remoteId
+      return machine.channel(handle.localId)?.remoteId ?? -1
     },
-    channelType: state.channelType,
-    stdout: Stream.fromPull(Effect.succeed(state.stdoutInbox.pull)),
-    stderr: Stream.fromPull(Effect.succeed(state.stderrInbox.pull)),
-    consumeStdout: (f) => state.stdoutInbox.consume(f),
-    consumeStderr: (f) => state.stderrInbox.consume(f),
-    borrowStdout: (f) => state.stdoutInbox.lend(f),
-    borrowStderr: (f) => state.stderrInbox.lend(f),
-    write: (data, dataType) => write(state, data, dataType),
+    channelType: handle.channelType,
+    stdout: Stream.fromPull(Effect.succeed(handle.stdoutInbox.pull)),
+    stderr: Stream.fromPull(Effect.succeed(handle.stderrInbox.pull)),
+    consumeStdout: (f) => handle.stdoutInbox.consume(f),
+    consumeStderr: (f) => handle.stderrInbox.consume(f),
+    borrowStdout: (f) => handle.stdoutInbox.lend(f),
+    borrowStderr: (f) => handle.stderrInbox.lend(f),
+    write: (data, dataType) => write(handle, data, dataType),
     growWindow: (size) =>
       Effect.suspend(() => {
         if (failure) return Effect.fail(failure)
-        if (state.sentClose || state.receivedClose) return Effect.fail(channelGone(state))
-        const grant = state.receive.grow(size - state.receive.size)
-        return grant > 0 ? send(Messages.windowAdjust(state.remoteId, grant)) : Effect.void
+        if (handle.remoteClosed || !machine.isOpen(handle.localId)) return Effect.fail(channelGone(handle))
+        const adjust = machine.growWindow(handle.localId, size)
+        return adjust === undefined ? Effect.void : transport.send(adjust)
       }),
-    stdin: Sink.forEach((chunk: Uint8Array) => write(state, chunk)).pipe(
-      Sink.mapEffect(() => sendEof(state))
+    stdin: Sink.forEach((chunk: Uint8Array) => write(handle, chunk)).pipe(
+      Sink.mapEffect(() => sendEof(handle))
     ),
-    eof: sendEof(state),
-    request: (name, data, wantReply) => requestOn(state, name, data, wantReply),
+    eof: sendEof(handle),
+    request: (name, data, wantReply) => requestOn(handle, name, data, wantReply),
     onRequest: (handler) => {
       // the request's data is a view of the packet it arrived in, and the handler may keep it
-      state.requestHandler = (request, data, wantReply) => handler(request, handOver(data), wantReply)
+      handle.requestHandler = (request, data, wantReply) => handler(request, handOver(data), wantReply)
+      startWorking(handle)
     },
     mergeStderr: () => {
-      state.stderrMode = "merge"
+      handle.stderrMode = "merge"
     },
     discardStderr: () => {
-      state.stderrMode = "discard"
-      state.stderrInbox.discard()
+      handle.stderrMode = "discard"
+      handle.stderrInbox.discard()
     },
-    remoteEof: state.remoteEof,
-    closed: state.closed,
-    failure: () => state.failure,
-    close: closeChannel(state)
+    remoteEof: handle.remoteEof,
+    closed: handle.closed,
+    failure: () => handle.failure,
+    close: closeChannel(handle)
   })
 
   // The wait for the peer's answer is interruptible: the channel's finalizer is in place before it, and an
@@ -457,95 +764,28 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   const openChannel = (channelType: string, data?: Uint8Array, flow?: ChannelOptions) =>
     Effect.gen(function*() {
       if (failure) return yield* Effect.fail(failure)
-      const id = allocateId()
-      if (id === undefined) {
-        return yield* Effect.fail(errorOf(new SshError.ChannelOpenFailed({ code: 4, description: "too many open channels" })))
+      const opening = machine.open(channelType, flow?.windowSize ?? windowSize, flow?.maxPacket ?? maxPacket, data)
+      if (opening === undefined) {
+        return yield* Effect.fail(errorOf(new SshError.ChannelOpenFailed({ code: N.ChannelOpenFailure.RESOURCE_SHORTAGE, description: "too many open channels" })))
       }
-      const state = makeState(id, channelType, flow)
-      channels.set(id, state)
-      yield* Effect.addFinalizer(() => closeChannel(state))
-      yield* send(Messages.channelOpen(channelType, id, state.receive.size, state.maxPacket, data))
-      yield* Deferred.await(state.opened)
-      return toChannel(state)
+      const handle = makeHandle(opening.localId, channelType)
+      yield* Effect.addFinalizer(() => closeChannel(handle))
+      yield* transport.send(opening.send)
+      yield* Deferred.await(handle.opened)
+      return toChannel(handle)
     })
 
   const globalRequest = (name: string, data: Uint8Array, wantReply: boolean) =>
     Effect.suspend(() => {
       if (failure) return Effect.fail(failure)
-      if (!wantReply) return Effect.as(send(Messages.globalRequest(name, false, data)), undefined)
+      const payload = machine.globalRequest(name, wantReply, data)
+      if (!wantReply) return Effect.as(transport.send(payload), undefined)
       const reply = Deferred.makeUnsafe<Uint8Array | undefined, SshError.SshError>()
       pendingGlobal.push(reply)
-      return Effect.andThen(send(Messages.globalRequest(name, true, data)), Deferred.await(reply))
+      return Effect.andThen(transport.send(payload), Deferred.await(reply))
     })
 
-  const channelFor = (recipient: number): ChannelState | undefined => channels.get(recipient)
-
-  const unknownChannel = (recipient: number) =>
-    Effect.fail(errorOf(new SshError.ProtocolError({ message: `message for unknown channel ${recipient}` })))
-
-  /** The channel a message is for, which must be open (a peer may say nothing of a channel before answering its open). */
-  const openChannelFor = (recipient: number): ChannelState | undefined => {
-    const state = channels.get(recipient)
-    return state !== undefined && state.remoteId >= 0 ? state : undefined
-  }
-
-  const acceptIncoming = (msg: Extract<Messages.ConnectionMessage, { _tag: "ChannelOpen" }>) =>
-    Effect.gen(function*() {
-      const handler = options.onChannelOpen
-      const refuse = (code: number, description: string) =>
-        send(Messages.channelOpenFailure(msg.sender, code, description))
-      if (!handler) return yield* refuse(N.ChannelOpenFailure.UNKNOWN_CHANNEL_TYPE, `${msg.channelType} channels are not accepted`)
-      const decided = yield* Effect.result(handler({ channelType: msg.channelType, data: msg.data }))
-      if (decided._tag === "Failure") return yield* refuse(decided.failure.code, decided.failure.description)
-      const id = allocateId()
-      if (id === undefined) return yield* refuse(N.ChannelOpenFailure.RESOURCE_SHORTAGE, "too many open channels")
-      const state = makeState(id, msg.channelType)
-      state.remoteId = msg.sender
-      state.send = new SendWindow(msg.window, Math.max(1, Math.min(msg.maxPacket, MAX_CHANNEL_PACKET)))
-      if (msg.window > 0) state.windowLatch.openUnsafe()
-      Deferred.doneUnsafe(state.opened, Exit.void)
-      channels.set(id, state)
-      yield* send(Messages.channelOpenConfirmation(msg.sender, id, windowSize, maxPacket))
-      const run = decided.success
-      yield* Effect.forkIn(
-        Effect.scoped(Effect.ensuring(Effect.ignore(run(toChannel(state))), closeChannel(state))),
-        scope
-      )
-    })
-
-  /** Channel data, handled synchronously (it is most of the traffic); throws a reason on a violation. */
-  const receiveData = (payload: Uint8Array): void => {
-    const m = Messages.decode(payload) as Extract<Messages.ConnectionMessage, { _tag: "Data" | "ExtendedData" }>
-    const state = openChannelFor(m.recipient)
-    if (!state) throw new SshError.ProtocolError({ message: `message for unknown channel ${m.recipient}` })
-    if (state.receivedClose) return
-    if (m.data.length > state.maxPacket) {
-      throw new SshError.ProtocolError({ message: `channel packet of ${m.data.length} bytes exceeds our max packet ${state.maxPacket}` })
-    }
-    state.receive.receive(m.data.length)
-    if (m._tag === "Data") state.stdoutInbox.push(m.data)
-    else if (m.dataType !== 1 || state.stderrMode === "discard") credit(state, m.data.length)
-    else if (state.stderrMode === "merge") state.stdoutInbox.push(m.data)
-    else if (unreadStderrFull(state, m.data.length)) dropStderr(state, m.data.length)
-    else state.stderrInbox.push(m.data)
-  }
-
-  const unreadStderrFull = (state: ChannelState, n: number): boolean =>
-    !state.stderrInbox.claimed &&
-    state.stderrInbox.buffered + n > Math.min(UNREAD_STDERR_LIMIT, state.receive.size / 2)
-
-  /** Warnings for the pump to log once its synchronous work is done. */
-  let warnings: Array<string> = []
-
-  const dropStderr = (state: ChannelState, n: number) => {
-    if (state.stderrDropped === 0) {
-      warnings.push(
-        `channel ${state.localId}: discarding stderr nobody reads (${state.stderrInbox.buffered} bytes kept) so that stdout keeps flowing`
-      )
-    }
-    state.stderrDropped += n
-    credit(state, n)
-  }
+  // ---- the reader
 
   const withWarnings = (effect: Effect.Effect<void, SshError.SshError>): Effect.Effect<void, SshError.SshError> => {
     if (warnings.length === 0) return effect
@@ -554,126 +794,17 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     return Effect.andThen(Effect.forEach(pending, (w) => Effect.logWarning(w), { discard: true }), effect)
   }
 
-  /** Dispatches a batch in order; only messages that must send or call handlers become effects. */
-  const dispatchAll = (batch: ReadonlyArray<Uint8Array>, from = 0): Effect.Effect<void, SshError.SshError> => {
+  /** Feeds a batch to the machine and carries out its actions, all synchronously; a violation ends the connection. */
+  const receiveBatch = (batch: ReadonlyArray<Uint8Array>): Effect.Effect<void, SshError.SshError> => {
     try {
-      for (let i = from; i < batch.length; i++) {
-        const payload = batch[i]!
-        const type = payload[0]
-        if (type === N.CHANNEL_DATA || type === N.CHANNEL_EXTENDED_DATA) {
-          receiveData(payload)
-          continue
-        }
-        return withWarnings(Effect.andThen(dispatch(payload), Effect.suspend(() => dispatchAll(batch, i + 1))))
-      }
-      return withWarnings(Effect.void)
+      for (const payload of batch) apply(machine.receive(payload))
+      return withWarnings(controlRoom.await)
     } catch (u) {
-      return Effect.fail(SshError.fromUnknown(u))
+      return withWarnings(Effect.fail(SshError.fromUnknown(u)))
     }
   }
 
-  const dispatch = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> => {
-    return Effect.flatMap(core(() => Messages.decode(payload)), (msg): Effect.Effect<void, SshError.SshError> => {
-      switch (msg._tag) {
-        case "WindowAdjust": {
-          const state = openChannelFor(msg.recipient)
-          if (!state) return unknownChannel(msg.recipient)
-          state.send.adjust(msg.bytes)
-          state.windowLatch.openUnsafe()
-          return Effect.void
-        }
-        case "Eof": {
-          const state = openChannelFor(msg.recipient)
-          if (!state) return unknownChannel(msg.recipient)
-          state.stdoutInbox.end()
-          state.stderrInbox.end()
-          Deferred.doneUnsafe(state.remoteEof, Exit.void)
-          return Effect.void
-        }
-        case "Close": {
-          const state = openChannelFor(msg.recipient)
-          if (!state) return unknownChannel(msg.recipient)
-          state.receivedClose = true
-          state.stdoutInbox.end()
-          state.stderrInbox.end()
-          Deferred.doneUnsafe(state.remoteEof, Exit.void)
-          const gone = channelGone(state)
-          for (const d of state.pendingRequests.splice(0)) Deferred.doneUnsafe(d, Exit.fail(gone))
-          state.windowLatch.openUnsafe()
-          return Effect.ensuring(Effect.ignore(sendClose(state)), Effect.sync(() => release(state)))
-        }
-        case "ChannelRequest": {
-          const state = openChannelFor(msg.recipient)
-          if (!state) return unknownChannel(msg.recipient)
-          const handler = state.requestHandler
-          const handled = handler ? handler(msg.request, msg.data, msg.wantReply) : Effect.succeed(false)
-          return Effect.flatMap(handled, (outcome) => {
-            const ok = typeof outcome === "boolean" ? outcome : outcome.success
-            const reply = msg.wantReply && !state.sentClose
-              ? send(ok ? Messages.channelSuccess(state.remoteId) : Messages.channelFailure(state.remoteId))
-              : Effect.void
-            return typeof outcome === "boolean" ? reply : Effect.andThen(reply, outcome.afterReply)
-          })
-        }
-        case "ChannelSuccess":
-        case "ChannelFailure": {
-          const state = openChannelFor(msg.recipient)
-          if (!state) return unknownChannel(msg.recipient)
-          const pending = state.pendingRequests.shift()
-          if (!pending) {
-            return Effect.fail(errorOf(new SshError.ProtocolError({ message: `unexpected channel reply on channel ${msg.recipient}` })))
-          }
-          Deferred.doneUnsafe(pending, Exit.succeed(msg._tag === "ChannelSuccess"))
-          return Effect.void
-        }
-        case "ChannelOpenConfirmation": {
-          const state = channelFor(msg.recipient)
-          if (!state || state.remoteId >= 0) {
-            return Effect.fail(errorOf(new SshError.ProtocolError({ message: `unexpected open confirmation for channel ${msg.recipient}` })))
-          }
-          state.remoteId = msg.sender
-          if (state.abandoned) {
-            // we gave up waiting: close it at once; the peer's CLOSE releases it
-            state.stdoutInbox.end()
-            state.stderrInbox.end()
-            return Effect.ignore(sendClose(state))
-          }
-          state.send = new SendWindow(msg.window, Math.max(1, Math.min(msg.maxPacket, MAX_CHANNEL_PACKET)))
-          if (msg.window > 0) state.windowLatch.openUnsafe()
-          Deferred.doneUnsafe(state.opened, Exit.void)
-          return Effect.void
-        }
-        case "ChannelOpenFailure": {
-          const state = channelFor(msg.recipient)
-          if (!state || state.remoteId >= 0) {
-            return Effect.fail(errorOf(new SshError.ProtocolError({ message: `unexpected open failure for channel ${msg.recipient}` })))
-          }
-          Deferred.doneUnsafe(state.opened, Exit.fail(errorOf(new SshError.ChannelOpenFailed({ code: msg.code, description: msg.description }))))
-          release(state)
-          return Effect.void
-        }
-        case "ChannelOpen":
-          return acceptIncoming(msg)
-        case "GlobalRequest": {
-          const handler = options.onGlobalRequest
-          const handled = handler ? handler(msg.name, msg.data) : Effect.succeed(undefined)
-          return Effect.flatMap(handled, (reply) =>
-            msg.wantReply ? send(reply ? Messages.requestSuccess(reply) : Messages.requestFailure()) : Effect.void)
-        }
-        case "RequestSuccess":
-        case "RequestFailure": {
-          const pending = pendingGlobal.shift()
-          if (!pending) return Effect.fail(errorOf(new SshError.ProtocolError({ message: "unexpected global request reply" })))
-          Deferred.doneUnsafe(pending, Exit.succeed(msg._tag === "RequestSuccess" ? msg.data : undefined))
-          return Effect.void
-        }
-        default:
-          return Effect.void
-      }
-    })
-  }
-
-  const pump = Effect.forever(Effect.flatMap(transport.receiveAll, (batch) => dispatchAll(batch)))
+  const pump = Effect.forever(Effect.flatMap(transport.receiveAll, receiveBatch))
 
   const keepalive = Effect.gen(function*() {
     const interval = options.keepaliveIntervalMs ?? 0
@@ -710,9 +841,13 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       )).pipe(Effect.ensuring(Effect.sync(() => die(error))))
     })
 
-  const pumpFiber = yield* Effect.forkIn(Effect.catchCause(pump, onFatal), scope)
-  const keepaliveFiber = yield* Effect.forkIn(Effect.catchCause(keepalive, onFatal), scope)
-  yield* Scope.addFinalizer(scope, Effect.andThen(Fiber.interrupt(keepaliveFiber), Fiber.interrupt(pumpFiber)))
+  const fibers = [
+    yield* Effect.forkIn(Effect.catchCause(pump, onFatal), scope),
+    yield* Effect.forkIn(Effect.catchCause(sender, onFatal), scope),
+    yield* Effect.forkIn(launcher, scope),
+    yield* Effect.forkIn(Effect.catchCause(keepalive, onFatal), scope)
+  ]
+  yield* Scope.addFinalizer(scope, Effect.forEach(fibers.reverse(), Fiber.interrupt, { discard: true }))
   // A dead transport ends every channel, even if no one is reading.
   yield* Effect.forkIn(
     Effect.catchCause(Deferred.await(transport.closed), (cause) =>
@@ -724,7 +859,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     transport,
     openChannel,
     globalRequest,
-    channelCount: () => channels.size,
+    channelCount: () => machine.channelCount,
     closed
   }
   return connection

@@ -342,10 +342,10 @@ describe("server state machines ← mutated client messages (in memory)", () => 
         const connection = yield* Connection.make(memory.transport, {
           maxChannels: 4,
           windowSize: 64 * 1024,
-          onChannelOpen: (request) =>
-            request.channelType === "session"
-              ? Effect.succeed((channel: Connection.SshChannel) => ServerSession.serve(channel, sessionPeer, sessionHandlers))
-              : Effect.fail(new ChannelOpenFailed({ code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, description: "no" })),
+          onChannelOpen: (incoming) =>
+            incoming.channelType === "session"
+              ? Effect.flatMap(incoming.accept(), (channel) => ServerSession.serve(channel, sessionPeer, sessionHandlers))
+              : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, "no"),
           onGlobalRequest: () => Effect.succeed(undefined)
         })
         const exit = yield* Effect.exit(Deferred.await(connection.closed))
