@@ -91,17 +91,22 @@ const DISPLAY_NUMBER = /^(\d{1,5})(?:\.(\d{1,5}))?$/
  *
  * @example
  * ```ts
- * parseDisplay(":0.1")           // { displayNumber: 0, screen: 1, endpoint: { _tag: "Unix", path: "/tmp/.X11-unix/X0" } }
- * parseDisplay("localhost:10.0") // { displayNumber: 10, screen: 0, endpoint: { _tag: "Tcp", host: "localhost", port: 6010 } }
+ * parseDisplay(":0.1")
+ * // { displayNumber: 0, screen: 1, endpoint: { _tag: "Unix", path: "/tmp/.X11-unix/X0" } }
+ * parseDisplay("localhost:10.0")
+ * // { displayNumber: 10, screen: 0, endpoint: { _tag: "Tcp", host: "localhost", port: 6010 } }
  * ```
  * @throws ConfigParseError when malformed.
  * @category DISPLAY
  */
 export const parseDisplay = (display: string): Display => {
-  const bad = (problem: string) => new ConfigParseError({ message: `bad DISPLAY ${JSON.stringify(display)}: ${problem}` })
+  const bad = (problem: string) =>
+    new ConfigParseError({ message: `bad DISPLAY ${JSON.stringify(display)}: ${problem}` })
   if (display.startsWith("/") && !/:\d+(\.\d+)?$/.test(display)) {
+    // a socket path itself: its display number, if any, is in its name
     const socketNumber = /\/X(\d{1,5})$/.exec(display)
-    return { displayNumber: socketNumber === null ? 0 : Number(socketNumber[1]), screen: 0, endpoint: { _tag: "Unix", path: display } }
+    const displayNumber = socketNumber === null ? 0 : Number(socketNumber[1])
+    return { displayNumber, screen: 0, endpoint: { _tag: "Unix", path: display } }
   }
   const colon = display.lastIndexOf(":")
   if (colon < 0) throw bad('no ":display"')
