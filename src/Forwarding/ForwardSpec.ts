@@ -25,7 +25,10 @@
  * interface (for a remote listener the server grants that only when its
  * own GatewayPorts allows it); "localhost" means loopback only.
  *
- * Bad input throws a `ConfigParseError` reason naming the problem.
+ * Bad input throws a `ConfigParseError` reason naming the problem. We are
+ * stricter than OpenSSH in a few places, each a likely typo there: a
+ * trailing ":" (OpenSSH ignores it), an empty destination host, a "/" in a
+ * host name, and service names for ports.
  *
  * @since 0.1.0
  */
