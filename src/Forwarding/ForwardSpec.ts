@@ -25,7 +25,10 @@
  * interface (for a remote listener the server grants that only when its
  * own GatewayPorts allows it); "localhost" means loopback only.
  *
- * Bad input throws a `ConfigParseError` reason naming the problem.
+ * Bad input throws a `ConfigParseError` reason naming the problem. We are
+ * stricter than OpenSSH in a few places, each a likely typo there: a
+ * trailing ":" (OpenSSH ignores it), an empty destination host, a "/" in a
+ * host name, and service names for ports.
  *
  * @since 0.1.0
  */
@@ -210,7 +213,12 @@ const socket = (spec: string, field: Field): UnixSocket => {
   return { path: field.text }
 }
 
-/** The listener of a specification that starts with `[bind_address:]port` or a path, and how many fields it took. */
+const hostPort = (spec: string, hostField: Field, portField: Field): HostPort => ({
+  host: connectHost(spec, hostField),
+  port: connectPort(spec, portField)
+})
+
+/** The listener named by its fields: a path, `port`, or `bind_address:port`. */
 const listenerOf = (spec: string, fields: ReadonlyArray<Field>, hasBindAddress: boolean): Listen => {
   const first = fields[0]!
   if (first.isPath) return socket(spec, first)
@@ -229,12 +237,12 @@ const parseGeneral = (spec: string, fields: ReadonlyArray<Field>): RemoteForward
       if (a!.isPath) throw invalid(spec, "a socket path cannot be followed by a port")
       return { listen: listenerOf(spec, fields, true) }
     case 3:
-      if (a!.isPath) return { listen: socket(spec, a!), connect: { host: connectHost(spec, b!), port: connectPort(spec, c!) } }
+      if (a!.isPath) return { listen: socket(spec, a!), connect: hostPort(spec, b!, c!) }
       if (c!.isPath) return { listen: listenerOf(spec, [a!, b!], true), connect: socket(spec, c!) }
-      return { listen: listenerOf(spec, [a!], false), connect: { host: connectHost(spec, b!), port: connectPort(spec, c!) } }
+      return { listen: listenerOf(spec, [a!], false), connect: hostPort(spec, b!, c!) }
     default:
       if (a!.isPath) throw invalid(spec, "a socket path cannot be followed by a port and a destination")
-      return { listen: listenerOf(spec, [a!, b!], true), connect: { host: connectHost(spec, c!), port: connectPort(spec, d!) } }
+      return { listen: listenerOf(spec, [a!, b!], true), connect: hostPort(spec, c!, d!) }
   }
 }
 
@@ -319,7 +327,7 @@ export const parseStdioForward = (spec: string): Target => {
   const fields = fieldsOf(spec)
   if (fields.length === 1 && fields[0]!.isPath) return socket(spec, fields[0]!)
   if (fields.length !== 2) throw invalid(spec, "expected host:port")
-  return { host: connectHost(spec, fields[0]!), port: connectPort(spec, fields[1]!) }
+  return hostPort(spec, fields[0]!, fields[1]!)
 }
 
 /**
@@ -397,7 +405,9 @@ export const parseHostPort = (text: string): HostPort => {
     portText = text.slice(at + 1)
   }
   if (hostText === "") throw bad("the host is empty")
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) > MAX_PORT) throw bad(`port ${JSON.stringify(portText)} is not 0-65535`)
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > MAX_PORT) {
+    throw bad(`port ${JSON.stringify(portText)} is not 0-65535`)
+  }
   return { host: hostText, port: Number(portText) }
 }
 

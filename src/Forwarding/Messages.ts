@@ -167,6 +167,18 @@ export type ForwardingOpen =
   | ({ readonly _tag: "ForwardedStreamlocal" } & ForwardedStreamlocal)
   | ({ readonly _tag: "X11" } & X11Channel)
 
+/**
+ * A global request that starts or stops a remote listener, told apart by
+ * its request name.
+ *
+ * @category models
+ */
+export type ForwardingRequest =
+  | ({ readonly _tag: "TcpipForward" } & TcpipForward)
+  | ({ readonly _tag: "CancelTcpipForward" } & TcpipForward)
+  | ({ readonly _tag: "StreamlocalForward" } & StreamlocalForward)
+  | ({ readonly _tag: "CancelStreamlocalForward" } & StreamlocalForward)
+
 // ---------------------------------------------------------------------------
 // shared field readers
 // ---------------------------------------------------------------------------
@@ -229,7 +241,9 @@ export const decodeDirectTcpip = (data: Uint8Array): DirectTcpip => {
  *
  * @example
  * ```ts
- * encodeForwardedTcpip({ connectedAddress: "", connectedPort: 8080, originatorAddress: "192.0.2.7", originatorPort: 41000 })
+ * encodeForwardedTcpip({
+ *   connectedAddress: "", connectedPort: 8080, originatorAddress: "192.0.2.7", originatorPort: 41000
+ * })
  * ```
  * @category encoding
  */
@@ -502,6 +516,58 @@ export const decodeStreamlocalForward = (data: Uint8Array): StreamlocalForward =
   const path = r.utf8("socket path")
   r.end("streamlocal-forward@openssh.com")
   return { path }
+}
+
+/**
+ * Decodes the data of a forwarding global request by its name; `undefined`
+ * for a request that is not about forwarding (`keepalive@openssh.com`,
+ * `no-more-sessions@openssh.com`, ...).
+ *
+ * @example
+ * ```ts
+ * const request = decodeGlobalRequest(message.name, message.data)
+ * if (request?._tag === "TcpipForward") listen(request.bindAddress, request.bindPort)
+ * ```
+ * @category decoding
+ */
+export const decodeGlobalRequest = (name: string, data: Uint8Array): ForwardingRequest | undefined => {
+  switch (name) {
+    case RequestName.tcpipForward:
+      return { _tag: "TcpipForward", ...decodeTcpipForward(data) }
+    case RequestName.cancelTcpipForward:
+      return { _tag: "CancelTcpipForward", ...decodeTcpipForward(data) }
+    case RequestName.streamlocalForward:
+      return { _tag: "StreamlocalForward", ...decodeStreamlocalForward(data) }
+    case RequestName.cancelStreamlocalForward:
+      return { _tag: "CancelStreamlocalForward", ...decodeStreamlocalForward(data) }
+    default:
+      return undefined
+  }
+}
+
+/**
+ * The request name and data of a forwarding global request.
+ *
+ * @example
+ * ```ts
+ * const { name, data } = encodeGlobalRequest({ _tag: "CancelTcpipForward", bindAddress: "localhost", bindPort: 8080 })
+ * globalRequest(name, true, data)
+ * ```
+ * @category encoding
+ */
+export const encodeGlobalRequest = (
+  request: ForwardingRequest
+): { readonly name: string; readonly data: Uint8Array } => {
+  switch (request._tag) {
+    case "TcpipForward":
+      return { name: RequestName.tcpipForward, data: encodeTcpipForward(request) }
+    case "CancelTcpipForward":
+      return { name: RequestName.cancelTcpipForward, data: encodeTcpipForward(request) }
+    case "StreamlocalForward":
+      return { name: RequestName.streamlocalForward, data: encodeStreamlocalForward(request) }
+    case "CancelStreamlocalForward":
+      return { name: RequestName.cancelStreamlocalForward, data: encodeStreamlocalForward(request) }
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -151,6 +151,10 @@ const empty = new Uint8Array(0)
 /**
  * The handshake before any byte arrived.
  *
+ * @example
+ * ```ts
+ * const first = feed(start, chunk)
+ * ```
  * @category constructors
  */
 export const start: SocksHandshake = { buffered: empty, methodAnswered: false }

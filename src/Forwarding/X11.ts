@@ -12,15 +12,27 @@
  * @since 0.1.0
  */
 import { equalConstantTime, fromHex, toHex } from "../internal/bytes.ts"
-import { ConfigParseError } from "../SshError.ts"
+import { ConfigParseError, ProtocolError } from "../SshError.ts"
 
-/** TCP port of display 0; display n listens on 6000 + n. */
+/**
+ * TCP port of display 0; display n listens on 6000 + n.
+ *
+ * @category constants
+ */
 export const X11_BASE_PORT = 6000
 
-/** Directory of the X servers' Unix sockets: display n listens on `X<n>` there. */
+/**
+ * Directory of the X servers' Unix sockets: display n listens on `X<n>` there.
+ *
+ * @category constants
+ */
 export const X11_UNIX_DIRECTORY = "/tmp/.X11-unix"
 
-/** The authentication protocol of a 16-byte shared secret, the one OpenSSH forwards. */
+/**
+ * The authentication protocol of a 16-byte shared secret, the one OpenSSH forwards.
+ *
+ * @category constants
+ */
 export const MIT_MAGIC_COOKIE_1 = "MIT-MAGIC-COOKIE-1"
 
 // ---------------------------------------------------------------------------
@@ -91,17 +103,22 @@ const DISPLAY_NUMBER = /^(\d{1,5})(?:\.(\d{1,5}))?$/
  *
  * @example
  * ```ts
- * parseDisplay(":0.1")           // { displayNumber: 0, screen: 1, endpoint: { _tag: "Unix", path: "/tmp/.X11-unix/X0" } }
- * parseDisplay("localhost:10.0") // { displayNumber: 10, screen: 0, endpoint: { _tag: "Tcp", host: "localhost", port: 6010 } }
+ * parseDisplay(":0.1")
+ * // { displayNumber: 0, screen: 1, endpoint: { _tag: "Unix", path: "/tmp/.X11-unix/X0" } }
+ * parseDisplay("localhost:10.0")
+ * // { displayNumber: 10, screen: 0, endpoint: { _tag: "Tcp", host: "localhost", port: 6010 } }
  * ```
  * @throws ConfigParseError when malformed.
  * @category DISPLAY
  */
 export const parseDisplay = (display: string): Display => {
-  const bad = (problem: string) => new ConfigParseError({ message: `bad DISPLAY ${JSON.stringify(display)}: ${problem}` })
+  const bad = (problem: string) =>
+    new ConfigParseError({ message: `bad DISPLAY ${JSON.stringify(display)}: ${problem}` })
   if (display.startsWith("/") && !/:\d+(\.\d+)?$/.test(display)) {
+    // a socket path itself: its display number, if any, is in its name
     const socketNumber = /\/X(\d{1,5})$/.exec(display)
-    return { displayNumber: socketNumber === null ? 0 : Number(socketNumber[1]), screen: 0, endpoint: { _tag: "Unix", path: display } }
+    const displayNumber = socketNumber === null ? 0 : Number(socketNumber[1])
+    return { displayNumber, screen: 0, endpoint: { _tag: "Unix", path: display } }
   }
   const colon = display.lastIndexOf(":")
   if (colon < 0) throw bad('no ":display"')
@@ -217,6 +234,44 @@ export const findCookie = (
 const entryDisplayNumber = (display: string): number | undefined => {
   const match = DISPLAY_NUMBER.exec(display.slice(display.lastIndexOf(":") + 1))
   return match === null ? undefined : Number(match[1])
+}
+
+/**
+ * The `DISPLAY` a server gives a session whose X11 proxy listens on
+ * loopback port 6000 + `displayNumber`.
+ *
+ * @example
+ * ```ts
+ * proxyDisplay(10, 0) // "localhost:10.0"
+ * ```
+ * @category cookies
+ */
+export const proxyDisplay = (displayNumber: number, screen: number): string => `localhost:${displayNumber}.${screen}`
+
+/**
+ * What a server writes to `xauth -q -` to file a session's cookie (from
+ * its `x11-req`) under the proxy display: remove, then add, the display's
+ * local name `unix:n.screen`, as sshd does. The protocol and cookie come
+ * from the peer, so they are checked first: a protocol of letters, digits
+ * and `.:/_-`, a hex cookie — nothing that could add an xauth command.
+ *
+ * @example
+ * ```ts
+ * xauthAddInput(10, 0, "MIT-MAGIC-COOKIE-1", request.authCookie)
+ * // "remove unix:10.0\nadd unix:10.0 MIT-MAGIC-COOKIE-1 <cookie>\n"
+ * ```
+ * @throws ProtocolError when the protocol or the cookie holds anything else.
+ * @category cookies
+ */
+export const xauthAddInput = (displayNumber: number, screen: number, protocol: string, cookieHex: string): string => {
+  if (!/^[A-Za-z0-9._:/-]+$/.test(protocol)) {
+    throw new ProtocolError({ message: `x11 authentication protocol ${JSON.stringify(protocol)} is not a valid name` })
+  }
+  if (!/^(?:[0-9a-fA-F]{2})+$/.test(cookieHex)) {
+    throw new ProtocolError({ message: "x11 authentication cookie is not hexadecimal" })
+  }
+  const display = `unix:${displayNumber}.${screen}`
+  return `remove ${display}\nadd ${display} ${protocol} ${cookieHex}\n`
 }
 
 // ---------------------------------------------------------------------------

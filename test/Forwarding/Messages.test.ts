@@ -122,6 +122,20 @@ describe("Forwarding messages: decode ∘ encode = id", () => {
     }), { numRuns: 500 })
   })
 
+  it("decodeGlobalRequest ∘ encodeGlobalRequest = id", () => {
+    const request: fc.Arbitrary<F.ForwardingRequest> = fc.oneof(
+      tcpipForward.map((r) => ({ _tag: "TcpipForward" as const, ...r })),
+      tcpipForward.map((r) => ({ _tag: "CancelTcpipForward" as const, ...r })),
+      streamlocal.map((r) => ({ _tag: "StreamlocalForward" as const, ...r })),
+      streamlocal.map((r) => ({ _tag: "CancelStreamlocalForward" as const, ...r }))
+    )
+    fc.assert(fc.property(request, (r) => {
+      const { name, data } = F.encodeGlobalRequest(r)
+      expect(F.decodeGlobalRequest(name, data)).toEqual(r)
+    }), { numRuns: 300 })
+    expect(F.decodeGlobalRequest("keepalive@openssh.com", new Uint8Array(0))).toBeUndefined()
+  })
+
   it("decodeChannelOpen leaves other channel types alone", () => {
     expect(F.decodeChannelOpen("session", new Uint8Array(0))).toBeUndefined()
     expect(F.decodeChannelOpen("auth-agent@openssh.com", fromHex("ff"))).toBeUndefined()

@@ -2,7 +2,7 @@ import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import * as X11 from "../../src/Forwarding/X11.ts"
 import { concat, fromHex, toHex, utf8 } from "../../src/internal/bytes.ts"
-import { ConfigParseError } from "../../src/SshError.ts"
+import { ConfigParseError, ProtocolError } from "../../src/SshError.ts"
 import { thrownReason } from "../Wire/throws.ts"
 
 const unix = (n: number) => ({ _tag: "Unix", path: `/tmp/.X11-unix/X${n}` })
@@ -120,6 +120,34 @@ describe("X11: cookies and xauth", () => {
     expect(X11.findCookie(entries, X11.parseDisplay(":0"), "XDM-AUTHORIZATION-1")?.protocol).toBe("XDM-AUTHORIZATION-1")
     expect(X11.findCookie(entries, X11.parseDisplay(":3"))).toBeUndefined()
     expect(X11.findCookie([], X11.parseDisplay(":0"))).toBeUndefined()
+  })
+})
+
+describe("X11: the server's proxy display", () => {
+  it("DISPLAY for the proxy, and the xauth input filing the session's cookie", () => {
+    expect(X11.proxyDisplay(10, 0)).toBe("localhost:10.0")
+    expect(X11.parseDisplay(X11.proxyDisplay(10, 2))).toEqual({
+      displayNumber: 10,
+      screen: 2,
+      endpoint: { _tag: "Tcp", host: "localhost", port: 6010 }
+    })
+    expect(X11.xauthAddInput(10, 0, "MIT-MAGIC-COOKIE-1", "00ff")).toBe(
+      "remove unix:10.0\nadd unix:10.0 MIT-MAGIC-COOKIE-1 00ff\n"
+    )
+  })
+
+  it("a peer's protocol or cookie that could smuggle xauth commands is a ProtocolError", () => {
+    for (const [protocol, cookie] of [
+      ["MIT-MAGIC-COOKIE-1 extra", "00"],
+      ["MIT\nremove *", "00"],
+      ["", "00"],
+      ["MIT-MAGIC-COOKIE-1", "00 11"],
+      ["MIT-MAGIC-COOKIE-1", "0\nadd"],
+      ["MIT-MAGIC-COOKIE-1", "abc"],
+      ["MIT-MAGIC-COOKIE-1", ""]
+    ] as const) {
+      expect(() => X11.xauthAddInput(10, 0, protocol, cookie)).toThrow(ProtocolError)
+    }
   })
 })
 
