@@ -41,6 +41,7 @@ import * as Certificate from "./Auth/Certificate.ts"
 import type { HostKeyPolicy } from "./Auth/HostKeys.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
 import * as Connection from "./Channel/Connection.ts"
+import * as ClientForwarding from "./Forwarding/ClientForwarding.ts"
 import * as Session from "./Channel/Session.ts"
 import * as SftpClient from "./Sftp/SftpClient.ts"
 
@@ -135,6 +136,49 @@ export interface SshConnection {
   readonly openChannel: (channelType: string, data?: Uint8Array) => Effect.Effect<Connection.SshChannel, SshError.SshError, Scope.Scope>
   /** Sends a global request. */
   readonly globalRequest: (name: string, data: Uint8Array, wantReply: boolean) => Effect.Effect<Uint8Array | undefined, SshError.SshError>
+  /**
+   * A connection to `host`:`port` (or the Unix socket `path`) made by the server (`direct-tcpip`): an
+   * `effect/socket` Socket, closed with the scope. Pass it as `socket` to `SshClient.connect` to reach a host
+   * behind this one (ProxyJump), or to any client that takes a Socket.
+   *
+   * @example
+   * ```ts
+   * const socket = yield* ssh.forwardOut({ host: "db.internal", port: 22 })
+   * const inner = yield* SshClient.connect({ host: "db.internal", username: "me", socket, auth, hostKeys })
+   * ```
+   */
+  readonly forwardOut: ClientForwarding.ClientForwarding["forwardOut"]
+  /**
+   * Local forwarding (`ssh -L`): listens at `listen` (port 0: any free port, see `address`) and tunnels each
+   * connection to `to` through the server. Closing the scope stops listening and closes the tunnels.
+   *
+   * @example
+   * ```ts
+   * const { address } = yield* ssh.forwardLocal({ listen: { port: 0 }, to: { host: "localhost", port: 5432 } })
+   * ```
+   */
+  readonly forwardLocal: ClientForwarding.ClientForwarding["forwardLocal"]
+  /**
+   * Remote forwarding (`ssh -R`): asks the server to listen at `bind` (port 0: the server picks, see `address`).
+   * With `to`, each connection is piped to that local target; without, they arrive on `connections`. Closing the
+   * scope cancels the server's listener.
+   *
+   * @example
+   * ```ts
+   * const { address } = yield* ssh.forwardRemote({ bind: { port: 0 }, to: { host: "127.0.0.1", port: 3000 } })
+   * ```
+   */
+  readonly forwardRemote: ClientForwarding.ClientForwarding["forwardRemote"]
+  /**
+   * Dynamic forwarding (`ssh -D`): a SOCKS4, SOCKS4a and SOCKS5 (CONNECT, no authentication) server at
+   * `listen`, each connection tunnelled to the target it names (domain names resolved by the server).
+   *
+   * @example
+   * ```ts
+   * const { address } = yield* ssh.socks({ listen: { port: 1080 } })
+   * ```
+   */
+  readonly socks: ClientForwarding.ClientForwarding["socks"]
   /** Re-runs the key exchange now. */
   readonly rekey: Effect.Effect<void, SshError.SshError>
   /** Sends SSH_MSG_IGNORE (padding the peer discards; hides keystroke timing, keeps middleboxes awake). */
@@ -221,16 +265,26 @@ export const connect = (
         ClientAuth.authenticate(transport, { username: options.username, methods: options.auth, onBanner: options.onBanner }),
         context
       )
+      // channels the server opens: forwarded connections go to their forwardings, agent channels to the agent
+      const incoming = ClientForwarding.router(agentSocket === undefined ? undefined : AgentForwarding.acceptChannels(agentSocket))
       const connection = yield* Connection.make(transport, {
         windowSize: options.windowSize,
         maxPacket: options.maxPacket,
         keepaliveIntervalMs: Duration.toMillis(Duration.fromInputUnsafe(options.keepaliveInterval ?? DEFAULT_KEEPALIVE)),
         keepaliveCountMax: options.keepaliveCountMax ?? 3,
-        onChannelOpen: agentSocket === undefined ? undefined : AgentForwarding.acceptChannels(agentSocket)
+        onChannelOpen: incoming.onChannelOpen
       })
-      return { transport, connection, outcome, hostKey: hostKey!, hostCertificate, forwarding: agentSocket !== undefined }
+      return {
+        transport,
+        connection,
+        outcome,
+        hostKey: hostKey!,
+        hostCertificate,
+        forwarding: agentSocket !== undefined,
+        tunnels: incoming.forwarding(connection)
+      }
     })
-    const { transport, connection, outcome, hostKey, hostCertificate, forwarding } = yield* establish.pipe(
+    const { transport, connection, outcome, hostKey, hostCertificate, forwarding, tunnels } = yield* establish.pipe(
       // the socket layer does not know where it was connecting to: say it
       Effect.mapError((e) =>
         e.reason._tag === "ConnectFailed" && e.reason.host === undefined
@@ -271,6 +325,7 @@ export const connect = (
       sftp: openSftp,
       openChannel: connection.openChannel,
       globalRequest: connection.globalRequest,
+      ...tunnels,
       rekey: transport.rekey,
       sendIgnore: (data) =>
         transport.sendIgnore(

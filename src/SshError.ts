@@ -213,6 +213,18 @@ export class LimitExceeded extends Data.TaggedError("LimitExceeded")<{
   readonly message: string
 }> {}
 
+/**
+ * A forwarding could not be set up, or a forwarded connection could not be made: `kind` says which
+ * (`refused` by the peer's policy, `bind` failed to listen, `connect` failed to reach the target) and `address`
+ * names where (`host:port` or a socket path).
+ */
+export class ForwardFailed extends Data.TaggedError("ForwardFailed")<{
+  readonly kind: "refused" | "bind" | "connect"
+  readonly address: string
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
 /** A feature that exists in the API but is not available in this build. */
 export class NotImplemented extends Data.TaggedError("NotImplemented")<{
   readonly message: string
@@ -241,6 +253,7 @@ export type SshErrorReason =
   | AgentFailed
   | ConfigParseError
   | LimitExceeded
+  | ForwardFailed
   | NotImplemented
 
 const reasonTags: ReadonlySet<string> = new Set([
@@ -265,6 +278,7 @@ const reasonTags: ReadonlySet<string> = new Set([
   "AgentFailed",
   "ConfigParseError",
   "LimitExceeded",
+  "ForwardFailed",
   "NotImplemented"
 ])
 
