@@ -47,19 +47,15 @@ import type * as PrivateKey from "./Auth/PrivateKey.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
 import * as Connection from "./Channel/Connection.ts"
 import * as ServerSession from "./Channel/ServerSession.ts"
+import * as ServerForwarding from "./Forwarding/ServerForwarding.ts"
 import * as Admission from "./Server/Admission.ts"
 import type { NetBlockSize } from "./Server/AddressBlock.ts"
 import { defaultPenalties, type Overflow, type PenaltyConfig, type PenaltyKind } from "./Server/Penalties.ts"
 import { RefusalLog } from "./Server/RefusalLog.ts"
 import type { SessionHandler } from "./Channel/ServerSession.ts"
 
-/** Forwarding requests; each is refused unless a handler allows it. */
-export interface ForwardingHandlers {
-  /** direct-tcpip (ssh -L): return true to allow. The forwarding itself comes in a later release. */
-  readonly directTcpip?: ((request: { readonly host: string; readonly port: number; readonly user: string }) => Effect.Effect<boolean>) | undefined
-  /** tcpip-forward (ssh -R): return true to allow. */
-  readonly tcpipForward?: ((request: { readonly address: string; readonly port: number; readonly user: string }) => Effect.Effect<boolean>) | undefined
-}
+/** What a server forwards for its clients (`ServerForwarding.ForwardingPolicy`): nothing unless a handler allows it. */
+export type ForwardingHandlers = ServerForwarding.ForwardingPolicy
 
 /** Options of `serve`. */
 export interface ServeOptions {
@@ -72,6 +68,11 @@ export interface ServeOptions {
   readonly session?: ServerSession.SessionHandlers | undefined
   /** The "sftp" subsystem, e.g. `SftpServer.fileSystem({ root })` (overrides `session.subsystems.sftp`). */
   readonly sftp?: SessionHandler<void> | undefined
+  /**
+   * Port and Unix-socket forwarding (`ssh -L`, `-R`, `-D`, `-W`): `local` decides direct-tcpip, `remote`
+   * tcpip-forward, `streamLocal` both directions of Unix-socket forwarding; without a handler, that kind is
+   * refused. A user certificate without permit-port-forwarding is refused all of them.
+   */
   readonly forwarding?: ForwardingHandlers | undefined
   /**
    * AllowAgentForwarding: a session that asks for it gets an `SSH_AUTH_SOCK`
@@ -397,6 +398,11 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
               : undefined
           }
           const handlers = permitted("permit-pty") ? sessionHandlers : { ...sessionHandlers, allowPty: false }
+          const forwarding = yield* ServerForwarding.make(options.forwarding ?? {}, {
+            user: authed.user,
+            permitted: permitted("permit-port-forwarding"),
+            openChannel: (channelType, data) => Effect.suspend(() => openChannel!(channelType, data))
+          })
           const connection = yield* Connection.make(authedTransport, {
             windowSize: options.windowSize,
             maxPacket: options.maxPacket,
@@ -404,8 +410,9 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
             onChannelOpen: (incoming) =>
               incoming.channelType === "session"
                 ? Effect.flatMap(incoming.accept(), (channel) => ServerSession.serve(channel, peer, handlers))
-                : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${incoming.channelType} channels are not allowed`),
-            onGlobalRequest: () => Effect.succeed(undefined)
+                : forwarding.onChannelOpen(incoming) ??
+                  incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${incoming.channelType} channels are not allowed`),
+            onGlobalRequest: (name, data) => forwarding.onGlobalRequest(name, data) ?? Effect.succeed(undefined)
           })
           openChannel = connection.openChannel
           connections.add(connection)

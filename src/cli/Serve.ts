@@ -54,23 +54,20 @@ import { core } from "../Transport/Transport.ts"
 import { equalConstantTime, utf8 } from "../internal/bytes.ts"
 import { logField } from "../internal/terminalText.ts"
 import { UsageError } from "./Args.ts"
-import { type PasswordEntry, type ServeArgs, parsePasswordFile, parseServe, serveUsage } from "./ServeArgs.ts"
+import { type ForwardingKind, type PasswordEntry, type ServeArgs, parsePasswordFile, parseServe, serveUsage } from "./ServeArgs.ts"
 
 /** Writes one log line (without its newline). */
 export type Log = (line: string) => Effect.Effect<void>
 
 /**
  * authorized_keys options that restrict only what this server never offers
- * (forwarding, agent, X11, ~/.ssh/rc), so ignoring them grants nothing. A key
- * with any other option (`command=`, `from=`, `no-pty`, `restrict`, ...) is
- * skipped: a restriction we cannot enforce must not become full access.
+ * (agent, X11, ~/.ssh/rc; forwarding unless `--allow-forwarding`), so ignoring
+ * them grants nothing. A key with any other option (`command=`, `from=`,
+ * `no-pty`, `restrict`, `permitopen=`, ...) is skipped: a restriction we
+ * cannot enforce must not become full access.
  */
-const ignorableOptions: ReadonlySet<string> = new Set([
-  "no-port-forwarding",
-  "no-agent-forwarding",
-  "no-x11-forwarding",
-  "no-user-rc"
-])
+const ignorableOptions = (forwarding: boolean): ReadonlySet<string> =>
+  new Set(["no-agent-forwarding", "no-x11-forwarding", "no-user-rc", ...(forwarding ? [] : ["no-port-forwarding"])])
 
 const configError = (message: string) => SshError.make(new SshError.ConfigParseError({ message }))
 
@@ -96,13 +93,15 @@ const parseFile = <A>(file: string, what: string, parse: () => A): Effect.Effect
  * ```
  */
 export const usableAuthorizedKeys = (
-  text: string
+  text: string,
+  forwarding = false
 ): { readonly keys: ReadonlyArray<PublicKey.PublicKey>; readonly warnings: ReadonlyArray<string> } => {
+  const ignorable = ignorableOptions(forwarding)
   const { entries, errors } = AuthorizedKeys.parse(text)
   const warnings = errors.map((e) => `line ${e.line}: ${e.message}; skipped`)
   const keys: Array<PublicKey.PublicKey> = []
   for (const entry of entries) {
-    const unenforced = entry.options.find((o) => !ignorableOptions.has(o.toLowerCase()))
+    const unenforced = entry.options.find((o) => !ignorable.has(o.toLowerCase()))
     if (unenforced === undefined) keys.push(entry.key)
     else warnings.push(`line ${entry.line}: option ${unenforced} is not enforced by effect-ssh serve; key skipped`)
   }
@@ -215,6 +214,16 @@ export const loadHostKeys = (files: ReadonlyArray<string>, log: Log): Effect.Eff
       }))
   })
 
+/** `--allow-forwarding`'s kinds as a policy allowing every request of those kinds. */
+const forwardingPolicy = (kinds: ReadonlyArray<ForwardingKind>): SshServer.ForwardingHandlers => {
+  const yes = () => Effect.succeed(true)
+  return {
+    local: kinds.includes("local") ? yes : undefined,
+    remote: kinds.includes("remote") ? yes : undefined,
+    streamLocal: kinds.includes("unix") ? yes : undefined
+  }
+}
+
 /**
  * Turns parsed `serve` flags into `SshServer.serve` options: reads the host
  * keys, authorized_keys and password files (failing with a message naming
@@ -231,7 +240,7 @@ export const serveOptions = (args: ServeArgs, log: Log): Effect.Effect<SshServer
     let keys: ReadonlyArray<PublicKey.PublicKey> | undefined
     if (args.authorizedKeys !== undefined) {
       const file = args.authorizedKeys
-      const usable = usableAuthorizedKeys(yield* readText(file, "authorized keys"))
+      const usable = usableAuthorizedKeys(yield* readText(file, "authorized keys"), args.allowForwarding !== undefined)
       yield* Effect.forEach(usable.warnings, (w) => log(`Warning: ${file} ${w}`), { discard: true })
       yield* log(`Authorized keys: ${usable.keys.length} from ${file}`)
       keys = usable.keys
@@ -275,6 +284,7 @@ export const serveOptions = (args: ServeArgs, log: Log): Effect.Effect<SshServer
       perSourcePenalties: args.perSourcePenalties,
       perSourcePenaltyExemptList: args.perSourcePenaltyExemptList,
       maxChannels: args.maxSessions,
+      forwarding: forwardingPolicy(args.allowForwarding ?? []),
       onEvent: (event) => log(formatEvent(event))
     } satisfies SshServer.ServeOptions
   })

@@ -49,6 +49,29 @@ export interface ServeArgs {
   readonly sftpMaxHandles?: number | undefined
   /** Open SFTP handles per session (`maxHandlesPerSession`). */
   readonly sftpMaxHandlesPerSession?: number | undefined
+  /** Kinds of forwarding allowed (`--allow-forwarding`); none when absent. */
+  readonly allowForwarding?: ReadonlyArray<ForwardingKind> | undefined
+}
+
+/** What `--allow-forwarding` can allow: `-L`/`-D`/`-W` (local), `-R` (remote), Unix sockets both ways (unix). */
+export type ForwardingKind = "local" | "remote" | "unix"
+
+const forwardingKinds: ReadonlyArray<ForwardingKind> = ["local", "remote", "unix"]
+
+/**
+ * Parses `--allow-forwarding`'s comma-separated kinds (`all` for every one).
+ *
+ * @example
+ * ```ts
+ * parseForwardingKinds("local,remote") // ["local", "remote"]
+ * ```
+ */
+export const parseForwardingKinds = (text: string): ReadonlyArray<ForwardingKind> | UsageError => {
+  if (text === "all") return forwardingKinds
+  const kinds = text.split(",").map((k) => k.trim())
+  const unknown = kinds.find((k) => !(forwardingKinds as ReadonlyArray<string>).includes(k))
+  if (unknown !== undefined) return new UsageError(`bad --allow-forwarding kind "${unknown}" (expected local, remote, unix or all)`)
+  return [...new Set(kinds as Array<ForwardingKind>)]
 }
 
 /** `effect-ssh serve --help`. */
@@ -103,6 +126,8 @@ export const serveUsage =
   "  --sftp-max-handles N    open SFTP handles over all sessions (default: from the file-descriptor limit,\n" +
   "                          keeping a reserve for logins)\n" +
   "  --sftp-max-handles-per-session N  open SFTP handles per session (default 1024)\n" +
+  "  --allow-forwarding KINDS  allow port forwarding: local (ssh -L/-D/-W), remote (ssh -R), unix (Unix\n" +
+  "                          sockets both ways), comma-separated, or all (default: none)\n" +
   "limits (sshd_config's names and syntax; times as 90, 30s, 10m, 1h30m):\n" +
   "  --max-startups S:R:F    with S unauthenticated connections refuse new ones with R% chance,\n" +
   "                          rising to 100% at F (default 10:30:100)\n" +
@@ -134,7 +159,8 @@ const valueFlags = [
   "--max-connections",
   "--max-sessions",
   "--sftp-max-handles",
-  "--sftp-max-handles-per-session"
+  "--sftp-max-handles-per-session",
+  "--allow-forwarding"
 ] as const
 
 type ValueFlag = typeof valueFlags[number]
@@ -260,6 +286,9 @@ export const parseServe = (argv: ReadonlyArray<string>): ServeArgs | ServeHelp |
     positive("SFTP handle limit per session")
   )
   if (sftpMaxHandlesPerSession instanceof UsageError) return sftpMaxHandlesPerSession
+  const forwardingText = single.get("--allow-forwarding")
+  const allowForwarding = forwardingText === undefined ? undefined : parseForwardingKinds(forwardingText)
+  if (allowForwarding instanceof UsageError) return allowForwarding
   if ((sftpMaxHandles !== undefined || sftpMaxHandlesPerSession !== undefined) && sftpRoot === undefined) {
     return new UsageError("--sftp-max-handles applies to SFTP: give --sftp-root DIR")
   }
@@ -274,6 +303,7 @@ export const parseServe = (argv: ReadonlyArray<string>): ServeArgs | ServeHelp |
     ...(readOnly ? { readOnly } : {}),
     ...(sftpMaxHandles !== undefined ? { sftpMaxHandles } : {}),
     ...(sftpMaxHandlesPerSession !== undefined ? { sftpMaxHandlesPerSession } : {}),
+    ...(allowForwarding !== undefined ? { allowForwarding } : {}),
     ...(maxStartups !== undefined ? { maxStartups } : {}),
     ...(perSourceMaxStartups !== undefined ? { perSourceMaxStartups } : {}),
     ...(perSourceNetBlockSize !== undefined ? { perSourceNetBlockSize } : {}),
