@@ -167,6 +167,39 @@ describeInterop("forwarding against OpenSSH sshd", () => {
     expect(out.stdout).toBe("through the jump\n")
   }, 60_000)
 
+  it("1,000 concurrent connections through one -L tunnel, 64 KiB echoed each; closing the scope leaves no socket or channel", async () => {
+    const tcpHandles = () => process.getActiveResourcesInfo().filter((r) => r.startsWith("TCP")).length
+    const before = tcpHandles()
+    const result = await runScoped(Effect.gen(function*() {
+      const ssh = yield* SshClient.connect(sshdOptions(sshd, auth))
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const { address } = yield* ssh.forwardLocal({ listen: { port: 0 }, to: { host: "127.0.0.1", port: echo.port } })
+        if ("path" in address) throw new Error("expected a TCP address")
+        const payloads = Array.from({ length: 1000 }, () => Crypto.randomBytes(64 * 1024))
+        const backs = yield* Effect.promise(() => Promise.all(payloads.map((p) => roundTrip({ host: "127.0.0.1", port: address.port }, p))))
+        const intact = backs.filter((b, i) => sha256(b) === sha256(payloads[i]!)).length
+        return { intact, port: address.port }
+      }))
+      // the tunnel's scope is closed: its listener, connections and channels are gone
+      for (let i = 0; i < 100 && ssh.connection.channelCount() > 0; i++) yield* Effect.sleep("20 millis")
+      return { ...outcome, channelsAfter: ssh.connection.channelCount() }
+    }))
+    expect(result.intact).toBe(1000)
+    expect(result.channelsAfter).toBe(0)
+    // the SSH connection is closed too by now: every TCP handle this test opened is released
+    for (let i = 0; i < 100 && tcpHandles() > before; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(tcpHandles()).toBeLessThanOrEqual(before)
+    const refused = await new Promise<boolean>((resolve) => {
+      const conn = net.connect({ host: "127.0.0.1", port: result.port })
+      conn.on("connect", () => {
+        conn.destroy()
+        resolve(false)
+      })
+      conn.on("error", () => resolve(true))
+    })
+    expect(refused).toBe(true)
+  }, 120_000)
+
   it("typed errors: an unreachable target, a refused remote listener, a local port in use", async () => {
     const closedPort = await new Promise<number>((resolve) => {
       const s = net.createServer()
