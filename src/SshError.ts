@@ -21,6 +21,7 @@
  * ```
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 
@@ -369,6 +370,30 @@ export const fromUnknown = (u: unknown): SshError => {
  */
 export const failOrDie = (u: unknown): Effect.Effect<never, SshError> =>
   isSshError(u) ? Effect.fail(u) : isSshErrorReason(u) ? Effect.fail(new SshError({ reason: u })) : Effect.die(u)
+
+/**
+ * The `SshError` a cause failed with (a failure with a bare reason is wrapped),
+ * provided the cause holds no defect. A cause with a defect (a bug) gives
+ * `undefined`, as does one of interruptions only or of other failures: the
+ * caller propagates such a cause as it is rather than blame the peer for it.
+ *
+ * @example
+ * ```ts
+ * Effect.catchCause(pump, (cause) => {
+ *   const error = fromCause(cause)
+ *   return error === undefined ? Effect.failCause(cause) : disconnect(error)
+ * })
+ * ```
+ */
+export const fromCause = (cause: Cause.Cause<unknown>): SshError | undefined => {
+  if (Cause.hasDies(cause)) return undefined
+  for (const reason of cause.reasons) {
+    if (!Cause.isFailReason(reason)) continue
+    if (isSshError(reason.error)) return reason.error
+    if (isSshErrorReason(reason.error)) return new SshError({ reason: reason.error })
+  }
+  return undefined
+}
 
 /**
  * Builds an `SshError` from a reason.

@@ -7,11 +7,12 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { describe, expect, it } from "vitest"
 import * as SshError from "../src/SshError.ts"
 import { core } from "../src/Transport/Transport.ts"
-import { Reader } from "../src/Wire/Reader.ts"
+import { attempt, Reader } from "../src/Wire/Reader.ts"
 
 const osError = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:22"), { code: "ECONNREFUSED" })
 
@@ -203,6 +204,26 @@ describe("bugs are defects, reasons typed errors", () => {
       catch: SshError.fromUnknown
     }))
     expect(Exit.isFailure(exit) && !Cause.hasFails(exit.cause) && Cause.squash(exit.cause)).toBe(bug)
+  })
+
+  it("a TypeError inside Wire.attempt is thrown on, and a defect once core runs it", () => {
+    const exit = Effect.runSyncExit(core(() => attempt(() => {
+      throw bug
+    })))
+    expect(Exit.isFailure(exit) && !Cause.hasFails(exit.cause) && Cause.squash(exit.cause)).toBe(bug)
+    const truncated = Effect.runSyncExit(core(() => attempt(() => new Reader(new Uint8Array(1)).uint32())))
+    expect(Exit.isSuccess(truncated) && Result.isFailure(truncated.value) && truncated.value.failure._tag).toBe("ProtocolError")
+  })
+
+  it("fromCause gives the SshError of a cause without defects, nothing for a cause with one", () => {
+    const error = SshError.make(new SshError.Timeout({ message: "late" }))
+    expect(SshError.fromCause(Cause.fail(error))).toBe(error)
+    const reason = new SshError.MacMismatch({ message: "bad tag" })
+    expect(SshError.fromCause(Cause.fail(reason))?.reason).toBe(reason)
+    expect(SshError.fromCause(Cause.die(bug))).toBeUndefined()
+    expect(SshError.fromCause(Cause.combine(Cause.fail(error), Cause.die(bug)))).toBeUndefined()
+    expect(SshError.fromCause(Cause.interrupt(1))).toBeUndefined()
+    expect(SshError.fromCause(Cause.fail("not ours"))).toBeUndefined()
   })
 
   it("failOrDie: a reason fails, anything else dies", () => {
