@@ -537,6 +537,5 @@ interface Refusal {
 /** The error a connection ended with; none for an orderly end or the server's own shutdown (interruption). */
 const closeError = (exit: Exit.Exit<unknown, unknown>): SshError.SshError | undefined => {
   if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return undefined
-  const failure = exit.cause.reasons.find(Cause.isFailReason)
-  return SshError.fromUnknown(failure ? failure.error : Cause.squash(exit.cause))
+  return SshError.fromCauseOrInternal(exit.cause)
 }

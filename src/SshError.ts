@@ -4,9 +4,12 @@
  * needs (the algorithm lists of a failed negotiation, the code of a refused
  * channel, the methods left after a failed authentication, ...).
  *
+ * Reasons and `SshError` are Schema tagged errors: they encode to plain,
+ * JSON-able objects and decode back (`Schema.encodeSync(SshError)`).
+ *
  * The pure core signals failure by throwing a reason (see `Wire.attempt`);
- * the Effect shell turns it into `SshError` at the boundary, so no exception
- * ever escapes to a user.
+ * the Effect shell turns it into `SshError` at the boundary. Anything else
+ * thrown is a bug of ours, never blamed on the peer: it stays a defect.
  *
  * @example
  * ```ts
@@ -18,35 +21,37 @@
  * ```
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 
 /** The peer sent something that breaks the protocol: a malformed packet, an absurd length, a message out of order. */
-export class ProtocolError extends Data.TaggedError("ProtocolError")<{
-  readonly message: string
-}> {}
+export class ProtocolError extends Schema.TaggedError<ProtocolError>()("ProtocolError", {
+  message: Schema.String
+}) {}
 
 /** A packet failed its integrity check (MAC or AEAD tag). */
-export class MacMismatch extends Data.TaggedError("MacMismatch")<{
-  readonly message: string
-}> {}
+export class MacMismatch extends Schema.TaggedError<MacMismatch>()("MacMismatch", {
+  message: Schema.String
+}) {}
 
 /** No algorithm of a category is acceptable to both sides. */
-export class NegotiationFailed extends Data.TaggedError("NegotiationFailed")<{
-  readonly kind: string
-  readonly ours: ReadonlyArray<string>
-  readonly theirs: ReadonlyArray<string>
-}> {
+export class NegotiationFailed extends Schema.TaggedError<NegotiationFailed>()("NegotiationFailed", {
+  kind: Schema.String,
+  ours: Schema.Array(Schema.String),
+  theirs: Schema.Array(Schema.String)
+}) {
   override get message() {
     return `no common ${this.kind} algorithm; ours: ${this.ours.join(",")}; theirs: ${this.theirs.join(",")}`
   }
 }
 
 /** An algorithm name we do not know was requested in configuration. */
-export class UnknownAlgorithm extends Data.TaggedError("UnknownAlgorithm")<{
-  readonly kind: string
-  readonly name: string
-  readonly known: ReadonlyArray<string>
-}> {
+export class UnknownAlgorithm extends Schema.TaggedError<UnknownAlgorithm>()("UnknownAlgorithm", {
+  kind: Schema.String,
+  name: Schema.String,
+  known: Schema.Array(Schema.String)
+}) {
   override get message() {
     return `unknown ${this.kind} algorithm "${this.name}"; known: ${this.known.join(",")}`
   }
@@ -57,13 +62,13 @@ export class UnknownAlgorithm extends Data.TaggedError("UnknownAlgorithm")<{
  * to (when known), `code` is the system's reason (`ECONNREFUSED`,
  * `ENOTFOUND`, `ETIMEDOUT`, `EHOSTUNREACH`, ...).
  */
-export class ConnectFailed extends Data.TaggedError("ConnectFailed")<{
-  readonly message: string
-  readonly host?: string | undefined
-  readonly port?: number | undefined
-  readonly code?: string | undefined
-  readonly cause?: unknown
-}> {}
+export class ConnectFailed extends Schema.TaggedError<ConnectFailed>()("ConnectFailed", {
+  message: Schema.String,
+  host: Schema.optional(Schema.String),
+  port: Schema.optional(Schema.Number),
+  code: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect())
+}) {}
 
 const connectCodes: Readonly<Record<string, string>> = {
   ECONNREFUSED: "connection refused",
@@ -99,55 +104,55 @@ export const connectFailed = (
 }
 
 /** An operation did not finish in time (connect timeout, keepalive, login grace time). */
-export class Timeout extends Data.TaggedError("Timeout")<{
-  readonly message: string
-}> {}
+export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", {
+  message: Schema.String
+}) {}
 
 /** The connection ended: socket closed, or closed locally. */
-export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
-  readonly message: string
-}> {}
+export class ConnectionClosed extends Schema.TaggedError<ConnectionClosed>()("ConnectionClosed", {
+  message: Schema.String
+}) {}
 
 /** The peer sent SSH_MSG_DISCONNECT. */
-export class PeerDisconnected extends Data.TaggedError("PeerDisconnected")<{
-  readonly code: number
-  readonly description: string
-}> {
+export class PeerDisconnected extends Schema.TaggedError<PeerDisconnected>()("PeerDisconnected", {
+  code: Schema.Number,
+  description: Schema.String
+}) {
   override get message() {
     return `peer disconnected (code ${this.code}): ${this.description}`
   }
 }
 
 /** The host key policy rejected the server's key. */
-export class HostKeyRejected extends Data.TaggedError("HostKeyRejected")<{
-  readonly host: string
-  readonly keyType: string
-  readonly fingerprint: string
-  readonly message: string
-}> {}
+export class HostKeyRejected extends Schema.TaggedError<HostKeyRejected>()("HostKeyRejected", {
+  host: Schema.String,
+  keyType: Schema.String,
+  fingerprint: Schema.String,
+  message: Schema.String
+}) {}
 
 /** The server presented a key that differs from the one we know for it. */
-export class HostKeyChanged extends Data.TaggedError("HostKeyChanged")<{
-  readonly host: string
-  readonly expected: ReadonlyArray<string>
-  readonly received: string
-}> {
+export class HostKeyChanged extends Schema.TaggedError<HostKeyChanged>()("HostKeyChanged", {
+  host: Schema.String,
+  expected: Schema.Array(Schema.String),
+  received: Schema.String
+}) {
   override get message() {
     return `host key for ${this.host} changed: expected ${this.expected.join(" or ")}, received ${this.received}`
   }
 }
 
 /** The host key's signature over the exchange hash did not verify. */
-export class HostKeySignatureInvalid extends Data.TaggedError("HostKeySignatureInvalid")<{
-  readonly message: string
-}> {}
+export class HostKeySignatureInvalid extends Schema.TaggedError<HostKeySignatureInvalid>()("HostKeySignatureInvalid", {
+  message: Schema.String
+}) {}
 
 /** Every authentication method was tried and none succeeded. */
-export class AuthFailed extends Data.TaggedError("AuthFailed")<{
-  readonly methodsLeft: ReadonlyArray<string>
-  readonly partial: boolean
-  readonly tried: ReadonlyArray<string>
-}> {
+export class AuthFailed extends Schema.TaggedError<AuthFailed>()("AuthFailed", {
+  methodsLeft: Schema.Array(Schema.String),
+  partial: Schema.Boolean,
+  tried: Schema.Array(Schema.String)
+}) {
   override get message() {
     return `authentication failed (tried ${this.tried.join(", ") || "nothing"}; server allows ${
       this.methodsLeft.join(",") || "nothing"
@@ -156,145 +161,135 @@ export class AuthFailed extends Data.TaggedError("AuthFailed")<{
 }
 
 /** A key file or key blob could not be parsed. */
-export class KeyParseFailed extends Data.TaggedError("KeyParseFailed")<{
-  readonly message: string
-}> {}
+export class KeyParseFailed extends Schema.TaggedError<KeyParseFailed>()("KeyParseFailed", {
+  message: Schema.String
+}) {}
 
 /** The key is encrypted and no passphrase was given. */
-export class PassphraseRequired extends Data.TaggedError("PassphraseRequired")<{
-  readonly message: string
-}> {}
+export class PassphraseRequired extends Schema.TaggedError<PassphraseRequired>()("PassphraseRequired", {
+  message: Schema.String
+}) {}
 
 /** The passphrase did not decrypt the key. */
-export class WrongPassphrase extends Data.TaggedError("WrongPassphrase")<{
-  readonly message: string
-}> {}
+export class WrongPassphrase extends Schema.TaggedError<WrongPassphrase>()("WrongPassphrase", {
+  message: Schema.String
+}) {}
 
 /** The peer refused to open a channel. */
-export class ChannelOpenFailed extends Data.TaggedError("ChannelOpenFailed")<{
-  readonly code: number
-  readonly description: string
-}> {
+export class ChannelOpenFailed extends Schema.TaggedError<ChannelOpenFailed>()("ChannelOpenFailed", {
+  code: Schema.Number,
+  description: Schema.String
+}) {
   override get message() {
     return `channel open failed (code ${this.code}): ${this.description}`
   }
 }
 
 /** The peer answered a channel or global request with failure. */
-export class ChannelRequestFailed extends Data.TaggedError("ChannelRequestFailed")<{
-  readonly request: string
-  readonly message: string
-}> {}
+export class ChannelRequestFailed extends Schema.TaggedError<ChannelRequestFailed>()("ChannelRequestFailed", {
+  request: Schema.String,
+  message: Schema.String
+}) {}
 
 /** An SFTP request ended with a status other than OK. */
-export class SftpStatus extends Data.TaggedError("SftpStatus")<{
-  readonly code: number
-  readonly message: string
-  readonly path?: string | undefined
-}> {}
+export class SftpStatus extends Schema.TaggedError<SftpStatus>()("SftpStatus", {
+  code: Schema.Number,
+  message: Schema.String,
+  path: Schema.optional(Schema.String)
+}) {}
 
 /** The ssh-agent failed or refused. */
-export class AgentFailed extends Data.TaggedError("AgentFailed")<{
-  readonly message: string
-}> {}
+export class AgentFailed extends Schema.TaggedError<AgentFailed>()("AgentFailed", {
+  message: Schema.String
+}) {}
 
 /** An ssh_config or known_hosts file could not be parsed, or an option is invalid. */
-export class ConfigParseError extends Data.TaggedError("ConfigParseError")<{
-  readonly message: string
-}> {}
+export class ConfigParseError extends Schema.TaggedError<ConfigParseError>()("ConfigParseError", {
+  message: Schema.String
+}) {}
 
 /**
  * The peer made us reach one of our resource limits (bytes queued for it or
  * from it, packet size or key exchanges before authentication, ...): `limit`
  * names it, the message says by how much.
  */
-export class LimitExceeded extends Data.TaggedError("LimitExceeded")<{
-  readonly limit: string
-  readonly message: string
-}> {}
+export class LimitExceeded extends Schema.TaggedError<LimitExceeded>()("LimitExceeded", {
+  limit: Schema.String,
+  message: Schema.String
+}) {}
 
 /**
  * A forwarding could not be set up, or a forwarded connection could not be made: `kind` says which
  * (`refused` by the peer's policy, `bind` failed to listen, `connect` failed to reach the target) and `address`
  * names where (`host:port` or a socket path).
  */
-export class ForwardFailed extends Data.TaggedError("ForwardFailed")<{
-  readonly kind: "refused" | "bind" | "connect"
-  readonly address: string
-  readonly message: string
-  readonly cause?: unknown
-}> {}
+export class ForwardFailed extends Schema.TaggedError<ForwardFailed>()("ForwardFailed", {
+  kind: Schema.Literals(["refused", "bind", "connect"]),
+  address: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
 
 /** A feature that exists in the API but is not available in this build. */
-export class NotImplemented extends Data.TaggedError("NotImplemented")<{
-  readonly message: string
-}> {}
-
-/** Every reason an `SshError` can carry. */
-export type SshErrorReason =
-  | ProtocolError
-  | MacMismatch
-  | NegotiationFailed
-  | UnknownAlgorithm
-  | ConnectFailed
-  | Timeout
-  | ConnectionClosed
-  | PeerDisconnected
-  | HostKeyRejected
-  | HostKeyChanged
-  | HostKeySignatureInvalid
-  | AuthFailed
-  | KeyParseFailed
-  | PassphraseRequired
-  | WrongPassphrase
-  | ChannelOpenFailed
-  | ChannelRequestFailed
-  | SftpStatus
-  | AgentFailed
-  | ConfigParseError
-  | LimitExceeded
-  | ForwardFailed
-  | NotImplemented
-
-const reasonTags: ReadonlySet<string> = new Set([
-  "ProtocolError",
-  "MacMismatch",
-  "NegotiationFailed",
-  "UnknownAlgorithm",
-  "ConnectFailed",
-  "Timeout",
-  "ConnectionClosed",
-  "PeerDisconnected",
-  "HostKeyRejected",
-  "HostKeyChanged",
-  "HostKeySignatureInvalid",
-  "AuthFailed",
-  "KeyParseFailed",
-  "PassphraseRequired",
-  "WrongPassphrase",
-  "ChannelOpenFailed",
-  "ChannelRequestFailed",
-  "SftpStatus",
-  "AgentFailed",
-  "ConfigParseError",
-  "LimitExceeded",
-  "ForwardFailed",
-  "NotImplemented"
-])
+export class NotImplemented extends Schema.TaggedError<NotImplemented>()("NotImplemented", {
+  message: Schema.String
+}) {}
 
 /**
- * Tells whether a value is one of the reasons above.
+ * Every reason an `SshError` can carry, as a schema: each reason encodes to a
+ * plain object tagged with its `_tag` (a `ConnectFailed`'s OS error as a JSON
+ * error), and decodes back to its class.
+ *
+ * @example
+ * ```ts
+ * Schema.encodeSync(SshErrorReason)(new Timeout({ message: "no answer" }))
+ * // { _tag: "Timeout", message: "no answer" }
+ * ```
+ */
+export const SshErrorReason = Schema.Union([
+  ProtocolError,
+  MacMismatch,
+  NegotiationFailed,
+  UnknownAlgorithm,
+  ConnectFailed,
+  Timeout,
+  ConnectionClosed,
+  PeerDisconnected,
+  HostKeyRejected,
+  HostKeyChanged,
+  HostKeySignatureInvalid,
+  AuthFailed,
+  KeyParseFailed,
+  PassphraseRequired,
+  WrongPassphrase,
+  ChannelOpenFailed,
+  ChannelRequestFailed,
+  SftpStatus,
+  AgentFailed,
+  ConfigParseError,
+  LimitExceeded,
+  ForwardFailed,
+  NotImplemented
+])
+
+/** Every reason an `SshError` can carry. */
+export type SshErrorReason = typeof SshErrorReason.Type
+
+/**
+ * Tells whether a value is one of the reasons above (an instance of its
+ * class: a plain object with a reason's `_tag` is not one).
  *
  * @example
  * ```ts
  * isSshErrorReason(new ProtocolError({ message: "bad" })) // true
+ * isSshErrorReason({ _tag: "ProtocolError", message: "bad" }) // false
  * ```
  */
-export const isSshErrorReason = (u: unknown): u is SshErrorReason =>
-  typeof u === "object" && u !== null && "_tag" in u && reasonTags.has((u as { _tag: string })._tag)
+export const isSshErrorReason: (u: unknown) => u is SshErrorReason = Schema.is(SshErrorReason)
 
 /**
- * The error of every effect-ssh operation.
+ * The error of every effect-ssh operation. Its `cause` is its reason's (the
+ * system's error of a `ConnectFailed`), so that `Cause.pretty` shows it.
  *
  * @example
  * ```ts
@@ -304,9 +299,16 @@ export const isSshErrorReason = (u: unknown): u is SshErrorReason =>
  * // "SftpStatus: No such file (/nope)"
  * ```
  */
-export class SshError extends Data.TaggedError("SshError")<{
-  readonly reason: SshErrorReason
-}> {
+export class SshError extends Schema.TaggedError<SshError>()("SshError", {
+  reason: SshErrorReason
+}) {
+  constructor(props: { readonly reason: SshErrorReason }, options?: Schema.MakeOptions) {
+    super(props, options)
+    const cause = (this.reason as { readonly cause?: unknown }).cause
+    // as `new Error(message, { cause })` would: an own, non-enumerable property
+    if (cause !== undefined) Object.defineProperty(this, "cause", { value: cause, writable: true, configurable: true })
+  }
+
   override get message(): string {
     const reason = this.reason
     // an SFTP status names the path it was about (servers' messages rarely do)
@@ -316,6 +318,16 @@ export class SshError extends Data.TaggedError("SshError")<{
     return `${reason._tag}: ${reason.message}${path}`
   }
 }
+
+/**
+ * Tells whether a value is an `SshError`.
+ *
+ * @example
+ * ```ts
+ * isSshError(make(new Timeout({ message: "late" }))) // true
+ * ```
+ */
+export const isSshError: (u: unknown) => u is SshError = Schema.is(SshError)
 
 /**
  * A message for anything thrown: an Error's message, else its string form —
@@ -337,21 +349,80 @@ export const describeThrown = (u: unknown): string => {
 }
 
 /**
- * Turns anything thrown or failed by lower layers into an `SshError`. A reason
- * is wrapped as is; anything else is a bug or a malformed input that escaped
- * a codec, reported as a protocol error rather than a crash.
+ * Turns a thrown or failed reason into an `SshError` (an `SshError` is kept
+ * as is). Anything else is a bug, not the peer's doing, and is thrown again:
+ * in `Effect.try`'s `catch`, in `Effect.sync` or in a handler, it becomes a
+ * defect rather than a `ProtocolError` blaming the peer.
  *
  * @example
  * ```ts
  * fromUnknown(new MacMismatch({ message: "bad tag" })).reason._tag // "MacMismatch"
+ * Effect.try({ try: () => decode(bytes), catch: fromUnknown }) // a TypeError from decode is a defect
  * ```
  */
 export const fromUnknown = (u: unknown): SshError => {
-  if (u instanceof SshError) return u
+  if (isSshError(u)) return u
   if (isSshErrorReason(u)) return new SshError({ reason: u })
-  const message = describeThrown(u)
-  return new SshError({ reason: new ProtocolError({ message: `unexpected failure: ${message}` }) })
+  throw u
 }
+
+/**
+ * The outcome of something thrown by the pure core: a reason (or an
+ * `SshError`) is the typed failure, anything else a bug, so a defect.
+ *
+ * @example
+ * ```ts
+ * const decoded = Effect.suspend(() => {
+ *   try {
+ *     return Effect.succeed(decode(payload))
+ *   } catch (u) {
+ *     return failOrDie(u)
+ *   }
+ * })
+ * ```
+ */
+export const failOrDie = (u: unknown): Effect.Effect<never, SshError> =>
+  isSshError(u) ? Effect.fail(u) : isSshErrorReason(u) ? Effect.fail(new SshError({ reason: u })) : Effect.die(u)
+
+/**
+ * The `SshError` a cause failed with (a failure with a bare reason is wrapped),
+ * provided the cause holds no defect. A cause with a defect (a bug) gives
+ * `undefined`, as does one of interruptions only or of other failures: the
+ * caller propagates such a cause as it is rather than blame the peer for it.
+ *
+ * @example
+ * ```ts
+ * Effect.catchCause(pump, (cause) => {
+ *   const error = fromCause(cause)
+ *   return error === undefined ? Effect.failCause(cause) : disconnect(error)
+ * })
+ * ```
+ */
+export const fromCause = (cause: Cause.Cause<unknown>): SshError | undefined => {
+  if (Cause.hasDies(cause)) return undefined
+  for (const reason of cause.reasons) {
+    if (!Cause.isFailReason(reason)) continue
+    if (isSshError(reason.error)) return reason.error
+    if (isSshErrorReason(reason.error)) return new SshError({ reason: reason.error })
+  }
+  return undefined
+}
+
+/**
+ * The error of a cause for those who wait on a background fiber that ended: its `SshError` (`fromCause`), or for
+ * a bug a `ConnectionClosed` saying so — the bug itself is the caller's to log (`Cause.pretty`), not the peer's
+ * fault, and waiters must not hang on it.
+ *
+ * @example
+ * ```ts
+ * Effect.catchCause(pump, (cause) => Effect.sync(() => die(SshError.fromCauseOrInternal(cause))))
+ * ```
+ */
+export const fromCauseOrInternal = (cause: Cause.Cause<unknown>): SshError =>
+  fromCause(cause) ??
+    new SshError({
+      reason: new ConnectionClosed({ message: `internal error: ${Cause.pretty(cause).split("\n").find((l) => l.trim() !== "") ?? "unknown"}` })
+    })
 
 /**
  * Builds an `SshError` from a reason.

@@ -21,7 +21,7 @@
 import { ByteQueue } from "../internal/byteQueue.ts"
 import { fromUtf8 } from "../internal/bytes.ts"
 import * as SecurityKey from "../internal/securityKey.ts"
-import { ProtocolError } from "../SshError.ts"
+import { isSshErrorReason, ProtocolError } from "../SshError.ts"
 import { Reader } from "../Wire/Reader.ts"
 import { build, type Writer } from "../Wire/Writer.ts"
 import * as Certificate from "./Certificate.ts"
@@ -527,8 +527,9 @@ export const identityOf = (entry: IdentityEntry): Identity => {
     }
     if (SecurityKey.isSecurityKeyType(type)) return { ...entry, type, key: SecurityKey.fromBlob(entry.blob) }
     if (PublicKey.isKeyType(type)) return { ...entry, type, key: PublicKey.fromBlob(entry.blob) }
-  } catch {
-    // a blob we cannot parse stays an identity of its (possibly unknown) type
+  } catch (u) {
+    // a blob we cannot parse stays an identity of its (possibly unknown) type; anything else is a bug
+    if (!isSshErrorReason(u)) throw u
   }
   return { ...entry, type }
 }

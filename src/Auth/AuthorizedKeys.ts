@@ -14,7 +14,7 @@
  * @since 0.1.0
  */
 import { type LineError, parseLines } from "../internal/lines.ts"
-import { describeThrown, isSshErrorReason } from "../SshError.ts"
+import { isSshErrorReason } from "../SshError.ts"
 import * as PublicKey from "./PublicKey.ts"
 
 /** A usable authorized_keys line. */
@@ -75,7 +75,8 @@ const parseKey = (text: string): PublicKey.PublicKey | string => {
   try {
     return PublicKey.parseOpenSsh(text)
   } catch (u) {
-    return isSshErrorReason(u) ? u.message : describeThrown(u)
+    if (!isSshErrorReason(u)) throw u
+    return u.message
   }
 }
 

@@ -22,7 +22,7 @@
 import * as Base64 from "../internal/base64.ts"
 import { matchCidrList } from "../internal/cidr.ts"
 import * as SecurityKey from "../internal/securityKey.ts"
-import { KeyParseFailed } from "../SshError.ts"
+import { isSshErrorReason, KeyParseFailed } from "../SshError.ts"
 import { Reader } from "../Wire/Reader.ts"
 import { build } from "../Wire/Writer.ts"
 import { matchWildcard } from "./KnownHosts.ts"
@@ -526,6 +526,7 @@ export const check = (cert: Certificate, options: CheckOptions): string | undefi
       sources = sourceAddress(cert)
       forceCommand(cert)
     } catch (u) {
+      if (!isSshErrorReason(u)) throw u
       return u instanceof KeyParseFailed ? u.message : "malformed critical option"
     }
     if (sources !== undefined) {

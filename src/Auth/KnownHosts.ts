@@ -19,7 +19,7 @@ import { sha1 } from "@noble/hashes/legacy.js"
 import * as Base64 from "../internal/base64.ts"
 import { equalConstantTime, utf8 } from "../internal/bytes.ts"
 import { firstField, type LineError, parseLines } from "../internal/lines.ts"
-import { describeThrown, isSshErrorReason } from "../SshError.ts"
+import { isSshErrorReason } from "../SshError.ts"
 import * as PublicKey from "./PublicKey.ts"
 
 /** A line's marker: a CA key for host certificates, or a key that must be refused. */
@@ -175,7 +175,8 @@ const parseLine = (text: string, line: number): KnownHostsEntry | string => {
   try {
     key = PublicKey.parseOpenSsh(keyText)
   } catch (u) {
-    return isSshErrorReason(u) ? u.message : describeThrown(u)
+    if (!isSshErrorReason(u)) throw u
+    return u.message
   }
   return marked.marker === undefined ? { hosts, key, line } : { marker: marked.marker, hosts, key, line }
 }

@@ -25,6 +25,7 @@ import { concat, equal, fromHex, fromUtf8, toHex, utf8 } from "../internal/bytes
 import {
   ConfigParseError,
   describeThrown,
+  isSshErrorReason,
   KeyParseFailed,
   PassphraseRequired,
   UnknownAlgorithm,
@@ -550,7 +551,8 @@ export const publicKeyOfFile = (text: string): PublicKey.PublicKey | undefined =
     r.string("kdf options")
     if (r.uint32() !== 1) return undefined
     return PublicKey.fromBlob(r.string("public key"))
-  } catch {
+  } catch (u) {
+    if (!isSshErrorReason(u)) throw u
     return undefined
   }
 }

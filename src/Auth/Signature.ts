@@ -17,6 +17,7 @@
 import * as crypto from "node:crypto"
 import * as Base64 from "../internal/base64.ts"
 import { concat } from "../internal/bytes.ts"
+import { isSshErrorReason } from "../SshError.ts"
 import { Reader } from "../Wire/Reader.ts"
 import { build } from "../Wire/Writer.ts"
 import * as PublicKey from "./PublicKey.ts"
@@ -110,7 +111,8 @@ export const ecdsaCompactFromRaw = (raw: Uint8Array, size: number): Uint8Array |
     compact.set(rBytes, size - rBytes.length)
     compact.set(sBytes, 2 * size - sBytes.length)
     return compact
-  } catch {
+  } catch (u) {
+    if (!isSshErrorReason(u)) throw u
     return undefined
   }
 }

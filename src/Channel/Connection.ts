@@ -800,7 +800,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       for (const payload of batch) apply(machine.receive(payload))
       return withWarnings(controlRoom.await)
     } catch (u) {
-      return withWarnings(Effect.fail(SshError.fromUnknown(u)))
+      return withWarnings(SshError.failOrDie(u))
     }
   }
 
@@ -831,14 +831,19 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   const onFatal = (cause: Cause.Cause<SshError.SshError>) =>
     Effect.suspend(() => {
       if (Cause.hasInterruptsOnly(cause)) return Effect.void
-      const error = SshError.fromUnknown(Cause.squash(cause))
+      const error = SshError.fromCauseOrInternal(cause)
+      // a bug of ours is logged, not blamed on the peer
+      const logged = SshError.fromCause(cause) === undefined ? Effect.logError("connection failed", cause) : Effect.void
       fatal ??= error
       // DISCONNECT goes out before the channels learn of the error: a caller that then closes its
       // scope would otherwise get its own "closed by application" DISCONNECT out first
-      return Effect.ignore(transport.disconnect(
-        error.reason._tag === "Timeout" ? N.DisconnectReason.CONNECTION_LOST : N.DisconnectReason.PROTOCOL_ERROR,
-        error.reason.message
-      )).pipe(Effect.ensuring(Effect.sync(() => die(error))))
+      return logged.pipe(
+        Effect.andThen(Effect.ignore(transport.disconnect(
+          error.reason._tag === "Timeout" ? N.DisconnectReason.CONNECTION_LOST : N.DisconnectReason.PROTOCOL_ERROR,
+          error.reason.message
+        ))),
+        Effect.ensuring(Effect.sync(() => die(error)))
+      )
     })
 
   const fibers = [
@@ -851,7 +856,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   // A dead transport ends every channel, even if no one is reading.
   yield* Effect.forkIn(
     Effect.catchCause(Deferred.await(transport.closed), (cause) =>
-      Effect.sync(() => die(fatal ?? SshError.fromUnknown(Cause.squash(cause))))),
+      Effect.sync(() => die(fatal ?? SshError.fromCauseOrInternal(cause)))),
     scope
   )
 

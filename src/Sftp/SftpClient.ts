@@ -393,7 +393,7 @@ export const make = (
         onFailure: (cause) =>
           Cause.hasInterruptsOnly(cause)
             ? Effect.void
-            : Effect.andThen(Effect.sync(() => die(SshError.fromUnknown(Cause.squash(cause)))), proc.channel.close)
+            : Effect.andThen(Effect.sync(() => die(SshError.fromCauseOrInternal(cause))), proc.channel.close)
       })
     )
     const decoder = new TextDecoder()

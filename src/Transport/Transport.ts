@@ -209,7 +209,8 @@ const fail = (reason: SshError.SshErrorReason) => Effect.fail(new SshError.SshEr
 const protocolError = (message: string) => fail(new SshError.ProtocolError({ message }))
 
 /**
- * Runs a pure core function, turning a thrown reason into a typed failure.
+ * Runs a pure core function: a thrown reason is the typed failure, anything
+ * else thrown (a bug) a defect.
  *
  * @example
  * ```ts
@@ -217,7 +218,13 @@ const protocolError = (message: string) => fail(new SshError.ProtocolError({ mes
  * ```
  */
 export const core = <A>(f: () => A): Effect.Effect<A, SshError.SshError> =>
-  Effect.try({ try: f, catch: SshError.fromUnknown })
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(f())
+    } catch (u) {
+      return SshError.failOrDie(u)
+    }
+  })
 
 const socketError = (cause: Socket.SocketError): SshError.SshError => {
   const reason = cause.reason

@@ -4,12 +4,13 @@
  *
  * Every read checks its length against what is left *before* touching or
  * allocating anything, and fails by throwing a `ProtocolError` reason; callers
- * at a boundary use `attempt` (pure) or the shell's `Core.run` to turn that
- * into a value. Strings are returned as views (`subarray`), never copies.
+ * at a boundary use `attempt` (pure) or the shell's `core` to turn that
+ * into a value; anything else thrown is a bug and stays a throw (a defect).
+ * Strings are returned as views (`subarray`), never copies.
  *
  * @since 0.1.0
  */
-import { ProtocolError, type SshErrorReason, describeThrown, isSshErrorReason } from "../SshError.ts"
+import { ProtocolError, type SshErrorReason, isSshErrorReason } from "../SshError.ts"
 import * as Result from "effect/Result"
 
 /** Largest name-list we accept (OpenSSH: 64 KiB of KEXINIT is already generous). */
@@ -162,9 +163,10 @@ export class Reader {
 }
 
 /**
- * Runs a throwing decoder and returns its outcome as a value. Anything thrown
- * that is not a reason (a bug, a RangeError from a malformed input) becomes a
- * `ProtocolError` rather than escaping.
+ * Runs a throwing decoder and returns its outcome as a value: a thrown reason
+ * is the failure. Anything else thrown (a TypeError, a RangeError) is a bug of
+ * ours, not a malformed input, and is thrown again: at the shell's boundary it
+ * becomes a defect rather than a `ProtocolError` blaming the peer.
  *
  * @example
  * ```ts
@@ -181,14 +183,18 @@ export const attempt = <A>(f: () => A): Result.Result<A, SshErrorReason> => {
 }
 
 /**
- * Normalizes anything thrown into a reason.
+ * The reason that was thrown; anything else is thrown again (see `attempt`).
  *
  * @example
  * ```ts
- * asReason(new RangeError("x"))._tag // "ProtocolError"
+ * try {
+ *   decode(bytes)
+ * } catch (u) {
+ *   failure = asReason(u) // a ProtocolError stays; a TypeError goes on up
+ * }
  * ```
  */
-export const asReason = (u: unknown): SshErrorReason =>
-  isSshErrorReason(u)
-    ? u
-    : new ProtocolError({ message: `malformed input: ${describeThrown(u)}` })
+export const asReason = (u: unknown): SshErrorReason => {
+  if (isSshErrorReason(u)) return u
+  throw u
+}

@@ -34,8 +34,9 @@ import { terminalBlock, terminalLine } from "../internal/terminalText.ts"
  * ```
  */
 export const errorLine = (error: unknown): string => {
-  const sshError = error instanceof SshError.SshError ? error : SshError.fromUnknown(error)
-  const reason = sshError.reason
+  // not ours (an interruption, a defect): described as is, never passed off as a reason
+  if (!SshError.isSshError(error) && !SshError.isSshErrorReason(error)) return `effect-ssh: ${terminalLine(SshError.describeThrown(error))}\n`
+  const reason = SshError.fromUnknown(error).reason
   const path = reason._tag === "SftpStatus" && reason.path !== undefined ? ` (${terminalLine(reason.path)})` : ""
   return `effect-ssh: ${reason._tag}: ${terminalLine(reason.message)}${path}\n`
 }

@@ -187,7 +187,8 @@ export const keygenMain = (argv: ReadonlyArray<string>): void => {
       Effect.sync(() => {
         if (Exit.isSuccess(exit)) process.exitCode = exit.value
         else {
-          process.stderr.write(`effect-ssh: ${SshError.fromUnknown(Cause.squash(exit.cause)).reason.message}\n`)
+          const error = Cause.squash(exit.cause)
+          process.stderr.write(`effect-ssh: ${SshError.isSshError(error) ? error.reason.message : SshError.describeThrown(error)}\n`)
           process.exitCode = 1
         }
       })).pipe(Effect.ignore),

@@ -395,8 +395,8 @@ export const serveMain = (argv: ReadonlyArray<string>): void => {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
       if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return onExit(0)
-      const error = SshError.fromUnknown(Cause.squash(exit.cause))
-      process.stderr.write(`effect-ssh: ${error.reason.message}\n`)
+      const error = SshError.fromCause(exit.cause)
+      process.stderr.write(`effect-ssh: ${error === undefined ? Cause.pretty(exit.cause) : error.reason.message}\n`)
       onExit(1)
     }
   })
