@@ -20,16 +20,14 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
-import type * as Socket from "effect/socket/Socket"
-import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { Connection, ConnectionOptions, SshChannel } from "../Channel/Connection.ts"
-import { utf8 } from "../internal/bytes.ts"
+import { bridge } from "../Forwarding/Bridge.ts"
+import * as Listener from "../Forwarding/Listener.ts"
 import { fromNetSocket } from "../internal/netSocket.ts"
 import * as SshError from "../SshError.ts"
 import * as N from "../Wire/MessageNumber.ts"
@@ -58,35 +56,6 @@ export const CHANNEL_TYPE = "auth-agent@openssh.com"
 const agentFailed = (message: string) => SshError.make(new SshError.AgentFailed({ message }))
 
 /**
- * Copies bytes both ways between a channel and a socket until the socket's
- * side ends: the channel's EOF half-closes the socket, the socket's end
- * sends EOF on the channel. The socket is closed with the scope.
- *
- * @example
- * ```ts
- * yield* bridge(channel, fromNetSocket(() => net.connect({ path })))
- * ```
- */
-export const bridge = (channel: SshChannel, socket: Socket.Socket): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const reader = yield* Effect.orElseSucceed(socket.reader, () => undefined)
-    if (reader === undefined) return
-    const toSocket = Effect.scoped(Effect.gen(function*() {
-      // releasing the writer half-closes the socket: the program sees the end of its peer's input
-      const writer = yield* socket.writer
-      yield* Stream.runForEach(channel.stdout, (chunk) => writer.write(chunk))
-    }))
-    yield* Effect.forkScoped(Effect.ignore(toSocket))
-    yield* Effect.ignore(Effect.forever(
-      Effect.flatMap(reader.pull, (chunks) =>
-        Effect.forEach(chunks, (chunk) => channel.write(typeof chunk === "string" ? utf8(chunk) : chunk), {
-          discard: true
-        }))
-    ))
-    yield* Effect.ignore(channel.eof)
-  })
-
-/**
  * Client side: the `onChannelOpen` handler of a connection that forwards
  * the agent at `socketPath`: accepts `auth-agent@openssh.com` channels and
  * pipes each to a new connection to the agent; refuses every other type.
@@ -98,7 +67,7 @@ export const bridge = (channel: SshChannel, socket: Socket.Socket): Effect.Effec
  */
 export const acceptChannels = (socketPath: string): NonNullable<ConnectionOptions["onChannelOpen"]> => (incoming) =>
   incoming.channelType === CHANNEL_TYPE
-    ? Effect.flatMap(incoming.accept(), (channel) => bridge(channel, fromNetSocket(() => net.connect({ path: socketPath }))))
+    ? Effect.flatMap(incoming.accept(), (channel) => Effect.ignore(bridge(channel, fromNetSocket(() => net.connect({ path: socketPath, allowHalfOpen: true })))))
     : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${incoming.channelType} channels are not accepted`)
 
 /**
@@ -143,28 +112,13 @@ export const listen = (
       (created) => Effect.sync(() => fs.rmSync(created, { recursive: true, force: true }))
     )
     const socketPath = path.join(dir, `agent.${process.pid}`)
-    const context = yield* Effect.context<never>()
-    const fibers = new Set<Fiber.Fiber<void>>()
-    const forward = (conn: net.Socket) =>
-      Effect.scoped(Effect.gen(function*() {
-        const channel = yield* openChannel(CHANNEL_TYPE)
-        yield* bridge(channel, fromNetSocket(() => conn))
-      })).pipe(Effect.ensuring(Effect.sync(() => conn.destroy())), Effect.ignore)
-    const server = net.createServer((conn) => {
-      const fiber = Effect.runForkWith(context)(forward(conn))
-      fibers.add(fiber)
-      fiber.addObserver(() => fibers.delete(fiber))
-    })
-    yield* Effect.acquireRelease(
-      Effect.callback<void, SshError.SshError>((resume) => {
-        server.once("error", (cause) => resume(Effect.fail(agentFailed(`cannot listen on ${socketPath}: ${cause.message}`))))
-        server.listen(socketPath, () => resume(Effect.void))
-      }),
-      () =>
-        Effect.andThen(
-          Effect.sync(() => server.close()),
-          Fiber.interruptAll([...fibers])
-        )
+    yield* Effect.mapError(
+      Listener.listen({ path: socketPath }, (conn) =>
+        Effect.scoped(Effect.gen(function*() {
+          const channel = yield* openChannel(CHANNEL_TYPE)
+          yield* bridge(channel, fromNetSocket(() => conn))
+        })).pipe(Effect.ignore)),
+      (error) => agentFailed(`cannot listen on ${socketPath}: ${error.reason.message}`)
     )
     return socketPath
   })
