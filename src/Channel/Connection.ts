@@ -426,6 +426,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     if (failure) return
     failure = error
     for (const handle of [...handles.values()]) failChannel(handle, error)
+    machine.forgetAll()
     for (const d of pendingGlobal.splice(0)) Deferred.doneUnsafe(d, Exit.fail(error))
     controlReady.openUnsafe()
     controlRoom.openUnsafe()

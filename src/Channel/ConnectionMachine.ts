@@ -328,6 +328,11 @@ export class ConnectionMachine {
     }
   }
 
+  /** The connection is gone: every channel is forgotten. */
+  forgetAll(): void {
+    this.channels.clear()
+  }
+
   /** Forgets a channel whose CLOSE the peer never answered. */
   forget(localId: number): ReadonlyArray<Action> {
     if (!this.channels.delete(localId)) return NOTHING
