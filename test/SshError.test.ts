@@ -60,7 +60,7 @@ describe("SshError as a Schema", () => {
     const tags = new Set(reasons.map((r) => r._tag))
     const members = SshError.SshErrorReason.members.map((m) => m.identifier)
     expect([...tags].sort()).toEqual([...members].sort())
-    expect(members.length).toBe(22)
+    expect(members.length).toBe(23)
   })
 
   it.each(reasons.map((r) => [r._tag, r] as const))("%s round-trips through JSON, its class, fields and message kept", (_, reason) => {
