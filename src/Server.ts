@@ -34,9 +34,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
+import type * as Socket from "effect/socket/Socket"
 import * as net from "node:net"
 import * as SshError from "./SshError.ts"
-import { acceptedTcp } from "./internal/netSocket.ts"
+import { acceptedTcp, ownedOrHandedOver } from "./internal/netSocket.ts"
 import * as N from "./Wire/MessageNumber.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
@@ -314,39 +315,39 @@ export const hostKeySigner = (key: PrivateKey.PrivateKey): Transport.HostKeySign
   sign: (data, algorithm) => key.sign(data, algorithm)
 })
 
-/**
- * Starts listening; the server runs until the scope closes.
- *
- * @example
- * ```ts
- * const server = yield* SshServer.serve({ port: 0, hostKeys: [key], auth, session })
- * ```
- */
-export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.SshError, Scope.Scope> =>
+/** The two ends of a connection, as its sessions see them. */
+export interface Endpoints {
+  readonly remoteAddress: string
+  readonly remotePort: number
+  readonly localAddress?: string | undefined
+  readonly localPort?: number | undefined
+}
+
+/** How a connection tells admission control what became of it (absent for `handle`). */
+interface AdmissionTicket {
+  readonly authenticated: () => void
+  readonly closed: (penalty: PenaltyKind | undefined) => ReturnType<Admission.Admission["closed"]>
+}
+
+/** What every connection of a server shares, and how one is served. */
+const prepare = (options: ServeOptions) =>
   Effect.gen(function*() {
-    const scope = yield* Effect.scope
     const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
     const signers = options.hostKeys.map(hostKeySigner)
-    const admission = Admission.make(yield* Transport.core(() => admissionConfig(options)))
-    const refusals = new RefusalLog<Refusal>(millis(options.refusalEventInterval, Duration.toMillis(DEFAULT_REFUSAL_EVENT_INTERVAL)))
     const loginGraceMs = millis(options.auth.loginGraceTime, ServerAuth.DEFAULT_LOGIN_GRACE_TIME_MS)
     // the failure delay's per-user jitter is keyed by a secret of this server
     const timingSecret = globalThis.crypto.getRandomValues(new Uint8Array(32))
-    const now = () => performance.now()
     const connections = new Set<Connection.Connection>()
-    const fibers = new Set<Fiber.Fiber<void>>()
     let shuttingDown = false
     const emit = (event: ServerEvent) => options.onEvent ? options.onEvent(event) : Effect.void
     const sessionHandlers: ServerSession.SessionHandlers = options.sftp === undefined
       ? options.session ?? {}
       : { ...options.session, subsystems: { ...options.session?.subsystems, sftp: options.sftp } }
 
-    const handle = (conn: net.Socket, ticket: Admission.Ticket) =>
+    const handle = (socket: Socket.Socket, endpoints: Endpoints, ticket: AdmissionTicket | undefined) =>
       Effect.gen(function*() {
-        const remoteAddress = ticket.address
-        const remotePort = conn.remotePort ?? 0
+        const { remoteAddress, remotePort } = endpoints
         yield* emit({ _tag: "Connected", remoteAddress, remotePort })
-        const socket = acceptedTcp(conn)
         // what the connection's end says about its source (sshd's penalty classes)
         let authenticated = false
         let attempted = false
@@ -380,7 +381,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
               })
           })
           authenticated = true
-          admission.authenticated(ticket)
+          ticket?.authenticated()
           yield* emit({ _tag: "Authenticated", remoteAddress, user: authed.user, methods: authed.methods })
           // a user certificate restricts the connection: force-command, and only the permit-* it grants
           const certificate = authed.certificate
@@ -390,8 +391,8 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
             user: authed.user,
             remoteAddress,
             remotePort,
-            localAddress: conn.localAddress,
-            localPort: conn.localPort,
+            localAddress: endpoints.localAddress,
+            localPort: endpoints.localPort,
             forceCommand: certificate === undefined ? undefined : Certificate.forceCommand(certificate),
             agentForwarding: options.agentForwarding === true && permitted("permit-agent-forwarding")
               ? AgentForwarding.listen((channelType) => Effect.suspend(() => openChannel!(channelType)))
@@ -430,7 +431,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
             Effect.suspend(() => {
               const ours = shuttingDown || (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause))
               const penalty = authenticated || ours ? undefined : penaltyFor(exit, graceExceeded, attempted)
-              const activated = admission.closed(ticket, penalty, now())
+              const activated = ticket?.closed(penalty)
               return Effect.andThen(
                 emit({ _tag: "Closed", remoteAddress, remotePort, error: closeError(exit) }),
                 activated === undefined ? Effect.void : emit({
@@ -446,6 +447,34 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
           Effect.ignore
         )
       })
+
+    return {
+      handle,
+      connections,
+      emit,
+      shutDown: () => {
+        shuttingDown = true
+      }
+    }
+  })
+
+/**
+ * Starts listening; the server runs until the scope closes.
+ *
+ * @example
+ * ```ts
+ * const server = yield* SshServer.serve({ port: 0, hostKeys: [key], auth, session })
+ * ```
+ */
+export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.SshError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const { handle: serveConnection, connections, emit, shutDown } = yield* prepare(options)
+    const admission = Admission.make(yield* Transport.core(() => admissionConfig(options)))
+    const refusals = new RefusalLog<Refusal>(millis(options.refusalEventInterval, Duration.toMillis(DEFAULT_REFUSAL_EVENT_INTERVAL)))
+    const now = () => performance.now()
+    const fibers = new Set<Fiber.Fiber<void>>()
+    let shuttingDown = false
 
     const server = net.createServer({ pauseOnConnect: true, noDelay: true })
     const context = yield* Effect.context<never>()
@@ -482,8 +511,12 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
         return
       }
       const { ticket } = decision
+      const endpoints = { remoteAddress: ticket.address, remotePort: conn.remotePort ?? 0, localAddress: conn.localAddress, localPort: conn.localPort }
       runInBackground(Effect.ensuring(
-        handle(conn, ticket),
+        serveConnection(acceptedTcp(conn), endpoints, {
+          authenticated: () => admission.authenticated(ticket),
+          closed: (penalty) => admission.closed(ticket, penalty, now())
+        }),
         // a fiber interrupted before its connection's scope opened still gives its place back
         Effect.sync(() => void admission.closed(ticket, undefined, now()))
       ))
@@ -501,6 +534,7 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
       Effect.gen(function*() {
         server.close()
         shuttingDown = true
+        shutDown()
         // refusals not reported yet are reported now
         yield* Effect.forEach(
           ["PerSourcePenalties", "MaxStartups", "PerSourceMaxStartups", "MaxConnections"] as const,
@@ -525,6 +559,26 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
       channelCount: () => [...connections].reduce((n, c) => n + c.channelCount(), 0)
     } satisfies SshServer
   })
+
+/**
+ * Serves one SSH connection over a socket of any kind (a connection accepted elsewhere, inetd style; a channel of
+ * another SSH connection, `Bridge.channelSocket`; an in-memory pair): the same protocol, authentication, sessions,
+ * SFTP and forwarding as `serve`, without listening or admission control (which need the listening socket).
+ * Completes when the connection ends; interrupting it closes the connection.
+ *
+ * @example
+ * ```ts
+ * const net = yield* Socket.makeNet({ host: "10.0.0.7", port: 2222 })
+ * yield* SshServer.handle(net, { hostKeys: [key], auth, session }, { remoteAddress: "10.0.0.7", remotePort: 2222 })
+ * ```
+ */
+export const handle = (
+  socket: Socket.Socket,
+  options: Omit<ServeOptions, "host" | "port">,
+  endpoints: Endpoints = { remoteAddress: "unknown", remotePort: 0 }
+): Effect.Effect<void, SshError.SshError> =>
+  // the transport's sealed packets are the library's: a socket of someone else's is handed them for good
+  Effect.flatMap(prepare(options), ({ handle: serveOne }) => serveOne(ownedOrHandedOver(socket), endpoints, undefined))
 
 /** A refused connection, as its `Refused` event reports it. */
 interface Refusal {
