@@ -60,3 +60,11 @@ export * as Ppk from "./Auth/Ppk.ts"
 export * as KnownHostsFile from "./Auth/KnownHostsFile.ts"
 /** Default identities (~/.ssh/id_*), like OpenSSH. */
 export * as Identities from "./Auth/Identities.ts"
+/** A channel joined to a socket, or seen as one (forwarding's building blocks). */
+export * as Bridge from "./Forwarding/Bridge.ts"
+/** What a server forwards for its clients: the policy types of `SshServer.serve({ forwarding })`. */
+export * as ServerForwarding from "./Forwarding/ServerForwarding.ts"
+/** OpenSSH's -L/-R/-D/-W forward syntax. */
+export * as ForwardSpec from "./Forwarding/ForwardSpec.ts"
+/** The SOCKS4/4a/5 handshake of dynamic forwarding (pure). */
+export * as Socks from "./Forwarding/Socks.ts"

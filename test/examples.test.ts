@@ -55,3 +55,12 @@ it("examples/sftp.ts: put, ls and get through the embedded SFTP server, hashes i
   expect(r.stdout).toMatch(/ls \/ → upload\.bin/)
   expect(r.stdout).toMatch(/put 8388608 bytes, got 8388608 bytes back, sha256 identical/)
 }, 150_000)
+
+it("examples/forwarding.ts: -L, -R (server-picked port) and SOCKS through the embedded server, pages intact", () => {
+  const r = child.spawnSync(node, [path.resolve("examples/forwarding.ts")], { encoding: "utf8", timeout: 120_000 })
+  expect(r.stderr).toBe("")
+  expect(r.status).toBe(0)
+  expect(r.stdout).toMatch(/-L 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+: page intact/)
+  expect(r.stdout).toMatch(/-R port \d+ \(picked by the server\) → 127\.0\.0\.1:\d+: page intact/)
+  expect(r.stdout).toMatch(/-D SOCKS5 on port \d+ → localhost:\d+: page intact/)
+}, 150_000)
