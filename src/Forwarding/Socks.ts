@@ -27,7 +27,7 @@
  * ```
  * @since 0.1.0
  */
-import * as IpAddress from "./IpAddress.ts"
+import * as IpAddress from "../internal/ipAddress.ts"
 
 /**
  * Most bytes a handshake may take before it is refused. The largest valid

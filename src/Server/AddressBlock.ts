@@ -14,6 +14,7 @@
  * @since 0.1.0
  */
 import { parseAddress } from "../internal/cidr.ts"
+import { formatIpv4, formatIpv6 } from "../internal/ipAddress.ts"
 
 /** Prefix lengths that group source addresses (sshd's PerSourceNetBlockSize `ipv4:ipv6`). */
 export interface NetBlockSize {
@@ -27,30 +28,6 @@ export interface NetBlockSize {
 export interface AddressBlock {
   readonly family: 4 | 6
   readonly label: string
-}
-
-const formatIpv4 = (bytes: Uint8Array): string => [...bytes].join(".")
-
-/** RFC 5952 text: lower-case groups without leading zeros, the longest run of two or more zero groups as `::`. */
-const formatIpv6 = (bytes: Uint8Array): string => {
-  const groups = Array.from({ length: 8 }, (_, i) => (bytes[2 * i]! << 8) | bytes[2 * i + 1]!)
-  let bestStart = -1
-  let bestLength = 1
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let end = i
-    while (end < 8 && groups[end] === 0) end++
-    if (end - i > bestLength) {
-      bestStart = i
-      bestLength = end - i
-    }
-    i = end
-  }
-  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(":")
-  return bestStart < 0 ? hex(0, 8) : `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`
 }
 
 const masked = (bytes: Uint8Array, bits: number): Uint8Array => {

@@ -8,53 +8,7 @@
  * @internal
  */
 
-const parseIpv4 = (text: string): Uint8Array | undefined => {
-  const parts = text.split(".")
-  if (parts.length !== 4) return undefined
-  const out = new Uint8Array(4)
-  for (let i = 0; i < 4; i++) {
-    const part = parts[i]!
-    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) return undefined
-    out[i] = Number(part)
-  }
-  return out
-}
-
-const parseGroups = (text: string): Array<number> | undefined => {
-  if (text === "") return []
-  const groups: Array<number> = []
-  const parts = text.split(":")
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i]!
-    if (i === parts.length - 1 && part.includes(".")) {
-      const v4 = parseIpv4(part)
-      if (v4 === undefined) return undefined
-      groups.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!)
-    } else if (/^[0-9a-fA-F]{1,4}$/.test(part)) {
-      groups.push(parseInt(part, 16))
-    } else {
-      return undefined
-    }
-  }
-  return groups
-}
-
-const parseIpv6 = (text: string): Uint8Array | undefined => {
-  const halves = text.split("::")
-  if (halves.length > 2) return undefined
-  const head = parseGroups(halves[0]!)
-  const tail = halves.length === 2 ? parseGroups(halves[1]!) : []
-  if (head === undefined || tail === undefined) return undefined
-  const missing = 8 - head.length - tail.length
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined
-  const groups = [...head, ...new Array<number>(missing).fill(0), ...tail]
-  const out = new Uint8Array(16)
-  groups.forEach((g, i) => {
-    out[2 * i] = g >> 8
-    out[2 * i + 1] = g & 0xff
-  })
-  return out
-}
+import { parseIpv4, parseIpv6 } from "./ipAddress.ts"
 
 const MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
 

@@ -1,6 +1,6 @@
 import * as fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import * as IpAddress from "../../src/Forwarding/IpAddress.ts"
+import * as IpAddress from "../../src/internal/ipAddress.ts"
 import * as Socks from "../../src/Forwarding/Socks.ts"
 import { concat, fromHex, toHex, utf8 } from "../../src/internal/bytes.ts"
 import { split } from "../chunks.ts"

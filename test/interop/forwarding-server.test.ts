@@ -20,47 +20,12 @@ import * as PrivateKey from "../../src/Auth/PrivateKey.ts"
 import * as PublicKey from "../../src/Auth/PublicKey.ts"
 import * as NodeSsh from "../../src/NodeSsh.ts"
 import * as SshServer from "../../src/Server.ts"
+import { accepts, echoServer, roundTrip, waitFor } from "./forwardingFixtures.ts"
 import { describeInterop, opensshPaths } from "./sshd.ts"
 
 const execFile = promisify(ChildProcess.execFile)
 const sha256 = (data: Uint8Array) => Crypto.createHash("sha256").update(data).digest("hex")
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const echoServer = async (at: { port: 0 } | { path: string }) => {
-  const server = net.createServer({ allowHalfOpen: true }, (conn) => conn.pipe(conn))
-  await new Promise<void>((resolve) => "path" in at ? server.listen(at.path, resolve) : server.listen(0, "127.0.0.1", resolve))
-  return { server, port: "path" in at ? 0 : (server.address() as net.AddressInfo).port }
-}
-
-const roundTrip = (to: { host: string; port: number } | { path: string }, data: Uint8Array) =>
-  new Promise<Uint8Array>((resolve, reject) => {
-    const conn = "path" in to ? net.connect({ path: to.path, allowHalfOpen: true }) : net.connect({ ...to, allowHalfOpen: true })
-    const chunks: Array<Buffer> = []
-    conn.on("data", (chunk) => chunks.push(chunk))
-    conn.on("end", () => {
-      conn.end()
-      resolve(Buffer.concat(chunks))
-    })
-    conn.on("error", reject)
-    conn.end(data)
-  })
-
-/** Waits until something listens at `to`. */
-const listening = async (to: { host: string; port: number } | { path: string }) => {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const conn = "path" in to ? net.connect({ path: to.path }) : net.connect(to)
-      conn.on("connect", () => {
-        conn.destroy()
-        resolve(true)
-      })
-      conn.on("error", () => resolve(false))
-    })
-    if (ok) return
-    await sleep(50)
-  }
-  throw new Error(`nothing listens at ${JSON.stringify(to)}`)
-}
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -157,7 +122,7 @@ describeInterop("OpenSSH ssh forwarding through our server", () => {
   it("ssh -L: 8 MiB through our server to a TCP echo comes back intact", async () => {
     const local = await freePort()
     forwarding("-L", `127.0.0.1:${local}:127.0.0.1:${echo.port}`)
-    await listening({ host: "127.0.0.1", port: local })
+    await waitFor({ host: "127.0.0.1", port: local })
     const data = Crypto.randomBytes(8 * 1024 * 1024)
     expect(sha256(await roundTrip({ host: "127.0.0.1", port: local }, data))).toBe(sha256(data))
     expect(decisions).toContain(`local me 127.0.0.1:${echo.port}`)
@@ -167,8 +132,8 @@ describeInterop("OpenSSH ssh forwarding through our server", () => {
     const local = await freePort()
     const listenPath = path.join(dir, "l.sock")
     forwarding("-L", `127.0.0.1:${local}:${path.join(dir, "echo.sock")}`, "-L", `${listenPath}:127.0.0.1:${echo.port}`)
-    await listening({ host: "127.0.0.1", port: local })
-    await listening({ path: listenPath })
+    await waitFor({ host: "127.0.0.1", port: local })
+    await waitFor({ path: listenPath })
     const data = Crypto.randomBytes(1024 * 1024)
     expect(sha256(await roundTrip({ host: "127.0.0.1", port: local }, data))).toBe(sha256(data))
     expect(sha256(await roundTrip({ path: listenPath }, data))).toBe(sha256(data))
@@ -188,25 +153,13 @@ describeInterop("OpenSSH ssh forwarding through our server", () => {
     // the client leaving closes the listener
     remote.child.kill()
     await new Promise((resolve) => remote.child.once("exit", resolve))
-    for (let i = 0; i < 100; i++) {
-      const open = await new Promise<boolean>((resolve) => {
-        const c = net.connect({ host: "127.0.0.1", port: allocated! })
-        c.on("connect", () => {
-          c.destroy()
-          resolve(true)
-        })
-        c.on("error", () => resolve(false))
-      })
-      if (!open) return
-      await sleep(50)
-    }
-    expect.fail("the remote listener outlived its connection")
+    await waitFor({ host: "127.0.0.1", port: allocated! }, false)
   }, 60_000)
 
   it("ssh -R to a Unix socket on our server (streamlocal-forward)", async () => {
     const remotePath = path.join(dir, "r.sock")
     forwarding("-R", `${remotePath}:127.0.0.1:${echo.port}`)
-    await listening({ path: remotePath })
+    await waitFor({ path: remotePath })
     const data = Crypto.randomBytes(512 * 1024)
     expect(sha256(await roundTrip({ path: remotePath }, data))).toBe(sha256(data))
   }, 60_000)
@@ -214,7 +167,7 @@ describeInterop("OpenSSH ssh forwarding through our server", () => {
   it("ssh -D: curl --socks5-hostname through our server", async () => {
     const socks = await freePort()
     forwarding("-D", `127.0.0.1:${socks}`)
-    await listening({ host: "127.0.0.1", port: socks })
+    await waitFor({ host: "127.0.0.1", port: socks })
     const { stdout } = await execFile("curl", ["-sS", "--max-time", "20", "--socks5-hostname", `127.0.0.1:${socks}`, `http://localhost:${webPort}/`], {
       encoding: "buffer",
       maxBuffer: 16 * 1024 * 1024
@@ -238,7 +191,7 @@ describeInterop("OpenSSH ssh forwarding through our server", () => {
   it("the policy refuses: ssh -L to a port it denies gets 'administratively prohibited'", async () => {
     const local = await freePort()
     const denied = forwarding("-L", `127.0.0.1:${local}:127.0.0.1:1`)
-    await listening({ host: "127.0.0.1", port: local })
+    await waitFor({ host: "127.0.0.1", port: local })
     await new Promise<void>((resolve) => {
       const conn = net.connect({ host: "127.0.0.1", port: local })
       conn.on("close", () => resolve())

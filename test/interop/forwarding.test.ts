@@ -20,31 +20,11 @@ import * as PrivateKey from "../../src/Auth/PrivateKey.ts"
 import * as SshClient from "../../src/Client.ts"
 import type * as SshError from "../../src/SshError.ts"
 import { runFailure, runScoped, sshdOptions } from "../helpers.ts"
+import { accepts, echoServer, roundTrip, waitFor } from "./forwardingFixtures.ts"
 import { describeInterop, type Sshd, startSshd } from "./sshd.ts"
 
 const execFile = promisify(ChildProcess.execFile)
 const sha256 = (data: Uint8Array) => Crypto.createHash("sha256").update(data).digest("hex")
-
-/** An echo server (TCP or Unix socket) that keeps half-close: it ends its side when the client ends its own. */
-const echoServer = async (at: { port: 0 } | { path: string }) => {
-  const server = net.createServer({ allowHalfOpen: true }, (conn) => conn.pipe(conn))
-  await new Promise<void>((resolve) => "path" in at ? server.listen(at.path, resolve) : server.listen(0, "127.0.0.1", resolve))
-  return { server, port: "path" in at ? 0 : (server.address() as net.AddressInfo).port }
-}
-
-/** Sends `data` to host:port (or a Unix socket), half-closes, and collects everything until the other end ends. */
-const roundTrip = (to: { host: string; port: number } | { path: string }, data: Uint8Array) =>
-  new Promise<Uint8Array>((resolve, reject) => {
-    const conn = "path" in to ? net.connect({ path: to.path, allowHalfOpen: true }) : net.connect({ ...to, allowHalfOpen: true })
-    const chunks: Array<Buffer> = []
-    conn.on("data", (chunk) => chunks.push(chunk))
-    conn.on("end", () => {
-      conn.end()
-      resolve(Buffer.concat(chunks))
-    })
-    conn.on("error", reject)
-    conn.end(data)
-  })
 
 describeInterop("forwarding against OpenSSH sshd", () => {
   let sshd: Sshd
@@ -117,15 +97,7 @@ describeInterop("forwarding against OpenSSH sshd", () => {
     }))
     for (const b of back) expect(sha256(b)).toBe(sha256(data))
     // cancelled: nothing listens there any more
-    const refused = await new Promise<boolean>((resolve) => {
-      const conn = net.connect({ host: "127.0.0.1", port })
-      conn.on("connect", () => {
-        conn.destroy()
-        resolve(false)
-      })
-      conn.on("error", () => resolve(true))
-    })
-    expect(refused).toBe(true)
+    expect(await accepts({ host: "127.0.0.1", port })).toBe(false)
   }, 60_000)
 
   it("-R to a Unix socket on the server (streamlocal-forward@openssh.com), connections as a Stream", async () => {
@@ -189,15 +161,7 @@ describeInterop("forwarding against OpenSSH sshd", () => {
     // the SSH connection is closed too by now: every TCP handle this test opened is released
     for (let i = 0; i < 100 && tcpHandles() > before; i++) await new Promise((r) => setTimeout(r, 20))
     expect(tcpHandles()).toBeLessThanOrEqual(before)
-    const refused = await new Promise<boolean>((resolve) => {
-      const conn = net.connect({ host: "127.0.0.1", port: result.port })
-      conn.on("connect", () => {
-        conn.destroy()
-        resolve(false)
-      })
-      conn.on("error", () => resolve(true))
-    })
-    expect(refused).toBe(true)
+    expect(await accepts({ host: "127.0.0.1", port: result.port })).toBe(false)
   }, 120_000)
 
   it("typed errors: an unreachable target, a refused remote listener, a local port in use", async () => {

@@ -4,7 +4,7 @@
  * canonical text form (RFC 5952: lower case, longest run of zero groups
  * shortened to "::"). Pure, no Node APIs.
  *
- * @since 0.1.0
+ * @internal
  */
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
