@@ -43,10 +43,11 @@ export const DEFAULT_MAX_PACKET = 32 * 1024
 /** Stderr kept for a consumer that has not pulled it yet (see `SshChannel.stderr`). */
 export const UNREAD_STDERR_LIMIT = 1024 * 1024
 export { MAX_CHANNEL_PACKET }
-/** Bytes of the peer's channel requests waiting for their handlers, over the whole connection. */
+/** Bytes of the peer's channel requests waiting for their handlers, over the whole connection, before the reader waits. */
 export const QUEUED_REQUEST_LIMIT = 1024 * 1024
-/** Requests kept for a channel whose handler is not installed yet; later ones are refused. */
+/** Requests (and their bytes) kept for a channel whose handler is not installed yet; later ones are refused. */
 export const UNHANDLED_REQUEST_LIMIT = 32
+const UNHANDLED_REQUEST_BYTES = 64 * 1024
 /** The peer's global requests being handled at once. */
 export const GLOBAL_REQUEST_LIMIT = 256
 /** Bytes of control messages queued for the sender before the reader waits. */
@@ -281,6 +282,8 @@ interface ChannelHandle {
   working: boolean
   /** Whether the channel's number is free again (the channel is closed once `working` ends). */
   released: boolean
+  /** Bytes of requests that came before the handler was installed. */
+  unhandledBytes: number
   remoteClosed: boolean
   failure: SshError.SshError | undefined
   /** Bytes of unread stderr discarded (see `SshChannel.stderr`). */
@@ -311,6 +314,11 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   const closed = yield* Deferred.make<never, SshError.SshError>()
   let failure: SshError.SshError | undefined
   let queuedRequestBytes = 0
+  const requestRoom = Latch.makeUnsafe(true)
+  const dequeued = (bytes: number) => {
+    queuedRequestBytes -= bytes
+    if (queuedRequestBytes <= QUEUED_REQUEST_LIMIT) requestRoom.openUnsafe()
+  }
   let globalHandlers = 0
 
   // ---- the connection's own sender: what synchronous code must send goes out from here, in order
@@ -368,6 +376,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       queuedRequests: [],
       working: false,
       released: false,
+      unhandledBytes: 0,
       remoteClosed: false,
       failure: undefined,
       stderrDropped: 0
@@ -406,7 +415,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
 
   const settle = (handle: ChannelHandle) => {
     if (!handle.released || (handle.working && failure === undefined)) return
-    queuedRequestBytes -= handle.queuedRequests.reduce((n, r) => n + r.data.length, 0)
+    dequeued(handle.queuedRequests.reduce((n, r) => n + r.data.length, 0))
     handle.queuedRequests.length = 0
     Deferred.doneUnsafe(handle.closed, Exit.void)
   }
@@ -430,6 +439,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     for (const d of pendingGlobal.splice(0)) Deferred.doneUnsafe(d, Exit.fail(error))
     controlReady.openUnsafe()
     controlRoom.openUnsafe()
+    requestRoom.openUnsafe()
     Deferred.doneUnsafe(closed, Exit.fail(error))
   }
 
@@ -592,16 +602,16 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   const incomingRequest = (localId: number, request: QueuedRequest) => {
     const handle = handles.get(localId)
     if (handle === undefined) return refuseRequest(localId, request.slot)
-    if (handle.requestHandler === undefined && handle.queuedRequests.length >= UNHANDLED_REQUEST_LIMIT) {
+    if (
+      handle.requestHandler === undefined &&
+      (handle.queuedRequests.length >= UNHANDLED_REQUEST_LIMIT || handle.unhandledBytes + request.data.length > UNHANDLED_REQUEST_BYTES)
+    ) {
       return refuseRequest(localId, request.slot)
     }
     queuedRequestBytes += request.data.length
-    if (queuedRequestBytes > QUEUED_REQUEST_LIMIT) {
-      throw new SshError.LimitExceeded({
-        limit: "queued channel requests",
-        message: `more than ${QUEUED_REQUEST_LIMIT} bytes of channel requests wait for their handlers`
-      })
-    }
+    if (handle.requestHandler === undefined) handle.unhandledBytes += request.data.length
+    // the handlers are behind: the reader waits for them (TCP backpressure) rather than buffer more
+    if (queuedRequestBytes > QUEUED_REQUEST_LIMIT) requestRoom.closeUnsafe()
     handle.queuedRequests.push(request)
     startWorking(handle)
   }
@@ -614,7 +624,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       const request = handle.queuedRequests.shift()
       const handler = handle.requestHandler
       if (request === undefined || handler === undefined) return Effect.void
-      queuedRequestBytes -= request.data.length
+      dequeued(request.data.length)
       return handler(request.request, request.data, request.slot !== undefined).pipe(
         Effect.flatMap((outcome) => {
           const ok = typeof outcome === "boolean" ? outcome : outcome.success
@@ -745,6 +755,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     onRequest: (handler) => {
       // the request's data is a view of the packet it arrived in, and the handler may keep it
       handle.requestHandler = (request, data, wantReply) => handler(request, handOver(data), wantReply)
+      handle.unhandledBytes = 0
       startWorking(handle)
     },
     mergeStderr: () => {
@@ -799,7 +810,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   const receiveBatch = (batch: ReadonlyArray<Uint8Array>): Effect.Effect<void, SshError.SshError> => {
     try {
       for (const payload of batch) apply(machine.receive(payload))
-      return withWarnings(controlRoom.await)
+      return withWarnings(Effect.andThen(controlRoom.await, requestRoom.await))
     } catch (u) {
       return withWarnings(SshError.failOrDie(u))
     }
