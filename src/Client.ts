@@ -21,13 +21,18 @@
  * ```
  * @since 0.1.0
  */
+import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Semaphore from "effect/Semaphore"
 import type * as FileSystem from "effect/FileSystem"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import type * as Socket from "effect/socket/Socket"
 import * as SshError from "./SshError.ts"
 import * as OptionSchemas from "./internal/optionSchemas.ts"
@@ -350,3 +355,121 @@ const hostKeyOf = (
   }
   return { key: certificate.key as PublicKey.PublicKey, certificate }
 }
+
+/**
+ * A connection made on first use and again after it is lost: concurrent first users share one attempt; a use
+ * after the connection died connects anew (retried by `reconnect`, a Schedule, when given). pyssh's
+ * `new_session(connect_on_init=False)`, and what `SshClient.layer` provides.
+ *
+ * @example
+ * ```ts
+ * const ssh = yield* SshClient.lazy(options)       // no socket yet
+ * const r = yield* ssh.run("uptime")               // connects now
+ * ```
+ */
+export interface LazyConnection {
+  /** The live connection, connecting if there is none. */
+  readonly get: Effect.Effect<SshConnection, SshError.SshError>
+  readonly run: (
+    command: string,
+    options?: Session.SessionOptions & { readonly stdin?: Uint8Array | string | undefined }
+  ) => Effect.Effect<Session.RunResult, SshError.SshError>
+  readonly exec: (command: string, options?: Session.SessionOptions) => Effect.Effect<Session.SshProcess, SshError.SshError, Scope.Scope>
+  readonly sftp: (options?: SftpClient.SftpClientOptions) => Effect.Effect<SftpClient.SftpClient, SshError.SshError, Scope.Scope>
+  /** Whether a connection is open now (no attempt is made). */
+  readonly isConnected: Effect.Effect<boolean>
+}
+
+/**
+ * A lazy connection living as long as the scope (see `LazyConnection`).
+ *
+ * @example
+ * ```ts
+ * const ssh = yield* SshClient.lazy(options, { reconnect: Schedule.recurs(5) })
+ * ```
+ */
+export const lazy = (
+  options: ConnectOptions,
+  lazyOptions: { readonly reconnect?: Schedule.Schedule<unknown, SshError.SshError> | undefined } = {}
+): Effect.Effect<LazyConnection, SshError.SshError, Scope.Scope | Connector | FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    yield* OptionSchemas.validate(CheckedOptions, "connect options", options)
+    const scope = yield* Effect.scope
+    const context = yield* Effect.context<Connector | FileSystem.FileSystem>()
+    const lock = yield* Semaphore.make(1)
+    let current: { readonly ssh: SshConnection; readonly scope: Scope.Closeable } | undefined
+    const alive = () => current !== undefined && !Deferred.isDoneUnsafe(current.ssh.closed)
+    const attempt = Effect.gen(function*() {
+      const child = yield* Scope.fork(scope)
+      const made = yield* Effect.exit(Scope.provide(connect(options), child).pipe(Effect.provideContext(context)))
+      if (made._tag === "Failure") {
+        yield* Scope.close(child, made)
+        return yield* Effect.failCause(made.cause)
+      }
+      return { ssh: made.value, scope: child }
+    })
+    const get = lock.withPermit(Effect.suspend(() => {
+      if (alive()) return Effect.succeed(current!.ssh)
+      const previous = current
+      current = undefined
+      const connectAgain = lazyOptions.reconnect === undefined ? attempt : Effect.retry(attempt, lazyOptions.reconnect)
+      return Effect.andThen(
+        previous === undefined ? Effect.void : Scope.close(previous.scope, Exit.void),
+        Effect.map(connectAgain, (made) => {
+          current = made
+          return made.ssh
+        })
+      )
+    }))
+    return {
+      get,
+      run: (command, runOptions) => Effect.flatMap(get, (ssh) => ssh.run(command, runOptions)),
+      exec: (command, execOptions) => Effect.flatMap(get, (ssh) => ssh.exec(command, execOptions)),
+      sftp: (sftpOptions) => Effect.flatMap(get, (ssh) => ssh.sftp(sftpOptions)),
+      isConnected: Effect.sync(alive)
+    } satisfies LazyConnection
+  })
+
+/**
+ * The client as a service: a `LazyConnection` provided by `SshClient.layer(options)` or `layerConfig(config)`.
+ *
+ * @example
+ * ```ts
+ * const program = Effect.gen(function*() {
+ *   const ssh = yield* SshClient.SshClient
+ *   return yield* ssh.run("uptime")
+ * })
+ * program.pipe(Effect.provide(SshClient.layer(options)), Effect.provide(NodeSsh.layer))
+ * ```
+ */
+export class SshClient extends Context.Service<SshClient, LazyConnection>()("effect-ssh/SshClient") {}
+
+/**
+ * A layer of `SshClient` for these options; nothing connects until the first use, and the connection closes with
+ * the layer.
+ *
+ * @example
+ * ```ts
+ * const live = SshClient.layer({ host: "build.example.com", username: "ci", auth: [Auth.agent()], hostKeys: HostKeys.knownHosts() })
+ * ```
+ */
+export const layer = (
+  options: ConnectOptions,
+  lazyOptions?: { readonly reconnect?: Schedule.Schedule<unknown, SshError.SshError> | undefined }
+): Layer.Layer<SshClient, SshError.SshError, Connector | FileSystem.FileSystem> => Layer.effect(SshClient, lazy(options, lazyOptions))
+
+/**
+ * `layer` with its options read from Effect's `Config` (environment variables, a config provider of yours).
+ *
+ * @example
+ * ```ts
+ * const live = SshClient.layerConfig(Config.all({ host: Config.string("SSH_HOST"), username: Config.string("SSH_USER") }).pipe(
+ *   Config.map((c) => ({ ...c, auth: [Auth.agent()], hostKeys: HostKeys.knownHosts() }))
+ * ))
+ * ```
+ */
+export const layerConfig = (
+  config: Config.Config<ConnectOptions>,
+  lazyOptions?: { readonly reconnect?: Schedule.Schedule<unknown, SshError.SshError> | undefined }
+): Layer.Layer<SshClient, SshError.SshError | Config.ConfigError, Connector | FileSystem.FileSystem> =>
+  Layer.effect(SshClient, Effect.flatMap(config, (options: ConnectOptions) => lazy(options, lazyOptions)))

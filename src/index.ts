@@ -42,6 +42,8 @@ export * as SftpAttributes from "./Sftp/Attributes.ts"
 export * as SftpStatusCode from "./Sftp/Status.ts"
 /** The embedded server: `SshServer.serve(options)` → scoped server. */
 export * as SshServer from "./Server.ts"
+/** Connections kept and shared by destination (RcMap). */
+export * as SshPool from "./Pool.ts"
 /** Default server session handlers: real processes over pipes or a pty. */
 export * as ProcessSession from "./Server/ProcessSession.ts"
 /** Server-side authentication handlers and options. */
