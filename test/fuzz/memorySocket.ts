@@ -36,6 +36,11 @@ export const socketPair = (): SocketPair => {
   ours.once("finish", () => theirs.destroy())
   ours.once("close", () => theirs.destroy())
   theirs.once("end", () => theirs.destroy())
+  // A kernel copies what is written to a TCP socket, and our socket adapter frees a sealed packet once its write
+  // is done; a duplexPair hands the very buffer to the other end instead, whose reader would see it freed.
+  const write = ours.write.bind(ours) as (chunk: unknown, ...rest: Array<unknown>) => boolean
+  ours.write = ((chunk: unknown, ...rest: Array<unknown>) =>
+    write(chunk instanceof Uint8Array ? Buffer.from(chunk) : chunk, ...rest)) as typeof ours.write
   const peer = Object.assign(theirs, { localPort: nextPort++, remotePort: 22, setNoDelay: () => peer }) as unknown as net.Socket
   // the socket adapter our server uses for accepted connections, over the Duplex (it uses only what a Duplex has)
   const socket = fromNetSocket(() => ours as unknown as net.Socket, { highWaterMark: 1024 * 1024, copyData: true })
