@@ -7,10 +7,13 @@
  * One reader fiber per connection reads the socket, answers transport
  * messages itself (so key re-exchange progresses whatever the upper layers are
  * doing) and hands every other payload, in order, to a small bounded queue
- * read by `receive`. Writes go through one lock that assigns sequence
- * numbers; while a key exchange runs, only kex messages are sent and the
- * others wait. The pure pieces (framing, ciphers, kex math, negotiation,
- * message codecs) live in sibling modules; this module only sequences them.
+ * read by `receive`. Packets are sealed synchronously in order into an
+ * outbox that one writer fiber drains; from our KEXINIT until our NEWKEYS
+ * only transport messages are sealed and the upper layer's sends wait. What
+ * may happen when (the sequencing) is decided by the pure `TransportMachine`;
+ * the other pure pieces (framing, ciphers, kex math, negotiation, message
+ * codecs) live in sibling modules. This module is the shell that runs them:
+ * socket, fibers, latches, outbox, crypto objects, and the time from `Clock`.
  *
  * @since 0.1.0
  */
@@ -202,7 +205,6 @@ const systemRandom = (n: number): Uint8Array => {
 }
 
 const fail = (reason: SshError.SshErrorReason) => Effect.fail(new SshError.SshError({ reason }))
-const protocolError = (message: string) => fail(new SshError.ProtocolError({ message }))
 
 /**
  * Runs a pure core function, turning a thrown reason into a typed failure.

@@ -274,7 +274,8 @@ export class TransportMachine {
     this._lastReceivedAt = now
     this._packetsIn++
     this.packetsSinceKex++
-    if (type > 49 && this._firstKexDone && !this.firstPacket) {
+    // the data path first: upper-layer messages once the first exchange is done
+    if (type > 49 && this._firstKexDone) {
       if (this.exchange !== undefined && this.exchange.theirKexInit) {
         throw protocolError(`message ${type} during a key exchange`)
       }
