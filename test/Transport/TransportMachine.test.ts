@@ -16,7 +16,8 @@ import * as Messages from "../../src/Transport/Messages.ts"
 import * as Transport from "../../src/Transport/Transport.ts"
 import { type MachineOptions, passesDuringKex, TransportMachine } from "../../src/Transport/TransportMachine.ts"
 import * as N from "../../src/Wire/MessageNumber.ts"
-import { transportSockets } from "../fuzz/memorySocket.ts"
+import { socketPair, transportSockets } from "../fuzz/memorySocket.ts"
+import { defaultKexInit, SshPeer } from "../fuzz/peer.ts"
 
 const options = (overrides: Partial<MachineOptions> = {}): MachineOptions => ({
   role: "client",
@@ -384,4 +385,34 @@ describe("Transport.make with its machine", () => {
       expect(client.extensions().has("server-sig-algs")).toBe(true)
       yield* server.disconnect()
     }))
+})
+
+describe("the fuzz peer's handshake, sequenced by its own machine", () => {
+  it("keeps strict kex through a rekey whose KEXINITs no longer carry the markers", async () => {
+    const pair = socketPair()
+    const peer = new SshPeer(pair.peer, "client", { idleMs: 2000 })
+    // chacha20-poly1305's nonce is the sequence number: a reset missed on either side fails the next packet's MAC
+    const kexInit = () => defaultKexInit("client", { ciphersClientToServer: ["chacha20-poly1305@openssh.com"], ciphersServerToClient: ["chacha20-poly1305@openssh.com"] })
+    const served = Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const server = yield* Transport.make(pair.socket, { role: "server", algorithms, hostKeys: [hostKeySigner(hostKey)] })
+      const first = yield* server.receive
+      const second = yield* server.receive
+      return { types: [first[0], second[0]], kexCount: server.stats().kexCount }
+    })))
+    await peer.exchangeVersions()
+    await peer.exchangeKexInit(kexInit())
+    const result = await peer.clientKex()
+    await peer.expectNewKeys(result)
+    peer.sendNewKeys(result)
+    peer.send(Messages.encodeServiceRequest("ssh-userauth"))
+    // the peer's rekey: our server's KEXINIT now offers no strict marker, so this negotiation says "not strict"
+    const rekeyed = await peer.exchangeKexInit(kexInit())
+    expect(rekeyed.strictKex).toBe(false)
+    const again = await peer.clientKex()
+    await peer.expectNewKeys(again)
+    peer.sendNewKeys(again)
+    peer.send(Messages.encodeServiceRequest("ssh-connection"))
+    expect(await served).toEqual({ types: [N.SERVICE_REQUEST, N.SERVICE_REQUEST], kexCount: 2 })
+    peer.pipe.destroy()
+  })
 })
