@@ -121,6 +121,9 @@ interface Exchange {
 /** Packets a strict first exchange may see before its sequence number would wrap. */
 const SEQUENCE_SPAN = 2 ** 32
 
+/** The shortest wait of the rekey timer while it cannot rekey (an exchange runs). */
+const IDLE_RECHECK_MS = 1000
+
 const protocolError = (message: string) => new ProtocolError({ message })
 
 /**
@@ -168,7 +171,7 @@ export class TransportMachine {
   private sentExtInfo = false
   private peerKexCount = 0
   private firstPacket = true
-  /** Whether the peer's first KEXINIT was its first packet (strict kex requires it). */
+  /** Whether the peer's first packet was its KEXINIT (strict kex requires it). */
   private kexInitFirst = false
   private _kexCount = 0
   private _lastKexAt: number
@@ -429,10 +432,11 @@ export class TransportMachine {
 
   /**
    * Milliseconds until the time trigger should be looked at again: until the
-   * interval since the last exchange ends, or a whole interval while one runs.
+   * interval since the last exchange ends, or a whole interval (at least a
+   * second, so a tiny interval does not spin) while one runs.
    */
   rekeyDelay(now: number): number {
-    if (this.exchange !== undefined || !this._firstKexDone) return this.options.rekeyIntervalMs
+    if (this.exchange !== undefined || !this._firstKexDone) return Math.max(this.options.rekeyIntervalMs, IDLE_RECHECK_MS)
     return Math.max(0, this._lastKexAt + this.options.rekeyIntervalMs - now)
   }
 }

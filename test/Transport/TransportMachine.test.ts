@@ -220,8 +220,11 @@ describe("TransportMachine", () => {
     expect(machine.rekeyDue(65_000)).toBe(true)
     expect(machine.rekeyDelay(70_000)).toBe(0)
     machine.requestKex()
-    // while one runs the timer looks again a whole interval later
+    // while one runs the timer looks again a whole interval later, and never spins
     expect(machine.rekeyDelay(70_000)).toBe(60_000)
+    const eager = new TransportMachine(options({ rekeyIntervalMs: 0 }), 0)
+    eager.requestKex()
+    expect(eager.rekeyDelay(0)).toBe(1000)
   })
 
   it("answers a peer-initiated rekey with our KEXINIT, and refuses a second KEXINIT in one exchange", () => {
