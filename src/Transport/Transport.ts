@@ -7,10 +7,13 @@
  * One reader fiber per connection reads the socket, answers transport
  * messages itself (so key re-exchange progresses whatever the upper layers are
  * doing) and hands every other payload, in order, to a small bounded queue
- * read by `receive`. Writes go through one lock that assigns sequence
- * numbers; while a key exchange runs, only kex messages are sent and the
- * others wait. The pure pieces (framing, ciphers, kex math, negotiation,
- * message codecs) live in sibling modules; this module only sequences them.
+ * read by `receive`. Packets are sealed synchronously in order into an
+ * outbox that one writer fiber drains; from our KEXINIT until our NEWKEYS
+ * only transport messages are sealed and the upper layer's sends wait. What
+ * may happen when (the sequencing) is decided by the pure `TransportMachine`;
+ * the other pure pieces (framing, ciphers, kex math, negotiation, message
+ * codecs) live in sibling modules. This module is the shell that runs them:
+ * socket, fibers, latches, outbox, crypto objects, and the time from `Clock`.
  *
  * @since 0.1.0
  */
@@ -21,6 +24,7 @@ import * as Latch from "effect/Latch"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import type * as Socket from "effect/socket/Socket"
 import * as SshError from "../SshError.ts"
 import * as N from "../Wire/MessageNumber.ts"
@@ -37,6 +41,7 @@ import { equal } from "../internal/bytes.ts"
 import { adopt } from "../internal/ownedBuffers.ts"
 import type { Payload } from "../internal/packetLayout.ts"
 import * as Certificate from "../Auth/Certificate.ts"
+import * as TransportMachine from "./TransportMachine.ts"
 
 /** Which end of the connection we are. */
 export type Role = "client" | "server"
@@ -127,12 +132,6 @@ export const defaultLimits: TransportLimits = {
   preAuthKex: 3
 }
 
-/** Transport message numbers with no meaning (RFC 4250 §4.1.2), each answered with UNIMPLEMENTED. */
-const isUnassigned = (type: number): boolean =>
-  type !== N.DISCONNECT && type !== N.IGNORE && type !== N.UNIMPLEMENTED && type !== N.DEBUG &&
-  type !== N.SERVICE_REQUEST && type !== N.SERVICE_ACCEPT && type !== N.EXT_INFO && type !== N.KEXINIT &&
-  type !== N.NEWKEYS && !(type >= N.KEX_FIRST && type <= N.KEX_LAST) && type >= 1 && type <= 49
-
 /** What a queued payload costs: its bytes and a share for the bookkeeping, so floods of tiny messages count. */
 const queuedCost = (payload: Uint8Array): number => payload.length + 64
 
@@ -206,7 +205,6 @@ const systemRandom = (n: number): Uint8Array => {
 }
 
 const fail = (reason: SshError.SshErrorReason) => Effect.fail(new SshError.SshError({ reason }))
-const protocolError = (message: string) => fail(new SshError.ProtocolError({ message }))
 
 /**
  * Runs a pure core function: a thrown reason is the typed failure, anything
@@ -237,13 +235,11 @@ const socketError = (cause: Socket.SocketError): SshError.SshError => {
   return SshError.make(new SshError.ConnectionClosed({ message: `socket error: ${reason.message}` }))
 }
 
+/** What the shell holds of a running key exchange: the bytes and crypto objects the machine has no use for. */
 interface KexState {
   readonly ourKexInit: Uint8Array
-  theirKexInit: Uint8Array | undefined
   negotiated: Negotiation.Negotiated | undefined
-  machine: Kex.ClientKex | Kex.ServerKex | undefined
-  ignoreGuess: boolean
-  sentNewKeys: boolean
+  method: Kex.ClientKex | Kex.ServerKex | undefined
   pendingIncoming: Cipher.DirectionKeys | undefined
   readonly done: Deferred.Deferred<void, SshError.SshError>
 }
@@ -251,9 +247,23 @@ interface KexState {
 /** Strict kex markers: the pre-standard OpenSSH names and the standard ones of draft-miller-sshm-strict-kex §3.1. */
 const strictNames = { client: ["kex-strict-c-v00@openssh.com", "kex-strict-c"], server: ["kex-strict-s-v00@openssh.com", "kex-strict-s"] }
 
+/** Packets in both directions after which we rekey: well before sequence numbers wrap at 2^32 (RFC 4344 §3.1). */
+const REKEY_PACKETS = 2 ** 31
+
+/** The message number of a payload given whole or in parts. */
+const messageType = (payload: Payload): number => {
+  if (payload instanceof Uint8Array) return payload.length > 0 ? payload[0]! : -1
+  for (const part of payload) if (part.length > 0) return part[0]!
+  return -1
+}
+
 /**
  * Opens a transport over a socket: exchanges versions and runs the first key
  * exchange, then returns. Closing the scope sends DISCONNECT and closes the socket.
+ *
+ * The sequencing (which message may come when, where keys switch, when to
+ * rekey) is `TransportMachine`'s; this shell owns the socket, the fibers, the
+ * latches, the outbox and the crypto objects, and reads the time from `Clock`.
  *
  * @example
  * ```ts
@@ -263,9 +273,9 @@ const strictNames = { client: ["kex-strict-c-v00@openssh.com", "kex-strict-c"], 
  */
 export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: TransportConfig) {
   const scope = yield* Effect.scope
+  const clock = yield* Clock.Clock
+  const now = () => clock.currentTimeMillisUnsafe()
   const role = config.role
-  const rekeyBytes = config.rekeyBytes ?? ONE_GIB
-  const rekeyIntervalMs = config.rekeyIntervalMs ?? ONE_HOUR
   const ourVersion = config.version ?? Version.ourVersion
   if (role === "server" && (config.hostKeys === undefined || config.hostKeys.length === 0)) {
     return yield* fail(new SshError.ConfigParseError({ message: "a server needs at least one host key" }))
@@ -276,18 +286,24 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   // ---- wire state
   const limits: TransportLimits = { ...defaultLimits, ...config.limits }
+  const machine = new TransportMachine.TransportMachine({
+    role,
+    rekeyBytes: config.rekeyBytes ?? ONE_GIB,
+    rekeyPackets: REKEY_PACKETS,
+    rekeyIntervalMs: config.rekeyIntervalMs ?? ONE_HOUR,
+    preAuthKex: limits.preAuthKex
+  }, now())
   const packetReader = new PacketReader()
   packetReader.limitPacketLength({ bytes: limits.preAuthPacketBytes, phase: "before authentication" })
   // padding comes from a pool: one system call per 4 KiB instead of one per packet
   const random = Cipher.pooledRandom(systemRandom)
   const packetWriter = new PacketWriter(Cipher.plainSealer(random))
-  const idle = Latch.makeUnsafe(false)
+  /** Open while the upper layer's payloads may be sealed: closed from our KEXINIT until our NEWKEYS. */
+  const sendable = Latch.makeUnsafe(false)
   const incoming = yield* Queue.unbounded<Uint8Array, SshError.SshError>()
   /** `queuedCost` of the payloads in `incoming`. */
   let incomingBytes = 0
   let isAuthenticated = false
-  /** Key exchanges the peer started (its KEXINITs). */
-  let peerKexCount = 0
   /** Open while the reader may read; the reader closes it when it pauses, and whatever may unblock it opens it. */
   const readable = Latch.makeUnsafe(true)
   const incomingPause = () => isAuthenticated ? limits.incomingBytes : limits.preAuthIncomingBytes
@@ -300,19 +316,9 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   let preamble: ReadonlyArray<string> = []
   let hostKey: Uint8Array = new Uint8Array(0)
   let negotiated: Negotiation.Negotiated | undefined
-  let strict = false
-  let firstKexDone = false
-  let sentExtInfo = false
+  /** Defined exactly while `machine.kexRunning`. */
   let kex: KexState | undefined
   let extensions: ReadonlyMap<string, Uint8Array> = new Map()
-  let bytesIn = 0
-  let bytesOut = 0
-  let packetsIn = 0
-  let packetsOut = 0
-  let kexCount = 0
-  let bytesSinceKex = 0
-  let lastKexAt = Date.now()
-  let lastReceivedAt = Date.now()
 
   // ---- writing
   // Sealed packets wait in the outbox for the writer fiber. Sealing and queueing are synchronous, so they need
@@ -338,9 +344,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     if (failure) return false
     // the socket frees it once written (ownedBuffers)
     const packet = adopt(packetWriter.seal(payload))
-    bytesOut += packet.length
-    bytesSinceKex += packet.length
-    packetsOut++
+    machine.sealed(packet.length)
     enqueue(packet)
     return true
   }
@@ -371,7 +375,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     Effect.suspend(() => {
       if (failure) return Effect.void
       failure = error
-      idle.openUnsafe()
+      sendable.openUnsafe()
       readable.openUnsafe()
       if (kex) Deferred.doneUnsafe(kex.done, Effect.fail(error))
       Deferred.doneUnsafe(closed, Effect.fail(error))
@@ -388,7 +392,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   // ---- key exchange
   const buildKexInit = (): Uint8Array => {
     const a = config.algorithms
-    const pseudo = firstKexDone ? [] : role === "client" ? ["ext-info-c", ...strictNames.client] : strictNames.server
+    const pseudo = machine.firstKexDone ? [] : role === "client" ? ["ext-info-c", ...strictNames.client] : strictNames.server
     const hostKeyAlgorithms = role === "server"
       ? a.hostKey.filter((alg) => config.hostKeys!.some((k) => k.algorithms.includes(alg)))
       : a.hostKey
@@ -409,25 +413,20 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     })
   }
 
-  /** Sends our KEXINIT and enters the kex state (no-op if a kex is running). */
-  const startKex = Effect.suspend(() => {
-    if (kex) return Effect.succeed(kex.done)
+  /** Seals our KEXINIT for the exchange the machine just began, holding the upper layer's sends. */
+  const beginKex = (): boolean => {
     const ourKexInit = buildKexInit()
-    const state: KexState = {
-      ourKexInit,
-      theirKexInit: undefined,
-      negotiated: undefined,
-      machine: undefined,
-      ignoreGuess: false,
-      sentNewKeys: false,
-      pendingIncoming: undefined,
-      done: Deferred.makeUnsafe<void, SshError.SshError>()
-    }
-    kex = state
-    idle.closeUnsafe()
+    kex = { ourKexInit, negotiated: undefined, method: undefined, pendingIncoming: undefined, done: Deferred.makeUnsafe() }
+    sendable.closeUnsafe()
     // the reader never pauses during a key exchange
     readable.openUnsafe()
-    return Effect.as(sealAndWrite(ourKexInit), state.done)
+    return sealNow(ourKexInit)
+  }
+
+  /** Starts a key exchange unless one runs; the running exchange's completion. */
+  const startKex = Effect.suspend(() => {
+    if (machine.requestKex() && !beginKex()) return Effect.fail(failure!)
+    return Effect.succeed(kex!.done)
   })
 
   const keysFor = (
@@ -453,31 +452,22 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   const onTheirKexInit = (payload: Uint8Array) =>
     Effect.gen(function*() {
-      peerKexCount++
-      if (!isAuthenticated && peerKexCount > limits.preAuthKex) {
-        return yield* fail(new SshError.LimitExceeded({
-          limit: "key exchanges before authentication",
-          message: `peer started key exchange ${peerKexCount} before authenticating; at most ${limits.preAuthKex} are allowed`
-        }))
-      }
-      if (kex === undefined) yield* startKex
+      // the peer started this exchange: our KEXINIT goes first
+      if ((yield* core(() => machine.kexInitReceived())) && !beginKex()) return yield* Effect.fail(failure!)
       const state = kex!
-      if (state.theirKexInit) return yield* protocolError("second KEXINIT during a key exchange")
-      state.theirKexInit = payload
       const ours = yield* core(() => Messages.decodeKexInit(state.ourKexInit))
       const theirs = yield* core(() => Messages.decodeKexInit(payload))
       const client = role === "client" ? ours : theirs
       const server = role === "client" ? theirs : ours
       const n = yield* core(() => Negotiation.negotiate(client, server, role))
       state.negotiated = n
-      if (!firstKexDone) {
-        strict = n.strictKex
-        // the packet just read is the KEXINIT: under strict kex it must have been the very first one
-        if (strict && packetReader.sequence !== 1) {
-          return yield* protocolError("strict key exchange: KEXINIT was not the first packet")
-        }
-      }
-      if (theirs.firstKexPacketFollows) state.ignoreGuess = Negotiation.guessIsWrong(client, server)
+      yield* core(() =>
+        machine.negotiated({
+          strict: n.strictKex,
+          extInfo: n.extInfo,
+          ignoreGuess: theirs.firstKexPacketFollows && Negotiation.guessIsWrong(client, server)
+        })
+      )
       const inputs: Kex.KexInputs = {
         role,
         clientVersion: role === "client" ? ourVersion : peerVersion,
@@ -487,12 +477,12 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
         algorithm: n.kex
       }
       if (role === "client") {
-        const machine = yield* core(() => Kex.makeClientKex(inputs, config.gex ?? {}))
-        state.machine = machine
-        for (const msg of yield* core(() => machine.start())) yield* sealAndWrite(msg)
+        const method = yield* core(() => Kex.makeClientKex(inputs, config.gex ?? {}))
+        state.method = method
+        for (const msg of yield* core(() => method.start())) yield* sealAndWrite(msg)
       } else {
         const signer = config.hostKeys!.find((k) => k.algorithms.includes(n.hostKey))!
-        state.machine = yield* core(() =>
+        state.method = yield* core(() =>
           Kex.makeServerKex(inputs, { blob: signer.blob, sign: (h) => signer.sign(h, n.hostKey) })
         )
       }
@@ -500,20 +490,17 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   const onKexMessage = (payload: Uint8Array) =>
     Effect.gen(function*() {
-      const state = kex
-      if (!state || !state.machine) return yield* protocolError(`unexpected key exchange message ${payload[0]}`)
-      if (state.ignoreGuess) {
-        state.ignoreGuess = false
-        return
-      }
-      const machine = state.machine
-      const step = yield* core(() => machine.receive(payload))
+      // false: the peer's first kex packet on a wrong guess, dropped
+      if (!(yield* core(() => machine.kexMessage(payload[0]!)))) return
+      const state = kex!
+      const method = state.method!
+      const step = yield* core(() => method.receive(payload))
       for (const msg of step.send) yield* sealAndWrite(msg)
       if (!step.result) return
       const result = step.result
       const n = state.negotiated!
       if (role === "client") {
-        if (firstKexDone && !equal(result.hostKeyBlob, hostKey)) {
+        if (machine.firstKexDone && !equal(result.hostKeyBlob, hostKey)) {
           return yield* fail(new SshError.HostKeyChanged({ host: "(rekey)", expected: ["the key of the first exchange"], received: "another key" }))
         }
         // a certificate host key signs as the key it certifies
@@ -523,96 +510,65 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
         if (!valid) {
           return yield* fail(new SshError.HostKeySignatureInvalid({ message: `the server's ${n.hostKey} signature over the exchange hash does not verify` }))
         }
-        if (!firstKexDone && config.verifyHostKey) yield* config.verifyHostKey(result.hostKeyBlob, n.hostKey)
+        if (!machine.firstKexDone && config.verifyHostKey) yield* config.verifyHostKey(result.hostKeyBlob, n.hostKey)
       }
       hostKey = result.hostKeyBlob
       if (sessionId === undefined) sessionId = result.H
       const outKeys = keysFor(n, result, role === "client" ? "clientToServer" : "serverToClient")
       state.pendingIncoming = keysFor(n, result, role === "client" ? "serverToClient" : "clientToServer")
       const sealer = yield* core(() => Cipher.makeSealer(outKeys, random))
+      const out = yield* core(() => machine.kexFinished())
       // NEWKEYS goes out under the old keys; everything after it under the new ones.
       if (!sealNow(Uint8Array.of(N.NEWKEYS))) return yield* Effect.fail(failure!)
       packetWriter.setSealer(sealer)
-      if (strict) packetWriter.resetSequence()
-      state.sentNewKeys = true
+      if (out.resetSequence) packetWriter.resetSequence()
       negotiated = n
-      if (role === "server" && !sentExtInfo && n.extInfo) {
-        sentExtInfo = true
+      if (out.sendExtInfo) {
         yield* sealAndWrite(
           Messages.encodeExtInfo([["server-sig-algs", new TextEncoder().encode(userSignatureAlgorithms.join(","))]])
         )
       }
+      // the upper layer's held payloads go now, under the new keys
+      sendable.openUnsafe()
     })
 
   const onNewKeys = Effect.gen(function*() {
-    const state = kex
-    if (!state || !state.pendingIncoming) return yield* protocolError("NEWKEYS before the key exchange finished")
+    const step = yield* core(() => machine.newKeysReceived(now()))
+    const state = kex!
     const opener = yield* core(() => Cipher.makeOpener(state.pendingIncoming!))
     packetReader.setOpener(opener)
-    if (strict) packetReader.resetSequence()
-    // Both NEWKEYS are done once we received theirs (ours is sent before theirs can be processed by us).
-    if (!state.sentNewKeys) return yield* protocolError("peer sent NEWKEYS before we did")
+    if (step.resetSequence) packetReader.resetSequence()
     kex = undefined
-    firstKexDone = true
-    kexCount++
-    bytesSinceKex = 0
-    lastKexAt = Date.now()
-    idle.openUnsafe()
     Deferred.doneUnsafe(state.done, Effect.void)
   })
 
-  const onTransportMessage = (payload: Uint8Array) =>
+  /** The transport messages the machine routes to the shell to decode and act on. */
+  const onTransportMessage = (payload: Uint8Array, route: TransportMachine.Route) =>
     Effect.gen(function*() {
-      const type = payload[0]!
-      if (!firstKexDone && strict && !N.isKexMessage(type)) {
-        return yield* protocolError(`message ${type} during the initial strict key exchange`)
-      }
-      switch (type) {
-        case N.DISCONNECT: {
+      switch (route) {
+        case "disconnect": {
           const d = yield* core(() => Messages.decodeDisconnect(payload))
           return yield* fail(new SshError.PeerDisconnected({ code: d.code, description: d.description }))
         }
-        case N.IGNORE:
-        case N.DEBUG:
-          if (!firstKexDone && strict) return yield* protocolError(`message ${type} during the initial strict key exchange`)
-          return
-        case N.UNIMPLEMENTED:
-          if (!firstKexDone) return yield* protocolError("UNIMPLEMENTED during the initial key exchange")
-          return
-        case N.EXT_INFO: {
+        case "extinfo": {
           const ext = yield* core(() => Messages.decodeExtInfo(payload))
           extensions = new Map(ext)
           return
         }
-        case N.KEXINIT:
+        case "kexinit":
           return yield* onTheirKexInit(payload)
-        case N.NEWKEYS:
+        case "newkeys":
           return yield* onNewKeys
-        default:
-          if (type >= N.KEX_FIRST && type <= N.KEX_LAST) return yield* onKexMessage(payload)
-          // 5..19 other than the above, 8..19 unassigned: answer UNIMPLEMENTED (RFC 4253 §11.4)
-          return yield* sealAndWrite(Messages.encodeUnimplemented(packetReader.sequence - 1))
+        case "kex":
+          return yield* onKexMessage(payload)
       }
     })
 
   // ---- reading
-  /** The next complete packet already buffered, or undefined; throws a reason for a bad packet. */
-  const nextBuffered = (): Uint8Array | undefined => {
-    const payload = packetReader.next()
-    if (payload === undefined) return undefined
-    packetsIn++
-    lastReceivedAt = Date.now()
-    if (packetReader.sequence === 0 && !firstKexDone && strict) {
-      throw new SshError.ProtocolError({ message: "sequence number wrapped during the initial key exchange" })
-    }
-    return payload
-  }
-
   const pullMore = Effect.map(Effect.mapError(socketReader.pull, socketError), (chunks) => {
     for (const chunk of chunks) {
       const bytes = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk
-      bytesIn += bytes.length
-      bytesSinceKex += bytes.length
+      machine.read(bytes.length)
       packetReader.push(bytes)
     }
   })
@@ -629,55 +585,43 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     }
   })
 
-  const needsRekey = () =>
-    firstKexDone && kex === undefined && (bytesSinceKex >= rekeyBytes || Date.now() - lastKexAt >= rekeyIntervalMs)
-
-  let first = true
   /**
-   * Routes one payload. Transport messages return the effect that handles
-   * them; everything else is queued for the upper layer synchronously, so a
-   * burst of channel data costs no effect per packet. Throws a reason for a
-   * message that may not come now.
+   * Routes one payload as the machine says. Transport messages return the
+   * effect that handles them; everything else is queued for the upper layer
+   * synchronously, so a burst of channel data costs no effect per packet.
+   * Throws a reason for a message that may not come now.
    */
   const route = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> | undefined => {
-    const type = payload.length > 0 ? payload[0]! : -1
-    if (type < 0) throw new SshError.ProtocolError({ message: "empty packet" })
-    if (first) {
-      first = false
-      if (type !== N.KEXINIT && (strict || role === "server")) {
-        throw new SshError.ProtocolError({ message: `first packet was ${type}, not KEXINIT` })
-      }
-    }
-    if (type >= 1 && type <= 49 && type !== N.SERVICE_REQUEST && type !== N.SERVICE_ACCEPT) {
-      // the messages a flooding peer can send at will are handled here, with no effect per message
-      if (isUnassigned(type) && (firstKexDone || !strict)) {
-        if (!sealNow(Messages.encodeUnimplemented(packetReader.sequence - 1))) return Effect.fail(failure!)
+    const to = machine.receive(payload.length > 0 ? payload[0]! : -1, now())
+    switch (to) {
+      case "deliver":
+        incomingBytes += queuedCost(payload)
+        if (machine.kexRunning && incomingBytes > incomingPause() * limits.kexBacklogFactor) {
+          throw new SshError.LimitExceeded({
+            limit: "queued incoming bytes",
+            message: `peer sent ${incomingBytes} bytes we could not process yet during a key exchange`
+          })
+        }
+        Queue.offerUnsafe(incoming, payload)
         return undefined
-      }
-      if ((type === N.IGNORE || type === N.DEBUG) && firstKexDone) return undefined
-      return onTransportMessage(payload)
+      case "ignore":
+        return undefined
+      case "unimplemented":
+        // the messages a flooding peer can send at will are answered here, with no effect per message
+        return sealNow(Messages.encodeUnimplemented(packetReader.sequence - 1)) ? undefined : Effect.fail(failure!)
+      default:
+        return onTransportMessage(payload, to)
     }
-    if (!firstKexDone) throw new SshError.ProtocolError({ message: `message ${type} before the first key exchange completed` })
-    if (kex?.theirKexInit !== undefined) throw new SshError.ProtocolError({ message: `message ${type} during a key exchange` })
-    incomingBytes += queuedCost(payload)
-    if (kex !== undefined && incomingBytes > incomingPause() * limits.kexBacklogFactor) {
-      throw new SshError.LimitExceeded({
-        limit: "queued incoming bytes",
-        message: `peer sent ${incomingBytes} bytes we could not process yet during a key exchange`
-      })
-    }
-    Queue.offerUnsafe(incoming, payload)
-    return undefined
   }
 
   const readerLoop = Effect.gen(function*() {
     for (;;) {
       let payload: Uint8Array | undefined
-      while ((payload = nextBuffered()) !== undefined) {
+      while ((payload = packetReader.next()) !== undefined) {
         const handle = route(payload)
         if (handle !== undefined) yield* handle
       }
-      if (needsRekey()) yield* Effect.asVoid(startKex)
+      if (machine.rekeyDue(now())) yield* Effect.asVoid(startKex)
       while (mustPause()) {
         readable.closeUnsafe()
         yield* readable.await
@@ -686,10 +630,18 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     }
   })
 
+  /** Rekeys by time on a quiet connection too: wakes when the interval since the last exchange ends. */
+  const rekeyTimer = Effect.gen(function*() {
+    while (failure === undefined) {
+      yield* Effect.sleep(machine.rekeyDelay(now()))
+      if (machine.rekeyDue(now())) yield* Effect.asVoid(startKex)
+    }
+  })
+
   /** Whether the reader must stop reading the socket for now (see `TransportLimits`). */
   const mustPause = (): boolean =>
     failure === undefined &&
-    (outboxBytes > limits.outboxBytes || (kex === undefined && incomingBytes > incomingPause()))
+    (outboxBytes > limits.outboxBytes || (!machine.kexRunning && incomingBytes > incomingPause()))
 
   /** Accounts for payloads the upper layer took, and lets a paused reader go on once they are few enough. */
   const took = (bytes: number): void => {
@@ -741,13 +693,14 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   const firstKex = yield* startKex
   yield* Deferred.await(firstKex)
+  const timerFiber = yield* Effect.forkIn(Effect.ignore(rekeyTimer), scope)
 
   const send = (payload: Payload): Effect.Effect<void, SshError.SshError> =>
     Effect.suspend(function attempt(): Effect.Effect<void, SshError.SshError> {
       if (failure) return Effect.fail(failure)
-      if (kex !== undefined) return Effect.andThen(idle.await, Effect.suspend(attempt))
+      if (machine.holdsSend(messageType(payload))) return Effect.andThen(sendable.await, Effect.suspend(attempt))
       sealNow(payload)
-      const rekey = needsRekey() ? Effect.asVoid(startKex) : Effect.void
+      const rekey = machine.rekeyDue(now()) ? Effect.asVoid(startKex) : Effect.void
       return outboxBytes > OUTBOX_HIGH ? Effect.andThen(belowHigh.await, rekey) : rekey
     })
 
@@ -762,7 +715,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   yield* Scope.addFinalizer(
     scope,
-    Effect.andThen(disconnect(), Fiber.interruptAll([readerFiber, writerFiber]))
+    Effect.andThen(disconnect(), Fiber.interruptAll([readerFiber, writerFiber, timerFiber]))
   )
 
   const transport: Transport = {
@@ -780,13 +733,20 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     sendIgnore: (data) => sealAndWrite(Messages.encodeIgnore(data)),
     authenticated: Effect.sync(() => {
       isAuthenticated = true
+      machine.authenticated()
       packetReader.limitPacketLength(undefined)
       readable.openUnsafe()
     }),
     disconnect,
     closed,
-    lastReceivedAt: () => lastReceivedAt,
-    stats: () => ({ bytesIn, bytesOut, packetsIn, packetsOut, kexCount })
+    lastReceivedAt: () => machine.lastReceivedAt,
+    stats: () => ({
+      bytesIn: machine.bytesIn,
+      bytesOut: machine.bytesOut,
+      packetsIn: machine.packetsIn,
+      packetsOut: machine.packetsOut,
+      kexCount: machine.kexCount
+    })
   }
   return transport
 })

@@ -141,33 +141,21 @@ const runConnection = async (rng: Rng, role: "client" | "server", tally: Tally, 
     } else {
       await peer.exchangeVersions()
     }
-    peer.ourKexInit = handshakeTarget === 1 ? mutatedPayload(kexInit) : kexInit
-    peer.send(peer.ourKexInit)
-    peer.theirKexInit = await peer.expect(N.KEXINIT)
-    if (handshakeTarget === 1) throw new Error("mutated KEXINIT sent")
-    const mine = Messages.decodeKexInit(peer.ourKexInit)
-    const theirs = Messages.decodeKexInit(peer.theirKexInit)
-    const { negotiate } = await import("../../src/Transport/Negotiation.ts")
-    peer.negotiated = peerRole === "server" ? negotiate(theirs, mine, "server") : negotiate(mine, theirs, "client")
+    if (handshakeTarget === 1) {
+      peer.send(mutatedPayload(kexInit))
+      await peer.expect(N.KEXINIT)
+      throw new Error("mutated KEXINIT sent")
+    }
+    // the peer's own handshake steps, sequenced by a TransportMachine of its own
+    await peer.exchangeKexInit(kexInit)
     if (peerRole === "client") {
-      const { makeClientKex } = await import("../../src/Transport/Kex.ts")
-      const machine = makeClientKex({
-        role: "client",
-        clientVersion: peer.version,
-        serverVersion: peer.peerVersion,
-        clientKexInit: peer.ourKexInit,
-        serverKexInit: peer.theirKexInit,
-        algorithm: peer.negotiated.kex
-      })
-      for (const init of machine.start()) peer.send(handshakeTarget === 2 ? mutatedPayload(init) : init)
-      if (handshakeTarget === 2) throw new Error("mutated kex message sent")
-      const step = machine.receive(await peer.expect(N.KEXDH_REPLY))
-      await peer.expectNewKeys(step.result!)
+      const result = await peer.clientKex(handshakeTarget === 2 ? mutatedPayload : undefined)
+      await peer.expectNewKeys(result)
       if (handshakeTarget === 3) {
         peer.send(mutatedPayload(Messages.encodeNewKeys()))
         throw new Error("mutated NEWKEYS sent")
       }
-      peer.sendNewKeys(step.result!)
+      peer.sendNewKeys(result)
     } else {
       const result = await peer.serverKexReply(handshakeTarget === 2 ? mutatedPayload : undefined)
       if (handshakeTarget === 2) throw new Error("mutated kex reply sent")
@@ -416,11 +404,7 @@ describe("transport pieces ← mutated bytes (pure)", () => {
   }, scaledTimeout(180_000))
 })
 
-// Skipped for now: written before the transport's byte bounds (the reader pausing on queued bytes) and
-// pre-authentication limits landed, and since then a case of this harness waits without end (not yet understood:
-// the transport under test, or the in-memory pipe's reading with a paused reader). The same mutations reach the
-// transport through the real TCP server suite and the in-memory auth and connection suites.
-describe.skip("transport ← mutated packets (in memory, real ciphers and key exchange)", () => {
+describe("transport ← mutated packets (in memory, real ciphers and key exchange)", () => {
   it("our server's transport", async () => {
     await fuzzRole("server", 300)
   }, scaledTimeout(300_000))

@@ -25,6 +25,7 @@ import * as Cipher from "../../src/Transport/Cipher.ts"
 import * as Messages from "../../src/Transport/Messages.ts"
 import * as Kex from "../../src/Transport/Kex.ts"
 import * as Negotiation from "../../src/Transport/Negotiation.ts"
+import { TransportMachine } from "../../src/Transport/TransportMachine.ts"
 import { deriveKey } from "../../src/Transport/KeyDerivation.ts"
 import * as Version from "../../src/Transport/Version.ts"
 import * as ChannelMessages from "../../src/Channel/Messages.ts"
@@ -218,6 +219,13 @@ export class SshPeer {
   /** Payloads received, in order (message numbers only, for assertions). */
   readonly receivedTypes: Array<number> = []
   private outKeys: Cipher.DirectionKeys | undefined
+  /**
+   * The handshake's sequencing (strict kex decided by the first exchange, where sequence numbers restart),
+   * fed with the steps this peer's handshake methods take; whatever a script sends on its own is not its business.
+   */
+  private readonly sequencing: TransportMachine
+  /** Whether our sequence number restarts after the NEWKEYS we send, once our exchange has its result. */
+  private resetAfterOurNewKeys = false
   /** Packets sealed with `outKeys`: the AES-GCM invocation counter for `sendBody`. */
   private sealedWithKeys = 0
 
@@ -226,6 +234,27 @@ export class SshPeer {
     this.pipe = new Pipe(socket, options)
     this.hostKey = options.hostKey
     this.version = options.version ?? "SSH-2.0-FuzzPeer_1.0"
+    this.sequencing = new TransportMachine(
+      { role, rekeyBytes: Infinity, rekeyPackets: Infinity, rekeyIntervalMs: Infinity, preAuthKex: Infinity },
+      0
+    )
+  }
+
+  /** Runs a step of the sequencing; a step out of order is the script's mistake, reported as `PeerGone`. */
+  private sequenced<A>(step: (machine: TransportMachine) => A): A {
+    try {
+      return step(this.sequencing)
+    } catch (e) {
+      throw new PeerGone("unexpected", `handshake out of sequence: ${String((e as { message?: string }).message ?? e)}`)
+    }
+  }
+
+  /** Our exchange has its result (we hold the new keys): where our sending side restarts its sequence number. */
+  private kexResult(type: number): void {
+    this.resetAfterOurNewKeys = this.sequenced((machine) => {
+      machine.kexMessage(type)
+      return machine.kexFinished().resetSequence
+    })
   }
 
   // ---- writing
@@ -366,6 +395,12 @@ export class SshPeer {
       ? Negotiation.negotiate(theirs, mine, "server")
       : Negotiation.negotiate(mine, theirs, "client")
     this.negotiated = n
+    this.sequenced((machine) => {
+      machine.requestKex()
+      machine.receive(N.KEXINIT, 0)
+      machine.kexInitReceived()
+      machine.negotiated({ strict: n.strictKex, extInfo: n.extInfo, ignoreGuess: false })
+    })
     return n
   }
 
@@ -390,6 +425,7 @@ export class SshPeer {
     const algorithm = this.negotiated!.hostKey
     const machine = Kex.makeServerKex(this.inputs(), { blob: hostKey.publicKey.blob, sign: (h) => hostKey.sign(h, algorithm) })
     const step = machine.receive(await this.expect(N.KEXDH_INIT))
+    this.kexResult(N.KEXDH_INIT)
     for (const reply of step.send) {
       const sent = mutate ? mutate(reply) : reply
       if (sent !== undefined) this.send(sent)
@@ -397,11 +433,16 @@ export class SshPeer {
     return step.result!
   }
 
-  /** Client role: sends KEX_ECDH_INIT and reads the server's reply. */
-  async clientKex(): Promise<Kex.KexResult> {
+  /**
+   * Client role: sends KEX_ECDH_INIT and reads the server's reply; `mutate` may replace the init (the script
+   * then ends: the server cannot answer it as expected).
+   */
+  async clientKex(mutate?: (init: Uint8Array) => Uint8Array): Promise<Kex.KexResult> {
     const machine = Kex.makeClientKex(this.inputs())
-    for (const init of machine.start()) this.send(init)
+    for (const init of machine.start()) this.send(mutate ? mutate(init) : init)
+    if (mutate) throw new PeerGone("unexpected", "the kex init was mutated")
     const step = machine.receive(await this.expect(N.KEXDH_REPLY))
+    this.kexResult(N.KEXDH_REPLY)
     return step.result!
   }
 
@@ -430,7 +471,7 @@ export class SshPeer {
     this.send(Messages.encodeNewKeys())
     const keys = this.keys(result, this.role === "client" ? "clientToServer" : "serverToClient")
     this.writer.setSealer(Cipher.makeSealer(keys, randomBytes))
-    if (this.negotiated!.strictKex) this.writer.resetSequence()
+    if (this.resetAfterOurNewKeys) this.writer.resetSequence()
     this.outKeys = keys
     this.sealedWithKeys = 0
   }
@@ -438,9 +479,13 @@ export class SshPeer {
   /** Reads the other side's NEWKEYS and switches our incoming direction. */
   async expectNewKeys(result: Kex.KexResult): Promise<void> {
     await this.expect(N.NEWKEYS)
+    const step = this.sequenced((machine) => {
+      machine.receive(N.NEWKEYS, 0)
+      return machine.newKeysReceived(0)
+    })
     this.sessionId ??= result.H
     this.reader.setOpener(Cipher.makeOpener(this.keys(result, this.role === "client" ? "serverToClient" : "clientToServer")))
-    if (this.negotiated!.strictKex) this.reader.resetSequence()
+    if (step.resetSequence) this.reader.resetSequence()
   }
 
   /** Sends our version line and reads theirs. */
