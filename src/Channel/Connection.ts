@@ -19,6 +19,7 @@
  * @since 0.1.0
  */
 import type * as Arr from "effect/Array"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -825,7 +826,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     let missed = 0
     for (;;) {
       yield* Effect.sleep(interval)
-      if (Date.now() - transport.lastReceivedAt() < interval) {
+      if ((yield* Clock.currentTimeMillis) - transport.lastReceivedAt() < interval) {
         missed = 0
         continue
       }

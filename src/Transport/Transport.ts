@@ -659,10 +659,14 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     return batch
   }
 
+  /** A bug of ours (a defect) is logged with its stack; the peer is told of a protocol error, not blamed for it. */
+  const logBug = (cause: Cause.Cause<unknown>) =>
+    SshError.fromCause(cause) === undefined ? Effect.logError("transport failed", cause) : Effect.void
+
   // ---- start
   const writerFiber = yield* writerLoop.pipe(
     Effect.catchCause((cause) =>
-      Cause.hasInterruptsOnly(cause) ? Effect.void : die(SshError.fromUnknown(Cause.squash(cause)))),
+      Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.andThen(logBug(cause), die(SshError.fromCauseOrInternal(cause)))),
     Effect.forkIn(scope)
   )
   enqueue(Version.versionLine(ourVersion))
@@ -674,8 +678,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   const readerFiber = yield* readerLoop.pipe(
     Effect.catchCause((cause) => {
       if (Cause.hasInterruptsOnly(cause)) return Effect.void
-      const error = Cause.squash(cause)
-      const sshError = SshError.fromUnknown(error)
+      const sshError = SshError.fromCauseOrInternal(cause)
       const code = sshError.reason._tag === "MacMismatch"
         ? N.DisconnectReason.MAC_ERROR
         : sshError.reason._tag === "PeerDisconnected" || sshError.reason._tag === "ConnectionClosed"
@@ -686,7 +689,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
             sshError.reason._tag === "HostKeySignatureInvalid"
         ? N.DisconnectReason.HOST_KEY_NOT_VERIFIABLE
         : N.DisconnectReason.PROTOCOL_ERROR
-      return code < 0 ? die(sshError) : abort(sshError, code)
+      return Effect.andThen(logBug(cause), code < 0 ? die(sshError) : abort(sshError, code))
     }),
     Effect.forkIn(scope)
   )
