@@ -21,6 +21,7 @@
  * ```
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -28,6 +29,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import type * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Semaphore from "effect/Semaphore"
@@ -36,6 +38,7 @@ import * as Scope from "effect/Scope"
 import type * as Socket from "effect/socket/Socket"
 import * as SshError from "./SshError.ts"
 import * as OptionSchemas from "./internal/optionSchemas.ts"
+import * as Telemetry from "./internal/telemetry.ts"
 import { ownedOrHandedOver } from "./internal/netSocket.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
@@ -253,6 +256,7 @@ export const connect = (
         : yield* AgentForwarding.localSocket(options.forwardAgent)
       let hostKey: PublicKey.PublicKey | undefined
       let hostCertificate: Certificate.Certificate | undefined
+      const kexStarted = yield* Clock.currentTimeMillis
       const transport = yield* Transport.make(socket, {
         role: "client",
         limits: options.transportLimits,
@@ -265,10 +269,20 @@ export const connect = (
             hostCertificate = certificate
             return Effect.provideContext(options.hostKeys.verify({ host: options.host, port, key, algorithm, certificate }), context)
           })
-      })
+      }).pipe(Effect.withSpan("ssh.kex"))
+      yield* Metric.update(Telemetry.kexDuration, Duration.millis((yield* Clock.currentTimeMillis) - kexStarted))
+      yield* annotateNegotiated(transport.negotiated())
+      // what the connection moved is counted when it ends
+      yield* Effect.addFinalizer(() => Effect.suspend(() => {
+        const stats = transport.stats()
+        return Effect.andThen(Metric.update(Telemetry.bytesIn, stats.bytesIn), Metric.update(Telemetry.bytesOut, stats.bytesOut))
+      }))
       const outcome = yield* Effect.provideContext(
         ClientAuth.authenticate(transport, { username: options.username, methods: options.auth, onBanner: options.onBanner }),
         context
+      ).pipe(
+        Effect.tapError((e) => e.reason._tag === "AuthFailed" ? Metric.update(Telemetry.authFailures, 1) : Effect.void),
+        Effect.withSpan("ssh.auth")
       )
       // channels the server opens: forwarded connections go to their forwardings, agent channels to the agent
       const incoming = ClientForwarding.router(agentSocket === undefined ? undefined : AgentForwarding.acceptChannels(agentSocket))
@@ -300,7 +314,8 @@ export const connect = (
         duration: timeout,
         orElse: () =>
           Effect.fail(SshError.make(new SshError.Timeout({ message: `connecting to ${options.host}:${port} took longer than ${Duration.format(Duration.fromInputUnsafe(timeout))}` })))
-      })
+      }),
+      Effect.withSpan("ssh.connect", { attributes: { "ssh.host": options.host, "ssh.port": port, "ssh.user": options.username } })
     )
     const info: ConnectionInfo = {
       host: options.host,
@@ -331,7 +346,7 @@ export const connect = (
       openChannel: connection.openChannel,
       globalRequest: connection.globalRequest,
       ...tunnels,
-      rekey: transport.rekey,
+      rekey: Effect.withSpan(transport.rekey, "ssh.rekey"),
       sendIgnore: (data) =>
         transport.sendIgnore(
           typeof data === "number" ? globalThis.crypto.getRandomValues(new Uint8Array(Math.min(data, 65536))) : data ?? new Uint8Array(0)
@@ -341,6 +356,16 @@ export const connect = (
       connection
     }
     return ssh
+  })
+
+/** The negotiated algorithms, as attributes of the current span (`ssh.connect`). */
+const annotateNegotiated = (negotiated: Negotiated) =>
+  Effect.annotateCurrentSpan({
+    "ssh.kex": negotiated.kex,
+    "ssh.host_key_algorithm": negotiated.hostKey,
+    "ssh.cipher": negotiated.cipherClientToServer,
+    "ssh.mac": negotiated.macClientToServer,
+    "ssh.compression": negotiated.compressionClientToServer
   })
 
 /** The key a host presented: a plain key, or the key certified by its host certificate. */

@@ -33,11 +33,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
 import * as Scope from "effect/Scope"
 import type * as Socket from "effect/socket/Socket"
 import * as net from "node:net"
 import * as SshError from "./SshError.ts"
 import { acceptedTcp, ownedOrHandedOver } from "./internal/netSocket.ts"
+import * as Telemetry from "./internal/telemetry.ts"
 import * as N from "./Wire/MessageNumber.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
@@ -347,6 +349,7 @@ const prepare = (options: ServeOptions) =>
     const handle = (socket: Socket.Socket, endpoints: Endpoints, ticket: AdmissionTicket | undefined) =>
       Effect.gen(function*() {
         const { remoteAddress, remotePort } = endpoints
+        yield* Metric.update(Telemetry.serverConnections, 1)
         yield* emit({ _tag: "Connected", remoteAddress, remotePort })
         // what the connection's end says about its source (sshd's penalty classes)
         let authenticated = false

@@ -35,6 +35,7 @@ import * as N from "../Wire/MessageNumber.ts"
 import type { Transport } from "../Transport/Transport.ts"
 import * as Messages from "./Messages.ts"
 import { Inbox } from "./Inbox.ts"
+import * as Telemetry from "../internal/telemetry.ts"
 import { handOver } from "../internal/ownedBuffers.ts"
 import { type Action, ConnectionMachine, MAX_CHANNEL_PACKET } from "./ConnectionMachine.ts"
 
@@ -305,6 +306,7 @@ const errorOf = (reason: SshError.SshErrorReason) => new SshError.SshError({ rea
  */
 export const make = Effect.fnUntraced(function*(transport: Transport, options: ConnectionOptions = {}) {
   const scope = yield* Effect.scope
+  const services = yield* Effect.context<never>()
   // the connection protocol runs only on an authenticated transport: its pre-authentication limits end here
   yield* transport.authenticated
   const windowSize = options.windowSize ?? DEFAULT_WINDOW
@@ -383,6 +385,8 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       stderrDropped: 0
     }
     handles.set(localId, handle)
+    Telemetry.openChannels.modifyUnsafe(1, services)
+    Telemetry.channelsOpened.modifyUnsafe(1, services)
     return handle
   }
 
@@ -404,7 +408,10 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
 
   /** The channel's number is free: it is closed once its handler has seen the requests that came before the CLOSE. */
   const release = (handle: ChannelHandle) => {
-    if (handles.get(handle.localId) === handle) handles.delete(handle.localId)
+    if (handles.get(handle.localId) === handle) {
+      handles.delete(handle.localId)
+      Telemetry.openChannels.modifyUnsafe(-1, services)
+    }
     handle.released = true
     endStreams(handle)
     const gone = channelGone(handle)
@@ -775,6 +782,9 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   // The wait for the peer's answer is interruptible: the channel's finalizer is in place before it, and an
   // abandoned open stays known until the peer answers (see `closeChannel`).
   const openChannel = (channelType: string, data?: Uint8Array, flow?: ChannelOptions) =>
+    Effect.withSpan(openChannelNow(channelType, data, flow), "ssh.channel.open", { attributes: { "ssh.channel.type": channelType } })
+
+  const openChannelNow = (channelType: string, data?: Uint8Array, flow?: ChannelOptions) =>
     Effect.gen(function*() {
       if (failure) return yield* Effect.fail(failure)
       const opening = machine.open(channelType, flow?.windowSize ?? windowSize, flow?.maxPacket ?? maxPacket, data)

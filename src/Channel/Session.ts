@@ -198,7 +198,9 @@ const startSession = (
  * ```
  */
 export const exec = (connection: Connection, command: string, options: SessionOptions = {}) =>
-  startSession(connection, options, (channel) => requestOrFail(channel, "exec", Requests.encodeString(command)))
+  startSession(connection, options, (channel) => requestOrFail(channel, "exec", Requests.encodeString(command))).pipe(
+    Effect.withSpan("ssh.exec", { attributes: { "ssh.command": command } })
+  )
 
 /**
  * Starts the user's login shell (usually with a pty).

@@ -557,9 +557,15 @@ export const make = (
       readFile: (path) => Effect.map(Stream.runCollect(Transfer.readStream(client, path)), concat),
       writeFile: (path, data, sinkOptions) => Effect.asVoid(Stream.run(Stream.succeed(data), Transfer.writeSink(client, path, sinkOptions))),
       get: (remote, local, transferOptions) =>
-        Effect.provideService(Transfer.get(client, remote, local, transferOptions), FileSystem.FileSystem, fileSystem),
+        Effect.provideService(Transfer.get(client, remote, local, transferOptions), FileSystem.FileSystem, fileSystem).pipe(
+          Effect.tap((result) => Effect.annotateCurrentSpan("sftp.bytes", result.bytes)),
+          Effect.withSpan("sftp.get", { attributes: { "sftp.remote": remote, "sftp.local": local } })
+        ),
       put: (local, remote, transferOptions) =>
-        Effect.provideService(Transfer.put(client, local, remote, transferOptions), FileSystem.FileSystem, fileSystem),
+        Effect.provideService(Transfer.put(client, local, remote, transferOptions), FileSystem.FileSystem, fileSystem).pipe(
+          Effect.tap((result) => Effect.annotateCurrentSpan("sftp.bytes", result.bytes)),
+          Effect.withSpan("sftp.put", { attributes: { "sftp.remote": remote, "sftp.local": local } })
+        ),
       closed
     }
     return client
