@@ -386,7 +386,8 @@ export const failOrDie = (u: unknown): Effect.Effect<never, SshError> =>
 
 /**
  * The `SshError` a cause failed with (a failure with a bare reason is wrapped),
- * provided the cause holds no defect. A cause with a defect (a bug) gives
+ * provided the cause holds no defect other than a thrown reason (the pure core throws them). A cause with any
+ * other defect (a bug) gives
  * `undefined`, as does one of interruptions only or of other failures: the
  * caller propagates such a cause as it is rather than blame the peer for it.
  *
@@ -399,13 +400,19 @@ export const failOrDie = (u: unknown): Effect.Effect<never, SshError> =>
  * ```
  */
 export const fromCause = (cause: Cause.Cause<unknown>): SshError | undefined => {
-  if (Cause.hasDies(cause)) return undefined
+  // the pure core throws reasons: one that escaped as a defect is still that typed error
+  const errorOf = (u: unknown) => isSshError(u) ? u : isSshErrorReason(u) ? new SshError({ reason: u }) : undefined
+  let found: SshError | undefined
   for (const reason of cause.reasons) {
-    if (!Cause.isFailReason(reason)) continue
-    if (isSshError(reason.error)) return reason.error
-    if (isSshErrorReason(reason.error)) return new SshError({ reason: reason.error })
+    if (Cause.isDieReason(reason)) {
+      const error = errorOf(reason.defect)
+      if (error === undefined) return undefined
+      found ??= error
+    } else if (Cause.isFailReason(reason)) {
+      found ??= errorOf(reason.error)
+    }
   }
-  return undefined
+  return found
 }
 
 /**
