@@ -42,6 +42,8 @@ import type { HostKeyPolicy } from "./Auth/HostKeys.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
 import * as Connection from "./Channel/Connection.ts"
 import * as ClientForwarding from "./Forwarding/ClientForwarding.ts"
+import * as ForwardingMessages from "./Forwarding/Messages.ts"
+import * as X11Client from "./Forwarding/X11Client.ts"
 import * as Session from "./Channel/Session.ts"
 import * as SftpClient from "./Sftp/SftpClient.ts"
 
@@ -231,6 +233,7 @@ export const connect = (
     const port = options.port ?? 22
     const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
     const context = yield* Effect.context<FileSystem.FileSystem>()
+    const x11 = X11Client.make()
     const establish = Effect.gen(function*() {
       const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
       const preferred = options.hostKeys.preferredAlgorithms && options.algorithms?.hostKey === undefined
@@ -265,8 +268,12 @@ export const connect = (
         ClientAuth.authenticate(transport, { username: options.username, methods: options.auth, onBanner: options.onBanner }),
         context
       )
-      // channels the server opens: forwarded connections go to their forwardings, agent channels to the agent
-      const incoming = ClientForwarding.router(agentSocket === undefined ? undefined : AgentForwarding.acceptChannels(agentSocket))
+      // channels the server opens: forwarded connections go to their forwardings, agent channels to the agent,
+      // X11 channels to the display (when a session asked for it)
+      const incoming = ClientForwarding.router(ClientForwarding.byChannelType({
+        [ForwardingMessages.ChannelType.x11]: x11.onChannelOpen,
+        [AgentForwarding.CHANNEL_TYPE]: agentSocket === undefined ? undefined : AgentForwarding.acceptChannels(agentSocket)
+      }))
       const connection = yield* Connection.make(transport, {
         windowSize: options.windowSize,
         maxPacket: options.maxPacket,
@@ -316,12 +323,13 @@ export const connect = (
         Session.subsystem(connection, "sftp", { flow: SFTP_FLOW }),
         (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions, openSftp(sftpOptions)), context)
       )
+    const sessionForwarding: Session.SessionForwarding = { x11: x11.prepare }
     const ssh: SshConnection = {
       info,
-      run: (command, runOptions) => Session.run(sessions, command, runOptions),
-      exec: (command, execOptions) => Session.exec(sessions, command, execOptions),
-      shell: (shellOptions) => Session.shell(sessions, shellOptions),
-      subsystem: (name, subOptions) => Session.subsystem(sessions, name, subOptions),
+      run: (command, runOptions) => Session.run(sessions, command, runOptions, sessionForwarding),
+      exec: (command, execOptions) => Session.exec(sessions, command, execOptions, sessionForwarding),
+      shell: (shellOptions) => Session.shell(sessions, shellOptions, sessionForwarding),
+      subsystem: (name, subOptions) => Session.subsystem(sessions, name, subOptions, sessionForwarding),
       sftp: openSftp,
       openChannel: connection.openChannel,
       globalRequest: connection.globalRequest,
