@@ -93,7 +93,11 @@ export interface ForwardingPolicy {
   readonly x11?: ((request: X11ForwardRequest) => Effect.Effect<boolean>) | undefined
   /** X11DisplayOffset: the first display number tried for a proxy (default 10, as sshd). */
   readonly x11DisplayOffset?: number | undefined
-  /** XAuthLocation: the xauth that files a session's cookie (default `/usr/bin/xauth` when it exists, else `xauth` on `PATH`). */
+  /**
+   * XAuthLocation: the xauth that files a session's cookie (default `/usr/bin/xauth` when it exists, else `xauth` on
+   * `PATH`). It runs in the server's own environment (its `XAUTHORITY`, or `~/.Xauthority`), which is the session
+   * user's when sessions run as the server's user, as `ProcessSession` does.
+   */
   readonly xauthLocation?: string | undefined
 }
 
@@ -262,9 +266,9 @@ export const make = (policy: ForwardingPolicy, peer: ForwardingPeer) =>
       Effect.gen(function*() {
         const decision = { user: peer.user, singleConnection: request.singleConnection, authProtocol: request.authProtocol, screen: request.screen }
         if (!(yield* allowed(policy.x11, decision satisfies X11ForwardRequest, peer.x11Permitted ?? peer.permitted))) return undefined
-        // what xauth is given comes from the client: refused unless it is a plain name and hex
-        const checked = yield* Effect.option(Effect.try(() => X11.xauthAddInput(0, request.screen, request.authProtocol, request.authCookie)))
-        if (checked._tag === "None") return undefined
+        // what xauth will be given comes from the client: refused before listening unless it is a plain name and hex
+        const safe = yield* Effect.option(Effect.try(() => X11.xauthAddInput(0, request.screen, request.authProtocol, request.authCookie)))
+        if (safe._tag === "None") return undefined
         let forwarded = 0
         const proxy = yield* listenDisplay(policy.x11DisplayOffset ?? DEFAULT_X11_DISPLAY_OFFSET, (conn) => {
           // single-connection: the first connection only; later ones are dropped as they come

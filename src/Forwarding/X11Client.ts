@@ -187,10 +187,11 @@ export const make = (options: X11ClientOptions = {}): X11Forwarding => {
         try: () => Messages.decodeX11Channel(incoming.data),
         catch: SshError.fromUnknown
       }))
-      const at = forwarded
       if (origin._tag === "None") {
         return yield* incoming.reject(N.ChannelOpenFailure.CONNECT_FAILED, "malformed x11 channel open")
       }
+      // grants exist only once a session has bound the display, so `forwarded` is set whenever one is taken
+      const at = forwarded
       if (at === undefined || !takeGrant()) {
         return yield* incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, "X11 forwarding was not requested")
       }
