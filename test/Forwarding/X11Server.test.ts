@@ -15,8 +15,9 @@ import * as Auth from "../../src/Auth/ClientAuth.ts"
 import * as HostKeys from "../../src/Auth/HostKeys.ts"
 import * as PrivateKey from "../../src/Auth/PrivateKey.ts"
 import * as SshClient from "../../src/Client.ts"
+import * as Messages from "../../src/Forwarding/Messages.ts"
 import type * as ServerForwarding from "../../src/Forwarding/ServerForwarding.ts"
-import { concat, fromHex, utf8 } from "../../src/internal/bytes.ts"
+import { concat, fromHex, toHex, utf8 } from "../../src/internal/bytes.ts"
 import * as NodeSsh from "../../src/NodeSsh.ts"
 import * as SshServer from "../../src/Server.ts"
 
@@ -128,6 +129,38 @@ describe("X11 forwarding, our client through our server", () => {
     const lines = await run({ x11: () => Effect.succeed(true) }, { single: true }, 2)
     expect(lines.slice(1, 3)).toEqual(["ok", ""])
     expect(seenByX.length).toBe(before + 1)
+  })
+
+  it("one x11-req per session, before it starts; a cookie that is not hex is refused", async () => {
+    const request = (authCookie: string) =>
+      Messages.encodeX11Request({ singleConnection: false, authProtocol: "MIT-MAGIC-COOKIE-1", authCookie, screen: 0 })
+    const answers = await Effect.runPromise(Effect.gen(function*() {
+      const server = yield* SshServer.serve({
+        port: 0,
+        hostKeys: [hostKey],
+        auth: { password: () => Effect.succeed(true) },
+        session: { exec: () => Effect.never },
+        forwarding: { xauthLocation, x11: () => Effect.succeed(true) }
+      })
+      const ssh = yield* SshClient.connect({
+        host: "127.0.0.1",
+        port: server.address.port,
+        username: "me",
+        auth: [Auth.password("pw")],
+        hostKeys: HostKeys.fixed(hostKey.publicKey)
+      })
+      const cookie = toHex(new Uint8Array(16).fill(7))
+      const badCookie = yield* Effect.flatMap(ssh.openChannel("session"), (channel) =>
+        channel.request(Messages.RequestName.x11, request("not hex; add evil"), true))
+      const channel = yield* ssh.openChannel("session")
+      const first = yield* channel.request(Messages.RequestName.x11, request(cookie), true)
+      const second = yield* channel.request(Messages.RequestName.x11, request(cookie), true)
+      yield* channel.request("exec", utf8("\0\0\0\x04wait"), true)
+      const afterStart = yield* Effect.flatMap(ssh.openChannel("session"), (other) =>
+        Effect.andThen(other.request("exec", utf8("\0\0\0\x04wait"), true), other.request(Messages.RequestName.x11, request(cookie), true)))
+      return { badCookie, first, second, afterStart }
+    }).pipe(Effect.scoped, Effect.provide(NodeSsh.layer)))
+    expect(answers).toEqual({ badCookie: false, first: true, second: false, afterStart: false })
   })
 
   it("without an x11 policy the request is refused: no DISPLAY, the session runs all the same", async () => {
