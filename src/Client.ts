@@ -50,6 +50,8 @@ import type { HostKeyPolicy } from "./Auth/HostKeys.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
 import * as Connection from "./Channel/Connection.ts"
 import * as ClientForwarding from "./Forwarding/ClientForwarding.ts"
+import * as ForwardingMessages from "./Forwarding/Messages.ts"
+import * as X11Client from "./Forwarding/X11Client.ts"
 import * as Session from "./Channel/Session.ts"
 import * as SftpClient from "./Sftp/SftpClient.ts"
 
@@ -239,6 +241,7 @@ export const connect = (
     const port = options.port ?? 22
     const timeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
     const context = yield* Effect.context<FileSystem.FileSystem>()
+    const x11 = X11Client.make()
     const establish = Effect.gen(function*() {
       const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
       const preferred = options.hostKeys.preferredAlgorithms && options.algorithms?.hostKey === undefined
@@ -284,8 +287,12 @@ export const connect = (
         Effect.tapError((e) => e.reason._tag === "AuthFailed" ? Metric.update(Telemetry.authFailures, 1) : Effect.void),
         Effect.withSpan("ssh.auth")
       )
-      // channels the server opens: forwarded connections go to their forwardings, agent channels to the agent
-      const incoming = ClientForwarding.router(agentSocket === undefined ? undefined : AgentForwarding.acceptChannels(agentSocket))
+      // channels the server opens: forwarded connections go to their forwardings, agent channels to the agent,
+      // X11 channels to the display (when a session asked for it)
+      const incoming = ClientForwarding.router(ClientForwarding.byChannelType({
+        [ForwardingMessages.ChannelType.x11]: x11.onChannelOpen,
+        [AgentForwarding.CHANNEL_TYPE]: agentSocket === undefined ? undefined : AgentForwarding.acceptChannels(agentSocket)
+      }))
       const connection = yield* Connection.make(transport, {
         windowSize: options.windowSize,
         maxPacket: options.maxPacket,
@@ -336,12 +343,13 @@ export const connect = (
         Session.subsystem(connection, "sftp", { flow: SFTP_FLOW }),
         (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions, openSftp(sftpOptions)), context)
       )
+    const sessionForwarding: Session.SessionForwarding = { x11: x11.prepare }
     const ssh: SshConnection = {
       info,
-      run: (command, runOptions) => Session.run(sessions, command, runOptions),
-      exec: (command, execOptions) => Session.exec(sessions, command, execOptions),
-      shell: (shellOptions) => Session.shell(sessions, shellOptions),
-      subsystem: (name, subOptions) => Session.subsystem(sessions, name, subOptions),
+      run: (command, runOptions) => Session.run(sessions, command, runOptions, sessionForwarding),
+      exec: (command, execOptions) => Session.exec(sessions, command, execOptions, sessionForwarding),
+      shell: (shellOptions) => Session.shell(sessions, shellOptions, sessionForwarding),
+      subsystem: (name, subOptions) => Session.subsystem(sessions, name, subOptions, sessionForwarding),
       sftp: openSftp,
       openChannel: connection.openChannel,
       globalRequest: connection.globalRequest,

@@ -399,12 +399,14 @@ const prepare = (options: ServeOptions) =>
             forceCommand: certificate === undefined ? undefined : Certificate.forceCommand(certificate),
             agentForwarding: options.agentForwarding === true && permitted("permit-agent-forwarding")
               ? AgentForwarding.listen((channelType) => Effect.suspend(() => openChannel!(channelType)))
-              : undefined
+              : undefined,
+            x11Forwarding: (request) => Effect.suspend(() => forwarding.x11(request))
           }
           const handlers = permitted("permit-pty") ? sessionHandlers : { ...sessionHandlers, allowPty: false }
           const forwarding = yield* ServerForwarding.make(options.forwarding ?? {}, {
             user: authed.user,
             permitted: permitted("permit-port-forwarding"),
+            x11Permitted: permitted("permit-X11-forwarding"),
             openChannel: (channelType, data) => Effect.suspend(() => openChannel!(channelType, data))
           })
           const connection = yield* Connection.make(authedTransport, {

@@ -17,7 +17,8 @@
  *
  * A user certificate's `force-command` replaces whatever the client asked to
  * run; agent forwarding (`auth-agent-req@openssh.com`), when the server
- * allows it, gives the session an `SSH_AUTH_SOCK`.
+ * allows it, gives the session an `SSH_AUTH_SOCK`, and X11 forwarding
+ * (`x11-req`) a `DISPLAY`.
  *
  * @since 0.1.0
  */
@@ -26,6 +27,7 @@ import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Sink from "effect/Sink"
+import * as Messages from "../Forwarding/Messages.ts"
 import * as SshError from "../SshError.ts"
 import type { SshChannel } from "./Connection.ts"
 import * as Requests from "./Requests.ts"
@@ -43,6 +45,11 @@ export interface SessionPeer {
   readonly forceCommand?: string | undefined
   /** Set when the server allows agent forwarding: starts a session's agent socket (in the session's scope), giving its path. */
   readonly agentForwarding?: Effect.Effect<string, SshError.SshError, Scope.Scope> | undefined
+  /**
+   * Set when the server may forward X11: starts a session's X11 proxy for its `x11-req` (in the session's
+   * scope), giving its `DISPLAY`, or undefined when refused.
+   */
+  readonly x11Forwarding?: ((request: Messages.X11Request) => Effect.Effect<string | undefined, never, Scope.Scope>) | undefined
 }
 
 /**
@@ -60,11 +67,14 @@ export interface ServerSession extends SessionPeer {
   readonly pty: Requests.PtyRequest | undefined
   /**
    * Environment the client sent (only names the server accepted), plus
-   * `SSH_AUTH_SOCK` with agent forwarding and `SSH_ORIGINAL_COMMAND` under a force-command.
+   * `SSH_AUTH_SOCK` with agent forwarding, `DISPLAY` with X11 forwarding and `SSH_ORIGINAL_COMMAND` under a
+   * force-command.
    */
   readonly env: Readonly<Record<string, string>>
   /** The forwarded agent's socket, when the client asked for agent forwarding and the server allows it. */
   readonly agentSocket?: string | undefined
+  /** The proxy display (`localhost:10.0`), when the client asked for X11 forwarding and the server allows it. */
+  readonly x11Display?: string | undefined
   /** Data from the client (the process's stdin). Ends at the client's EOF. */
   readonly stdin: Stream.Stream<Uint8Array, SshError.SshError>
   /**
@@ -142,6 +152,7 @@ export const serve = (
     const scope = yield* Effect.scope
     const started = yield* Deferred.make<Start>()
     let agentSocket: string | undefined
+    let x11Display: string | undefined
     let pty: Requests.PtyRequest | undefined
     const env: Record<string, string> = Object.create(null)
     /** Bytes of each accepted variable (name and value). */
@@ -180,8 +191,30 @@ export const serve = (
       )
     })
 
+    /** X11 forwarding, once per session and before it starts (sshd refuses a second x11-req): the proxy lives as long as the session. */
+    const forwardX11 = (data: Uint8Array) =>
+      Effect.suspend(() => {
+        if (peer.x11Forwarding === undefined || x11Display !== undefined || Deferred.isDoneUnsafe(started)) {
+          return Effect.succeed(false)
+        }
+        let request: Messages.X11Request
+        try {
+          request = Messages.decodeX11Request(data)
+        } catch {
+          return Effect.succeed(false)
+        }
+        return Effect.map(Scope.provide(peer.x11Forwarding(request), scope), (display) => {
+          x11Display = display
+          return display !== undefined
+        })
+      })
+
     channel.onRequest((request, data) =>
-      request === "auth-agent-req@openssh.com" ? forwardAgent : Effect.sync((): boolean | { readonly success: boolean; readonly afterReply: Effect.Effect<void> } => {
+      request === "auth-agent-req@openssh.com"
+        ? forwardAgent
+        : request === Messages.RequestName.x11
+        ? forwardX11(data)
+        : Effect.sync((): boolean | { readonly success: boolean; readonly afterReply: Effect.Effect<void> } => {
         try {
           switch (request) {
             case "pty-req":
@@ -247,9 +280,11 @@ export const serve = (
       env: {
         ...env,
         ...(agentSocket === undefined ? {} : { SSH_AUTH_SOCK: agentSocket }),
+        ...(x11Display === undefined ? {} : { DISPLAY: x11Display }),
         ...(start._tag === "exec" && start.original !== undefined ? { SSH_ORIGINAL_COMMAND: start.original } : {})
       },
       agentSocket,
+      x11Display,
       stdin: channel.stdout,
       consumeStdin: channel.consumeStdout,
       write: (data, stream) =>

@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
+import type { X11Forwarding, X11Options } from "../Forwarding/X11Client.ts"
 import * as SshError from "../SshError.ts"
 import type { ChannelOptions, Connection, SshChannel } from "./Connection.ts"
 import * as Requests from "./Requests.ts"
@@ -54,6 +55,21 @@ export interface SessionOptions {
   readonly stderr?: "separate" | "merge" | "discard" | undefined
   /** Window and max packet for this channel (default: the connection's). */
   readonly flow?: ChannelOptions | undefined
+  /**
+   * ForwardX11 (`ssh -X`): X clients started in the session show on the local display (`true`: `$DISPLAY`).
+   * Fails before the session opens when there is no display; a server that refuses the request gets a logged
+   * warning and the session goes on. Needs the connection's X11 forwarding (`SessionForwarding.x11`), which
+   * `SshClient.connect` supplies.
+   */
+  readonly x11?: true | X11Options | undefined
+}
+
+/**
+ * What a session needs of its connection's forwardings, beyond the channel itself: the `x11-req` of a session
+ * with `x11` comes from the forwarding that also handles the `x11` channels the server then opens.
+ */
+export interface SessionForwarding {
+  readonly x11?: X11Forwarding["prepare"] | undefined
 }
 
 /**
@@ -132,12 +148,25 @@ const requestOrFail = (channel: SshChannel, name: string, data: Uint8Array) =>
       ? Effect.void
       : Effect.fail(SshError.make(new SshError.ChannelRequestFailed({ request: name, message: `the server refused the ${name} request` }))))
 
+/** The `x11-req` a session with `x11` sends, resolved before the session opens. */
+const x11Request = (options: SessionOptions, forwarding: SessionForwarding) => {
+  if (options.x11 === undefined) return Effect.succeed(undefined)
+  if (forwarding.x11 === undefined) {
+    return Effect.fail(SshError.make(new SshError.ConfigParseError({
+      message: "X11 forwarding needs a connection that handles x11 channels (one made by SshClient.connect)"
+    })))
+  }
+  return forwarding.x11(options.x11)
+}
+
 const startSession = (
   connection: Connection,
   options: SessionOptions,
+  forwarding: SessionForwarding,
   start: (channel: SshChannel) => Effect.Effect<void, SshError.SshError>
 ): Effect.Effect<SshProcess, SshError.SshError, Scope.Scope> =>
   Effect.gen(function*() {
+    const requestX11 = yield* x11Request(options, forwarding)
     const channel = yield* connection.openChannel("session", undefined, options.flow)
     let status: ExitStatus = { _tag: "Unknown" }
     channel.onRequest((request, data) =>
@@ -154,6 +183,7 @@ const startSession = (
     )
     if (options.stderr === "merge") channel.mergeStderr()
     if (options.stderr === "discard") channel.discardStderr()
+    if (requestX11 !== undefined) yield* requestX11(channel)
     for (const [name, value] of Object.entries(options.env ?? {})) {
       yield* channel.request("env", Requests.encodeEnv(name, value), false)
     }
@@ -197,8 +227,13 @@ const startSession = (
  * const proc = yield* Session.exec(connection, "ls -l", {})
  * ```
  */
-export const exec = (connection: Connection, command: string, options: SessionOptions = {}) =>
-  startSession(connection, options, (channel) => requestOrFail(channel, "exec", Requests.encodeString(command))).pipe(
+export const exec = (
+  connection: Connection,
+  command: string,
+  options: SessionOptions = {},
+  forwarding: SessionForwarding = {}
+) =>
+  startSession(connection, options, forwarding, (channel) => requestOrFail(channel, "exec", Requests.encodeString(command))).pipe(
     Effect.withSpan("ssh.exec", { attributes: { "ssh.command": command } })
   )
 
@@ -210,8 +245,8 @@ export const exec = (connection: Connection, command: string, options: SessionOp
  * const sh = yield* Session.shell(connection, { pty: true })
  * ```
  */
-export const shell = (connection: Connection, options: SessionOptions = {}) =>
-  startSession(connection, options, (channel) => requestOrFail(channel, "shell", new Uint8Array(0)))
+export const shell = (connection: Connection, options: SessionOptions = {}, forwarding: SessionForwarding = {}) =>
+  startSession(connection, options, forwarding, (channel) => requestOrFail(channel, "shell", new Uint8Array(0)))
 
 /**
  * Starts a subsystem such as "sftp".
@@ -221,8 +256,13 @@ export const shell = (connection: Connection, options: SessionOptions = {}) =>
  * const sub = yield* Session.subsystem(connection, "sftp")
  * ```
  */
-export const subsystem = (connection: Connection, name: string, options: SessionOptions = {}) =>
-  startSession(connection, options, (channel) => requestOrFail(channel, "subsystem", Requests.encodeString(name)))
+export const subsystem = (
+  connection: Connection,
+  name: string,
+  options: SessionOptions = {},
+  forwarding: SessionForwarding = {}
+) =>
+  startSession(connection, options, forwarding, (channel) => requestOrFail(channel, "subsystem", Requests.encodeString(name)))
 
 const collect = (stream: Stream.Stream<Uint8Array, SshError.SshError>) =>
   Stream.runFold(stream, () => [] as Array<Uint8Array>, (acc, chunk) => {
@@ -242,10 +282,11 @@ const collect = (stream: Stream.Stream<Uint8Array, SshError.SshError>) =>
 export const run = (
   connection: Connection,
   command: string,
-  options: SessionOptions & { readonly stdin?: Uint8Array | string | undefined } = {}
+  options: SessionOptions & { readonly stdin?: Uint8Array | string | undefined } = {},
+  forwarding: SessionForwarding = {}
 ): Effect.Effect<RunResult, SshError.SshError> =>
   Effect.scoped(Effect.gen(function*() {
-    const proc = yield* exec(connection, command, options)
+    const proc = yield* exec(connection, command, options, forwarding)
     const input = options.stdin
     const feed = input === undefined
       ? proc.closeStdin

@@ -97,6 +97,28 @@ const originOf = (conn: net.Socket): Origin => ({ host: conn.remoteAddress ?? "1
 const encodeUnix = (path: string) => Messages.encodeDirectStreamlocal({ path })
 
 /**
+ * One `onChannelOpen` handler out of several, chosen by channel type; a type without one is refused. For the
+ * `fallback` of `router`: X11, agent and whatever else a connection takes in.
+ *
+ * @example
+ * ```ts
+ * const router = ClientForwarding.router(ClientForwarding.byChannelType({
+ *   [Messages.ChannelType.x11]: x11.onChannelOpen,
+ *   [AgentForwarding.CHANNEL_TYPE]: AgentForwarding.acceptChannels(agentSocket)
+ * }))
+ * ```
+ */
+export const byChannelType = (
+  handlers: Readonly<Record<string, ConnectionOptions["onChannelOpen"]>>
+): NonNullable<ConnectionOptions["onChannelOpen"]> =>
+(incoming) => {
+  const handler = Object.hasOwn(handlers, incoming.channelType) ? handlers[incoming.channelType] : undefined
+  return handler !== undefined
+    ? handler(incoming)
+    : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${incoming.channelType} channels are not accepted`)
+}
+
+/**
  * The incoming side of a client's forwardings: one per connection, made before it (its `onChannelOpen` is the
  * connection's), then bound to the connection with `forwarding`.
  *

@@ -9,12 +9,21 @@
  * Listeners live in the connection's scope and each in its own: a cancel
  * request closes one, the end of the connection closes all.
  *
+ * X11 (`ssh -X`, `-Y`): a session's `x11-req`, when the policy allows it,
+ * gets a proxy display on loopback (sshd's X11UseLocalhost): the first free
+ * port from 6000 + `x11DisplayOffset`, whose every connection becomes an
+ * `x11` channel to the client. The client's (fake) cookie is filed for the
+ * display with `xauth`, as sshd does, so X clients of the session present it.
+ * The proxy lives in the session's scope.
+ *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as ChildProcess from "node:child_process"
+import * as fs from "node:fs"
 import type * as net from "node:net"
 import type { IncomingChannel, SshChannel } from "../Channel/Connection.ts"
 import { fromNetSocket } from "../internal/netSocket.ts"
@@ -24,6 +33,7 @@ import { bridge } from "./Bridge.ts"
 import { dial } from "./Dial.ts"
 import { type BoundAt, listen, type ListenAt } from "./Listener.ts"
 import * as Messages from "./Messages.ts"
+import * as X11 from "./X11.ts"
 
 /** A client asks the server to connect to `host`:`port` for it (`ssh -L`, `-D`, `-W`). */
 export interface LocalForwardRequest {
@@ -49,6 +59,16 @@ export interface StreamLocalRequest {
   readonly direction: "connect" | "listen"
 }
 
+/** A session asks the server to forward the X11 connections of its programs (`ssh -X`, `-Y`). */
+export interface X11ForwardRequest {
+  readonly user: string
+  /** Forward only the first connection. */
+  readonly singleConnection: boolean
+  /** e.g. "MIT-MAGIC-COOKIE-1". */
+  readonly authProtocol: string
+  readonly screen: number
+}
+
 /**
  * What a server allows, default nothing. Each handler decides one request; `true` allows it.
  *
@@ -69,6 +89,16 @@ export interface ForwardingPolicy {
    * asked for; `true` binds the address asked for (`""`, `"0.0.0.0"`, `"*"`: every interface).
    */
   readonly gatewayPorts?: boolean | undefined
+  /** X11Forwarding: whether a session's `x11-req` gets a proxy display. */
+  readonly x11?: ((request: X11ForwardRequest) => Effect.Effect<boolean>) | undefined
+  /** X11DisplayOffset: the first display number tried for a proxy (default 10, as sshd). */
+  readonly x11DisplayOffset?: number | undefined
+  /**
+   * XAuthLocation: the xauth that files a session's cookie (default `/usr/bin/xauth` when it exists, else `xauth` on
+   * `PATH`). It runs in the server's own environment (its `XAUTHORITY`, or `~/.Xauthority`), which is the session
+   * user's when sessions run as the server's user, as `ProcessSession` does.
+   */
+  readonly xauthLocation?: string | undefined
 }
 
 /** The connection a forwarding serves. */
@@ -76,6 +106,8 @@ export interface ForwardingPeer {
   readonly user: string
   /** False when a user certificate lacks permit-port-forwarding: nothing is forwarded then. */
   readonly permitted: boolean
+  /** False when a user certificate lacks permit-X11-forwarding (default: `permitted`). */
+  readonly x11Permitted?: boolean | undefined
   /** Opens a channel to the client (the connection's `openChannel`). */
   readonly openChannel: (channelType: string, data: Uint8Array) => Effect.Effect<SshChannel, SshError.SshError, Scope.Scope>
 }
@@ -226,5 +258,68 @@ export const make = (policy: ForwardingPolicy, peer: ForwardingPeer) =>
       }))
     }
 
-    return { onChannelOpen, onGlobalRequest }
+    /**
+     * A session's `x11-req`: the DISPLAY its programs get, or undefined when it is refused (or no display is
+     * free). The proxy listens in the caller's scope, the session's.
+     */
+    const x11 = (request: Messages.X11Request): Effect.Effect<string | undefined, never, Scope.Scope> =>
+      Effect.gen(function*() {
+        const decision = { user: peer.user, singleConnection: request.singleConnection, authProtocol: request.authProtocol, screen: request.screen }
+        if (!(yield* allowed(policy.x11, decision satisfies X11ForwardRequest, peer.x11Permitted ?? peer.permitted))) return undefined
+        // what xauth will be given comes from the client: refused before listening unless it is a plain name and hex
+        const safe = yield* Effect.option(Effect.try(() => X11.xauthAddInput(0, request.screen, request.authProtocol, request.authCookie)))
+        if (safe._tag === "None") return undefined
+        let forwarded = 0
+        const proxy = yield* listenDisplay(policy.x11DisplayOffset ?? DEFAULT_X11_DISPLAY_OFFSET, (conn) => {
+          // single-connection: the first connection only; later ones are dropped as they come
+          if (request.singleConnection && forwarded++ > 0) return Effect.void
+          return forwardToClient(
+            Messages.ChannelType.x11,
+            Messages.encodeX11Channel({ originatorAddress: conn.remoteAddress ?? "127.0.0.1", originatorPort: conn.remotePort ?? 0 }),
+            conn
+          )
+        })
+        if (proxy === undefined) {
+          yield* Effect.logWarning("X11 forwarding: no free display to listen on")
+          return undefined
+        }
+        const input = X11.xauthAddInput(proxy, request.screen, request.authProtocol, request.authCookie)
+        const filed = yield* xauthRun(policy.xauthLocation ?? defaultXauth(), input)
+        if (filed !== undefined) yield* Effect.logWarning(`X11 forwarding: xauth failed: ${filed}`)
+        return X11.proxyDisplay(proxy, request.screen)
+      })
+
+    /** Listens on the first free loopback port from display `offset` on, in the current scope: the display number. */
+    const listenDisplay = (offset: number, onConnection: (conn: net.Socket) => Effect.Effect<void>) =>
+      Effect.gen(function*() {
+        const scope = yield* Effect.scope
+        for (let display = offset; display < offset + X11_MAX_DISPLAYS && X11.X11_BASE_PORT + display <= 0xffff; display++) {
+          const child = yield* Scope.fork(scope)
+          const bound = yield* Effect.exit(Scope.provide(listen({ host: "localhost", port: X11.X11_BASE_PORT + display }, onConnection), child))
+          if (Exit.isSuccess(bound)) return display
+          yield* Scope.close(child, Exit.void)
+        }
+        return undefined
+      })
+
+    return { onChannelOpen, onGlobalRequest, x11 }
+  })
+
+/** sshd's X11DisplayOffset default. */
+const DEFAULT_X11_DISPLAY_OFFSET = 10
+/** How many display numbers from the offset are tried, as sshd. */
+const X11_MAX_DISPLAYS = 1000
+const DEFAULT_XAUTH = "/usr/bin/xauth"
+const XAUTH_TIMEOUT_MS = 10_000
+
+const defaultXauth = (): string => fs.existsSync(DEFAULT_XAUTH) ? DEFAULT_XAUTH : "xauth"
+
+/** Runs `xauth -q -` with `input` as its commands: undefined when it succeeded, else what went wrong. */
+const xauthRun = (xauth: string, input: string): Effect.Effect<string | undefined> =>
+  Effect.callback<string | undefined>((resume) => {
+    const child = ChildProcess.execFile(xauth, ["-q", "-"], { timeout: XAUTH_TIMEOUT_MS, encoding: "utf8" }, (error, _stdout, stderr) =>
+      resume(Effect.succeed(error === null ? undefined : `${error.message} ${stderr}`.trim())))
+    child.stdin?.on("error", () => {})
+    child.stdin?.end(input)
+    return Effect.sync(() => child.kill())
   })

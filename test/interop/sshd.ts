@@ -363,7 +363,7 @@ export const renderSshdConfig = (
   const entries = new Map<string, readonly [string, ConfigValue]>()
   for (const [keyword, value] of defaults) entries.set(keyword.toLowerCase(), [keyword, value])
   for (const [keyword, value] of Object.entries(overrides)) {
-    if (!/^[A-Za-z]+$/.test(keyword)) throw new Error(`invalid sshd_config keyword: ${JSON.stringify(keyword)}`)
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(keyword)) throw new Error(`invalid sshd_config keyword: ${JSON.stringify(keyword)}`)
     entries.set(keyword.toLowerCase(), [keyword, value])
   }
   const lines = (keyword: string, value: ConfigValue): ReadonlyArray<string> =>
