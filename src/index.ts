@@ -44,6 +44,8 @@ export * as SftpStatusCode from "./Sftp/Status.ts"
 export * as SshServer from "./Server.ts"
 /** Connections kept and shared by destination (RcMap). */
 export * as SshPool from "./Pool.ts"
+/** One command over many hosts (parallel-ssh). */
+export * as SshFleet from "./Fleet.ts"
 /** Default server session handlers: real processes over pipes or a pty. */
 export * as ProcessSession from "./Server/ProcessSession.ts"
 /** Server-side authentication handlers and options. */
