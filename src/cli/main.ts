@@ -18,6 +18,7 @@ import { serveMain } from "./Serve.ts"
 import { serveUsage } from "./ServeArgs.ts"
 import { transferMain, transferUsage } from "./Transfer.ts"
 import { keygenMain, keygenUsage } from "./Keygen.ts"
+import { pexecMain, pexecUsage } from "./Pexec.ts"
 import * as NodeSsh from "../NodeSsh.ts"
 
 const usage = `usage: effect-ssh <command> [options]
@@ -28,10 +29,12 @@ commands:
   get     download files over SFTP
   put     upload files over SFTP
   keygen  generate a key pair (openssh-key-v1 + .pub)
+  pexec   run a command on many hosts at once (parallel-ssh)
 ${execUsage}
 ${serveUsage}
 ${transferUsage}
-${keygenUsage}`
+${keygenUsage}
+${pexecUsage}`
 
 const fail = (message: string, code: number): never => {
   process.stderr.write(`effect-ssh: ${message}\n`)
@@ -47,6 +50,7 @@ const main = (argv: ReadonlyArray<string>) => {
   if (command === "serve") return serveMain(rest)
   if (command === "get" || command === "put") return transferMain(command, rest)
   if (command === "keygen") return keygenMain(rest)
+  if (command === "pexec") return pexecMain(rest)
   if (command !== "exec") return fail(`unknown command "${command}"\n${usage}`, 2)
   const args = parseExec(rest)
   if (args instanceof UsageError) return fail(`${args.message}\n${execUsage}`, 2)
