@@ -275,6 +275,7 @@ export const connect = (
       }).pipe(Effect.withSpan("ssh.kex"))
       yield* Metric.update(Telemetry.kexDuration, Duration.millis((yield* Clock.currentTimeMillis) - kexStarted))
       yield* annotateNegotiated(transport.negotiated())
+      yield* Effect.logDebug(`connected to ${options.host}:${port} (${transport.peerVersion}); ${describeNegotiated(transport.negotiated())}`)
       // what the connection moved is counted when it ends
       yield* Effect.addFinalizer(() => Effect.suspend(() => {
         const stats = transport.stats()
@@ -365,6 +366,11 @@ export const connect = (
     }
     return ssh
   })
+
+/** The negotiated algorithms in one line, as `ssh -v` reports them. */
+const describeNegotiated = (n: Negotiated): string =>
+  `kex ${n.kex}, host key ${n.hostKey}, cipher ${n.cipherClientToServer}${n.macClientToServer === "" ? "" : ` ${n.macClientToServer}`}` +
+  `, compression ${n.compressionClientToServer}${n.strictKex ? ", strict kex" : ""}`
 
 /** The negotiated algorithms, as attributes of the current span (`ssh.connect`). */
 const annotateNegotiated = (negotiated: Negotiated) =>

@@ -541,6 +541,7 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
       }
     }
     tried.push(name)
+    yield* Effect.logDebug(`auth: ${name} → ${outcome._tag === "Failure" ? `failure (${outcome.partial ? "partial; " : ""}can continue: ${outcome.methods.join(",")})` : outcome._tag}`)
     if (outcome._tag === "Success") {
       used.push(name)
       return { banners, methods: used } satisfies AuthOutcome

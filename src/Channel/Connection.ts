@@ -795,6 +795,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       yield* Effect.addFinalizer(() => closeChannel(handle))
       yield* transport.send(opening.send)
       yield* Deferred.await(handle.opened)
+      yield* Effect.logDebug(`channel ${opening.localId}: ${channelType} open (remote ${machine.channel(opening.localId)?.remoteId})`)
       return toChannel(handle)
     })
 
