@@ -148,3 +148,53 @@ export const authMethods = (
     }
     return methods
   })
+
+/** Options of `defaults`. */
+export interface DefaultsOptions extends IdentityOptions {
+  /**
+   * The agent to try first: a socket path, `"SSH_AUTH_SOCK"` (the default: the environment's, when set) or
+   * `"none"` (ssh's IdentityAgent).
+   */
+  readonly agent?: string | undefined
+  /** Certificates to offer with their keys (ssh's CertificateFile), beyond each key's own `-cert.pub`. */
+  readonly certificates?: ReadonlyArray<{ readonly key: string; readonly certificate: string }> | undefined
+}
+
+/**
+ * The credentials OpenSSH tries without being told: the agent's keys (`SSH_AUTH_SOCK` or IdentityAgent), then
+ * each identity file (the given ones, or the defaults that exist) — with its certificate first when a
+ * `<file>-cert.pub` lies beside it, as ssh loads it.
+ *
+ * @example
+ * ```ts
+ * const auth = yield* Identities.defaults({ passphrase: (file) => askpass(`Enter passphrase for key '${file}': `) })
+ * const ssh = yield* SshClient.connect({ host, username, auth, hostKeys })
+ * ```
+ */
+export const defaults = (
+  options: DefaultsOptions = {}
+): Effect.Effect<Array<Auth.AuthMethod>, SshError.SshError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const methods: Array<Auth.AuthMethod> = []
+    const agentSetting = options.agent ?? "SSH_AUTH_SOCK"
+    const agentSocket = agentSetting === "none"
+      ? undefined
+      : agentSetting === "SSH_AUTH_SOCK"
+      ? process.env.SSH_AUTH_SOCK
+      : KnownHostsFile.expandHome(agentSetting)
+    if (agentSocket !== undefined && agentSocket !== "") methods.push(Auth.agent({ socketPath: agentSocket }))
+    const files = options.files ?? (yield* existing(defaultFiles(options.home)))
+    const certificates = new Map<string, Array<string>>()
+    for (const { key, certificate } of options.certificates ?? []) {
+      certificates.set(key, [...(certificates.get(key) ?? []), certificate])
+    }
+    const beside = yield* existing(files.map((file) => `${KnownHostsFile.expandHome(file)}-cert.pub`))
+    for (const file of files) {
+      const own = `${KnownHostsFile.expandHome(file)}-cert.pub`
+      for (const certificate of [...(beside.includes(own) ? [own] : []), ...(certificates.get(file) ?? [])]) {
+        methods.push(Auth.certificateFile(KnownHostsFile.expandHome(file), { certificate }))
+      }
+    }
+    methods.push(...(yield* authMethods({ ...options, files })))
+    return methods
+  })

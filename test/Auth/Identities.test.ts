@@ -172,3 +172,30 @@ describe("Identities", () => {
     expect((error as SshError & { reason: { tried: Array<string> } }).reason.tried).toEqual(["prompt (cancelled)"])
   })
 })
+
+describe("defaults", () => {
+  it("the agent first, then each key file with its -cert.pub beside it, as ssh", async () => {
+    const home = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-ssh-defaults-"))
+    try {
+      Fs.mkdirSync(Path.join(home, ".ssh"))
+      const key = PrivateKey.generate("ssh-ed25519")
+      Fs.writeFileSync(Path.join(home, ".ssh", "id_ed25519"), PrivateKey.toOpenSsh(key))
+      Fs.writeFileSync(Path.join(home, ".ssh", "id_ed25519-cert.pub"), "placeholder\n")
+      const saved = process.env.SSH_AUTH_SOCK
+      process.env.SSH_AUTH_SOCK = "/tmp/agent.sock"
+      try {
+        const methods = await run(Identities.defaults({ home }))
+        expect(methods.map((m) => m._tag)).toEqual(["Agent", "CertificateFile", "PrivateKey"])
+        expect(methods[0]).toEqual({ _tag: "Agent", socketPath: "/tmp/agent.sock" })
+        expect(methods[1]).toMatchObject({ certificatePath: Path.join(home, ".ssh", "id_ed25519-cert.pub") })
+        const noAgent = await run(Identities.defaults({ home, agent: "none" }))
+        expect(noAgent.map((m) => m._tag)).toEqual(["CertificateFile", "PrivateKey"])
+      } finally {
+        if (saved === undefined) delete process.env.SSH_AUTH_SOCK
+        else process.env.SSH_AUTH_SOCK = saved
+      }
+    } finally {
+      Fs.rmSync(home, { recursive: true, force: true })
+    }
+  })
+})
