@@ -8,6 +8,7 @@
  */
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
+import * as Fiber from "effect/Fiber"
 import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
@@ -187,8 +188,11 @@ const writeTo = (stream: NodeJS.WriteStream) => (chunk: Uint8Array) =>
     else stream.once("drain", () => resume(Effect.void))
   })
 
+/** Our stdin, read once: when its reader stops, stdin is closed so that it keeps the process alive no more. */
 const stdinStream = Stream.fromAsyncIterable(process.stdin as AsyncIterable<Uint8Array>, (e) =>
-  SshError.make(new SshError.ConnectionClosed({ message: `stdin: ${String(e)}` })))
+  SshError.make(new SshError.ConnectionClosed({ message: `stdin: ${String(e)}` }))).pipe(
+    Stream.ensuring(Effect.sync(() => process.stdin.destroy()))
+  )
 
 const warnOnStderr = (error: SshError.SshError) => Effect.sync(() => void process.stderr.write(errorLine(error)))
 
@@ -216,11 +220,13 @@ export const runExec = (args: ExecArgs) =>
     const proc = yield* ssh.exec(args.command, args.tty ? { pty: true } : {})
     const forwardStdin = !args.noStdin && process.stdin.isTTY !== true
     const stdin = forwardStdin ? stdinStream.pipe(Stream.run(proc.stdin)) : proc.closeStdin
+    // the command's output ending ends the command, as in ssh: our stdin may stay open (a pipe nobody closes)
+    const stdinPump = yield* Effect.forkChild(Effect.ignore(stdin))
     yield* Effect.all([
-      Effect.ignore(stdin),
       Stream.runForEach(proc.stdout, writeTo(process.stdout)),
       Stream.runForEach(proc.stderr, writeTo(process.stderr))
     ], { concurrency: "unbounded", discard: true })
+    yield* Fiber.interrupt(stdinPump)
     const exit = yield* proc.exit
     if (exit._tag === "Signaled") {
       const detail = exit.message.length > 0 ? ` (${terminalLine(exit.message)})` : ""

@@ -61,8 +61,9 @@ const main = (argv: ReadonlyArray<string>) => {
           process.exitCode = exit.value
           return
         }
-        if (interruptIsSuccess && Cause.hasInterruptsOnly(exit.cause)) {
-          process.exitCode = 0
+        if (Cause.hasInterruptsOnly(exit.cause)) {
+          if (!interruptIsSuccess) process.stderr.write("effect-ssh: interrupted\n")
+          process.exitCode = interruptIsSuccess ? 0 : 255
           return
         }
         process.stderr.write(errorLine(Cause.squash(exit.cause)))
