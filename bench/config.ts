@@ -3,7 +3,6 @@
  * ratios compare implementations, not algorithm choices.
  *
  *     BENCH_BYTES          bytes per exec transfer (default 1 GiB; suffixes K, M, G are binary: "256M")
- *     BENCH_FORWARD_BYTES  bytes per transfer through a local forwarding (default 1 GiB)
  *     BENCH_RUNS           transfers per implementation (default 3; the median is reported)
  *     BENCH_CONNECT_RUNS   connections per implementation for the latency figure (default 20)
  *     BENCH_CIPHER         default aes128-gcm@openssh.com
@@ -16,8 +15,6 @@
 /** What one `npm run bench` measures and with which algorithms. */
 export interface BenchConfig {
   readonly bytes: number
-  /** Bytes per transfer through `-N -L`. */
-  readonly forwardBytes: number
   readonly runs: number
   readonly connectRuns: number
   readonly cipher: string
@@ -63,7 +60,6 @@ const nonEmpty = (text: string | undefined, fallback: string): string => text ==
  */
 export const fromEnv = (env: Readonly<Record<string, string | undefined>>): BenchConfig => ({
   bytes: env.BENCH_BYTES === undefined || env.BENCH_BYTES === "" ? 1024 ** 3 : parseBytes(env.BENCH_BYTES),
-  forwardBytes: env.BENCH_FORWARD_BYTES === undefined || env.BENCH_FORWARD_BYTES === "" ? 1024 ** 3 : parseBytes(env.BENCH_FORWARD_BYTES),
   runs: positiveInteger("BENCH_RUNS", env.BENCH_RUNS, 3),
   connectRuns: positiveInteger("BENCH_CONNECT_RUNS", env.BENCH_CONNECT_RUNS, 20),
   cipher: nonEmpty(env.BENCH_CIPHER, "aes128-gcm@openssh.com"),

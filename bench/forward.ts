@@ -8,6 +8,8 @@
  * forwarding (also in this process, reached by sshd over loopback) counts them and answers with the count once
  * the source's end arrives. The time runs from the connect to that answer. The client's CPU seconds meanwhile
  * are read from /proc (Linux). The client is stopped (SIGTERM) after each run.
+ *
+ *     BENCH_FORWARD_BYTES=256M BENCH_SECTIONS=forward npm run bench
  */
 import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
@@ -15,11 +17,23 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { opensshPaths, sshClientArgs } from "../test/interop/sshd.ts"
 import { opensshAlgorithmArgs } from "./openssh.ts"
+import { parseBytes } from "./config.ts"
 import type { BenchTarget } from "./target.ts"
 
 const MAIN_SCRIPT = new URL("../src/cli/main.ts", import.meta.url).pathname
 const BLOCK = Crypto.randomBytes(1024 * 1024)
 const READY_TIMEOUT_MS = 30_000
+
+/**
+ * Bytes per transfer: BENCH_FORWARD_BYTES (`K`, `M`, `G` are binary), default 1 GiB.
+ *
+ * @example
+ * ```ts
+ * forwardBytes({ BENCH_FORWARD_BYTES: "256M" }) // 268435456
+ * ```
+ */
+export const forwardBytes = (env: Readonly<Record<string, string | undefined>>): number =>
+  env.BENCH_FORWARD_BYTES === undefined || env.BENCH_FORWARD_BYTES === "" ? 1024 ** 3 : parseBytes(env.BENCH_FORWARD_BYTES)
 
 /** One forwarding run: wall seconds of the transfer, and the client process's CPU seconds meanwhile. */
 export interface ForwardSample {
@@ -82,7 +96,15 @@ export const opensshForward = (target: BenchTarget): ForwardContender => ({
   }
 })
 
-/** A sink: every connection's bytes are counted, and the count is the answer once the connection's input ends. */
+/**
+ * A sink: every connection's bytes are counted, and the count is the answer once the connection's input ends.
+ *
+ * @example
+ * ```ts
+ * const sink = await startSink()
+ * try { await measureForward(contender, sink.port, bytes) } finally { sink.close() }
+ * ```
+ */
 export const startSink = async (): Promise<{ readonly port: number; readonly close: () => void }> => {
   const server = Net.createServer({ allowHalfOpen: true }, (conn) => {
     let received = 0

@@ -22,7 +22,7 @@ import { createRequire } from "node:module"
 import { type BenchConfig, formatBytes, fromEnv } from "./config.ts"
 import { effectSsh } from "./effectSsh.ts"
 import { measureSessionSetup, openssh } from "./openssh.ts"
-import { type ForwardSample, effectSshForward, measureForward, opensshForward, startSink } from "./forward.ts"
+import { type ForwardSample, effectSshForward, forwardBytes, measureForward, opensshForward, startSink } from "./forward.ts"
 import { formatTable, loadAverage, median, megabytesPerSecond, type Row } from "./report.ts"
 import { sftpTransfers } from "./sftp.ts"
 import { ssh2, ssh2BindingAvailable } from "./ssh2.ts"
@@ -127,7 +127,7 @@ const connectLatency: Section = async ({ config, failures, target }) => {
 }
 
 const forwardThroughput: Section = async ({ config, failures, target }) => {
-  const bytes = config.forwardBytes
+  const bytes = forwardBytes(process.env)
   const sink = await startSink()
   try {
     const contenders = [effectSshForward(target), opensshForward(target)]
