@@ -14,6 +14,7 @@ import * as Stream from "effect/Stream"
 import type * as SshClient from "../Client.ts"
 import type { ListenAt } from "../Forwarding/Listener.ts"
 import * as ForwardSpec from "../Forwarding/ForwardSpec.ts"
+import { utf8 } from "../internal/bytes.ts"
 import * as SshError from "../SshError.ts"
 import type { ForwardingArgs } from "./Args.ts"
 
@@ -124,9 +125,7 @@ export const stdioForward = <E>(
       Stream.runForEachArray(input, (chunks) => writer.writeAll(chunks))))))
     const copyOut = Effect.forever(
       Effect.flatMap(reader.pull, (chunks) =>
-        Effect.forEach(chunks, (chunk) => output(typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk), {
-          discard: true
-        })),
+        Effect.forEach(chunks, (chunk) => output(typeof chunk === "string" ? utf8(chunk) : chunk), { discard: true })),
       { disableYield: true }
     )
     yield* Effect.catch(copyOut, (error) => isEnd(error) ? Effect.void : Effect.fail(tunnelError(error)))

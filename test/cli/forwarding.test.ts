@@ -369,6 +369,14 @@ describeInterop("effect-ssh exec forwarding against OpenSSH sshd", () => {
     expect(result).toMatchObject({ code: 0, stdout: "ok\n" })
   }, 60_000)
 
+  it("-W to a closed port: exit 255, the address in the message", async () => {
+    const port = await freePort()
+    const result = await runCli(["exec", "-W", `127.0.0.1:${port}`, ...connection(), destination()])
+    expect(result.code).toBe(255)
+    expect(result.stdout).toBe("")
+    expect(result.stderr).toMatch(new RegExp(`^effect-ssh: ForwardFailed: .*127\\.0\\.0\\.1:${port}`))
+  }, 60_000)
+
   it("ExitOnForwardFailure=yes and a port in use: exit 255 before the command, the address in the message", async () => {
     const taken = Net.createServer()
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve))
