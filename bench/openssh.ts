@@ -11,15 +11,27 @@ import { opensshPaths, sshClientArgs } from "../test/interop/sshd.ts"
 import { median } from "./report.ts"
 import { type BenchTarget, type Contender, downloadCommand } from "./target.ts"
 
-const sshArgs = (target: BenchTarget, command: string): ReadonlyArray<string> => [
-  // ssh keeps the first value of an option: these go before the harness defaults.
+/**
+ * The benchmark's algorithms as `ssh` options, no compression and no connection sharing. ssh keeps the first
+ * value of an option: these go before the harness defaults (`sshClientArgs`).
+ *
+ * @example
+ * ```ts
+ * const args = [...opensshAlgorithmArgs(target), ...sshClientArgs(target.sshd, { identity }), destination]
+ * ```
+ */
+export const opensshAlgorithmArgs = (target: BenchTarget): ReadonlyArray<string> => [
   "-c", target.config.cipher,
   "-m", target.config.mac,
   "-o", `KexAlgorithms=${target.config.kex}`,
   "-o", `HostKeyAlgorithms=${target.config.hostKeyAlgorithm}`,
   "-o", "Compression=no",
   "-o", "ControlMaster=no",
-  "-o", "ControlPath=none",
+  "-o", "ControlPath=none"
+]
+
+const sshArgs = (target: BenchTarget, command: string): ReadonlyArray<string> => [
+  ...opensshAlgorithmArgs(target),
   "-T",
   ...sshClientArgs(target.sshd, { identity: target.clientKeyFile }),
   `${target.sshd.user}@${target.sshd.host}`,

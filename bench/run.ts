@@ -6,6 +6,8 @@
  *   2. connect + auth latency: nothing → authenticated connection ready to open a channel, BENCH_CONNECT_RUNS
  *      times each (default 20), alternating, median ms (effect-ssh and ssh2).
  *   3. SFTP get and put of a random file (bench/sftp.ts), on loopback and then over a delayed round trip.
+ *   4. forwarding: BENCH_FORWARD_BYTES (default 1 GiB) through `effect-ssh exec -N -L` and `ssh -N -L`
+ *      (bench/forward.ts), BENCH_RUNS times each, alternating, median MB/s and the client process's CPU per GiB.
  *
  * Every client uses the same kex, host key, cipher (and MAC) and an ed25519 client key; see bench/config.ts for
  * the environment variables. The table gives effect-ssh/ssh2 and effect-ssh/OpenSSH ratios and whether the
@@ -20,6 +22,7 @@ import { createRequire } from "node:module"
 import { type BenchConfig, formatBytes, fromEnv } from "./config.ts"
 import { effectSsh } from "./effectSsh.ts"
 import { measureSessionSetup, openssh } from "./openssh.ts"
+import { type ForwardSample, effectSshForward, forwardBytes, measureForward, opensshForward, startSink } from "./forward.ts"
 import { formatTable, loadAverage, median, megabytesPerSecond, type Row } from "./report.ts"
 import { sftpTransfers } from "./sftp.ts"
 import { ssh2, ssh2BindingAvailable } from "./ssh2.ts"
@@ -37,12 +40,12 @@ interface SectionContext {
 type Section = (context: SectionContext) => Promise<ReadonlyArray<Row>>
 
 /** Runs `measure` once per contender per round, starting each round with the next contender; keeps successes. */
-const alternate = async <A>(
-  contenders: ReadonlyArray<Contender>,
+const alternate = async <C extends { readonly name: string }, A>(
+  contenders: ReadonlyArray<C>,
   rounds: number,
   failures: Array<string>,
-  measure: (contender: Contender) => Promise<A>,
-  report?: (contender: Contender, sample: A, round: number) => void
+  measure: (contender: C) => Promise<A>,
+  report?: (contender: C, sample: A, round: number) => void
 ): Promise<ReadonlyMap<string, ReadonlyArray<A>>> => {
   const samples = new Map(contenders.map((contender) => [contender.name, [] as Array<A>]))
   for (let round = 0; round < rounds; round++) {
@@ -123,14 +126,55 @@ const connectLatency: Section = async ({ config, failures, target }) => {
   ]
 }
 
+const forwardThroughput: Section = async ({ config, failures, target }) => {
+  const bytes = forwardBytes(process.env)
+  const sink = await startSink()
+  try {
+    const contenders = [effectSshForward(target), opensshForward(target)]
+    console.log(`\nforward ${formatBytes(bytes)} through -N -L to a local sink, ${config.runs} run(s) each, alternating`)
+    const samples = await alternate(
+      contenders,
+      config.runs,
+      failures,
+      (contender) => measureForward(contender, sink.port, bytes),
+      (contender, sample, round) => {
+        const cpu = sample.cpuSeconds === undefined ? "" : `, client CPU ${sample.cpuSeconds.toFixed(2)} s`
+        console.log(`  run ${round + 1} ${contender.name.padEnd(15)} ${megabytesPerSecond(bytes, sample.seconds).toFixed(0).padStart(6)} MB/s (${sample.seconds.toFixed(2)} s${cpu})`)
+      }
+    )
+    const each = (value: (sample: ForwardSample) => number | undefined) =>
+      Object.fromEntries(contenders.map(({ name }) => {
+        const values = (samples.get(name) ?? []).map(value).filter((v): v is number => v !== undefined)
+        return [name, medianOf(values, (v) => v)]
+      }))
+    return [
+      {
+        metric: `forward -L ${formatBytes(bytes)} MB/s`,
+        better: "higher",
+        values: each((sample) => megabytesPerSecond(bytes, sample.seconds)),
+        target: { against: "OpenSSH", ratio: 1 }
+      },
+      {
+        metric: "forward client CPU s per GiB",
+        better: "lower",
+        values: each((sample) => sample.cpuSeconds === undefined ? undefined : sample.cpuSeconds / (bytes / 1024 ** 3))
+      }
+    ]
+  } finally {
+    sink.close()
+  }
+}
+
 const sections: ReadonlyArray<readonly [name: string, section: Section]> = [
   ["exec", execThroughput],
   ["connect", connectLatency],
   // SFTP get/put (bench/sftp.ts)
-  ["sftp", sftpTransfers]
+  ["sftp", sftpTransfers],
+  // -N -L against ssh -N -L (bench/forward.ts)
+  ["forward", forwardThroughput]
 ]
 
-/** The sections BENCH_SECTIONS names (comma-separated: exec, connect, sftp), or all of them when it is unset. */
+/** The sections BENCH_SECTIONS names (comma-separated: exec, connect, sftp, forward), or all of them when it is unset. */
 const selectedSections = (env: NodeJS.ProcessEnv): ReadonlyArray<Section> => {
   const names = (env.BENCH_SECTIONS ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
   if (names.length === 0) return sections.map(([, section]) => section)

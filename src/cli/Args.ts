@@ -6,6 +6,8 @@
  *
  * @since 0.1.0
  */
+import * as ForwardSpec from "../Forwarding/ForwardSpec.ts"
+import { ConfigParseError } from "../SshError.ts"
 
 /** A usage error: the CLI prints it with the usage text and exits 2. */
 export class UsageError {
@@ -28,14 +30,36 @@ export interface ConnectionArgs {
   readonly fingerprint: string | undefined
 }
 
+/** What `-L`, `-R`, `-D`, `-W` and the forwarding keywords of `-o` ask for. */
+export interface ForwardingArgs {
+  /** `-L`, `LocalForward`: a listener here, a target reached from the server. */
+  readonly local: ReadonlyArray<ForwardSpec.Forward>
+  /** `-R`, `RemoteForward`: a listener on the server, a target reached from here. */
+  readonly remote: ReadonlyArray<ForwardSpec.Forward>
+  /** `-D`, `DynamicForward`: a SOCKS listener here. */
+  readonly dynamic: ReadonlyArray<ForwardSpec.DynamicForward>
+  /** `-W`: our stdin and stdout become a connection to this target, made by the server. */
+  readonly stdio: ForwardSpec.Target | undefined
+  /** `-o ExitOnForwardFailure=yes`: a forwarding that cannot be set up is fatal (exit 255), not a warning. */
+  readonly exitOnForwardFailure: boolean
+  /** `-o GatewayPorts=yes`: our listeners without a bind address listen on every interface, not loopback. */
+  readonly gatewayPorts: boolean
+}
+
 /** `effect-ssh exec ... [user@]host -- command...` */
 export interface ExecArgs extends ConnectionArgs {
   readonly _tag: "Exec"
-  readonly command: string
+  /** The remote command; undefined with `-N` or `-W`, which run none. */
+  readonly command: string | undefined
   /** `-n`: do not read stdin. */
   readonly noStdin: boolean
   /** `-t`: request a pty. */
   readonly tty: boolean
+  /** `-N`: run no command, keep the forwardings until interrupted. */
+  readonly noCommand: boolean
+  /** `-X` / `-Y`: X11 forwarding was asked for. */
+  readonly x11: boolean
+  readonly forwarding: ForwardingArgs
 }
 
 /** ssh_config keywords accepted by `-o` (lower-case). */
@@ -53,12 +77,20 @@ export const supportedOptions: ReadonlyArray<string> = [
   "userknownhostsfile",
   "rekeylimit",
   "stricthostkeychecking",
-  "hashknownhosts"
+  "hashknownhosts",
+  "localforward",
+  "remoteforward",
+  "dynamicforward",
+  "exitonforwardfailure",
+  "gatewayports"
 ]
 
 export const execUsage =
-  "usage: effect-ssh exec [-nt] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
-  "                       [--known-hosts FILE | --host-key-fingerprint SHA256:...] [user@]host -- command..."
+  "usage: effect-ssh exec [-nNtX] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
+  "                       [-L [bind:]port:host:hostport | -L [bind:]port:/socket | -L /socket:host:hostport]...\n" +
+  "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]...\n" +
+  "                       [-W host:port] [--known-hosts FILE | --host-key-fingerprint SHA256:...]\n" +
+  "                       [user@]host [--] [command...]   (a command unless -N or -W)"
 
 /**
  * Splits `user@host` (the last `@` separates, as in ssh).
@@ -103,6 +135,7 @@ export const parseOption = (text: string): readonly [string, string] | UsageErro
  * @example
  * ```ts
  * parseExec(["-p", "2222", "me@host", "--", "uname", "-a"])
+ * parseExec(["-N", "-L", "8080:localhost:80", "-R", "0:127.0.0.1:3000", "me@host"])
  * ```
  */
 export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
@@ -114,25 +147,108 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
   }
 }
 
-/** The flag loop of `parseExec`; a missing flag value throws its `UsageError`. */
+/** Flags without a value; they may be bundled (`-nNt`). */
+const SWITCHES = "nNtXY"
+/** Flags with a value, attached (`-p22`) or in the next argument; one may end a bundle (`-NL8080:h:80`). */
+const VALUE_FLAGS = "plioLRDW"
+
+const forwardKeywords = {
+  localforward: "LocalForward",
+  remoteforward: "RemoteForward",
+  dynamicforward: "DynamicForward"
+} as const
+
+/** Runs one of ForwardSpec's parsers, its `ConfigParseError` thrown as a `UsageError` naming the flag. */
+const forwardSpec = <A>(flag: string, parse: () => A): A => {
+  try {
+    return parse()
+  } catch (error) {
+    if (error instanceof ConfigParseError) throw new UsageError(`${flag}: ${error.message}`)
+    throw error
+  }
+}
+
+/** A remote forwarding needs a target here: SOCKS on the server's listener is not something we can serve. */
+const withTarget = (flag: string, forward: ForwardSpec.RemoteForward): ForwardSpec.Forward => {
+  if (forward.connect !== undefined) return { listen: forward.listen, connect: forward.connect }
+  throw new UsageError(
+    `${flag} ${ForwardSpec.formatForward(forward)}: remote dynamic forwarding (SOCKS on the server's listener) ` +
+      "is not supported yet; give a destination: -R [bind:]port:host:hostport"
+  )
+}
+
+const yesNo = (keyword: string, value: string | undefined): boolean => {
+  if (value === undefined) return false
+  const answer = value.toLowerCase()
+  if (answer !== "yes" && answer !== "no") throw new UsageError(`bad ${keyword} "${value}" (yes or no)`)
+  return answer === "yes"
+}
+
+/** The flag loop of `parseExec`; a bad flag or value throws its `UsageError`. */
 const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
   let port: number | undefined
   let user: string | undefined
   let knownHosts: string | undefined
   let fingerprint: string | undefined
-  let noStdin = false
-  let tty = false
+  let stdio: ForwardSpec.Target | undefined
+  const switches = new Set<string>()
   const identities: Array<string> = []
   const options: Record<string, string> = {}
+  const local: Array<ForwardSpec.Forward> = []
+  const remote: Array<ForwardSpec.Forward> = []
+  const dynamic: Array<ForwardSpec.DynamicForward> = []
   let target: string | undefined
   let command: Array<string> | undefined
+
+  const option = (text: string) => {
+    const o = parseOption(text)
+    if (o instanceof UsageError) throw o
+    const [keyword, value] = o
+    if (keyword in forwardKeywords) {
+      // forwarding keywords add up, as in ssh_config
+      const name = forwardKeywords[keyword as keyof typeof forwardKeywords]
+      const forward = forwardSpec(name, () => ForwardSpec.parseForwardOption(name, value.split(/\s+/)))
+      if (name === "LocalForward") local.push(withTarget(name, forward))
+      else if (name === "RemoteForward") remote.push(withTarget(name, forward))
+      else dynamic.push({ listen: forward.listen })
+    } else if (!(keyword in options)) options[keyword] = value
+  }
+
+  const valueFlag = (letter: string, value: string) => {
+    switch (letter) {
+      case "p": {
+        const p = parsePort(value)
+        if (p instanceof UsageError) throw p
+        port = p
+        break
+      }
+      case "l":
+        user = value
+        break
+      case "i":
+        identities.push(value)
+        break
+      case "o":
+        option(value)
+        break
+      case "L":
+        local.push(forwardSpec("-L", () => ForwardSpec.parseLocalForward(value)))
+        break
+      case "R":
+        remote.push(withTarget("-R", forwardSpec("-R", () => ForwardSpec.parseRemoteForward(value))))
+        break
+      case "D":
+        dynamic.push(forwardSpec("-D", () => ForwardSpec.parseDynamicForward(value)))
+        break
+      case "W":
+        if (stdio !== undefined) throw new UsageError("-W may be given once")
+        stdio = forwardSpec("-W", () => ForwardSpec.parseStdioForward(value))
+        break
+    }
+  }
+
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
-    const value = (): string => {
-      const v = argv[++i]
-      if (v === undefined) throw new UsageError(`${arg} needs a value`)
-      return v
-    }
     if (arg === "--") {
       command = argv.slice(i + 1) as Array<string>
       break
@@ -142,59 +258,40 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
       command = argv.slice(i) as Array<string>
       break
     }
-    switch (arg) {
-      case "-p": {
-        const v = value()
-        const p = parsePort(v)
-        if (p instanceof UsageError) return p
-        port = p
-        break
+    if (arg === "--known-hosts" || arg === "--host-key-fingerprint") {
+      const v = argv[++i]
+      if (v === undefined) throw new UsageError(`${arg} needs a value`)
+      if (arg === "--known-hosts") knownHosts = v
+      else fingerprint = v
+      continue
+    }
+    if (!arg.startsWith("-")) {
+      target = arg
+      continue
+    }
+    if (arg === "-" || arg.startsWith("--")) throw new UsageError(`unknown flag ${arg}`)
+    for (let j = 1; j < arg.length; j++) {
+      const letter = arg[j]!
+      if (SWITCHES.includes(letter)) {
+        switches.add(letter)
+        continue
       }
-      case "-l": {
-        const v = value()
-        user = v
-        break
-      }
-      case "-i": {
-        const v = value()
-        identities.push(v)
-        break
-      }
-      case "-o": {
-        const v = value()
-        const o = parseOption(v)
-        if (o instanceof UsageError) return o
-        if (!(o[0] in options)) options[o[0]] = o[1]
-        break
-      }
-      case "--known-hosts": {
-        const v = value()
-        knownHosts = v
-        break
-      }
-      case "--host-key-fingerprint": {
-        const v = value()
-        fingerprint = v
-        break
-      }
-      case "-n":
-        noStdin = true
-        break
-      case "-t":
-        tty = true
-        break
-      case "-nt":
-      case "-tn":
-        noStdin = true
-        tty = true
-        break
-      default:
-        if (arg.startsWith("-")) return new UsageError(`unknown flag ${arg}`)
-        target = arg
+      if (!VALUE_FLAGS.includes(letter)) throw new UsageError(`unknown flag -${letter}`)
+      const v = j + 1 < arg.length ? arg.slice(j + 1) : argv[++i]
+      if (v === undefined) throw new UsageError(`-${letter} needs a value`)
+      valueFlag(letter, v)
+      break
     }
   }
   if (target === undefined) return new UsageError("missing host")
-  if (command === undefined || command.join(" ").length === 0) return new UsageError("missing command")
+  const commandLine = command === undefined || command.join(" ").length === 0 ? undefined : command.join(" ")
+  const noCommand = switches.has("N")
+  if (stdio !== undefined) {
+    if (commandLine !== undefined) return new UsageError("-W runs no command; drop the command")
+    if (local.length + remote.length + dynamic.length > 0) return new UsageError("-W cannot be combined with -L, -R or -D")
+  } else if (noCommand) {
+    if (commandLine !== undefined) return new UsageError("-N runs no command; drop the command or -N")
+  } else if (commandLine === undefined) return new UsageError("missing command")
   if (knownHosts !== undefined && fingerprint !== undefined) {
     return new UsageError("--known-hosts and --host-key-fingerprint are exclusive")
   }
@@ -216,9 +313,20 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     options,
     knownHosts: knownHosts ?? options.userknownhostsfile,
     fingerprint,
-    command: command.join(" "),
-    noStdin,
-    tty
+    command: commandLine,
+    noStdin: switches.has("n"),
+    tty: switches.has("t"),
+    noCommand,
+    x11: switches.has("X") || switches.has("Y"),
+    forwarding: {
+      local,
+      remote,
+      dynamic,
+      stdio,
+      // -W implies ExitOnForwardFailure, as in ssh
+      exitOnForwardFailure: yesNo("ExitOnForwardFailure", options.exitonforwardfailure) || stdio !== undefined,
+      gatewayPorts: yesNo("GatewayPorts", options.gatewayports)
+    }
   }
 }
 

@@ -1,11 +1,14 @@
 /**
  * `effect-ssh exec`: connect, run one command, stream its stdout and stderr
  * to ours, forward our stdin (unless `-n` or a terminal), and return the
- * remote exit code (128 + signal number on a signal), as `ssh host cmd` does.
+ * remote exit code (128 + signal number on a signal), as `ssh host cmd` does;
+ * with ssh's forwarding flags (`-L`, `-R`, `-D`, `-N`, `-W`) around it.
  *
  * @since 0.1.0
  */
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
+import * as Fiber from "effect/Fiber"
 import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
@@ -20,6 +23,7 @@ import * as Session from "../Channel/Session.ts"
 import * as SshError from "../SshError.ts"
 import { type ConnectionArgs, type ExecArgs, UsageError, parseBytes, parseSeconds } from "./Args.ts"
 import { keyPassphrase } from "./Askpass.ts"
+import { startForwardings, stdioForward, x11Unavailable } from "./Forwarding.ts"
 import { promptHidden } from "./Prompt.ts"
 import { terminalBlock, terminalLine } from "../internal/terminalText.ts"
 
@@ -185,8 +189,18 @@ const writeTo = (stream: NodeJS.WriteStream) => (chunk: Uint8Array) =>
     else stream.once("drain", () => resume(Effect.void))
   })
 
+/** Our stdin, read once: when its reader stops, stdin is closed so that it keeps the process alive no more. */
+const stdinStream = Stream.fromAsyncIterable(process.stdin as AsyncIterable<Uint8Array>, (e) =>
+  SshError.make(new SshError.ConnectionClosed({ message: `stdin: ${String(e)}` }))).pipe(
+    Stream.ensuring(Effect.sync(() => process.stdin.destroy()))
+  )
+
+const warnOnStderr = (error: SshError.SshError) => Effect.sync(() => void process.stderr.write(errorLine(error)))
+
 /**
- * Runs `effect-ssh exec`; succeeds with the exit code to use.
+ * Runs `effect-ssh exec`; succeeds with the exit code to use. The forwardings (`-L`, `-R`, `-D`) are set up
+ * first and last as long as the command; with `-N` there is none and they last until the connection ends or
+ * the program is interrupted; `-W` copies our stdin and stdout to and from its target instead.
  *
  * @example
  * ```ts
@@ -195,19 +209,25 @@ const writeTo = (stream: NodeJS.WriteStream) => (chunk: Uint8Array) =>
  */
 export const runExec = (args: ExecArgs) =>
   Effect.gen(function*() {
+    if (args.x11) return yield* Effect.fail(x11Unavailable)
     const options = yield* connectOptions(args)
     const ssh = yield* SshClient.connect(options)
+    if (args.forwarding.stdio !== undefined) {
+      const input = args.noStdin ? Stream.empty : stdinStream
+      return yield* stdioForward(ssh, args.forwarding.stdio, input, writeTo(process.stdout))
+    }
+    yield* startForwardings(ssh, args.forwarding, warnOnStderr)
+    if (args.command === undefined) return yield* Deferred.await(ssh.closed)
     const proc = yield* ssh.exec(args.command, args.tty ? { pty: true } : {})
     const forwardStdin = !args.noStdin && process.stdin.isTTY !== true
-    const stdin = forwardStdin
-      ? Stream.fromAsyncIterable(process.stdin as AsyncIterable<Uint8Array>, (e) =>
-        SshError.make(new SshError.ConnectionClosed({ message: `stdin: ${String(e)}` }))).pipe(Stream.run(proc.stdin))
-      : proc.closeStdin
+    const stdin = forwardStdin ? stdinStream.pipe(Stream.run(proc.stdin)) : proc.closeStdin
+    // the command's output ending ends the command, as in ssh: our stdin may stay open (a pipe nobody closes)
+    const stdinPump = yield* Effect.forkChild(Effect.ignore(stdin))
     yield* Effect.all([
-      Effect.ignore(stdin),
       Stream.runForEach(proc.stdout, writeTo(process.stdout)),
       Stream.runForEach(proc.stderr, writeTo(process.stderr))
     ], { concurrency: "unbounded", discard: true })
+    yield* Fiber.interrupt(stdinPump)
     const exit = yield* proc.exit
     if (exit._tag === "Signaled") {
       const detail = exit.message.length > 0 ? ` (${terminalLine(exit.message)})` : ""

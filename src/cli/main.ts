@@ -5,6 +5,7 @@
  * @example
  * ```sh
  * effect-ssh exec -p 2222 -i ~/.ssh/id_ed25519 me@host -- uname -a
+ * effect-ssh exec -N -L 8080:localhost:80 -D 1080 me@host
  * ```
  * @since 0.1.0
  */
@@ -55,6 +56,8 @@ const main = (argv: ReadonlyArray<string>) => {
   const args = parseExec(rest)
   if (args instanceof UsageError) return fail(`${args.message}\n${execUsage}`, 2)
   const program = runExec(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer))
+  // -N (and -W) run until interrupted: SIGINT or SIGTERM is their normal end, as for ssh -N
+  const interruptIsSuccess = args.command === undefined
   NodeRuntime.runMain(
     Effect.onExit(program, (exit) =>
       Effect.sync(() => {
@@ -62,10 +65,15 @@ const main = (argv: ReadonlyArray<string>) => {
           process.exitCode = exit.value
           return
         }
+        if (Cause.hasInterruptsOnly(exit.cause)) {
+          if (!interruptIsSuccess) process.stderr.write("effect-ssh: interrupted\n")
+          process.exitCode = interruptIsSuccess ? 0 : 255
+          return
+        }
         process.stderr.write(errorLine(Cause.squash(exit.cause)))
         process.exitCode = 255
       })).pipe(Effect.ignore),
-    { disableErrorReporting: true }
+    { disableErrorReporting: true, teardown: (_exit, onExit) => onExit(Number(process.exitCode ?? 0)) }
   )
 }
 

@@ -32,7 +32,10 @@ const defaults = {
   knownHosts: undefined,
   fingerprint: undefined,
   noStdin: false,
-  tty: false
+  tty: false,
+  noCommand: false,
+  x11: false,
+  forwarding: { local: [], remote: [], dynamic: [], stdio: undefined, exitOnForwardFailure: false, gatewayPorts: false }
 }
 
 describe("parseExec", () => {
@@ -169,14 +172,15 @@ describe("parseExec", () => {
 
   it("never throws, whatever the arguments", () => {
     const token = fc.oneof(
-      fc.constantFrom("-n", "-t", "-nt", "-p", "-l", "-i", "-o", "--", "--known-hosts", "--host-key-fingerprint", "@", "u@h"),
+      fc.constantFrom("-n", "-t", "-nt", "-N", "-X", "-L", "-R", "-D", "-W", "8080:h:80", "-p", "-l", "-i", "-o", "--", "--known-hosts", "--host-key-fingerprint", "@", "u@h"),
       fc.string({ maxLength: 8 })
     )
     fc.assert(fc.property(fc.array(token, { maxLength: 10 }), (argv) => {
       const result = parseExec(argv)
       if (!(result instanceof UsageError)) {
         expect(result.host.length).toBeGreaterThan(0)
-        expect(result.command.length).toBeGreaterThan(0)
+        if (result.noCommand) expect(result.command).toBeUndefined()
+        else expect(result.command!.length).toBeGreaterThan(0)
       }
     }))
   })
