@@ -173,6 +173,12 @@ export interface Context {
    * that `get` can print the assembled list as ssh does. Without them `get`
    * prints the configured value as written, or nothing.
    */
+  /**
+   * Debian's ssh defaults ServerAliveInterval to 300 seconds under
+   * BatchMode and names the QUIET log level SILENT; `"debian"` does the
+   * same. Default `"openssh"`.
+   */
+  readonly flavor?: "openssh" | "debian" | undefined
   readonly algorithms?: Partial<Record<AlgorithmKeyword, { readonly defaults: ReadonlyArray<string>; readonly supported?: ReadonlyArray<string> | undefined }>> | undefined
 }
 
@@ -369,6 +375,7 @@ const ttyValues: Readonly<Record<string, ResolvedConfig["requestTty"]>> = {
 }
 
 const logLevels: Readonly<Record<string, string>> = {
+  silent: "QUIET",
   quiet: "QUIET",
   fatal: "FATAL",
   error: "ERROR",
@@ -1000,7 +1007,10 @@ const applyOption = (state: State, directive: Extract<Directive, { _tag: "Option
       if (state.globalKnownHostsFiles === undefined) state.globalKnownHostsFiles = args
       return
     case "proxycommand":
-      if (state.proxyCommand === undefined && state.jump === undefined) state.proxyCommand = directive.rest.replace(/^[ \t=]+/, "")
+      // A ProxyJump of "none" does not hold a later ProxyCommand back (as ssh 9.2 behaves).
+      if (state.proxyCommand === undefined && (state.jump === undefined || state.jump === "none")) {
+        state.proxyCommand = directive.rest.replace(/^[ \t=]+/, "")
+      }
       return
     case "proxyjump":
       if (state.proxyCommand === undefined && state.jump === undefined) {
@@ -1269,7 +1279,7 @@ const finish = (state: State, hostArg: string, host: string, context: Context): 
     proxyJump: jump,
     proxyCommand,
     connectTimeout: timeOf("connecttimeout"),
-    serverAliveInterval: timeOf("serveraliveinterval") ?? 0,
+    serverAliveInterval: timeOf("serveraliveinterval") ?? (context.flavor === "debian" && flag("batchmode") ? 300 : 0),
     serverAliveCountMax: single("serveralivecountmax") === undefined ? 3 : Number(single("serveralivecountmax")),
     strictHostKeyChecking: strictValues[single("stricthostkeychecking")?.toLowerCase() ?? "ask"]!,
     userKnownHostsFiles,
@@ -1298,7 +1308,7 @@ const finish = (state: State, hostArg: string, host: string, context: Context): 
     tag: single("tag"),
     unsupported: [...state.unsupported]
   }
-  const view = sshGView(resolved, state, rawIdentityFiles, context)
+  const view = sshGView(resolved, state, rawIdentityFiles, localForwards, context)
   return { ...resolved, get: (keyword) => view.get(keyword.toLowerCase()) ?? [], lines: () => keywords.flatMap((k) => (view.get(k) ?? []).map((v) => `${k} ${v}`)) }
 }
 
@@ -1325,6 +1335,7 @@ const sshGView = (
   r: Omit<ResolvedConfig, "get" | "lines">,
   state: State,
   rawIdentityFiles: ReadonlyArray<string>,
+  localForwards: ReadonlyArray<Forward>,
   context: Context
 ): ReadonlyMap<string, ReadonlyArray<string>> => {
   const view = new Map<string, ReadonlyArray<string>>()
@@ -1352,11 +1363,12 @@ const sshGView = (
   }
   set("hostkeyalias", r.hostKeyAlias)
   set("identityagent", r.identityAgent)
-  set("loglevel", r.logLevel)
+  set("loglevel", context.flavor === "debian" && r.logLevel === "QUIET" ? "SILENT" : r.logLevel)
   set("preferredauthentications", r.preferredAuthentications?.join(","))
   set("tag", r.tag)
-  view.set("dynamicforward", r.dynamicForwards.map((f) => formatForward(f, false)))
-  view.set("localforward", r.localForwards.map((f) => formatForward(f, true)))
+  // ssh -G lists a forwarding to a Unix socket under dynamicforward too (its connect host is unset, not "socks").
+  view.set("dynamicforward", localForwards.filter((f) => f.connect?._tag !== "Port").map((f) => formatForward(f, false)))
+  view.set("localforward", localForwards.filter((f) => f.connect !== undefined).map((f) => formatForward(f, true)))
   view.set("remoteforward", r.remoteForwards.map((f) => formatForward(f, true)))
   // ssh -G prints identity and certificate files as configured: they are expanded when loaded.
   view.set("identityfile", rawIdentityFiles)
