@@ -36,6 +36,7 @@
 import { sha1 } from "@noble/hashes/legacy.js"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
+import { matchWildcard } from "../Auth/KnownHosts.ts"
 import { matchCidrList } from "../internal/cidr.ts"
 import * as SshError from "../SshError.ts"
 
@@ -751,27 +752,7 @@ export const parse = (text: string, file: string, kind: ConfigFile["kind"] = "us
  * SshConfig.matchPattern("web1.example.com", "web?.*") // true
  * ```
  */
-export const matchPattern = (s: string, pattern: string): boolean => {
-  // Iterative glob with single-star backtracking, as the recursive original.
-  let si = 0
-  let pi = 0
-  let star = -1
-  let mark = 0
-  while (si < s.length) {
-    if (pi < pattern.length && (pattern[pi] === "?" || (pattern[pi] !== "*" && pattern[pi] === s[si]))) {
-      si++
-      pi++
-    } else if (pi < pattern.length && pattern[pi] === "*") {
-      star = pi++
-      mark = si
-    } else if (star !== -1) {
-      pi = star + 1
-      si = ++mark
-    } else return false
-  }
-  while (pattern[pi] === "*") pi++
-  return pi === pattern.length
-}
+export const matchPattern = (s: string, pattern: string): boolean => matchWildcard(pattern, s)
 
 /**
  * ssh's match_pattern_list over a comma-separated list with `!negation`:
