@@ -18,9 +18,11 @@ const MiB = 1024 * 1024
  * Resident memory the attacks of one test may add to the server. Most of it is not held by anything: processing
  * hundreds of thousands of packets leaves memory the allocator keeps for reuse (RSS rose ~170 MiB with one
  * attacking connection and no more with four), so the bound is on the whole, and the bound that scales with the
- * attack is the one on live objects.
+ * attack is the one on live objects. Four connections sending a million unassigned messages measured +186 to
+ * +264 MiB of RSS on a loaded 2-core machine, with live objects +33 to +47 MiB: /proc/PID/smaps shows the growth
+ * spread over V8's anonymous pages (the malloc heap held 60 MiB), not one growing buffer.
  */
-const RSS_OVERALL = 256 * MiB
+const RSS_OVERALL = 320 * MiB
 /** Memory held by live objects (heap and external, after a full collection) one attacking connection may add: the
  * transport's bounds (4 MiB queued for the upper layer, 2 MiB of replies) and the socket's and framer's buffers. */
 const LIVE_PER_CONNECTION = 32 * MiB
