@@ -9,7 +9,7 @@
  * `MemoryBackend.make()` a tree held in memory.
  *
  * ```ts
- * const backend: SftpBackend = { open, opendir, stat, lstat, setstat, mkdir, rmdir, remove, rename, symlink, readlink, realpath }
+ * const backend: Backend = { open, opendir, stat, lstat, setstat, mkdir, rmdir, remove, rename, symlink, readlink, realpath }
  * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.make(backend) })
  * ```
  *
@@ -88,7 +88,7 @@ export interface DirectoryHandle {
 }
 
 /** The file operations of one SFTP session (or of all sessions, for a backend they share). */
-export interface SftpBackend {
+export interface Backend {
   /**
    * OPEN. `flags` are SFTP's (`Messages.OpenFlags`: Read, Write, Append, Create, Truncate, Exclusive); `attrs` are
    * the client's, with `permissions` already defaulted (0o666) and masked by the server's umask.
@@ -134,9 +134,9 @@ export interface SftpBackend {
  * What `SftpServer.make` serves: one backend for every session, or a backend made for each session (its
  * resources released when the session ends).
  */
-export type SftpBackendSource =
-  | SftpBackend
-  | ((peer: SftpPeer) => Effect.Effect<SftpBackend, SshError, Scope.Scope>)
+export type BackendSource =
+  | Backend
+  | ((peer: SftpPeer) => Effect.Effect<Backend, SshError, Scope.Scope>)
 
 /**
  * The `SftpStatus` a backend fails with, with the code's default message unless one is given.

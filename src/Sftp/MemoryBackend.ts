@@ -18,9 +18,14 @@
  * capacity) and a fixed cost per name (`ENTRY_BYTES` plus the name's length,
  * and a link's target), so neither a large file nor a flood of empty ones can
  * grow it past the limit. A write, truncate or create that would goes no
- * further and fails with FAILURE, "No space on file system" (the v3 code an
- * ENOSPC gets from OpenSSH's sftp-server). A file's bytes are freed when its
- * last name is removed and its last handle closed.
+ * further and fails with NO_SPACE_ON_FILESYSTEM, which `SftpServer` sends a
+ * v3 client as FAILURE, "No space on file system" (what OpenSSH's
+ * sftp-server answers an ENOSPC with). A file's bytes are freed when its last
+ * name is removed and its last handle closed.
+ *
+ * The test or program that made it sees the tree as the clients left it:
+ * `readFile`, `writeFile`, `makeDirectory` and `snapshot`, and `files` seeds
+ * it when it is made.
  *
  * @since 0.1.0
  */
@@ -28,7 +33,7 @@ import * as Effect from "effect/Effect"
 import { SftpStatus } from "../SshError.ts"
 import type * as Attributes from "./Attributes.ts"
 import { FileMode } from "./Attributes.ts"
-import type { DirectoryEntry, DirectoryHandle, FileHandle, SftpBackend } from "./Backend.ts"
+import type { DirectoryEntry, DirectoryHandle, FileHandle, Backend } from "./Backend.ts"
 import { longName, status } from "./Backend.ts"
 import type { VfsStats } from "./Extensions.ts"
 import * as Jail from "./Jail.ts"
@@ -42,17 +47,43 @@ export interface MemoryOptions {
   /** The owner reported for everything created (default 0 and 0). */
   readonly uid?: number | undefined
   readonly gid?: number | undefined
+  /**
+   * Files it starts with, by absolute path (a string is stored as UTF-8); missing directories on the way are made.
+   * They count against `maxBytes`: `make` throws the NO_SPACE_ON_FILESYSTEM status if they do not fit.
+   */
+  readonly files?: Readonly<Record<string, Uint8Array | string>> | undefined
+}
+
+/** One name in the tree, as `snapshot` lists it. */
+export interface MemoryEntry {
+  /** Absolute, as a client would spell it ("/" is the root). */
+  readonly path: string
+  readonly type: "File" | "Directory" | "Link"
+  /** Permission bits (without the type bits). */
+  readonly permissions: number
+  /** A file's length, a link's target's; 0 for a directory. */
+  readonly size: number
+  readonly uid: number
+  readonly gid: number
+  readonly atime: number
+  readonly mtime: number
+  /** A link's target, as stored. */
+  readonly target?: string | undefined
 }
 
 /** An in-memory backend, and a look at what it holds. */
-export interface MemoryBackend extends SftpBackend {
+export interface MemoryBackend extends Backend {
   /** Bytes of `maxBytes` taken now. */
   readonly bytesUsed: () => number
   readonly maxBytes: number
   /** A file's contents (following links), for tests: what a client wrote. */
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, SftpStatus>
-  /** Creates or replaces a file (making no directories), for tests and demos: what a client will read. */
-  readonly writeFile: (path: string, data: Uint8Array, permissions?: number) => Effect.Effect<void, SftpStatus>
+  /** Creates or replaces a file (making missing directories on the way), for tests and demos: what a client will read. */
+  readonly writeFile: (path: string, data: Uint8Array | string, permissions?: number) => Effect.Effect<void, SftpStatus>
+  /** Makes a directory and any missing on the way (`mkdir -p`); one that exists is left as it is. */
+  readonly makeDirectory: (path: string, permissions?: number) => Effect.Effect<void, SftpStatus>
+  /** Every name in the tree now (the root apart), parents before children, names in creation order. */
+  readonly snapshot: () => ReadonlyArray<MemoryEntry>
 }
 
 /**
@@ -142,7 +173,13 @@ const attempt = <A>(f: () => A): Effect.Effect<A, SftpStatus> =>
     }
   })
 
-const bytesOfName = (name: string): number => ENTRY_BYTES + name.length
+/** What a name costs: its entry, and the name itself at two bytes a code unit (V8's widest strings). */
+const bytesOfName = (name: string): number => ENTRY_BYTES + 2 * name.length
+
+const linkCost = (node: Node): number => node._tag === "Link" ? 2 * node.target.length : 0
+
+const utf8 = new TextEncoder()
+const bytesOf = (data: Uint8Array | string): Uint8Array => typeof data === "string" ? utf8.encode(data) : data
 
 /**
  * An in-memory backend for `SftpServer.make`, empty but for its root.
@@ -167,7 +204,8 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
 
   const root: DirectoryNode = { _tag: "Directory", entries: new Map(), ...meta(0o755) }
 
-  const noSpace = (): never => failure(StatusCode.Failure, `No space on file system (the in-memory file system holds ${maxBytes} bytes)`)
+  const noSpace = (): never =>
+    failure(StatusCode.NoSpaceOnFilesystem, `No space on file system (the in-memory file system holds ${maxBytes} bytes)`)
 
   const charge = (bytes: number): void => {
     if (bytes > maxBytes - used) noSpace()
@@ -264,7 +302,7 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
   const lookupNode = (path: string, follow: boolean): Node => walk(path, (place) => nodeAt(place, follow))
 
   const attributesOf = (node: Node): Attributes.Attributes => ({
-    size: node._tag === "File" ? node.size : node._tag === "Link" ? node.target.length : BLOCK_SIZE,
+    size: node._tag === "File" ? node.size : node._tag === "Link" ? utf8.encode(node.target).length : BLOCK_SIZE,
     uid: node.uid,
     gid: node.gid,
     permissions: TYPE_BITS[node._tag] | node.permissions,
@@ -302,7 +340,7 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
 
   /** Adds a name for a node to a directory, charging its cost. */
   const link = (dir: DirectoryNode, name: string, node: Node): void => {
-    charge(bytesOfName(name) + (node._tag === "Link" ? node.target.length : 0))
+    charge(bytesOfName(name) + linkCost(node))
     dir.entries.set(name, node)
     dir.mtime = now()
     if (node._tag === "File") node.links++
@@ -314,7 +352,7 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
     if (node === undefined) return
     dir.entries.delete(name)
     dir.mtime = now()
-    free(bytesOfName(name) + (node._tag === "Link" ? node.target.length : 0))
+    free(bytesOfName(name) + linkCost(node))
     if (node._tag === "File") {
       node.links--
       freeIfUnused(node)
@@ -410,7 +448,8 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
     }
   }
 
-  const openFile = (path: string, flags: number, attrs: Attributes.Attributes): FileHandle =>
+  /** The file OPEN names, created or truncated as `flags` say. */
+  const openNode = (path: string, flags: number, permissions: number): FileNode =>
     walk(path, (place) => {
       if (place.name === undefined) return isDirectory()
       const found = place.dir.entries.get(place.name)
@@ -420,16 +459,65 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
       if (found?._tag === "Directory") return isDirectory()
       if (found === undefined) {
         if (!create) return noSuchFile()
-        const file: FileNode = { _tag: "File", data: new Uint8Array(0), size: 0, links: 0, handles: 0, ...meta(attrs.permissions ?? 0o644) }
+        const file: FileNode = { _tag: "File", data: new Uint8Array(0), size: 0, links: 0, handles: 0, ...meta(permissions) }
         link(place.dir, place.name, file)
-        return fileHandle(file, flags)
+        return file
       }
       if ((flags & OpenFlags.Truncate) !== 0 && (flags & (OpenFlags.Write | OpenFlags.Append)) !== 0) {
         resize(found, 0)
         found.mtime = now()
       }
-      return fileHandle(found, flags)
+      return found
     })
+
+  const openFile = (path: string, flags: number, attrs: Attributes.Attributes): FileHandle =>
+    fileHandle(openNode(path, flags, attrs.permissions ?? 0o644), flags)
+
+  /** `mkdir -p`: each missing directory on the way is made, a link on the way followed. */
+  const makeDirectories = (path: string, permissions: number): void => {
+    const segments = Jail.segments(Jail.normalize(path))
+    for (let depth = 1; depth <= segments.length; depth++) {
+      walk("/" + segments.slice(0, depth).join("/"), (place) => {
+        if (place.name === undefined) return
+        const node = place.dir.entries.get(place.name)
+        if (node === undefined) link(place.dir, place.name, { _tag: "Directory", entries: new Map(), ...meta(permissions) })
+        else if (node._tag === "Link") return new Follow(node.target)
+        else if (node._tag === "File") failure(StatusCode.NoSuchFile, `${place.path} is not a directory`)
+      })
+    }
+  }
+
+  /** Creates or replaces a file with `data`, making the directories on the way. */
+  const createFile = (path: string, data: Uint8Array, permissions: number): void => {
+    makeDirectories(Jail.parent(Jail.normalize(path)), 0o755)
+    const file = openNode(path, OpenFlags.Write | OpenFlags.Create | OpenFlags.Truncate, permissions)
+    resize(file, data.length)
+    file.data.set(data)
+    file.mtime = now()
+  }
+
+  const snapshot = (): ReadonlyArray<MemoryEntry> => {
+    const entries: Array<MemoryEntry> = []
+    const visit = (dir: DirectoryNode, path: string): void => {
+      for (const [name, node] of dir.entries) {
+        const at = `${path}/${name}`
+        entries.push({
+          path: at,
+          type: node._tag,
+          permissions: node.permissions,
+          size: node._tag === "File" ? node.size : node._tag === "Link" ? utf8.encode(node.target).length : 0,
+          uid: node.uid,
+          gid: node.gid,
+          atime: node.atime,
+          mtime: node.mtime,
+          ...(node._tag === "Link" ? { target: node.target } : {})
+        })
+        if (node._tag === "Directory") visit(node, at)
+      }
+    }
+    visit(root, "")
+    return entries
+  }
 
   const openDirectory = (path: string): DirectoryHandle =>
     walk(path, (place) => {
@@ -458,9 +546,17 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
         if (node._tag === "Directory" && (target.chain.includes(node) || to.dir === node)) {
           failure(StatusCode.BadMessage, "a directory cannot move into itself")
         }
-        if (existing !== undefined) unlink(to.dir, to.name)
-        link(to.dir, to.name, node)
-        unlink(from.dir, from.name)
+        // the same node under another name: only the names' costs differ, so a full tree can still rename
+        const grows = bytesOfName(to.name) - bytesOfName(from.name) - (existing === undefined ? 0 : bytesOfName(to.name) + linkCost(existing))
+        if (grows > 0) charge(grows)
+        else free(-grows)
+        if (existing?._tag === "File") {
+          existing.links--
+          freeIfUnused(existing)
+        }
+        from.dir.entries.delete(from.name)
+        to.dir.entries.set(to.name, node)
+        from.dir.mtime = to.dir.mtime = now()
       }))
 
   const backend: MemoryBackend = {
@@ -538,11 +634,10 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
         if (node._tag !== "File") return isDirectory()
         return node.data.slice(0, node.size)
       }),
-    writeFile: (path, data, permissions = 0o644) =>
-      Effect.flatMap(
-        backend.open(path, OpenFlags.Write | OpenFlags.Create | OpenFlags.Truncate, { permissions }),
-        (file) => Effect.ensuring(file.write(0, data), Effect.ignore(file.close))
-      )
+    writeFile: (path, data, permissions = 0o644) => attempt(() => createFile(path, bytesOf(data), permissions & 0o7777)),
+    makeDirectory: (path, permissions = 0o755) => attempt(() => makeDirectories(path, permissions & 0o7777)),
+    snapshot
   }
+  for (const [path, data] of Object.entries(options.files ?? {})) createFile(path, bytesOf(data), 0o644)
   return backend
 }

@@ -7,7 +7,8 @@
  *
  * ```ts
  * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.fileSystem({ root: "/srv/sftp" }) })
- * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.make(SftpServer.memory({ maxBytes: 64 * 1024 * 1024 })) })
+ * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.memory({ maxBytes: 64 * 1024 * 1024 }) })
+ * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.make(myBackend) })
  * ```
  *
  * The protocol is the server's, whatever the backend: requests of a session
@@ -59,7 +60,7 @@ import { allocate, discard, handOver, release } from "../internal/ownedBuffers.t
 import { Outbox } from "../internal/sftpOutbox.ts"
 import * as SshError from "../SshError.ts"
 import type * as Attributes from "./Attributes.ts"
-import type { DirectoryEntry, DirectoryHandle, FileHandle, SftpBackend, SftpBackendSource, SftpPeer } from "./Backend.ts"
+import type { DirectoryEntry, DirectoryHandle, FileHandle, Backend, BackendSource, SftpPeer } from "./Backend.ts"
 import { longName, status } from "./Backend.ts"
 import * as Extensions from "./Extensions.ts"
 import { DEFAULT_MAX_PACKET_LENGTH, Framer, MAX_DATA_LENGTH } from "./Framer.ts"
@@ -68,7 +69,7 @@ import * as MemoryBackend from "./MemoryBackend.ts"
 import * as Messages from "./Messages.ts"
 import * as Status from "./Status.ts"
 
-export type { DirectoryEntry, DirectoryHandle, FileHandle, SftpBackend, SftpBackendSource, SftpPeer } from "./Backend.ts"
+export type { DirectoryEntry, DirectoryHandle, FileHandle, Backend, BackendSource, SftpPeer } from "./Backend.ts"
 
 /** Options of the protocol layer, for every backend. */
 export interface SftpProtocolOptions {
@@ -109,8 +110,8 @@ export interface SftpProtocolOptions {
 export interface SftpServerOptions extends SftpProtocolOptions, DiskOptions {}
 
 /** Options of `serve` over a backend of your own. */
-export interface SftpBackendOptions extends SftpProtocolOptions {
-  readonly backend: SftpBackendSource
+export interface BackendOptions extends SftpProtocolOptions {
+  readonly backend: BackendSource
 }
 
 const DEFAULT_WINDOW = 8 * 1024 * 1024
@@ -135,12 +136,31 @@ const checkSpan = (offset: number, length: number, what: string): Effect.Effect<
 const unsupported = (name: string): Effect.Effect<never, SshError.SftpStatus> =>
   refuse(StatusCode.OpUnsupported, `unsupported extension "${name}"`)
 
+/**
+ * The v3 code for each code of the later drafts a backend may fail with (a v3 client knows only 0..8), as
+ * OpenSSH's sftp-server maps the errno behind each; the message, the later code's unless the backend gave one,
+ * still says what happened ("No space on file system").
+ */
+const VERSION_3_CODES: Readonly<Record<number, number>> = {
+  [StatusCode.NoSuchPath]: StatusCode.NoSuchFile,
+  [StatusCode.NotADirectory]: StatusCode.NoSuchFile,
+  [StatusCode.LinkLoop]: StatusCode.NoSuchFile,
+  [StatusCode.WriteProtect]: StatusCode.PermissionDenied,
+  [StatusCode.CannotDelete]: StatusCode.PermissionDenied,
+  [StatusCode.InvalidFilename]: StatusCode.BadMessage,
+  [StatusCode.InvalidParameter]: StatusCode.BadMessage
+}
+
+/** A failure's code as a v3 reply carries it (a failure is never OK, nor a number no draft defines). */
+const version3Code = (code: number): number =>
+  Number.isInteger(code) && code > StatusCode.Ok && code <= StatusCode.OpUnsupported ? code : VERSION_3_CODES[code] ?? StatusCode.Failure
+
 /** A backend's status as the reply's; anything that is not a status (a backend outside the types) is FAILURE. */
 const statusReply = (id: number, e: unknown): Messages.Status =>
-  e instanceof SshError.SftpStatus ? Status.make(id, e.code, e.message) : Status.make(id, StatusCode.Failure)
+  e instanceof SshError.SftpStatus ? Status.make(id, version3Code(e.code), e.message) : Status.make(id, StatusCode.Failure)
 
 /** The extensions a backend supports, as VERSION advertises them: the server's own, and those it implements. */
-const extensionsOf = (backend: SftpBackend): ReadonlyArray<Messages.ExtensionPair> => {
+const extensionsOf = (backend: Backend): ReadonlyArray<Messages.ExtensionPair> => {
   const { ExtensionName } = Extensions
   const lacking = new Set<string>([
     ...(backend.posixRename === undefined ? [ExtensionName.PosixRename] : []),
@@ -217,7 +237,7 @@ interface SftpSession {
   readonly closeAll: Effect.Effect<void>
 }
 
-const makeSession = (backend: SftpBackend, limits: SharedLimits, options: SftpProtocolOptions, peer: SftpPeer): SftpSession => {
+const makeSession = (backend: Backend, limits: SharedLimits, options: SftpProtocolOptions, peer: SftpPeer): SftpSession => {
   const handles = new Map<number, OpenHandle>()
   /** How many of `handles` (and of reservations in progress) are directories. */
   let directories = 0
@@ -547,7 +567,7 @@ const protocolError = (message: string) => SshError.make(new SshError.ProtocolEr
 
 const knownTypes: ReadonlySet<number> = new Set(Object.values(Messages.PacketType))
 
-const isBackendOptions = (options: SftpServerOptions | SftpBackendOptions): options is SftpBackendOptions => "backend" in options
+const isBackendOptions = (options: SftpServerOptions | BackendOptions): options is BackendOptions => "backend" in options
 
 /**
  * Serves one SFTP session over any byte stream: `input` is what the client
@@ -558,13 +578,13 @@ const isBackendOptions = (options: SftpServerOptions | SftpBackendOptions): opti
  * @example
  * ```ts
  * yield* SftpServer.serve(session.stdin, (bytes) => session.write(bytes), { root: "/srv/sftp" }, { user: session.user })
- * yield* SftpServer.serve(input, write, { backend: SftpServer.memory() }, { user: "alice" })
+ * yield* SftpServer.serve(input, write, { backend: MemoryBackend.make() }, { user: "alice" })
  * ```
  */
 export const serve = (
   input: Stream.Stream<Uint8Array, SshError.SshError>,
   write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
-  options: SftpServerOptions | SftpBackendOptions,
+  options: SftpServerOptions | BackendOptions,
   peer: SftpPeer
 ): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
   serveWith(
@@ -589,7 +609,7 @@ type Consume = (f: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, Ss
 const serveWith = (
   consume: Consume,
   write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
-  source: SftpBackendSource,
+  source: BackendSource,
   options: SftpProtocolOptions,
   peer: SftpPeer,
   owned: boolean,
@@ -672,11 +692,11 @@ const serveWith = (
  *
  * @example
  * ```ts
- * const backend = SftpServer.memory({ maxBytes: 16 * 1024 * 1024 })
+ * const backend = MemoryBackend.make({ maxBytes: 16 * 1024 * 1024 })
  * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.make(backend, { umask: 0o077 }) })
  * ```
  */
-export const make = (backend: SftpBackendSource, options: SftpProtocolOptions = {}): SessionHandler<void> => {
+export const make = (backend: BackendSource, options: SftpProtocolOptions = {}): SessionHandler<void> => {
   const limits = sharedLimits(options)
   return (session: ServerSession) =>
     Effect.andThen(
@@ -698,7 +718,7 @@ export const make = (backend: SftpBackendSource, options: SftpProtocolOptions = 
  * const sftp = SftpServer.make((peer) => Effect.map(disk(peer), (backend) => ({ ...backend, remove: () => Backend.fail(3) })))
  * ```
  */
-export const fileSystemBackend = (options: DiskOptions): (peer: SftpPeer) => Effect.Effect<SftpBackend, SshError.SshError, Scope.Scope> =>
+export const fileSystemBackend = (options: DiskOptions): (peer: SftpPeer) => Effect.Effect<Backend, SshError.SshError, Scope.Scope> =>
   diskBackend(options)
 
 /**
@@ -713,14 +733,20 @@ export const fileSystemBackend = (options: DiskOptions): (peer: SftpPeer) => Eff
  */
 export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => make(fileSystemBackend(options), options)
 
+/** Options of `memory`: the memory backend's and the protocol's. */
+export interface SftpMemoryOptions extends SftpProtocolOptions, MemoryBackend.MemoryOptions {}
+
 /**
- * A backend held in memory (see `MemoryBackend`): directories, files, links,
- * modes and times, bounded by `maxBytes`; every session of a server sees the
- * same tree.
+ * The "sftp" subsystem handler serving a tree held in memory (`make` over a
+ * fresh `MemoryBackend`): directories, files, links, modes and times, bounded
+ * by `maxBytes`, seeded with `files`; every session of the server sees the
+ * same tree, gone with it. To look at what clients left in it, make the
+ * backend yourself (`MemoryBackend.make`) and serve it with `make`.
  *
  * @example
  * ```ts
- * const sftp = SftpServer.make(SftpServer.memory({ maxBytes: 1024 * 1024 }))
+ * const sftp = SftpServer.memory({ maxBytes: 1024 * 1024, files: { "/motd.txt": "hello\n" } })
+ * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp })
  * ```
  */
-export const memory: (options?: MemoryBackend.MemoryOptions) => MemoryBackend.MemoryBackend = MemoryBackend.make
+export const memory = (options: SftpMemoryOptions = {}): SessionHandler<void> => make(MemoryBackend.make(options), options)

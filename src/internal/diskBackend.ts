@@ -21,7 +21,7 @@ import * as Fs from "node:fs"
 import * as FsPromises from "node:fs/promises"
 import * as Os from "node:os"
 import type { Attributes } from "../Sftp/Attributes.ts"
-import type { DirectoryEntry, DirectoryHandle, FileHandle, SftpBackend } from "../Sftp/Backend.ts"
+import type { DirectoryEntry, DirectoryHandle, FileHandle, Backend } from "../Sftp/Backend.ts"
 import { longName, status } from "../Sftp/Backend.ts"
 import type { UserGroupNames, VfsStats } from "../Sftp/Extensions.ts"
 import * as Messages from "../Sftp/Messages.ts"
@@ -177,7 +177,7 @@ const usersGroupsById = (uids: ReadonlyArray<number>, gids: ReadonlyArray<number
 }
 
 /** The operations of one session, on its held root. */
-const backendOf = (jail: JailedFs): SftpBackend => ({
+const backendOf = (jail: JailedFs): Backend => ({
   open: (path, flags, attrs) =>
     attempt(() => jail.openFile(path, openFlagsOf(flags), attrs.permissions ?? 0o666)).pipe(Effect.map(fileHandle)),
   opendir: (path) => attempt(() => jail.openDirectory(path)).pipe(Effect.map(directoryHandle)),
@@ -224,5 +224,5 @@ const openJail = (root: string): Effect.Effect<JailedFs, SshError.SshError> =>
  * const handler = SftpServer.make(diskBackend({ root: "/srv/sftp" }))
  * ```
  */
-export const diskBackend = (options: DiskOptions) => (): Effect.Effect<SftpBackend, SshError.SshError, Scope.Scope> =>
+export const diskBackend = (options: DiskOptions) => (): Effect.Effect<Backend, SshError.SshError, Scope.Scope> =>
   Effect.map(Effect.acquireRelease(openJail(options.root), (jail) => Effect.sync(() => jail.close())), backendOf)
