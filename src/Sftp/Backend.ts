@@ -15,8 +15,12 @@
  *
  * Every operation fails with `SftpStatus` (the `SshError` reason): its code
  * and message become the STATUS reply, so a message must not say what the
- * client may not know (a host path). Anything else a backend throws or dies
- * with is answered FAILURE; the session goes on. Paths are the client's, as
+ * client may not know (a host path). A code of the later drafts
+ * (`StatusCode.NoSpaceOnFilesystem`, `FileAlreadyExists`, ...) is sent to a
+ * v3 client as the v3 code OpenSSH's sftp-server would send (FAILURE, or
+ * NO_SUCH_FILE, PERMISSION_DENIED, BAD_MESSAGE), its message kept. Anything
+ * else a backend throws or dies with is answered FAILURE, without its text;
+ * the session goes on. Paths are the client's, as
  * sent: the backend resolves them (a relative path is taken from "/", the
  * session's only working directory).
  *
@@ -25,7 +29,11 @@
  * frees them right after, for speed), so a backend copies what it keeps.
  *
  * Operations marked optional are extensions: a backend without one does not
- * advertise it in VERSION, and a client asking anyway gets OP_UNSUPPORTED.
+ * advertise it in VERSION, and a client asking anyway gets OP_UNSUPPORTED
+ * (posix-rename, statvfs and fstatvfs, hardlink, lsetstat). The server itself
+ * answers limits, expand-path, home-directory and copy-data (over the two
+ * handles' `read` and `write`) for every backend; fsync of a file without
+ * `sync` is OK, and users-groups-by-id without its operation names nobody.
  *
  * @since 0.1.0
  */

@@ -122,6 +122,8 @@ interface FileNode extends Meta {
 interface DirectoryNode extends Meta {
   readonly _tag: "Directory"
   readonly entries: Map<string, Node>
+  /** How many of `entries` are directories (its link count is 2 more), kept as they come and go. */
+  subdirectories: number
 }
 
 interface LinkNode extends Meta {
@@ -182,13 +184,17 @@ const utf8 = new TextEncoder()
 const bytesOf = (data: Uint8Array | string): Uint8Array => typeof data === "string" ? utf8.encode(data) : data
 
 /**
- * An in-memory backend for `SftpServer.make`, empty but for its root.
+ * An in-memory backend for `SftpServer.make`: its root, and the `files` it is
+ * seeded with. Throws the NO_SPACE_ON_FILESYSTEM status if they exceed
+ * `maxBytes`.
  *
  * @example
  * ```ts
- * const backend = MemoryBackend.make({ maxBytes: 1024 * 1024 })
- * yield* backend.writeFile("/hello.txt", new TextEncoder().encode("hello\n"))
- * const sftp = SftpServer.make(backend)
+ * const backend = MemoryBackend.make({ maxBytes: 1024 * 1024, files: { "/pub/hello.txt": "hello\n" } })
+ * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.make(backend) })
+ * // ... clients put and get ...
+ * backend.snapshot().map((entry) => entry.path)   // ["/pub", "/pub/hello.txt", "/pub/upload.bin"]
+ * const upload = yield* backend.readFile("/pub/upload.bin")
  * ```
  */
 export const make = (options: MemoryOptions = {}): MemoryBackend => {
@@ -202,7 +208,9 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
     return { permissions: permissions & 0o7777, uid, gid, atime: t, mtime: t }
   }
 
-  const root: DirectoryNode = { _tag: "Directory", entries: new Map(), ...meta(0o755) }
+  const directory = (permissions: number): DirectoryNode => ({ _tag: "Directory", entries: new Map(), subdirectories: 0, ...meta(permissions) })
+
+  const root = directory(0o755)
 
   const noSpace = (): never =>
     failure(StatusCode.NoSpaceOnFilesystem, `No space on file system (the in-memory file system holds ${maxBytes} bytes)`)
@@ -314,7 +322,7 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
     node._tag === "File"
       ? node.links
       : node._tag === "Directory"
-      ? 2 + [...node.entries.values()].filter((entry) => entry._tag === "Directory").length
+      ? 2 + node.subdirectories
       : 1
 
   const setAttributes = (node: Node, attrs: Attributes.Attributes): void => {
@@ -344,6 +352,7 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
     dir.entries.set(name, node)
     dir.mtime = now()
     if (node._tag === "File") node.links++
+    if (node._tag === "Directory") dir.subdirectories++
   }
 
   /** Removes a name from a directory, freeing its cost (and a file's bytes once nothing holds it). */
@@ -352,6 +361,7 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
     if (node === undefined) return
     dir.entries.delete(name)
     dir.mtime = now()
+    if (node._tag === "Directory") dir.subdirectories--
     free(bytesOfName(name) + linkCost(node))
     if (node._tag === "File") {
       node.links--
@@ -480,7 +490,7 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
       walk("/" + segments.slice(0, depth).join("/"), (place) => {
         if (place.name === undefined) return
         const node = place.dir.entries.get(place.name)
-        if (node === undefined) link(place.dir, place.name, { _tag: "Directory", entries: new Map(), ...meta(permissions) })
+        if (node === undefined) link(place.dir, place.name, directory(permissions))
         else if (node._tag === "Link") return new Follow(node.target)
         else if (node._tag === "File") failure(StatusCode.NoSuchFile, `${place.path} is not a directory`)
       })
@@ -496,26 +506,32 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
     file.mtime = now()
   }
 
+  // depth-first without recursion: renames can nest directories deeper than the stack
   const snapshot = (): ReadonlyArray<MemoryEntry> => {
     const entries: Array<MemoryEntry> = []
-    const visit = (dir: DirectoryNode, path: string): void => {
-      for (const [name, node] of dir.entries) {
-        const at = `${path}/${name}`
-        entries.push({
-          path: at,
-          type: node._tag,
-          permissions: node.permissions,
-          size: node._tag === "File" ? node.size : node._tag === "Link" ? utf8.encode(node.target).length : 0,
-          uid: node.uid,
-          gid: node.gid,
-          atime: node.atime,
-          mtime: node.mtime,
-          ...(node._tag === "Link" ? { target: node.target } : {})
-        })
-        if (node._tag === "Directory") visit(node, at)
+    const stack: Array<{ readonly path: string; readonly names: Iterator<[string, Node]> }> = [{ path: "", names: root.entries.entries() }]
+    while (stack.length > 0) {
+      const top = stack.at(-1)!
+      const next = top.names.next()
+      if (next.done === true) {
+        stack.pop()
+        continue
       }
+      const [name, node] = next.value
+      const at = `${top.path}/${name}`
+      entries.push({
+        path: at,
+        type: node._tag,
+        permissions: node.permissions,
+        size: node._tag === "File" ? node.size : node._tag === "Link" ? utf8.encode(node.target).length : 0,
+        uid: node.uid,
+        gid: node.gid,
+        atime: node.atime,
+        mtime: node.mtime,
+        ...(node._tag === "Link" ? { target: node.target } : {})
+      })
+      if (node._tag === "Directory") stack.push({ path: at, names: node.entries.entries() })
     }
-    visit(root, "")
     return entries
   }
 
@@ -554,6 +570,11 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
           existing.links--
           freeIfUnused(existing)
         }
+        if (existing?._tag === "Directory") to.dir.subdirectories--
+        if (node._tag === "Directory") {
+          from.dir.subdirectories--
+          to.dir.subdirectories++
+        }
         from.dir.entries.delete(from.name)
         to.dir.entries.set(to.name, node)
         from.dir.mtime = to.dir.mtime = now()
@@ -570,7 +591,7 @@ export const make = (options: MemoryOptions = {}): MemoryBackend => {
       attempt(() =>
         walk(path, (place) => {
           if (place.name === undefined || place.dir.entries.has(place.name)) return exists()
-          link(place.dir, place.name, { _tag: "Directory", entries: new Map(), ...meta(attrs.permissions ?? 0o755) })
+          link(place.dir, place.name, directory(attrs.permissions ?? 0o755))
         })
       ),
     rmdir: (path) =>

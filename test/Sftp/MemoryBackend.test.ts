@@ -252,6 +252,29 @@ describe("MemoryBackend: names", () => {
   })
 })
 
+describe("MemoryBackend: structure", () => {
+  it("a directory's link count follows its subdirectories through mkdir, rename and rmdir", () => {
+    const fs = MemoryBackend.make()
+    const nlinkOf = (name: string) => {
+      const dir = run(fs.opendir("/"))
+      const entry = run(dir.read(100)).find((e) => e.filename === name)!
+      run(dir.close)
+      return Number(entry.longname!.split(/\s+/)[1])
+    }
+    run(fs.makeDirectory("/p/a"))
+    run(fs.makeDirectory("/p/b"))
+    run(fs.makeDirectory("/q"))
+    expect([nlinkOf("p"), nlinkOf("q")]).toEqual([4, 2])
+    run(fs.rename("/p/a", "/q/a"))
+    expect([nlinkOf("p"), nlinkOf("q")]).toEqual([3, 3])
+    run(fs.mkdir("/q/empty", {}))
+    run(fs.posixRename!("/p/b", "/q/empty"))
+    expect([nlinkOf("p"), nlinkOf("q")]).toEqual([2, 4])
+    run(fs.rmdir("/q/a"))
+    expect(nlinkOf("q")).toBe(3)
+  })
+})
+
 describe("MemoryBackend: the maxBytes bound", () => {
   const noSpace = <A>(effect: Effect.Effect<A, SftpStatus>) => {
     const status = statusOf(effect)
