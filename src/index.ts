@@ -34,8 +34,12 @@ export * as SftpClient from "./Sftp/SftpClient.ts"
 export * as SftpFile from "./Sftp/SftpFile.ts"
 /** Pipelined transfers: readStream, writeSink, get, put, progress. */
 export * as SftpTransfer from "./Sftp/Transfer.ts"
-/** The SFTP server: `SftpServer.fileSystem({ root, readOnly })` for `SshServer.serve({ sftp })`. */
+/** The SFTP server: `SftpServer.fileSystem({ root, readOnly })`, `memory()` or `make(backend)` for `SshServer.serve({ sftp })`. */
 export * as SftpServer from "./Sftp/SftpServer.ts"
+/** What an SFTP server serves: the `Backend` interface (open, read, write, stat, ... as Effects) for `SftpServer.make`. */
+export * as SftpBackend from "./Sftp/Backend.ts"
+/** An in-memory SFTP backend (bounded, seedable, inspectable): `SftpMemoryBackend.make({ maxBytes, files })`. */
+export * as SftpMemoryBackend from "./Sftp/MemoryBackend.ts"
 /** SFTP file attributes: `isDirectory`, `isFile`, `modeString`, ... */
 export * as SftpAttributes from "./Sftp/Attributes.ts"
 /** SFTP status codes (`StatusCode.NoSuchFile`, ...), as carried by the `SftpStatus` error reason. */

@@ -56,6 +56,17 @@ it("examples/sftp.ts: put, ls and get through the embedded SFTP server, hashes i
   expect(r.stdout).toMatch(/put 8388608 bytes, got 8388608 bytes back, sha256 identical/)
 }, 150_000)
 
+it("examples/sftp-memory.ts: ls, put and get against an in-memory SFTP backend, hashes identical, upload read from the backend", () => {
+  const r = child.spawnSync(node, [path.resolve("examples/sftp-memory.ts"), "4"], { encoding: "utf8", timeout: 120_000 })
+  expect(r.stderr).toBe("")
+  expect(r.status).toBe(0)
+  expect(r.stdout).toMatch(/ls \/ → README\n/)
+  expect(r.stdout).toMatch(/cat \/README → an in-memory file system/)
+  expect(r.stdout).toMatch(/put 4194304 bytes; ls \/uploads → data\.bin/)
+  expect(r.stdout).toMatch(/got 4194304 bytes back, sha256 identical \(client copy and backend\)/)
+  expect(r.stdout).toMatch(/backend holds 3 names, \d+ of 9437184 bytes/)
+}, 150_000)
+
 it("examples/forwarding.ts: -L, -R (server-picked port) and SOCKS through the embedded server, pages intact", () => {
   const r = child.spawnSync(node, [path.resolve("examples/forwarding.ts")], { encoding: "utf8", timeout: 120_000 })
   expect(r.stderr).toBe("")

@@ -1,54 +1,54 @@
 /**
- * The SFTP server: serves the "sftp" subsystem from a directory, jailed to it
- * with chroot semantics (see `Jail`), optionally read-only, with every SFTP
- * v3 operation and the OpenSSH extensions (posix-rename, statvfs, fstatvfs,
- * hardlink, fsync, lsetstat, limits, expand-path, copy-data, home-directory,
- * users-groups-by-id).
+ * The SFTP server: SFTP v3 and the OpenSSH extensions (posix-rename, statvfs,
+ * fstatvfs, hardlink, fsync, lsetstat, limits, expand-path, copy-data,
+ * home-directory, users-groups-by-id) over any backend (`Backend`): the disk
+ * (`fileSystem`, a directory jailed with chroot semantics), memory
+ * (`memory`), or your own.
  *
  * ```ts
  * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.fileSystem({ root: "/srv/sftp" }) })
+ * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.memory({ maxBytes: 64 * 1024 * 1024 }) })
+ * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.make(myBackend) })
  * ```
  *
- * Requests of a session are processed one at a time, in order (so requests
- * on the same file keep their order), with replies coalesced into channel
- * writes; the client pipelines, so the channel stays busy. A malformed packet
- * ends the session with a `ProtocolError` (the channel closes, the SSH
- * connection stays up); a well-formed request of an unknown type or extension
- * gets OP_UNSUPPORTED, and one carrying a number beyond 2^53 - 1 (an offset
- * or size no `number` can hold) gets FAILURE.
+ * The protocol is the server's, whatever the backend: requests of a session
+ * are processed one at a time, in order (so requests on the same file keep
+ * their order), with replies coalesced into channel writes; the client
+ * pipelines, so the channel stays busy. A malformed packet ends the session
+ * with a `ProtocolError` (the channel closes, the SSH connection stays up); a
+ * well-formed request of an unknown type or extension, or of an extension the
+ * backend lacks, gets OP_UNSUPPORTED, and one carrying a number beyond
+ * 2^53 - 1 (an offset or size no `number` can hold) gets FAILURE. A backend's
+ * `SftpStatus` is the reply's status; anything else it fails or dies with is
+ * FAILURE. `readOnly` refuses every change before the backend sees it, and
+ * the umask is applied to the modes of OPEN and MKDIR.
  *
- * The jail holds directory descriptors, not paths (see `internal/jailedFs`):
- * every path is walked from the root one component at a time, each opened
- * relative to the directory held above it without following links, and the
- * operation acts on the last component relative to its held directory. A
- * concurrent swap of a directory for a symlink, by another session or a local
- * process, cannot lead an operation out of the root. It needs Linux
- * (`/proc/self/fd` and O_PATH); elsewhere a session fails with
- * `NotImplemented` saying so.
+ * Resources are bounded for every backend: a READDIR reply carries at most
+ * 100 entries, read from the backend a batch at a time (a handle never holds
+ * a listing), and open handles are capped per session and per server
+ * (`maxHandlesPerSession`, `maxHandles`; directories apart:
+ * `maxDirectoryHandlesPerSession`, `maxDirectoryHandles`); an open over a cap
+ * gets FAILURE and the session goes on.
  *
- * Resources are bounded: a READDIR reads at most 100 entries from the
- * directory (a handle never holds its listing), and open handles are capped
- * per session and per server (`maxHandlesPerSession`, `maxHandles`, leaving
- * file descriptors for new logins; directories apart, as each costs more
- * memory: `maxDirectoryHandlesPerSession`, `maxDirectoryHandles`); an open
- * over a cap gets FAILURE and the session goes on.
- *
- * It runs on `node:fs/promises` rather than Effect's `FileSystem` service,
- * which lacks what SFTP needs: positional writes on a handle (pwrite),
- * statvfs, directory descriptors, chmod/chown/utimes on an open handle
- * (fsetstat), O_NOFOLLOW and O_PATH on open, byte-string (non-UTF-8) file
- * names, and errno codes to map onto SFTP status codes.
+ * The disk backend holds directory descriptors, not paths (see
+ * `internal/jailedFs`): every path is walked from the root one component at a
+ * time, each opened relative to the directory held above it without
+ * following links, and the operation acts on the last component relative to
+ * its held directory. A concurrent swap of a directory for a symlink, by
+ * another session or a local process, cannot lead an operation out of the
+ * root. It needs Linux (`/proc/self/fd` and O_PATH); elsewhere a session
+ * fails with `NotImplemented` saying so. Each handle is a file descriptor of
+ * this process (a directory two), so its default caps leave descriptors for
+ * new logins.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
-import * as Fs from "node:fs"
-import * as FsPromises from "node:fs/promises"
-import * as Os from "node:os"
 import type { ServerSession, SessionHandler } from "../Channel/ServerSession.ts"
-import { decodeByteString } from "../internal/byteString.ts"
+import { type DiskOptions, diskBackend } from "../internal/diskBackend.ts"
 import {
   DEFAULT_DIRECTORY_HANDLES,
   DEFAULT_DIRECTORY_HANDLES_PER_SESSION,
@@ -56,22 +56,23 @@ import {
   defaultServerHandles,
   HandleBudget
 } from "../internal/handleBudget.ts"
-import { applyChanges, closeDescriptor, descriptorPath, JailedFs, JailUnsupported } from "../internal/jailedFs.ts"
-import { allocate, discard, handOver } from "../internal/ownedBuffers.ts"
+import { allocate, discard, handOver, release } from "../internal/ownedBuffers.ts"
 import { Outbox } from "../internal/sftpOutbox.ts"
 import * as SshError from "../SshError.ts"
 import type * as Attributes from "./Attributes.ts"
-import { modeString } from "./Attributes.ts"
+import type { DirectoryEntry, DirectoryHandle, FileHandle, Backend, BackendSource, SftpPeer } from "./Backend.ts"
+import { longName, status } from "./Backend.ts"
 import * as Extensions from "./Extensions.ts"
 import { DEFAULT_MAX_PACKET_LENGTH, Framer, MAX_DATA_LENGTH } from "./Framer.ts"
 import * as Jail from "./Jail.ts"
+import * as MemoryBackend from "./MemoryBackend.ts"
 import * as Messages from "./Messages.ts"
 import * as Status from "./Status.ts"
 
-/** Options of an SFTP server. */
-export interface SftpServerOptions {
-  /** The directory served as "/". It must exist; symlinks in it are resolved once, at session start. */
-  readonly root: string
+export type { DirectoryEntry, DirectoryHandle, FileHandle, Backend, BackendSource, SftpPeer } from "./Backend.ts"
+
+/** Options of the protocol layer, for every backend. */
+export interface SftpProtocolOptions {
   /** Refuse every operation that would change anything (default false). */
   readonly readOnly?: boolean | undefined
   /**
@@ -80,20 +81,20 @@ export interface SftpServerOptions {
    */
   readonly maxHandlesPerSession?: number | undefined
   /**
-   * Most handles all sessions of this server (of one `fileSystem(...)`) may hold together. Each is a file
-   * descriptor of this one process (a directory handle two), which new logins need too, so the default leaves a
-   * reserve: a quarter of the soft RLIMIT_NOFILE (read from /proc/self/limits, 1024 assumed if unreadable), at least
-   * 256, and allows half of the rest (two descriptors a handle), between 16 and 16384: 7500 at a limit of 20000,
-   * 384 at 1024. An open beyond it gets FAILURE.
+   * Most handles all sessions of this server (of one `make(...)` or `fileSystem(...)`) may hold together. On disk
+   * each is a file descriptor of this one process (a directory handle two), which new logins need too, so the
+   * default leaves a reserve: a quarter of the soft RLIMIT_NOFILE (read from /proc/self/limits, 1024 assumed if
+   * unreadable), at least 256, and allows half of the rest (two descriptors a handle), between 16 and 16384: 7500
+   * at a limit of 20000, 384 at 1024. An open beyond it gets FAILURE.
    */
   readonly maxHandles?: number | undefined
   /**
    * Most directory handles one session may hold (default 64; they count as handles too). A listing is read from
-   * the directory a batch at a time, never held, but each open directory keeps the C library's 32 KiB read buffer
-   * and Node's entry buffer (~75 KiB of memory in all once read), so directories are capped apart from files.
+   * the directory a batch at a time, never held, but each open directory on disk keeps the C library's 32 KiB read
+   * buffer and Node's entry buffer (~75 KiB of memory in all once read), so directories are capped apart from files.
    */
   readonly maxDirectoryHandlesPerSession?: number | undefined
-  /** Most directory handles all sessions of this server may hold together (default 256: ~20 MiB). */
+  /** Most directory handles all sessions of this server may hold together (default 256: ~20 MiB on disk). */
   readonly maxDirectoryHandles?: number | undefined
   /** Permission bits removed from created files and directories (default 0o022). */
   readonly umask?: number | undefined
@@ -105,9 +106,12 @@ export interface SftpServerOptions {
   readonly windowSize?: number | undefined
 }
 
-/** Who the session is for (used by home-directory and expand-path "~user"). */
-export interface SftpPeer {
-  readonly user: string
+/** Options of an SFTP server on the disk (`fileSystem`): a root and the protocol's options. */
+export interface SftpServerOptions extends SftpProtocolOptions, DiskOptions {}
+
+/** Options of `serve` over a backend of your own. */
+export interface BackendOptions extends SftpProtocolOptions {
+  readonly backend: BackendSource
 }
 
 const DEFAULT_WINDOW = 8 * 1024 * 1024
@@ -121,65 +125,50 @@ const FLUSH_TIMEOUT = "5 seconds"
 const { StatusCode } = Status
 const ok = (id: number): Messages.Status => Status.make(id, StatusCode.Ok)
 
-/** A failure the dispatcher turns into a STATUS reply. */
-class StatusFailure {
-  readonly code: number
-  readonly message: string | undefined
-  constructor(code: number, message?: string | undefined) {
-    this.code = code
-    this.message = message
-  }
-}
+const refuse = (code: number, message?: string): Effect.Effect<never, SshError.SftpStatus> => Effect.fail(status(code, message))
 
-const refuse = (code: number, message?: string): never => {
-  throw new StatusFailure(code, message)
-}
+/** Refuses an offset + length past what a `number` offset can address. */
+const checkSpan = (offset: number, length: number, what: string): Effect.Effect<void, SshError.SftpStatus> =>
+  offset + length > Number.MAX_SAFE_INTEGER
+    ? refuse(StatusCode.Failure, `${what} exceeds 2^53-1, more than this server can address`)
+    : Effect.void
 
-const errnoOf = (e: unknown): string | undefined =>
-  typeof e === "object" && e !== null && "code" in e && typeof e.code === "string" ? e.code : undefined
+const unsupported = (name: string): Effect.Effect<never, SshError.SftpStatus> =>
+  refuse(StatusCode.OpUnsupported, `unsupported extension "${name}"`)
 
 /**
- * The STATUS for anything a request threw: our own refusals, jail reasons, or
- * errno failures (with default messages, so no host path ever reaches the client).
+ * The v3 code for each code of the later drafts a backend may fail with (a v3 client knows only 0..8), as
+ * OpenSSH's sftp-server maps the errno behind each; the message, the later code's unless the backend gave one,
+ * still says what happened ("No space on file system").
  */
-const statusOf = (id: number, e: unknown): Messages.Status => {
-  if (e instanceof StatusFailure) return Status.make(id, e.code, e.message)
-  if (e instanceof SshError.SftpStatus) return Status.make(id, e.code, e.message)
-  const errno = errnoOf(e)
-  if (errno === "EEXIST") return Status.make(id, StatusCode.Failure, "File exists")
-  if (errno === "ENOTEMPTY") return Status.make(id, StatusCode.Failure, "Directory not empty")
-  if (errno === "EISDIR") return Status.make(id, StatusCode.Failure, "Is a directory")
-  return Status.make(id, Status.fromErrno(errno))
+const VERSION_3_CODES: Readonly<Record<number, number>> = {
+  [StatusCode.NoSuchPath]: StatusCode.NoSuchFile,
+  [StatusCode.NotADirectory]: StatusCode.NoSuchFile,
+  [StatusCode.LinkLoop]: StatusCode.NoSuchFile,
+  [StatusCode.WriteProtect]: StatusCode.PermissionDenied,
+  [StatusCode.CannotDelete]: StatusCode.PermissionDenied,
+  [StatusCode.InvalidFilename]: StatusCode.BadMessage,
+  [StatusCode.InvalidParameter]: StatusCode.BadMessage
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// File attributes
-// ---------------------------------------------------------------------------------------------------------------
+/** A failure's code as a v3 reply carries it (a failure is never OK, nor a number no draft defines). */
+const version3Code = (code: number): number =>
+  Number.isInteger(code) && code > StatusCode.Ok && code <= StatusCode.OpUnsupported ? code : VERSION_3_CODES[code] ?? StatusCode.Failure
 
-const seconds = (ms: number): number => Math.max(0, Math.min(0xffff_ffff, Math.floor(ms / 1000)))
+/** A backend's status as the reply's; anything that is not a status (a backend outside the types) is FAILURE. */
+const statusReply = (id: number, e: unknown): Messages.Status =>
+  e instanceof SshError.SftpStatus ? Status.make(id, version3Code(e.code), e.message) : Status.make(id, StatusCode.Failure)
 
-const attributesOf = (st: Fs.Stats): Attributes.Attributes => ({
-  size: st.size,
-  uid: st.uid,
-  gid: st.gid,
-  permissions: st.mode,
-  atime: seconds(st.atimeMs),
-  mtime: seconds(st.mtimeMs)
-})
-
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-const HALF_YEAR_MS = 182 * 24 * 3600 * 1000
-
-/** An `ls -l` line, as OpenSSH's sftp-server writes it into NAME longnames. */
-const longName = (name: string, st: Fs.Stats, now: number): string => {
-  const date = new Date(st.mtimeMs)
-  const day = String(date.getDate()).padStart(2, " ")
-  const when = Math.abs(now - st.mtimeMs) < HALF_YEAR_MS
-    ? `${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`
-    : ` ${date.getFullYear()}`
-  return `${modeString(st.mode)} ${String(st.nlink).padStart(4)} ${String(st.uid).padEnd(8)} ${String(st.gid).padEnd(8)} ${
-    String(st.size).padStart(8)
-  } ${MONTHS[date.getMonth()]} ${day} ${when.padStart(5)} ${name}`
+/** The extensions a backend supports, as VERSION advertises them: the server's own, and those it implements. */
+const extensionsOf = (backend: Backend): ReadonlyArray<Messages.ExtensionPair> => {
+  const { ExtensionName } = Extensions
+  const lacking = new Set<string>([
+    ...(backend.posixRename === undefined ? [ExtensionName.PosixRename] : []),
+    ...(backend.statvfs === undefined ? [ExtensionName.StatVfs, ExtensionName.FstatVfs] : []),
+    ...(backend.hardlink === undefined ? [ExtensionName.Hardlink] : []),
+    ...(backend.lsetstat === undefined ? [ExtensionName.Lsetstat] : [])
+  ])
+  return Extensions.OPENSSH_EXTENSIONS.filter((extension) => !lacking.has(extension.name))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -188,18 +177,15 @@ const longName = (name: string, st: Fs.Stats, now: number): string => {
 
 interface OpenFile {
   readonly _tag: "File"
-  readonly file: FsPromises.FileHandle
+  readonly handle: FileHandle
   readonly writable: boolean
 }
 
 interface OpenDirectory {
   readonly _tag: "Directory"
-  /** The directory, held (O_PATH) for the entries' lstat, fstat, fsetstat and fstatvfs. */
-  readonly fd: number
-  /** Its entries, read a batch at a time: the listing is never held whole. */
-  readonly dir: Fs.Dir
-  readonly parent: Fs.Stats
-  started: boolean
+  readonly handle: DirectoryHandle
+  /** Entries a backend gave beyond a reply's worth, for the next READDIR. */
+  pending: ReadonlyArray<DirectoryEntry>
 }
 
 type OpenHandle = OpenFile | OpenDirectory
@@ -215,17 +201,6 @@ const handleBytes = (n: number): Uint8Array => {
 const handleNumber = (handle: Uint8Array): number | undefined =>
   handle.length === HANDLE_BYTES ? new DataView(handle.buffer, handle.byteOffset, HANDLE_BYTES).getUint32(0) : undefined
 
-const openFlagsOf = (pflags: number): number => {
-  const { Read, Write, Append, Create, Truncate, Exclusive } = Messages.OpenFlags
-  const C = Fs.constants
-  const access = (pflags & Read) && (pflags & Write) ? C.O_RDWR : pflags & Write ? C.O_WRONLY : C.O_RDONLY
-  return access |
-    (pflags & Append ? C.O_APPEND : 0) |
-    (pflags & Create ? C.O_CREAT : 0) |
-    (pflags & Truncate ? C.O_TRUNC : 0) |
-    (pflags & Exclusive ? C.O_EXCL : 0)
-}
-
 const MUTATING_OPEN = Messages.OpenFlags.Write | Messages.OpenFlags.Append | Messages.OpenFlags.Create |
   Messages.OpenFlags.Truncate
 
@@ -237,13 +212,7 @@ class EncodedReply {
   }
 }
 
-/** The name of an entry of a directory opened with `encoding: "buffer"` (typed as a string by @types/node). */
-const entryName = (entry: Fs.Dirent): Buffer => entry.name as unknown as Buffer
-
-/** Refuses an offset + length past what a `number` offset can address. */
-const checkSpan = (offset: number, length: number, what: string): void => {
-  if (offset + length > Number.MAX_SAFE_INTEGER) refuse(StatusCode.Failure, `${what} exceeds 2^53-1, more than this server can address`)
-}
+type Reply = Messages.SftpResponse | EncodedReply
 
 /** The handle caps of one server: budgets its sessions share, and what each session may hold. */
 interface SharedLimits {
@@ -253,461 +222,341 @@ interface SharedLimits {
   readonly directoriesPerSession: number
 }
 
-const sharedLimits = (options: SftpServerOptions): SharedLimits => ({
+const sharedLimits = (options: SftpProtocolOptions): SharedLimits => ({
   handles: new HandleBudget(options.maxHandles ?? defaultServerHandles()),
   directories: new HandleBudget(options.maxDirectoryHandles ?? DEFAULT_DIRECTORY_HANDLES),
   perSession: options.maxHandlesPerSession ?? DEFAULT_HANDLES_PER_SESSION,
   directoriesPerSession: options.maxDirectoryHandlesPerSession ?? DEFAULT_DIRECTORY_HANDLES_PER_SESSION
 })
 
-/** One SFTP session's state and request handlers (plain async functions; the Effect loop drives them). */
-class SftpSession {
-  private readonly handles = new Map<number, OpenHandle>()
+/** One SFTP session: its handle table and the answer to each request, over its backend. */
+interface SftpSession {
+  /** Answers one request (one at a time); every failure becomes a STATUS. */
+  readonly answer: (request: Messages.SftpRequest) => Effect.Effect<Reply>
+  /** Closes every handle once the request being answered has settled (the session's end). */
+  readonly closeAll: Effect.Effect<void>
+}
+
+const makeSession = (backend: Backend, limits: SharedLimits, options: SftpProtocolOptions, peer: SftpPeer): SftpSession => {
+  const handles = new Map<number, OpenHandle>()
   /** How many of `handles` (and of reservations in progress) are directories. */
-  private directories = 0
-  private nextHandle = 1
-  private readonly jail: JailedFs
-  private readonly limits: SharedLimits
-  private readonly readOnly: boolean
-  private readonly umask: number
-  private readonly user: string
-  /** The request being answered (one at a time): the session ends only once it has settled. */
-  private inFlight: Promise<unknown> = Promise.resolve()
-  private closed = false
+  let directories = 0
+  let nextHandle = 1
+  let closed = false
+  /** Held while a request is answered: the session ends only once it has settled. */
+  const answering = Semaphore.makeUnsafe(1)
+  const readOnly = options.readOnly ?? false
+  const umask = options.umask ?? DEFAULT_UMASK
 
-  constructor(jail: JailedFs, limits: SharedLimits, options: SftpServerOptions, peer: SftpPeer) {
-    this.jail = jail
-    this.limits = limits
-    this.readOnly = options.readOnly ?? false
-    this.umask = options.umask ?? DEFAULT_UMASK
-    this.user = peer.user
-  }
+  const writable: Effect.Effect<void, SshError.SftpStatus> = Effect.suspend(() =>
+    readOnly ? refuse(StatusCode.PermissionDenied, "read-only file system") : Effect.void
+  )
 
-  private writable(): void {
-    if (this.readOnly) refuse(StatusCode.PermissionDenied, "read-only file system")
-  }
-
-  private lookup(handle: Uint8Array): OpenHandle {
+  const lookup = (handle: Uint8Array): Effect.Effect<OpenHandle, SshError.SftpStatus> => {
     const n = handleNumber(handle)
-    const entry = n === undefined ? undefined : this.handles.get(n)
-    return entry ?? refuse(StatusCode.Failure, "invalid handle")
+    const entry = n === undefined ? undefined : handles.get(n)
+    return entry === undefined ? refuse(StatusCode.Failure, "invalid handle") : Effect.succeed(entry)
   }
 
-  private fileOf(handle: Uint8Array): OpenFile {
-    const entry = this.lookup(handle)
-    return entry._tag === "File" ? entry : refuse(StatusCode.Failure, "not a file handle")
-  }
+  const fileOf = (handle: Uint8Array): Effect.Effect<OpenFile, SshError.SftpStatus> =>
+    Effect.flatMap(lookup(handle), (entry) => entry._tag === "File" ? Effect.succeed(entry) : refuse(StatusCode.Failure, "not a file handle"))
 
-  private directoryOf(handle: Uint8Array): OpenDirectory {
-    const entry = this.lookup(handle)
-    return entry._tag === "Directory" ? entry : refuse(StatusCode.Failure, "not a directory handle")
-  }
+  const directoryOf = (handle: Uint8Array): Effect.Effect<OpenDirectory, SshError.SftpStatus> =>
+    Effect.flatMap(lookup(handle), (entry) =>
+      entry._tag === "Directory" ? Effect.succeed(entry) : refuse(StatusCode.Failure, "not a directory handle"))
 
-  /** Takes a handle from the session's and the server's caps before anything is opened. */
-  private reserveHandle(kind: OpenHandle["_tag"]): void {
-    const { limits } = this
-    if (this.handles.size >= limits.perSession) {
-      refuse(StatusCode.Failure, `too many open handles: a session may hold ${limits.perSession}; close some first`)
+  /** Takes a handle from the session's and the server's caps before anything is opened; the refusal if it cannot. */
+  const reserve = (kind: OpenHandle["_tag"]): SshError.SftpStatus | undefined => {
+    if (handles.size >= limits.perSession) {
+      return status(StatusCode.Failure, `too many open handles: a session may hold ${limits.perSession}; close some first`)
     }
-    if (kind === "Directory" && this.directories >= limits.directoriesPerSession) {
-      refuse(StatusCode.Failure, `too many open directories: a session may hold ${limits.directoriesPerSession}; close some first`)
+    if (kind === "Directory" && directories >= limits.directoriesPerSession) {
+      return status(StatusCode.Failure, `too many open directories: a session may hold ${limits.directoriesPerSession}; close some first`)
     }
-    if (!limits.handles.take()) refuse(StatusCode.Failure, `too many open handles on this server (${limits.handles.limit}); try again later`)
+    if (!limits.handles.take()) return status(StatusCode.Failure, `too many open handles on this server (${limits.handles.limit}); try again later`)
     if (kind === "Directory" && !limits.directories.take()) {
       limits.handles.give()
-      refuse(StatusCode.Failure, `too many open directories on this server (${limits.directories.limit}); try again later`)
+      return status(StatusCode.Failure, `too many open directories on this server (${limits.directories.limit}); try again later`)
     }
-    if (kind === "Directory") this.directories++
+    if (kind === "Directory") directories++
+    return undefined
   }
 
   /** Gives a handle back to the caps it was taken from. */
-  private unreserve(kind: OpenHandle["_tag"]): void {
-    this.limits.handles.give()
+  const unreserve = (kind: OpenHandle["_tag"]): void => {
+    limits.handles.give()
     if (kind === "Directory") {
-      this.limits.directories.give()
-      this.directories--
+      limits.directories.give()
+      directories--
     }
   }
 
-  /** Opens what `open` gives under a reserved handle; the reservation is returned if it fails. */
-  private async withHandle(kind: OpenHandle["_tag"], open: () => Promise<OpenHandle>): Promise<Uint8Array> {
-    this.reserveHandle(kind)
-    let entry: OpenHandle
-    try {
-      entry = await open()
-    } catch (e) {
-      this.unreserve(kind)
-      throw e
-    }
-    if (this.closed) {
-      await this.release(entry)
-      refuse(StatusCode.Failure, "session closed")
-    }
-    while (this.handles.has(this.nextHandle)) this.nextHandle = (this.nextHandle + 1) >>> 0
-    const n = this.nextHandle
-    this.nextHandle = (this.nextHandle + 1) >>> 0
-    this.handles.set(n, entry)
+  /** Closes a handle and gives it back to the caps. */
+  const releaseHandle = (entry: OpenHandle): Effect.Effect<void, SshError.SftpStatus> =>
+    Effect.suspend(() => {
+      unreserve(entry._tag)
+      return entry.handle.close
+    })
+
+  const register = (entry: OpenHandle): Uint8Array => {
+    while (handles.has(nextHandle)) nextHandle = (nextHandle + 1) >>> 0
+    const n = nextHandle
+    nextHandle = (nextHandle + 1) >>> 0
+    handles.set(n, entry)
     return handleBytes(n)
   }
 
-  /** Closes a handle's descriptors and gives it back to the caps. */
-  private async release(entry: OpenHandle): Promise<void> {
-    this.unreserve(entry._tag)
-    if (entry._tag === "File") return entry.file.close()
-    closeDescriptor(entry.fd)
-    await entry.dir.close()
-  }
+  /** Opens what `open` gives under a reserved handle; the reservation is returned if it fails. */
+  const withHandle = (kind: OpenHandle["_tag"], open: Effect.Effect<OpenHandle, SshError.SftpStatus>) =>
+    Effect.suspend(() => {
+      const refused = reserve(kind)
+      if (refused !== undefined) return Effect.fail(refused)
+      return open.pipe(
+        Effect.onError(() => Effect.sync(() => unreserve(kind))),
+        Effect.flatMap((entry) =>
+          closed ? Effect.andThen(Effect.exit(releaseHandle(entry)), refuse(StatusCode.Failure, "session closed")) : Effect.sync(() => register(entry))
+        )
+      )
+    })
 
-  /** Closes every handle and the jail once the request in flight has settled (session end). */
-  async closeAll(): Promise<void> {
-    this.closed = true
-    await this.inFlight
-    const entries = [...this.handles.values()]
-    this.handles.clear()
-    await Promise.all(entries.map((entry) => this.release(entry).catch(() => undefined)))
-    this.jail.close()
-  }
+  const nameReply = (id: number, filename: string): Messages.Name => ({
+    _tag: "Name",
+    id,
+    entries: [{ filename, longname: filename, attrs: {} }]
+  })
 
-  private nameReply(id: number, filename: string): Messages.Name {
-    return { _tag: "Name", id, entries: [{ filename, longname: filename, attrs: {} }] }
-  }
+  const homeOf = (username: string): Effect.Effect<Jail.VirtualPath, SshError.SftpStatus> =>
+    username === "" || username === peer.user ? Effect.succeed(Jail.ROOT) : refuse(StatusCode.NoSuchFile, "unknown user")
 
-  private homeOf(username: string): Jail.VirtualPath {
-    return username === "" || username === this.user ? Jail.ROOT : refuse(StatusCode.NoSuchFile, "unknown user")
-  }
-
-  /** Expands "~" and "~user" (home is the jail root), for expand-path@openssh.com. */
-  private expandTilde(path: string): string {
-    if (!path.startsWith("~")) return path
+  /** Expands "~" and "~user" (home is "/"), for expand-path@openssh.com. */
+  const expandTilde = (path: string): Effect.Effect<string, SshError.SftpStatus> => {
+    if (!path.startsWith("~")) return Effect.succeed(path)
     const slash = path.indexOf("/")
     const user = slash < 0 ? path.slice(1) : path.slice(1, slash)
     const rest = slash < 0 ? "" : path.slice(slash)
-    return this.homeOf(user) + rest
+    return Effect.map(homeOf(user), (home) => home + rest)
   }
 
-  async open(request: Messages.Open): Promise<Messages.SftpResponse> {
-    if (request.pflags & MUTATING_OPEN) this.writable()
-    const mode = (request.attrs.permissions ?? 0o666) & 0o7777 & ~this.umask
-    const writable = (request.pflags & (Messages.OpenFlags.Write | Messages.OpenFlags.Append)) !== 0
-    const handle = await this.withHandle("File", async () => ({
-      _tag: "File",
-      file: await this.jail.openFile(request.path, openFlagsOf(request.pflags), mode),
-      writable
-    }))
-    return { _tag: "Handle", id: request.id, handle }
+  const realpath = (id: number, path: string) => Effect.map(backend.realpath(path === "" ? "." : path), (resolved) => nameReply(id, resolved))
+
+  const done = <E>(id: number, effect: Effect.Effect<unknown, E>): Effect.Effect<Messages.SftpResponse, E> => Effect.as(effect, ok(id))
+
+  const open = (r: Messages.Open) => {
+    const attrs: Attributes.Attributes = { ...r.attrs, permissions: (r.attrs.permissions ?? 0o666) & 0o7777 & ~umask }
+    const handleWritable = (r.pflags & (Messages.OpenFlags.Write | Messages.OpenFlags.Append)) !== 0
+    const opened = withHandle("File", Effect.map(backend.open(r.path, r.pflags, attrs), (handle) => ({ _tag: "File", handle, writable: handleWritable })))
+    return Effect.map(
+      r.pflags & MUTATING_OPEN ? Effect.andThen(writable, opened) : opened,
+      (handle): Messages.SftpResponse => ({ _tag: "Handle", id: r.id, handle })
+    )
   }
 
-  async close(request: Messages.Close): Promise<Messages.SftpResponse> {
-    const entry = this.lookup(request.handle)
-    this.handles.delete(handleNumber(request.handle)!)
-    await this.release(entry)
-    return ok(request.id)
-  }
+  const close = (r: Messages.Close) =>
+    Effect.flatMap(lookup(r.handle), (entry) => {
+      handles.delete(handleNumber(r.handle)!)
+      return done(r.id, releaseHandle(entry))
+    })
 
   /** Reads the block straight into its DATA reply, already encoded: the block is never copied. */
-  async read(request: Messages.Read): Promise<Messages.SftpResponse | EncodedReply> {
-    const { file } = this.fileOf(request.handle)
-    const length = Math.min(request.length, MAX_DATA_LENGTH)
-    checkSpan(request.offset, length, "offset + length")
-    // Every byte sent is written first (header below, data by the read): no need to zero it. The library's own
-    // memory (ownedBuffers), which the outbox of `fileSystem` frees once the reply is sealed (a short read's too).
-    const memory = allocate(Messages.DATA_HEADER_LENGTH + length)
-    const { bytesRead } = await file.read(memory, Messages.DATA_HEADER_LENGTH, length, request.offset)
-    if (bytesRead === 0 && request.length > 0) return Status.make(request.id, StatusCode.Eof)
-    const packet = memory.subarray(0, Messages.DATA_HEADER_LENGTH + bytesRead)
-    Messages.writeDataHeader(packet, request.id, bytesRead)
-    return new EncodedReply(packet)
-  }
-
-  async write(request: Messages.Write): Promise<Messages.SftpResponse> {
-    const entry = this.fileOf(request.handle)
-    if (!entry.writable) refuse(StatusCode.PermissionDenied, "file not open for writing")
-    checkSpan(request.offset, request.data.length, "offset + length")
-    let written = 0
-    while (written < request.data.length) {
-      const { bytesWritten } = await entry.file.write(request.data, written, request.data.length - written, request.offset + written)
-      written += bytesWritten
-    }
-    return ok(request.id)
-  }
-
-  async stat(id: number, path: string, follow: boolean): Promise<Messages.SftpResponse> {
-    return { _tag: "Attrs", id, attrs: attributesOf(await this.jail.stat(path, follow)) }
-  }
-
-  async fstat(request: Messages.Fstat): Promise<Messages.SftpResponse> {
-    const entry = this.lookup(request.handle)
-    const st = entry._tag === "File" ? await entry.file.stat() : await FsPromises.stat(descriptorPath(entry.fd))
-    return { _tag: "Attrs", id: request.id, attrs: attributesOf(st) }
-  }
-
-  async setstat(request: Messages.Setstat): Promise<Messages.SftpResponse> {
-    this.writable()
-    await this.jail.setAttributes(request.path, true, request.attrs)
-    return ok(request.id)
-  }
-
-  async fsetstat(request: Messages.Fsetstat): Promise<Messages.SftpResponse> {
-    this.writable()
-    const entry = this.lookup(request.handle)
-    if (entry._tag === "Directory") {
-      await applyChanges(descriptorPath(entry.fd), request.attrs)
-      return ok(request.id)
-    }
-    // on the open file itself: a file opened for writing can be truncated whatever its mode
-    const { file } = entry
-    const { size, permissions, uid, gid, atime, mtime } = request.attrs
-    if (size !== undefined) await file.truncate(size)
-    if (permissions !== undefined) await file.chmod(permissions & 0o7777)
-    if (uid !== undefined && gid !== undefined) await file.chown(uid, gid)
-    if (atime !== undefined && mtime !== undefined) await file.utimes(atime, mtime)
-    return ok(request.id)
-  }
-
-  async lsetstat(request: Extensions.Lsetstat): Promise<Messages.SftpResponse> {
-    this.writable()
-    await this.jail.setAttributes(request.path, false, request.attrs)
-    return ok(request.id)
-  }
-
-  async opendir(request: Messages.Opendir): Promise<Messages.SftpResponse> {
-    const handle = await this.withHandle("Directory", async () => ({ _tag: "Directory", ...await this.jail.openDirectory(request.path), started: false }))
-    return { _tag: "Handle", id: request.id, handle }
-  }
-
-  /** The next batch of entries, at most READDIR_BATCH: read from the directory now, never kept. */
-  async readdir(request: Messages.Readdir): Promise<Messages.SftpResponse> {
-    const dir = this.directoryOf(request.handle)
-    const now = Date.now()
-    const entries: Array<Messages.NameEntry> = []
-    const entry = (name: string, st: Fs.Stats) => ({ filename: name, longname: longName(name, st, now), attrs: attributesOf(st) })
-    if (!dir.started) {
-      dir.started = true
-      entries.push(entry(".", await FsPromises.stat(descriptorPath(dir.fd))), entry("..", dir.parent))
-    }
-    while (entries.length === 0 || entries.length < READDIR_BATCH) {
-      const names: Array<Buffer> = []
-      while (entries.length + names.length < READDIR_BATCH) {
-        const next = await dir.dir.read()
-        if (next === null) break
-        names.push(entryName(next))
-      }
-      if (names.length === 0) break
-      // an entry removed since it was listed is left out
-      const stats = await Promise.all(names.map((name) => JailedFs.entryStat(dir.fd, name).catch(() => undefined)))
-      names.forEach((raw, i) => {
-        const st = stats[i]
-        if (st !== undefined) entries.push(entry(decodeByteString(raw), st))
+  const read = (r: Messages.Read) =>
+    Effect.flatMap(fileOf(r.handle), ({ handle }) => {
+      const length = Math.min(r.length, MAX_DATA_LENGTH)
+      return Effect.andThen(checkSpan(r.offset, length, "offset + length"), () => {
+        // Every byte sent is written first (header below, data by the read): no need to zero it. The library's own
+        // memory (ownedBuffers), which the outbox of `fileSystem` frees once the reply is sealed (a short read's too).
+        const memory = allocate(Messages.DATA_HEADER_LENGTH + length)
+        return handle.read(r.offset, memory.subarray(Messages.DATA_HEADER_LENGTH)).pipe(
+          Effect.flatMap((bytesRead): Effect.Effect<Reply, SshError.SftpStatus> => {
+            if (!Number.isInteger(bytesRead) || bytesRead < 0 || bytesRead > length) {
+              return refuse(StatusCode.Failure, "the backend read a block of an impossible length")
+            }
+            if (bytesRead === 0 && r.length > 0) {
+              release(memory)
+              return Effect.succeed(Status.make(r.id, StatusCode.Eof))
+            }
+            const packet = memory.subarray(0, Messages.DATA_HEADER_LENGTH + bytesRead)
+            Messages.writeDataHeader(packet, r.id, bytesRead)
+            return Effect.succeed(new EncodedReply(packet))
+          }),
+          Effect.onError(() => Effect.sync(() => release(memory)))
+        )
       })
-    }
-    return entries.length > 0 ? { _tag: "Name", id: request.id, entries } : Status.make(request.id, StatusCode.Eof)
-  }
+    })
 
-  async remove(request: Messages.Remove): Promise<Messages.SftpResponse> {
-    this.writable()
-    await this.jail.unlink(request.path)
-    return ok(request.id)
-  }
+  const write = (r: Messages.Write) =>
+    Effect.flatMap(fileOf(r.handle), (entry) =>
+      entry.writable
+        ? done(r.id, Effect.andThen(checkSpan(r.offset, r.data.length, "offset + length"), entry.handle.write(r.offset, r.data)))
+        : refuse(StatusCode.PermissionDenied, "file not open for writing"))
 
-  async mkdir(request: Messages.Mkdir): Promise<Messages.SftpResponse> {
-    this.writable()
-    await this.jail.mkdir(request.path, (request.attrs.permissions ?? 0o777) & 0o7777 & ~this.umask)
-    return ok(request.id)
-  }
+  const attrsReply = (id: number) => (attrs: Attributes.Attributes): Messages.SftpResponse => ({ _tag: "Attrs", id, attrs })
 
-  async rmdir(request: Messages.Rmdir): Promise<Messages.SftpResponse> {
-    this.writable()
-    await this.jail.rmdir(request.path)
-    return ok(request.id)
-  }
+  /** The next batch of entries, at most READDIR_BATCH: read from the backend now, never kept. */
+  const readdir = (r: Messages.Readdir) =>
+    Effect.flatMap(directoryOf(r.handle), (dir) => {
+      const batch = dir.pending.length > 0 ? Effect.succeed(dir.pending) : dir.handle.read(READDIR_BATCH)
+      return Effect.map(batch, (entries): Messages.SftpResponse => {
+        dir.pending = entries.length > READDIR_BATCH ? entries.slice(READDIR_BATCH) : []
+        if (entries.length === 0) return Status.make(r.id, StatusCode.Eof)
+        const now = Date.now()
+        return {
+          _tag: "Name",
+          id: r.id,
+          entries: entries.slice(0, READDIR_BATCH).map((entry) => ({
+            filename: entry.filename,
+            longname: entry.longname ?? longName(entry.filename, entry.attrs, 1, now),
+            attrs: entry.attrs
+          }))
+        }
+      })
+    })
 
-  async realpath(id: number, path: string): Promise<Messages.SftpResponse> {
-    return this.nameReply(id, await this.jail.realpath(path === "" ? "." : path))
-  }
+  const statvfsReply = (id: number) => (stats: Extensions.VfsStats): Messages.SftpResponse => ({
+    _tag: "ExtendedReply",
+    id,
+    data: Extensions.encodeVfsStats(readOnly ? { ...stats, flag: stats.flag | Extensions.VfsFlag.ReadOnly } : stats)
+  })
 
-  async rename(request: Messages.Rename): Promise<Messages.SftpResponse> {
-    this.writable()
-    await this.jail.rename(request.oldPath, request.newPath, false)
-    return ok(request.id)
-  }
-
-  async posixRename(request: Extensions.PosixRename): Promise<Messages.SftpResponse> {
-    this.writable()
-    await this.jail.rename(request.oldPath, request.newPath, true)
-    return ok(request.id)
-  }
-
-  async readlink(request: Messages.Readlink): Promise<Messages.SftpResponse> {
-    return this.nameReply(request.id, await this.jail.readlink(request.path))
-  }
-
-  async symlink(request: Messages.Symlink): Promise<Messages.SftpResponse> {
-    this.writable()
-    if (request.targetPath.includes("\0")) refuse(StatusCode.BadMessage, "target contains a NUL byte")
-    // The target is stored as given: links are only ever followed through the jail.
-    await this.jail.symlink(request.targetPath, request.linkPath)
-    return ok(request.id)
-  }
-
-  async hardlink(request: Extensions.Hardlink): Promise<Messages.SftpResponse> {
-    this.writable()
-    await this.jail.link(request.oldPath, request.newPath)
-    return ok(request.id)
-  }
-
-  private statvfsReply(id: number, st: Fs.BigIntStatsFs): Messages.SftpResponse {
-    const stats: Extensions.VfsStats = {
-      bsize: st.bsize,
-      frsize: st.bsize,
-      blocks: st.blocks,
-      bfree: st.bfree,
-      bavail: st.bavail,
-      files: st.files,
-      ffree: st.ffree,
-      favail: st.ffree,
-      fsid: 0n,
-      flag: this.readOnly ? Extensions.VfsFlag.ReadOnly : 0n,
-      namemax: 255n
-    }
-    return { _tag: "ExtendedReply", id, data: Extensions.encodeVfsStats(stats) }
-  }
-
-  async statvfs(request: Extensions.StatVfs): Promise<Messages.SftpResponse> {
-    return this.statvfsReply(request.id, await this.jail.statfs(request.path))
-  }
-
-  async fstatvfs(request: Extensions.FstatVfs): Promise<Messages.SftpResponse> {
-    const entry = this.lookup(request.handle)
-    const path = descriptorPath(entry._tag === "File" ? entry.file.fd : entry.fd)
-    return this.statvfsReply(request.id, await FsPromises.statfs(path, { bigint: true }))
-  }
-
-  async fsync(request: Extensions.Fsync): Promise<Messages.SftpResponse> {
-    await this.fileOf(request.handle).file.sync()
-    return ok(request.id)
-  }
-
-  async copyData(request: Extensions.CopyData): Promise<Messages.SftpResponse> {
-    this.writable()
-    const from = this.fileOf(request.readHandle)
-    const to = this.fileOf(request.writeHandle)
-    if (!to.writable) refuse(StatusCode.PermissionDenied, "destination not open for writing")
-    checkSpan(request.readOffset, request.readLength, "read-from-offset + read-data-length")
-    checkSpan(request.writeOffset, request.readLength, "write-to-offset + read-data-length")
-    const buffer = Buffer.allocUnsafe(COPY_BUFFER)
-    let copied = 0
-    const limit = request.readLength === 0 ? Number.MAX_SAFE_INTEGER - Math.max(request.readOffset, request.writeOffset) : request.readLength
-    while (copied < limit) {
-      const want = Math.min(buffer.length, limit - copied)
-      const { bytesRead } = await from.file.read(buffer, 0, want, request.readOffset + copied)
-      if (bytesRead === 0) break
-      let written = 0
-      while (written < bytesRead) {
-        const { bytesWritten } = await to.file.write(buffer, written, bytesRead - written, request.writeOffset + copied + written)
-        written += bytesWritten
+  const copyData = (r: Extensions.CopyData) =>
+    Effect.gen(function*() {
+      yield* writable
+      const from = yield* fileOf(r.readHandle)
+      const to = yield* fileOf(r.writeHandle)
+      if (!to.writable) return yield* refuse(StatusCode.PermissionDenied, "destination not open for writing")
+      yield* checkSpan(r.readOffset, r.readLength, "read-from-offset + read-data-length")
+      yield* checkSpan(r.writeOffset, r.readLength, "write-to-offset + read-data-length")
+      const buffer = new Uint8Array(COPY_BUFFER)
+      const limit = r.readLength === 0 ? Number.MAX_SAFE_INTEGER - Math.max(r.readOffset, r.writeOffset) : r.readLength
+      let copied = 0
+      while (copied < limit) {
+        const want = Math.min(buffer.length, limit - copied)
+        const bytesRead = yield* from.handle.read(r.readOffset + copied, buffer.subarray(0, want))
+        if (bytesRead <= 0) break
+        yield* to.handle.write(r.writeOffset + copied, buffer.subarray(0, Math.min(bytesRead, want)))
+        copied += Math.min(bytesRead, want)
       }
-      copied += bytesRead
-    }
-    if (request.readLength !== 0 && copied < request.readLength) refuse(StatusCode.Eof)
-    return ok(request.id)
-  }
+      if (r.readLength !== 0 && copied < r.readLength) return yield* refuse(StatusCode.Eof)
+      return ok(r.id)
+    })
 
-  usersGroupsById(request: Extensions.UsersGroupsById): Messages.SftpResponse {
-    const me = Os.userInfo()
-    const names: Extensions.UserGroupNames = {
-      usernames: request.uids.map((uid) => uid === me.uid ? me.username : ""),
-      groupnames: request.gids.map(() => "")
-    }
-    return { _tag: "ExtendedReply", id: request.id, data: Extensions.encodeUserGroupNames(names) }
-  }
+  const usersGroupsById = (r: Extensions.UsersGroupsById) =>
+    Effect.map(
+      backend.usersGroupsById?.(r.uids, r.gids) ?? Effect.succeed({ usernames: r.uids.map(() => ""), groupnames: r.gids.map(() => "") }),
+      (names): Messages.SftpResponse => ({ _tag: "ExtendedReply", id: r.id, data: Extensions.encodeUserGroupNames(names) })
+    )
 
-  /** Answers one request; every failure becomes a STATUS. */
-  answer(request: Messages.SftpRequest): Promise<Messages.SftpResponse | EncodedReply> {
-    const answered = (async () => {
-      try {
-        return await this.dispatch(request)
-      } catch (e) {
-        return statusOf(request.id, e)
-      }
-    })()
-    this.inFlight = answered
-    return answered
-  }
-
-  private dispatch(r: Messages.SftpRequest): Promise<Messages.SftpResponse | EncodedReply> | Messages.SftpResponse {
-    if (this.closed) refuse(StatusCode.Failure, "session closed")
+  const dispatch = (r: Messages.SftpRequest): Effect.Effect<Reply, SshError.SftpStatus> => {
+    const { ExtensionName } = Extensions
     switch (r._tag) {
       case "Open":
-        return this.open(r)
+        return open(r)
       case "Close":
-        return this.close(r)
+        return close(r)
       case "Read":
-        return this.read(r)
+        return read(r)
       case "Write":
-        return this.write(r)
+        return write(r)
       case "Lstat":
-        return this.stat(r.id, r.path, false)
+        return Effect.map(backend.lstat(r.path), attrsReply(r.id))
       case "Stat":
-        return this.stat(r.id, r.path, true)
+        return Effect.map(backend.stat(r.path), attrsReply(r.id))
       case "Fstat":
-        return this.fstat(r)
+        return Effect.flatMap(lookup(r.handle), (entry) => Effect.map(entry.handle.stat, attrsReply(r.id)))
       case "Setstat":
-        return this.setstat(r)
+        return done(r.id, Effect.andThen(writable, backend.setstat(r.path, r.attrs)))
       case "Fsetstat":
-        return this.fsetstat(r)
+        return done(r.id, Effect.andThen(writable, Effect.flatMap(lookup(r.handle), (entry) => entry.handle.setstat(r.attrs))))
       case "Opendir":
-        return this.opendir(r)
+        return Effect.map(
+          withHandle("Directory", Effect.map(backend.opendir(r.path), (handle) => ({ _tag: "Directory", handle, pending: [] }))),
+          (handle): Messages.SftpResponse => ({ _tag: "Handle", id: r.id, handle })
+        )
       case "Readdir":
-        return this.readdir(r)
+        return readdir(r)
       case "Remove":
-        return this.remove(r)
+        return done(r.id, Effect.andThen(writable, backend.remove(r.path)))
       case "Mkdir":
-        return this.mkdir(r)
+        return done(
+          r.id,
+          Effect.andThen(writable, backend.mkdir(r.path, { ...r.attrs, permissions: (r.attrs.permissions ?? 0o777) & 0o7777 & ~umask }))
+        )
       case "Rmdir":
-        return this.rmdir(r)
+        return done(r.id, Effect.andThen(writable, backend.rmdir(r.path)))
       case "Realpath":
-        return this.realpath(r.id, r.path)
+        return realpath(r.id, r.path)
       case "Rename":
-        return this.rename(r)
+        return done(r.id, Effect.andThen(writable, backend.rename(r.oldPath, r.newPath)))
       case "Readlink":
-        return this.readlink(r)
+        return Effect.map(backend.readlink(r.path), (target) => nameReply(r.id, target))
       case "Symlink":
-        return this.symlink(r)
+        return done(
+          r.id,
+          Effect.andThen(
+            writable,
+            r.targetPath.includes("\0") ? refuse(StatusCode.BadMessage, "target contains a NUL byte") : backend.symlink(r.targetPath, r.linkPath)
+          )
+        )
       case "PosixRename":
-        return this.posixRename(r)
+        return backend.posixRename === undefined
+          ? unsupported(ExtensionName.PosixRename)
+          : done(r.id, Effect.andThen(writable, backend.posixRename(r.oldPath, r.newPath)))
       case "StatVfs":
-        return this.statvfs(r)
+        return backend.statvfs === undefined ? unsupported(ExtensionName.StatVfs) : Effect.map(backend.statvfs(r.path), statvfsReply(r.id))
       case "FstatVfs":
-        return this.fstatvfs(r)
+        return Effect.flatMap(lookup(r.handle), (entry) =>
+          entry.handle.statvfs === undefined ? unsupported(ExtensionName.FstatVfs) : Effect.map(entry.handle.statvfs, statvfsReply(r.id)))
       case "Hardlink":
-        return this.hardlink(r)
+        return backend.hardlink === undefined
+          ? unsupported(ExtensionName.Hardlink)
+          : done(r.id, Effect.andThen(writable, backend.hardlink(r.oldPath, r.newPath)))
       case "Fsync":
-        return this.fsync(r)
+        // a backend whose files have nothing to flush has them on stable storage as much as they will ever be
+        return Effect.flatMap(fileOf(r.handle), (entry) => done(r.id, entry.handle.sync ?? Effect.void))
       case "Lsetstat":
-        return this.lsetstat(r)
+        return backend.lsetstat === undefined
+          ? unsupported(ExtensionName.Lsetstat)
+          : done(r.id, Effect.andThen(writable, backend.lsetstat(r.path, r.attrs)))
       case "Limits":
-        return {
+        return Effect.succeed({
           _tag: "ExtendedReply",
           id: r.id,
           data: Extensions.encodeLimits({
             maxPacketLength: DEFAULT_MAX_PACKET_LENGTH,
             maxReadLength: MAX_DATA_LENGTH,
             maxWriteLength: MAX_DATA_LENGTH,
-            maxOpenHandles: Math.min(this.limits.perSession, this.limits.handles.limit)
+            maxOpenHandles: Math.min(limits.perSession, limits.handles.limit)
           })
-        }
+        })
       case "ExpandPath":
-        return this.realpath(r.id, this.expandTilde(r.path))
+        return Effect.flatMap(expandTilde(r.path), (path) => realpath(r.id, path))
       case "CopyData":
-        return this.copyData(r)
+        return copyData(r)
       case "HomeDirectory":
-        return this.nameReply(r.id, this.homeOf(r.username))
+        return Effect.map(homeOf(r.username), (home) => nameReply(r.id, home))
       case "UsersGroupsById":
-        return this.usersGroupsById(r)
+        return usersGroupsById(r)
       case "Extended":
-        return Status.make(r.id, StatusCode.OpUnsupported, `unsupported extension "${r.request}"`)
+        return Effect.succeed(Status.make(r.id, StatusCode.OpUnsupported, `unsupported extension "${r.request}"`))
     }
   }
+
+  const answer = (request: Messages.SftpRequest): Effect.Effect<Reply> =>
+    Effect.suspend(() => closed ? refuse(StatusCode.Failure, "session closed") : dispatch(request)).pipe(
+      Effect.catch((e) => Effect.succeed(statusReply(request.id, e))),
+      Effect.catchDefect(() => Effect.succeed(Status.make(request.id, StatusCode.Failure))),
+      // once started an operation runs to its end (a file opened is then in the table, closed with the session)
+      Effect.uninterruptible,
+      answering.withPermit
+    )
+
+  const closeAll = answering.withPermit(Effect.suspend(() => {
+    closed = true
+    const entries = [...handles.values()]
+    handles.clear()
+    return Effect.forEach(entries, (entry) => Effect.exit(releaseHandle(entry)), { concurrency: "unbounded", discard: true })
+  }))
+
+  return { answer, closeAll }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -718,36 +567,35 @@ const protocolError = (message: string) => SshError.make(new SshError.ProtocolEr
 
 const knownTypes: ReadonlySet<number> = new Set(Object.values(Messages.PacketType))
 
-/**
- * Holds the jail's root for a session: `SftpStatus` (NoSuchFile) when it does
- * not exist, `NotImplemented` when this platform cannot host the jail.
- */
-const openJail = (root: string): Effect.Effect<JailedFs, SshError.SshError> =>
-  Effect.tryPromise({
-    try: async () => JailedFs.open(await FsPromises.realpath(root).catch(() => {
-      throw new SshError.SftpStatus({ code: StatusCode.NoSuchFile, message: "the SFTP root does not exist", path: root })
-    })),
-    catch: (e) =>
-      e instanceof JailUnsupported ? SshError.make(new SshError.NotImplemented({ message: e.message })) : SshError.fromUnknown(e)
-  })
+const isBackendOptions = (options: SftpServerOptions | BackendOptions): options is BackendOptions => "backend" in options
 
 /**
  * Serves one SFTP session over any byte stream: `input` is what the client
- * sends, `write` sends our bytes. Ends when the input ends; fails with a
+ * sends, `write` sends our bytes; `options` name a root on disk (as for
+ * `fileSystem`) or a `backend`. Ends when the input ends; fails with a
  * `ProtocolError` on a malformed packet (the caller closes the channel).
  *
  * @example
  * ```ts
  * yield* SftpServer.serve(session.stdin, (bytes) => session.write(bytes), { root: "/srv/sftp" }, { user: session.user })
+ * yield* SftpServer.serve(input, write, { backend: MemoryBackend.make() }, { user: "alice" })
  * ```
  */
 export const serve = (
   input: Stream.Stream<Uint8Array, SshError.SshError>,
   write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
-  options: SftpServerOptions,
+  options: SftpServerOptions | BackendOptions,
   peer: SftpPeer
 ): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
-  serveWith((f) => Stream.runForEachArray(input, f), write, options, peer, false, sharedLimits(options))
+  serveWith(
+    (f) => Stream.runForEachArray(input, f),
+    write,
+    isBackendOptions(options) ? options.backend : fileSystemBackend(options),
+    options,
+    peer,
+    false,
+    sharedLimits(options)
+  )
 
 /** Drains the client's bytes, lending each batch to `f` for the duration of its effect. */
 type Consume = (f: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, SshError.SshError>) => Effect.Effect<void, SshError.SshError>
@@ -761,15 +609,18 @@ type Consume = (f: (chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, Ss
 const serveWith = (
   consume: Consume,
   write: (bytes: Uint8Array) => Effect.Effect<void, SshError.SshError>,
-  options: SftpServerOptions,
+  source: BackendSource,
+  options: SftpProtocolOptions,
   peer: SftpPeer,
   owned: boolean,
   limits: SharedLimits
 ): Effect.Effect<void, SshError.SshError, Scope.Scope> =>
   Effect.gen(function*() {
-    const jail = yield* openJail(options.root)
-    const session = new SftpSession(jail, limits, options, peer)
-    yield* Effect.addFinalizer(() => Effect.promise(() => session.closeAll()))
+    // a backend made for the session is released after its handles (finalizers run last added first)
+    const backend = typeof source === "function" ? yield* source(peer) : source
+    const session = makeSession(backend, limits, options, peer)
+    yield* Effect.addFinalizer(() => session.closeAll)
+    const extensions = extensionsOf(backend)
     // a caller's `write` may keep what it is given: every reply is handed over to it
     const outbox = new Outbox(owned ? write : (bytes) => write(handOver(bytes)), { freeWritten: owned })
     yield* Effect.forkScoped(Effect.ignore(outbox.run))
@@ -800,12 +651,12 @@ const serveWith = (
       if (packet._tag === "Init") {
         if (initialized) return Effect.fail(protocolError("second SFTP INIT"))
         initialized = true
-        return Effect.as(reply({ _tag: "Version", version: Messages.SFTP_VERSION, extensions: Extensions.OPENSSH_EXTENSIONS }), packet)
+        return Effect.as(reply({ _tag: "Version", version: Messages.SFTP_VERSION, extensions }), packet)
       }
       if (!initialized) return Effect.fail(protocolError(`SFTP ${packet._tag} before INIT`))
       if (!Messages.isRequest(packet)) return Effect.fail(protocolError(`a client sent an SFTP ${packet._tag} packet`))
       const request = packet
-      return Effect.as(Effect.flatMap(Effect.promise(() => session.answer(request)), reply), packet)
+      return Effect.as(Effect.flatMap(session.answer(request), reply), packet)
     }
 
     // Once a request is answered: a WRITE's data is in the file, so a body the framer assembled for it (memory of
@@ -835,20 +686,67 @@ const serveWith = (
   })
 
 /**
- * The "sftp" subsystem handler serving `options.root`; pass it to
- * `SshServer.serve({ sftp })` (or `session.subsystems.sftp`).
+ * The "sftp" subsystem handler serving a backend; pass it to
+ * `SshServer.serve({ sftp })` (or `session.subsystems.sftp`). The handle caps
+ * are shared by the sessions of one handler.
+ *
+ * @example
+ * ```ts
+ * const backend = MemoryBackend.make({ maxBytes: 16 * 1024 * 1024 })
+ * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.make(backend, { umask: 0o077 }) })
+ * ```
+ */
+export const make = (backend: BackendSource, options: SftpProtocolOptions = {}): SessionHandler<void> => {
+  const limits = sharedLimits(options)
+  return (session: ServerSession) =>
+    Effect.andThen(
+      session.channel.growWindow(options.windowSize ?? DEFAULT_WINDOW),
+      // a session's write is the channel's, which has sealed (copied) the bytes when it completes
+      Effect.as(serveWith(session.channel.borrowStdout, (bytes) => session.write(bytes), backend, options, { user: session.user }, true, limits), 0)
+    )
+}
+
+/**
+ * The jailed disk backend: `options.root` served as "/", held by each
+ * session from its start (its symlinks resolved then) to its end. For
+ * `make`, when you wrap it (to log, to add quotas) rather than serve it as it
+ * is with `fileSystem`.
+ *
+ * @example
+ * ```ts
+ * const disk = SftpServer.fileSystemBackend({ root: "/srv/sftp" })
+ * const sftp = SftpServer.make((peer) => Effect.map(disk(peer), (backend) => ({ ...backend, remove: () => Backend.fail(3) })))
+ * ```
+ */
+export const fileSystemBackend = (options: DiskOptions): (peer: SftpPeer) => Effect.Effect<Backend, SshError.SshError, Scope.Scope> =>
+  diskBackend(options)
+
+/**
+ * The "sftp" subsystem handler serving `options.root` (`make` over
+ * `fileSystemBackend`); pass it to `SshServer.serve({ sftp })` (or
+ * `session.subsystems.sftp`).
  *
  * @example
  * ```ts
  * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.fileSystem({ root: "/srv/sftp", readOnly: true }) })
  * ```
  */
-export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => {
-  const limits = sharedLimits(options)
-  return (session: ServerSession) =>
-    Effect.andThen(
-      session.channel.growWindow(options.windowSize ?? DEFAULT_WINDOW),
-      // a session's write is the channel's, which has sealed (copied) the bytes when it completes
-      Effect.as(serveWith(session.channel.borrowStdout, (bytes) => session.write(bytes), options, { user: session.user }, true, limits), 0)
-    )
-}
+export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => make(fileSystemBackend(options), options)
+
+/** Options of `memory`: the memory backend's and the protocol's. */
+export interface SftpMemoryOptions extends SftpProtocolOptions, MemoryBackend.MemoryOptions {}
+
+/**
+ * The "sftp" subsystem handler serving a tree held in memory (`make` over a
+ * fresh `MemoryBackend`): directories, files, links, modes and times, bounded
+ * by `maxBytes`, seeded with `files`; every session of the server sees the
+ * same tree, gone with it. To look at what clients left in it, make the
+ * backend yourself (`MemoryBackend.make`) and serve it with `make`.
+ *
+ * @example
+ * ```ts
+ * const sftp = SftpServer.memory({ maxBytes: 1024 * 1024, files: { "/motd.txt": "hello\n" } })
+ * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp })
+ * ```
+ */
+export const memory = (options: SftpMemoryOptions = {}): SessionHandler<void> => make(MemoryBackend.make(options), options)
