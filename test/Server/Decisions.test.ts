@@ -13,6 +13,7 @@ import * as Auth from "../../src/Auth/ClientAuth.ts"
 import * as Redacted from "effect/Redacted"
 import * as SshClient from "../../src/Client.ts"
 import * as Requests from "../../src/Channel/Requests.ts"
+import * as ForwardingMessages from "../../src/Forwarding/Messages.ts"
 import * as ServerSession from "../../src/Channel/ServerSession.ts"
 import type { SshChannel } from "../../src/Channel/Connection.ts"
 import * as SshServer from "../../src/Server.ts"
@@ -172,6 +173,53 @@ describe("session decisions", () => {
         return { shell, admin, files, out: yield* output(a) }
       }))
     expect(r).toEqual({ shell: false, admin: false, files: true, out: "files\n" })
+  })
+
+  it("agent forwarding per user, replacing the server's agentForwarding; without a decision that option decides", async () => {
+    const agentReq = (port: number, username: string) =>
+      Effect.gen(function*() {
+        const ssh = yield* SshClient.connect(clientOptions(port, { username, auth: [Auth.keyboardInteractive(() => Effect.succeed(["123"]))] }))
+        const a = yield* ssh.openChannel("session")
+        const granted = yield* ask(a, "auth-agent-req@openssh.com", new Uint8Array(0))
+        yield* ask(a, "exec", Requests.encodeString("x"))
+        return { granted, socket: typeof JSON.parse(yield* output(a)).env.SSH_AUTH_SOCK }
+      })
+    const decided = await withServer({ session: { exec: describeSession, decide: { agentForwarding: Decisions.users(["alice"]) } } }, (port) =>
+      Effect.all([agentReq(port, "alice"), agentReq(port, "bob")]))
+    expect(decided).toEqual([{ granted: true, socket: "string" }, { granted: false, socket: "undefined" }])
+    const byOption = await withServer({ agentForwarding: true, session: { exec: describeSession } }, (port) => agentReq(port, "bob"))
+    expect(byOption).toEqual({ granted: true, socket: "string" })
+    const off = await withServer({ session: { exec: describeSession } }, (port) => agentReq(port, "bob"))
+    expect(off).toEqual({ granted: false, socket: "undefined" })
+  })
+
+  it("x11: the session's decision sees the request; with no forwarding policy of its own it decides alone", async () => {
+    const seen: Array<Decisions.X11Request> = []
+    const x11Req = (screen: number) =>
+      ForwardingMessages.encodeX11Request({ singleConnection: false, authProtocol: "MIT-MAGIC-COOKIE-1", authCookie: "00ff".repeat(8), screen })
+    const r = await withServer({
+      // no real xauth: nothing is filed anywhere
+      forwarding: { xauthLocation: "/bin/true" },
+      session: {
+        exec: describeSession,
+        decide: { x11: (request) => Effect.sync(() => (seen.push(request), request.screen === 0)) }
+      }
+    }, (port) =>
+      Effect.gen(function*() {
+        const ssh = yield* SshClient.connect(clientOptions(port))
+        const a = yield* ssh.openChannel("session")
+        const screen1 = yield* ask(a, "x11-req", x11Req(1))
+        const screen0 = yield* ask(a, "x11-req", x11Req(0))
+        yield* ask(a, "exec", Requests.encodeString("x"))
+        return { screen1, screen0, display: JSON.parse(yield* output(a)).env.DISPLAY }
+      }))
+    expect(r.screen1).toBe(false)
+    expect(r.screen0).toBe(true)
+    expect(r.display).toMatch(/^localhost:\d+\.0$/)
+    expect(seen).toEqual([
+      { singleConnection: false, authProtocol: "MIT-MAGIC-COOKIE-1", screen: 1 },
+      { singleConnection: false, authProtocol: "MIT-MAGIC-COOKIE-1", screen: 0 }
+    ])
   })
 
   it("a decision that dies refuses its request and nothing else", async () => {
