@@ -58,6 +58,9 @@ import * as Extensions from "./Server/Extensions.ts"
 import { RefusalLog } from "./Server/RefusalLog.ts"
 import type { SessionHandler } from "./Channel/ServerSession.ts"
 
+export type { ChannelHandler, ConnectionPeer, GlobalRequestHandler } from "./Server/Extensions.ts"
+export type { Decision, SessionContext, SessionDecisions } from "./Server/Decisions.ts"
+
 /** What a server forwards for its clients (`ServerForwarding.ForwardingPolicy`): nothing unless a handler allows it. */
 export type ForwardingHandlers = ServerForwarding.ForwardingPolicy
 

@@ -180,6 +180,7 @@ export const openChannel = (
   data?: Uint8Array,
   options?: ChannelOptions
 ): Effect.Effect<SshChannel, SshError.SshError, Scope.Scope> => (peer.openChannel ?? noChannels)(channelType, data, options)
+
 const defaultAcceptEnv = (name: string) => name === "LANG" || name.startsWith("LC_")
 
 /**
