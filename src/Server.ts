@@ -469,7 +469,8 @@ const prepare = (options: ServeOptions) =>
               const custom = Extensions.channelHandler(options.channels, incoming.channelType)
               return forwarding.onChannelOpen(incoming) ??
                 (custom !== undefined
-                  ? custom(incoming, connectionPeer)
+                  // a handler that throws costs its channel, not the connection's reading fiber
+                  ? Effect.suspend(() => custom(incoming, connectionPeer))
                   : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${incoming.channelType} channels are not allowed`))
             },
             onGlobalRequest: (name, data) => {

@@ -293,6 +293,11 @@ describe("custom channel types and global requests", () => {
         : incoming.reject(N.ChannelOpenFailure.CONNECT_FAILED, "say please"),
     // neither accepts nor rejects: the server refuses it
     "silent@test": () => Effect.void,
+    // a bug, in the Effect or before it: refused, the connection goes on
+    "dies@test": () => Effect.die("bug"),
+    "throws@test": () => {
+      throw new Error("bug")
+    },
     // the server's own type: never consulted
     session: (incoming) => incoming.reject(N.ChannelOpenFailure.RESOURCE_SHORTAGE, "not me")
   }
@@ -318,15 +323,19 @@ describe("custom channel types and global requests", () => {
         const rude = yield* openFailure("picky@test", bytesOf("now"))
         const silent = yield* openFailure("silent@test")
         const unknown = yield* openFailure("unknown@test")
+        const dies = yield* openFailure("dies@test")
+        const throws = yield* openFailure("throws@test")
         // "session" is still the server's
         const session = yield* ssh.run("x")
-        return { echoed, thanked, rude, silent, unknown, session: JSON.parse(session.stdout).command }
+        return { echoed, thanked, rude, silent, unknown, dies, throws, session: JSON.parse(session.stdout).command }
       }))
     expect(r.echoed).toBe("hello alice: ping")
     expect(r.thanked).toBe("thanks")
     expect(r.rude).toMatchObject({ _tag: "ChannelOpenFailed", code: N.ChannelOpenFailure.CONNECT_FAILED, description: "say please" })
     expect(r.silent).toMatchObject({ _tag: "ChannelOpenFailed", code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED })
     expect(r.unknown).toMatchObject({ _tag: "ChannelOpenFailed", code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED })
+    expect(r.dies).toMatchObject({ _tag: "ChannelOpenFailed", code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED })
+    expect(r.throws).toMatchObject({ _tag: "ChannelOpenFailed", code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED })
     expect(r.session).toBe("x")
   })
 
