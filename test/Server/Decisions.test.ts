@@ -10,6 +10,8 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { describe, expect, it } from "vitest"
 import * as Auth from "../../src/Auth/ClientAuth.ts"
+import * as Certificate from "../../src/Auth/Certificate.ts"
+import * as PrivateKey from "../../src/Auth/PrivateKey.ts"
 import * as Redacted from "effect/Redacted"
 import * as SshClient from "../../src/Client.ts"
 import * as Requests from "../../src/Channel/Requests.ts"
@@ -220,6 +222,26 @@ describe("session decisions", () => {
       { singleConnection: false, authProtocol: "MIT-MAGIC-COOKIE-1", screen: 1 },
       { singleConnection: false, authProtocol: "MIT-MAGIC-COOKIE-1", screen: 0 }
     ])
+  })
+
+  it("a user certificate's restrictions apply on top of the decisions", async () => {
+    const ca = PrivateKey.generate("ssh-ed25519")
+    const key = PrivateKey.generate("ssh-ed25519")
+    // no permit-pty, no permit-agent-forwarding
+    const cert = Certificate.sign({ key: key.publicKey, role: "user", keyId: "k", principals: ["alice"], extensions: [] }, ca)
+    const r = await withServer({
+      auth: { certificateAuthorities: [ca.publicKey] },
+      session: { exec: describeSession, decide: { pty: () => Effect.succeed(true), agentForwarding: () => Effect.succeed(true) } }
+    }, (port) =>
+      Effect.gen(function*() {
+        const ssh = yield* SshClient.connect(clientOptions(port, { auth: [Auth.certificate(key, cert)] }))
+        const a = yield* ssh.openChannel("session")
+        return [
+          yield* ask(a, "pty-req", Requests.encodePtyRequest({ term: "xterm", columns: 80, rows: 24 })),
+          yield* ask(a, "auth-agent-req@openssh.com", new Uint8Array(0))
+        ]
+      }))
+    expect(r).toEqual([false, false])
   })
 
   it("a decision that dies refuses its request and nothing else", async () => {
