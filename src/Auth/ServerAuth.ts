@@ -81,7 +81,12 @@ export interface ServerAuthOptions {
    * The method chains of one user, as `methods` (sshd's `Match User` blocks setting AuthenticationMethods):
    * `[["publickey"]]` allows only publickey, `[["publickey", "password"]]` requires both, `[]` lets no method
    * succeed; undefined leaves the user to `methods`. Asked once per connection, at its first request, with
-   * the user name it gives (which cannot change afterwards).
+   * the user name it gives (which cannot change afterwards). A method whose handler is missing never succeeds.
+   *
+   * @example
+   * ```ts
+   * methodsFor: ({ user }) => Effect.succeed(user === "deploy" ? [["publickey"]] : user === "ops" ? [["publickey", "password"]] : undefined)
+   * ```
    */
   readonly methodsFor?: ((ctx: AuthContext) => Effect.Effect<ReadonlyArray<ReadonlyArray<string>> | undefined>) | undefined
   /** Failed attempts before disconnecting (default 6, as sshd's MaxAuthTries). */
