@@ -54,8 +54,12 @@ import * as ServerForwarding from "./Forwarding/ServerForwarding.ts"
 import * as Admission from "./Server/Admission.ts"
 import type { NetBlockSize } from "./Server/AddressBlock.ts"
 import { defaultPenalties, type Overflow, type PenaltyConfig, type PenaltyKind } from "./Server/Penalties.ts"
+import * as Extensions from "./Server/Extensions.ts"
 import { RefusalLog } from "./Server/RefusalLog.ts"
 import type { SessionHandler } from "./Channel/ServerSession.ts"
+
+export type { ChannelHandler, ConnectionPeer, GlobalRequestHandler } from "./Server/Extensions.ts"
+export type { Decision, SessionContext, SessionDecisions } from "./Server/Decisions.ts"
 
 /** What a server forwards for its clients (`ServerForwarding.ForwardingPolicy`): nothing unless a handler allows it. */
 export type ForwardingHandlers = ServerForwarding.ForwardingPolicy
@@ -79,10 +83,36 @@ export interface ServeOptions {
   readonly forwarding?: ForwardingHandlers | undefined
   /**
    * AllowAgentForwarding: a session that asks for it gets an `SSH_AUTH_SOCK`
-   * reaching the client's agent (default false; a user certificate without
+   * reaching the client's agent (default false; `session.decide.agentForwarding`
+   * replaces it with a decision per user and session; a user certificate without
    * permit-agent-forwarding never gets it).
    */
   readonly agentForwarding?: boolean | undefined
+  /**
+   * Channel types of the application's own, by name (paramiko's `check_channel_request`): the handler accepts
+   * or rejects each CHANNEL_OPEN of its type. "session" and the forwarding types are the server's own and never
+   * reach these; a type with no handler is refused with ADMINISTRATIVELY_PROHIBITED, as sshd does.
+   *
+   * @example
+   * ```ts
+   * channels: { "echo@example.com": (incoming, peer) =>
+   *   peer.user === "alice"
+   *     ? Effect.flatMap(incoming.accept(), (channel) => channel.stdout.pipe(Stream.run(channel.stdin)))
+   *     : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, "not for you") }
+   * ```
+   */
+  readonly channels?: Readonly<Record<string, Extensions.ChannelHandler>> | undefined
+  /**
+   * Global requests of the application's own, by name (paramiko's `check_global_request`), for names the
+   * forwarding does not handle: the handler answers `true`, reply data, or `false` (REQUEST_FAILURE). A name with
+   * no handler fails, as sshd answers it (`keepalive@openssh.com` included).
+   *
+   * @example
+   * ```ts
+   * globalRequests: { "version@example.com": () => Effect.succeed(new TextEncoder().encode("1.0")) }
+   * ```
+   */
+  readonly globalRequests?: Readonly<Record<string, Extensions.GlobalRequestHandler>> | undefined
   readonly algorithms?: Algorithms.AlgorithmOptions | undefined
   /**
    * Most connections at once, authenticated or not (default 1000); more are
@@ -317,6 +347,9 @@ export const hostKeySigner = (key: PrivateKey.PrivateKey): Transport.HostKeySign
   sign: (data, algorithm) => key.sign(data, algorithm)
 })
 
+/** The forwarding policy's x11 when only the session's decision has a say. */
+const allowX11 = () => Effect.succeed(true)
+
 /** The two ends of a connection, as its sessions see them. */
 export interface Endpoints {
   readonly remoteAddress: string
@@ -389,38 +422,64 @@ const prepare = (options: ServeOptions) =>
           // a user certificate restricts the connection: force-command, and only the permit-* it grants
           const certificate = authed.certificate
           const permitted = (extension: string) => certificate === undefined || Certificate.hasExtension(certificate, extension)
-          let openChannel: Connection.Connection["openChannel"] | undefined
-          const peer: ServerSession.SessionPeer = {
+          let connectionOpenChannel: Connection.Connection["openChannel"] | undefined
+          const openChannel: Connection.Connection["openChannel"] = (channelType, data, flow) =>
+            Effect.suspend(() => connectionOpenChannel!(channelType, data, flow))
+          const decide = sessionHandlers.decide
+          const connectionPeer: Extensions.ConnectionPeer = {
             user: authed.user,
             remoteAddress,
             remotePort,
             localAddress: endpoints.localAddress,
             localPort: endpoints.localPort,
+            openChannel
+          }
+          const peer: ServerSession.SessionPeer = {
+            ...connectionPeer,
             forceCommand: certificate === undefined ? undefined : Certificate.forceCommand(certificate),
-            agentForwarding: options.agentForwarding === true && permitted("permit-agent-forwarding")
-              ? AgentForwarding.listen((channelType) => Effect.suspend(() => openChannel!(channelType)))
+            // the session's decision, when there is one, replaces AllowAgentForwarding
+            agentForwarding: (options.agentForwarding === true || decide?.agentForwarding !== undefined) && permitted("permit-agent-forwarding")
+              ? AgentForwarding.listen((channelType) => openChannel(channelType))
               : undefined,
             x11Forwarding: (request) => Effect.suspend(() => forwarding.x11(request))
           }
-          const handlers = permitted("permit-pty") ? sessionHandlers : { ...sessionHandlers, allowPty: false }
-          const forwarding = yield* ServerForwarding.make(options.forwarding ?? {}, {
-            user: authed.user,
-            permitted: permitted("permit-port-forwarding"),
-            x11Permitted: permitted("permit-X11-forwarding"),
-            openChannel: (channelType, data) => Effect.suspend(() => openChannel!(channelType, data))
-          })
+          // without permit-pty no decision can grant a pty
+          const handlers: ServerSession.SessionHandlers = permitted("permit-pty")
+            ? sessionHandlers
+            : { ...sessionHandlers, allowPty: false, decide: { ...decide, pty: undefined } }
+          const forwardingPolicy = options.forwarding ?? {}
+          const forwarding = yield* ServerForwarding.make(
+            // a session's x11 decision stands on its own when the policy has no say of its own
+            decide?.x11 !== undefined && forwardingPolicy.x11 === undefined ? { ...forwardingPolicy, x11: allowX11 } : forwardingPolicy,
+            {
+              user: authed.user,
+              permitted: permitted("permit-port-forwarding"),
+              x11Permitted: permitted("permit-X11-forwarding"),
+              openChannel: (channelType, data) => openChannel(channelType, data)
+            }
+          )
           const connection = yield* Connection.make(authedTransport, {
             windowSize: options.windowSize,
             maxPacket: options.maxPacket,
             maxChannels: options.maxChannels ?? DEFAULT_MAX_CHANNELS,
-            onChannelOpen: (incoming) =>
-              incoming.channelType === "session"
-                ? Effect.flatMap(incoming.accept(), (channel) => ServerSession.serve(channel, peer, handlers))
-                : forwarding.onChannelOpen(incoming) ??
-                  incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${incoming.channelType} channels are not allowed`),
-            onGlobalRequest: (name, data) => forwarding.onGlobalRequest(name, data) ?? Effect.succeed(undefined)
+            onChannelOpen: (incoming) => {
+              if (incoming.channelType === "session") {
+                return Effect.flatMap(incoming.accept(), (channel) => ServerSession.serve(channel, peer, handlers))
+              }
+              const custom = Extensions.channelHandler(options.channels, incoming.channelType)
+              return forwarding.onChannelOpen(incoming) ??
+                (custom !== undefined
+                  // a handler that throws costs its channel, not the connection's reading fiber
+                  ? Effect.suspend(() => custom(incoming, connectionPeer))
+                  : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, `${incoming.channelType} channels are not allowed`))
+            },
+            onGlobalRequest: (name, data) => {
+              const custom = Extensions.globalRequestHandler(options.globalRequests, name)
+              return forwarding.onGlobalRequest(name, data) ??
+                (custom !== undefined ? Extensions.runGlobalRequest(custom, data, connectionPeer) : Effect.succeed(undefined))
+            }
           })
-          openChannel = connection.openChannel
+          connectionOpenChannel = connection.openChannel
           connections.add(connection)
           yield* Effect.ensuring(
             // only the client's DISCONNECT "by application" (or our shutdown) is an orderly end; a cut connection is reported

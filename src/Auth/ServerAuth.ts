@@ -4,7 +4,10 @@
  * (with the pk_ok query and signature verification) and keyboard-interactive
  * (any number of rounds). Method chains work like sshd's
  * `AuthenticationMethods`: a method that completes only part of a chain gets
- * a partial-success failure listing what is still required.
+ * a partial-success failure listing what is still required. `methodsFor`
+ * gives each user chains of their own (sshd's `Match User` with
+ * AuthenticationMethods), decided once, at the user's first request: every
+ * failure then lists what can continue for that user.
  *
  * Public keys may also be OpenSSH user certificates signed by a trusted CA
  * (sshd's `TrustedUserCAKeys`), and FIDO security keys (`sk-ecdsa`,
@@ -74,6 +77,18 @@ export interface ServerAuthOptions {
   readonly banner?: string | undefined
   /** Required method chains, like sshd's AuthenticationMethods ("publickey,password" = [["publickey","password"]]). Default: any one method. */
   readonly methods?: ReadonlyArray<ReadonlyArray<string>> | undefined
+  /**
+   * The method chains of one user, as `methods` (sshd's `Match User` blocks setting AuthenticationMethods):
+   * `[["publickey"]]` allows only publickey, `[["publickey", "password"]]` requires both, `[]` lets no method
+   * succeed; undefined leaves the user to `methods`. Asked once per connection, at its first request, with
+   * the user name it gives (which cannot change afterwards). A method whose handler is missing never succeeds.
+   *
+   * @example
+   * ```ts
+   * methodsFor: ({ user }) => Effect.succeed(user === "deploy" ? [["publickey"]] : user === "ops" ? [["publickey", "password"]] : undefined)
+   * ```
+   */
+  readonly methodsFor?: ((ctx: AuthContext) => Effect.Effect<ReadonlyArray<ReadonlyArray<string>> | undefined>) | undefined
   /** Failed attempts before disconnecting (default 6, as sshd's MaxAuthTries). */
   readonly maxTries?: number | undefined
   /** Time allowed to authenticate (default 120 s, as sshd's LoginGraceTime); 0 for no limit. */
@@ -262,6 +277,22 @@ const nextMethods = (
   return [...next]
 }
 
+/**
+ * The methods that can continue (USERAUTH_FAILURE's list): the first of each chain before any succeeded, then
+ * the next of each chain the successful ones are a prefix of.
+ *
+ * @example
+ * ```ts
+ * canContinue([["publickey", "password"], ["keyboard-interactive"]], [])            // ["publickey", "keyboard-interactive"]
+ * canContinue([["publickey", "password"], ["keyboard-interactive"]], ["publickey"]) // ["password"]
+ * ```
+ */
+export const canContinue = (
+  chains: ReadonlyArray<ReadonlyArray<string>>,
+  done: ReadonlyArray<string>
+): ReadonlyArray<string> =>
+  done.length > 0 ? nextMethods(chains, done) : [...new Set(chains.flatMap((chain) => chain.length > 0 ? [chain[0]!] : []))]
+
 const chainComplete = (chains: ReadonlyArray<ReadonlyArray<string>>, done: ReadonlyArray<string>): boolean =>
   chains.some((chain) => chain.every((m) => done.includes(m)))
 
@@ -288,7 +319,9 @@ export const authenticate = (
     ...(options.password ? ["password"] : []),
     ...(options.keyboardInteractive ? ["keyboard-interactive"] : [])
   ]
-  const chains = options.methods ?? offered.map((m) => [m])
+  const defaultChains = options.methods ?? offered.map((m) => [m])
+  /** The chains of the connection's user, known from its first request on. */
+  let chains = defaultChains
   const maxTries = options.maxTries ?? DEFAULT_MAX_TRIES
   const grace = Duration.fromInputUnsafe(options.loginGraceTime ?? DEFAULT_LOGIN_GRACE_TIME_MS)
   const minimumDelay = Duration.toMillis(Duration.fromInputUnsafe(options.failureDelay ?? Duration.millis(DEFAULT_FAILURE_DELAY_MS)))
@@ -315,7 +348,7 @@ export const authenticate = (
     let certificate: Certificate.Certificate | undefined
     let userDelay = 0
 
-    const sendFailure = (partial: boolean) => transport.send(Messages.encodeFailure(done.length > 0 ? nextMethods(chains, done) : chains.map((c) => c[0]!).filter((m, i, a) => a.indexOf(m) === i), partial))
+    const sendFailure = (partial: boolean) => transport.send(Messages.encodeFailure(canContinue(chains, done), partial))
     let arrived = 0
     /** Waits out the failure delay of the request that arrived at `arrived`. */
     const delay = Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -343,12 +376,16 @@ export const authenticate = (
         yield* transport.disconnect(N.DisconnectReason.PROTOCOL_ERROR, "change of username is not allowed")
         return yield* protocolError("client changed the user name during authentication")
       }
-      if (user === undefined) userDelay = minimumDelay > 0 ? userDelayMillis(timingSecret, req.user, minimumDelay) : 0
-      user = req.user
       const ctx: AuthContext = { user: req.user, ...peer }
+      if (user === undefined) {
+        userDelay = minimumDelay > 0 ? userDelayMillis(timingSecret, req.user, minimumDelay) : 0
+        // an empty chain would be complete before any method succeeded
+        if (options.methodsFor !== undefined) chains = ((yield* options.methodsFor(ctx)) ?? defaultChains).filter((c) => c.length > 0)
+      }
+      user = req.user
       const method = req.request.method
       if (method !== "none") hooks.onAttempt?.(method)
-      const allowedNow = done.length > 0 ? nextMethods(chains, done) : chains.map((c) => c[0]!)
+      const allowedNow = canContinue(chains, done)
       let ok = false
       if (method === "none") {
         ok = options.none !== undefined && (yield* options.none(ctx))

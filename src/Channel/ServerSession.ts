@@ -15,6 +15,11 @@
  * when the client wants a reply) and the channel stays usable.
  * window-change and signal store nothing.
  *
+ * Every request passes its decision first (`SessionHandlers.decide`, see
+ * `Server/Decisions`): pty, exec, shell, subsystem, env, signal,
+ * window-change, agent and X11 forwarding can each be refused per user, per
+ * session and per request, in the session's request fiber.
+ *
  * A user certificate's `force-command` replaces whatever the client asked to
  * run; agent forwarding (`auth-agent-req@openssh.com`), when the server
  * allows it, gives the session an `SSH_AUTH_SOCK`, and X11 forwarding
@@ -28,8 +33,10 @@ import * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Sink from "effect/Sink"
 import * as Messages from "../Forwarding/Messages.ts"
+import * as Decisions from "../Server/Decisions.ts"
 import * as SshError from "../SshError.ts"
-import type { SshChannel } from "./Connection.ts"
+import * as N from "../Wire/MessageNumber.ts"
+import type { ChannelOptions, ChannelRequestHandler, Connection, SshChannel } from "./Connection.ts"
 import * as Requests from "./Requests.ts"
 import type { ExitStatus } from "./Session.ts"
 
@@ -50,6 +57,13 @@ export interface SessionPeer {
    * scope), giving its `DISPLAY`, or undefined when refused.
    */
   readonly x11Forwarding?: ((request: Messages.X11Request) => Effect.Effect<string | undefined, never, Scope.Scope>) | undefined
+  /**
+   * Opens a channel to the client (the connection's `openChannel`), living in the scope (a session handler's:
+   * the session's). The client decides: OpenSSH's ssh accepts `auth-agent@openssh.com` only with `-A`, `x11`
+   * only with `-X`. Always set for the sessions `SshServer.serve` runs; `openChannel(session, ...)` is the same
+   * with a typed failure when it is absent.
+   */
+  readonly openChannel?: Connection["openChannel"] | undefined
 }
 
 /**
@@ -106,10 +120,15 @@ export interface SessionHandlers {
   readonly exec?: SessionHandler<string> | undefined
   readonly shell?: SessionHandler<void> | undefined
   readonly subsystems?: Readonly<Record<string, SessionHandler<void>>> | undefined
-  /** Which environment variables to accept (sshd's AcceptEnv); default LANG and LC_*. */
+  /** Which environment variables to accept (sshd's AcceptEnv); default LANG and LC_* (`decide.env` replaces it). */
   readonly acceptEnv?: ((name: string) => boolean) | undefined
-  /** Whether to grant pty requests (default true). */
+  /** Whether to grant pty requests (default true; `decide.pty` replaces it). */
   readonly allowPty?: boolean | undefined
+  /**
+   * The decisions on each request, per user and per session (see `Server/Decisions`): each replaces the option
+   * that was its default.
+   */
+  readonly decide?: Decisions.SessionDecisions | undefined
   /** Most environment variables a session accepts (default `DEFAULT_MAX_ENV_VARIABLES`). */
   readonly maxEnvVariables?: number | undefined
   /** Most bytes of environment (names and values, UTF-8) a session accepts (default `DEFAULT_MAX_ENV_BYTES`). */
@@ -133,6 +152,35 @@ type Start =
   | { readonly _tag: "subsystem"; readonly name: string }
 
 const textEncoder = new TextEncoder()
+
+/** `openChannel` for a session served without a connection to open channels on. */
+const noChannels: Connection["openChannel"] = (channelType) =>
+  Effect.fail(SshError.make(new SshError.ChannelOpenFailed({
+    code: N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED,
+    description: `this session cannot open ${channelType} channels`
+  })))
+
+/**
+ * Opens a channel of `channelType` to the client of a session (or of any `SessionPeer`); closing the scope
+ * closes it. Fails with `ChannelOpenFailed` when the client refuses it, or when the peer has no connection to
+ * open it on.
+ *
+ * @example
+ * ```ts
+ * const exec = (session: ServerSession, _command: string) =>
+ *   Effect.gen(function*() {
+ *     const agent = yield* ServerSession.openChannel(session, "auth-agent@openssh.com")
+ *     yield* agent.write(requestIdentities)
+ *   })
+ * ```
+ */
+export const openChannel = (
+  peer: SessionPeer,
+  channelType: string,
+  data?: Uint8Array,
+  options?: ChannelOptions
+): Effect.Effect<SshChannel, SshError.SshError, Scope.Scope> => (peer.openChannel ?? noChannels)(channelType, data, options)
+
 const defaultAcceptEnv = (name: string) => name === "LANG" || name.startsWith("LC_")
 
 /**
@@ -163,6 +211,11 @@ export const serve = (
     const resizeListeners: Array<(size: Requests.WindowSize) => void> = []
     const signalListeners: Array<(signal: string) => void> = []
     const acceptEnv = handlers.acceptEnv ?? defaultAcceptEnv
+    const decisions = handlers.decide ?? {}
+    /** What a decision sees of this session, as it is now. */
+    const context = (): Decisions.SessionContext => ({ ...peer, channelId: channel.localId, pty, env: { ...env } })
+    const decide = <R>(decision: Decisions.Decision<R> | undefined, request: R, fallback: boolean) =>
+      Decisions.decide(decision, request, context(), fallback)
 
     /** Under a force-command every start is an exec of it (what the client asked for is kept as SSH_ORIGINAL_COMMAND). */
     const forced = (start: Start): Start =>
@@ -177,97 +230,128 @@ export const serve = (
         ? handlers.shell !== undefined
         : handlers.subsystems?.[start.name] !== undefined
 
+    /** The decision on what the client asked to start (before a force-command replaces it). */
+    const decideStart = (asked: Start): Effect.Effect<boolean> =>
+      asked._tag === "exec"
+        ? decide(decisions.exec, { command: asked.command }, true)
+        : asked._tag === "shell"
+        ? decide(decisions.shell, {}, true)
+        : decide(decisions.subsystem, { name: asked.name }, true)
+
     /** Agent forwarding, once per session and before it starts: the socket lives as long as the session. */
     const forwardAgent = Effect.suspend(() => {
-      if (peer.agentForwarding === undefined || agentSocket !== undefined || Deferred.isDoneUnsafe(started)) {
+      const agentForwarding = peer.agentForwarding
+      if (agentForwarding === undefined || agentSocket !== undefined || Deferred.isDoneUnsafe(started)) {
         return Effect.succeed(false)
       }
-      return Scope.provide(peer.agentForwarding, scope).pipe(
-        Effect.map((socketPath) => {
-          agentSocket = socketPath
-          return true
-        }),
-        Effect.orElseSucceed(() => false)
-      )
+      return Effect.flatMap(decide(decisions.agentForwarding, {}, true), (ok) =>
+        !ok ? Effect.succeed(false) : Scope.provide(agentForwarding, scope).pipe(
+          Effect.map((socketPath) => {
+            agentSocket = socketPath
+            return true
+          }),
+          Effect.orElseSucceed(() => false)
+        ))
     })
 
     /** X11 forwarding, once per session and before it starts (sshd refuses a second x11-req): the proxy lives as long as the session. */
-    const forwardX11 = (data: Uint8Array) =>
+    const forwardX11 = (request: Messages.X11Request) =>
       Effect.suspend(() => {
-        if (peer.x11Forwarding === undefined || x11Display !== undefined || Deferred.isDoneUnsafe(started)) {
+        const x11Forwarding = peer.x11Forwarding
+        if (x11Forwarding === undefined || x11Display !== undefined || Deferred.isDoneUnsafe(started)) {
           return Effect.succeed(false)
         }
-        let request: Messages.X11Request
-        try {
-          request = Messages.decodeX11Request(data)
-        } catch {
-          return Effect.succeed(false)
-        }
-        return Effect.map(Scope.provide(peer.x11Forwarding(request), scope), (display) => {
-          x11Display = display
-          return display !== undefined
-        })
+        const asked = { singleConnection: request.singleConnection, authProtocol: request.authProtocol, screen: request.screen }
+        return Effect.flatMap(decide(decisions.x11, asked, true), (ok) =>
+          !ok ? Effect.succeed(false) : Effect.map(Scope.provide(x11Forwarding(request), scope), (display) => {
+            x11Display = display
+            return display !== undefined
+          }))
       })
 
-    channel.onRequest((request, data) =>
-      request === "auth-agent-req@openssh.com"
-        ? forwardAgent
-        : request === Messages.RequestName.x11
-        ? forwardX11(data)
-        : Effect.sync((): boolean | { readonly success: boolean; readonly afterReply: Effect.Effect<void> } => {
-        try {
-          switch (request) {
-            case "pty-req":
-              // one terminal per session, as sshd (which disconnects on a second one)
-              if (handlers.allowPty === false || pty !== undefined || Deferred.isDoneUnsafe(started)) return false
-              pty = Requests.decodePtyRequest(data)
-              return true
-            case "env": {
-              // the payload is name and value with their 4-byte lengths
-              const size = data.length - 8
-              // refused before decoding: a flood of oversized values costs no strings
-              if (Deferred.isDoneUnsafe(started) || size > maxEnvBytes) return false
-              const { name, value } = Requests.decodeEnv(data)
-              if (!acceptEnv(name)) return false
-              const previous = envSizes.get(name)
-              const count = envSizes.size + (previous === undefined ? 1 : 0)
-              const bytes = envBytes - (previous ?? 0) + size
-              if (count > maxEnvVariables || bytes > maxEnvBytes) return false
+    const accepted = (ok: boolean, then: () => void): boolean => {
+      if (ok) then()
+      return ok
+    }
+
+    /**
+     * One request, decoded at once (malformed data refuses it) and decided in the session's request fiber;
+     * the state it changes is changed only once it is allowed. Requests come one after another, so nothing
+     * changes between a check and its decision.
+     */
+    const onRequest = (request: string, data: Uint8Array): ReturnType<ChannelRequestHandler> => {
+      switch (request) {
+        case "auth-agent-req@openssh.com":
+          return forwardAgent
+        case Messages.RequestName.x11:
+          return forwardX11(Messages.decodeX11Request(data))
+        case "pty-req": {
+          // one terminal per session, as sshd (which disconnects on a second one)
+          if (pty !== undefined || Deferred.isDoneUnsafe(started)) return Effect.succeed(false)
+          const asked = Requests.decodePtyRequest(data)
+          return Effect.map(
+            decide(decisions.pty, asked, handlers.allowPty !== false),
+            (ok) => accepted(ok, () => pty = asked)
+          )
+        }
+        case "env": {
+          // the payload is name and value with their 4-byte lengths
+          const size = data.length - 8
+          // refused before decoding: a flood of oversized values costs no strings
+          if (Deferred.isDoneUnsafe(started) || size > maxEnvBytes) return Effect.succeed(false)
+          const { name, value } = Requests.decodeEnv(data)
+          const previous = envSizes.get(name)
+          const count = envSizes.size + (previous === undefined ? 1 : 0)
+          const bytes = envBytes - (previous ?? 0) + size
+          if (count > maxEnvVariables || bytes > maxEnvBytes) return Effect.succeed(false)
+          const fallback = decisions.env === undefined && acceptEnv(name)
+          return Effect.map(decide(decisions.env, { name, value }, fallback), (ok) =>
+            accepted(ok, () => {
               env[name] = value
               envSizes.set(name, size)
               envBytes = bytes
-              return true
-            }
-            case "exec":
-            case "shell":
-            case "subsystem": {
-              if (Deferred.isDoneUnsafe(started)) return false
-              const start: Start = forced(
-                request === "exec"
-                  ? { _tag: "exec", command: Requests.decodeString(data, "command") }
-                  : request === "shell"
-                  ? { _tag: "shell" }
-                  : { _tag: "subsystem", name: Requests.decodeString(data, "subsystem name") }
-              )
-              if (!handlerFor(start)) return false
-              // start only once the success reply is sent, so no output can overtake it
-              return { success: true, afterReply: Effect.sync(() => Deferred.doneUnsafe(started, Effect.succeed(start))) }
-            }
-            case "window-change": {
-              const size = Requests.decodeWindowChange(data)
+            }))
+        }
+        case "exec":
+        case "shell":
+        case "subsystem": {
+          if (Deferred.isDoneUnsafe(started)) return Effect.succeed(false)
+          const asked: Start = request === "exec"
+            ? { _tag: "exec", command: Requests.decodeString(data, "command") }
+            : request === "shell"
+            ? { _tag: "shell" }
+            : { _tag: "subsystem", name: Requests.decodeString(data, "subsystem name") }
+          const start = forced(asked)
+          if (!handlerFor(start)) return Effect.succeed(false)
+          return Effect.map(decideStart(asked), (ok) =>
+            // start only once the success reply is sent, so no output can overtake it
+            ok ? { success: true, afterReply: Effect.sync(() => Deferred.doneUnsafe(started, Effect.succeed(start))) } : false)
+        }
+        case "window-change": {
+          const size = Requests.decodeWindowChange(data)
+          return Effect.map(decide(decisions.windowChange, size, true), (ok) =>
+            accepted(ok, () => {
               for (const f of resizeListeners) f(size)
-              return true
-            }
-            case "signal": {
-              const signal = Requests.checkSignalName(Requests.decodeString(data, "signal name"))
+            }))
+        }
+        case "signal": {
+          const signal = Requests.checkSignalName(Requests.decodeString(data, "signal name"))
+          return Effect.map(decide(decisions.signal, { signal }, true), (ok) =>
+            accepted(ok, () => {
               for (const f of signalListeners) f(signal)
-              return true
-            }
-            default:
-              return false
-          }
+            }))
+        }
+        default:
+          return Effect.succeed(false)
+      }
+    }
+
+    channel.onRequest((request, data) =>
+      Effect.suspend(() => {
+        try {
+          return onRequest(request, data)
         } catch {
-          return false
+          return Effect.succeed(false)
         }
       })
     )
@@ -276,6 +360,7 @@ export const serve = (
     const session: ServerSession = {
       ...peer,
       channel,
+      openChannel: peer.openChannel ?? noChannels,
       pty,
       env: {
         ...env,
