@@ -52,6 +52,10 @@ export * as SshPool from "./Pool.ts"
 export * as SshFleet from "./Fleet.ts"
 /** Default server session handlers: real processes over pipes or a pty. */
 export * as ProcessSession from "./Server/ProcessSession.ts"
+/** What a server decides per session request (pty, exec by command, env by value, signal, ...): `SshServer.serve({ session: { decide } })`. */
+export * as ServerDecisions from "./Server/Decisions.ts"
+/** Custom channel types and global requests a server answers: `SshServer.serve({ channels, globalRequests })`. */
+export * as ServerExtensions from "./Server/Extensions.ts"
 /** Server-side authentication handlers and options. */
 export * as ServerAuth from "./Auth/ServerAuth.ts"
 /** OpenSSH certificates: parse, check, sign. */
