@@ -81,8 +81,8 @@ const main = (argv: ReadonlyArray<string>) => {
         process.exitCode = 255
         if (Cause.hasInterruptsOnly(exit.cause)) return
         const error = Cause.squash(exit.cause)
-        process.stderr.write(permissionDenied(user, args.host, error) ?? errorLine(error).trimEnd())
-        process.stderr.write("\n")
+        const denied = permissionDenied(user, args.host, error)
+        process.stderr.write(denied === undefined ? errorLine(error) : `${denied}\n`)
       })).pipe(Effect.ignore),
     { disableErrorReporting: true, teardown: (_exit, onExit) => onExit(Number(process.exitCode ?? 0)) }
   )
