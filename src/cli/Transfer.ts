@@ -28,7 +28,7 @@ import * as NodeSsh from "../NodeSsh.ts"
 import * as SshError from "../SshError.ts"
 import { type ConnectionArgs, UsageError, parseExec } from "./Args.ts"
 import { connectOptions, errorLine } from "./Exec.ts"
-import { signalExitCode, watchSignals } from "./Signals.ts"
+import { interruptOnHangup, signalExitCode, watchSignals } from "./Signals.ts"
 import { terminalLine } from "../internal/terminalText.ts"
 
 /** `effect-ssh get|put [options] SOURCE DESTINATION` */
@@ -287,7 +287,7 @@ export const transferMain = (command: "get" | "put", argv: ReadonlyArray<string>
     process.exitCode = 2
     return
   }
-  const program = runTransfer(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer))
+  const program = runTransfer(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer), interruptOnHangup)
   const signals = watchSignals()
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,

@@ -24,7 +24,7 @@ import { pexecMain, pexecUsage } from "./Pexec.ts"
 import * as NodeSsh from "../NodeSsh.ts"
 import * as os from "node:os"
 import { permissionDenied } from "./Passwords.ts"
-import { signalExitCode, watchSignals } from "./Signals.ts"
+import { interruptOnHangup, signalExitCode, watchSignals } from "./Signals.ts"
 
 const usage = `usage: effect-ssh <command> [options]
 
@@ -59,7 +59,7 @@ const main = (argv: ReadonlyArray<string>) => {
   if (command !== "exec") return fail(`unknown command "${command}"\n${usage}`, 2)
   const args = parseExec(rest)
   if (args instanceof UsageError) return fail(`${args.message}\n${execUsage}`, 2)
-  const program = runExec(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer))
+  const program = runExec(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer), interruptOnHangup)
   const signals = watchSignals()
   // -N (and -W) run until interrupted: SIGINT or SIGTERM is their normal end
   const signalIsSuccess = args.noCommand || args.forwarding.stdio !== undefined

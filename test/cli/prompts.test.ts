@@ -172,6 +172,19 @@ describe("password prompts", () => {
     expect(result.screen).not.toMatch(/^logged-in$/m)
   })
 
+  it.skipIf(!tmuxAvailable())("Ctrl-C at the password prompt: exit 130, quiet, the terminal restored", async () => {
+    const pane = startPane(args(), clientEnv(fixture))
+    panes.push(pane)
+    await pane.waitFor(/password: $/m)
+    pane.type("half")
+    pane.send("C-c")
+    const result = await pane.result()
+    expect(result.code).toBe(130)
+    expect(result.screen).not.toContain("effect-ssh:")
+    const flags = new Set(result.stty.split(/[\s;]+/))
+    expect(flags.has("icanon") && flags.has("echo")).toBe(true)
+  })
+
   /** An askpass program that logs its argument and prints `answers` in turn (the last one again when out). */
   const askpass = (name: string, answers: ReadonlyArray<string>) => {
     const log = Path.join(fixture.dir, `${name}.log`)

@@ -4,6 +4,7 @@
  * command, the window size following a resize, the exit code, `~.`, `~~`,
  * `~?`, `-t` with a command, and the local terminal restored afterwards.
  */
+import * as ChildProcess from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixture, type Pane, clientEnv, startPane, startServer, sttyFlags, tmuxAvailable } from "./terminalFixtures.ts"
 
@@ -83,6 +84,19 @@ describe.skipIf(!tmuxAvailable())("interactive shell through tmux", () => {
     const { code, screen, stty } = await pane.result()
     expect(code).toBe(255)
     expect(screen).toContain("Connection to 127.0.0.1 closed.")
+    restored(stty)
+  })
+
+  it("SIGTERM to the client in raw mode: exit 143, quiet, the terminal restored", async () => {
+    const pane = shell()
+    await pane.waitFor(/remote\$ $/m)
+    const wrapper = pane.tmux("display-message", "-p", "#{pane_pid}").trim()
+    const client = ChildProcess.execFileSync("ps", ["--ppid", wrapper, "-o", "pid="], { encoding: "utf8" }).trim()
+    expect(client).toMatch(/^\d+$/)
+    process.kill(Number(client), "SIGTERM")
+    const { code, screen, stty } = await pane.result()
+    expect(code).toBe(143)
+    expect(screen).not.toContain("effect-ssh:")
     restored(stty)
   })
 

@@ -1,6 +1,6 @@
 /**
- * How the CLI ends on a signal: a command interrupted by SIGINT exits 130
- * and by SIGTERM 143, saying nothing; `get` interrupted keeps its partial
+ * How the CLI ends on a signal: a command interrupted by SIGINT exits 130,
+ * by SIGTERM 143 and by SIGHUP 129, saying nothing; `get` interrupted keeps its partial
  * file, and `--resume` completes it.
  */
 import * as Crypto from "node:crypto"
@@ -25,7 +25,7 @@ describe("signals", () => {
   })
   const common = () => ["-p", String(fixture.port), "-i", fixture.keyFile, "--known-hosts", fixture.knownHosts]
 
-  it.each([["SIGINT", 130], ["SIGTERM", 143]] as const)("%s during a long command: exit %d, nothing on stderr", async (signal, code) => {
+  it.each([["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const)("%s during a long command: exit %d, nothing on stderr", async (signal, code) => {
     const result = await runCli(["exec", ...common(), "alice@127.0.0.1", "echo started; exec sleep 30"], clientEnv(fixture), {
       onSpawn: (child) => {
         child.stdout!.on("data", (d: Buffer) => {

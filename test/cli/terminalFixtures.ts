@@ -157,7 +157,7 @@ export const startPane = (
     type: (text) => void tmux("send-keys", "-l", text),
     result: async (timeoutMs) => {
       const screen = await waitFor(/^END$/m, timeoutMs)
-      const code = Number(/^rc=(\d+)$/m.exec(screen)?.[1] ?? Number.NaN)
+      const code = Number(/rc=(\d+)$/m.exec(screen)?.[1] ?? Number.NaN)
       const stty = /rc=\d+\n(.*)\nEND/s.exec(screen)?.[1] ?? ""
       return { code, stty, screen }
     },
