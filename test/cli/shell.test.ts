@@ -15,6 +15,32 @@ const restored = (stty: string) => {
   expect(flags.has("-icanon")).toBe(false)
 }
 
+describe.skipIf(!tmuxAvailable())("Terminal.rawMode on a real terminal", () => {
+  it("raw inside the scope; the terminal's own mode back after success, failure and interruption (process still running)", async () => {
+    const socket = `effect-ssh-rawprobe-${process.pid}`
+    const probe = new URL("./rawModeProbe.ts", import.meta.url).pathname
+    const tmux = (...args: ReadonlyArray<string>) => ChildProcess.execFileSync("tmux", ["-L", socket, "-f", "/dev/null", ...args], { encoding: "utf8" })
+    tmux("new-session", "-d", "-x", "100", "-y", "30", `${process.execPath} ${probe}; exec sleep 600`)
+    try {
+      let screen = ""
+      for (let i = 0; i < 400 && !screen.includes("probe-done"); i++) {
+        await new Promise((r) => setTimeout(r, 50))
+        screen = tmux("capture-pane", "-p")
+      }
+      const phases = Object.fromEntries([...screen.matchAll(/^([a-z-]+): (.*)$/gm)].map((m) => [m[1], m[2]!.trim()]))
+      expect(phases).toEqual({
+        before: "icanon echo",
+        inside: "-icanon -echo",
+        "after-success": "icanon echo",
+        "after-failure": "icanon echo",
+        "after-interrupt": "icanon echo"
+      })
+    } finally {
+      tmux("kill-server")
+    }
+  })
+})
+
 describe.skipIf(!tmuxAvailable())("interactive shell through tmux", () => {
   let fixture: Fixture
   const panes: Array<Pane> = []
