@@ -170,8 +170,10 @@ export const ask = (options: AskOptions = {}): HostKeys.HostKeyPolicy => {
   const strict = HostKeys.knownHosts(known)
   const confirm = options.confirm ?? confirmOnTerminal()
   const write = options.write ?? ((text: string) => void process.stderr.write(text))
-  /** Keys confirmed by this policy value, trusted even if the file could not be written. */
-  const confirmed: Array<PublicKey.PublicKey> = []
+  /** Hosts and keys confirmed by this policy value, trusted even if the file could not be written. */
+  const confirmed: Array<HostKeys.HostKeyCheck> = []
+  const wasConfirmed = (check: HostKeys.HostKeyCheck) =>
+    confirmed.some((c) => c.host === check.host && c.port === check.port && PublicKey.equals(c.key, check.key))
 
   const isUnknown = (check: HostKeys.HostKeyCheck) =>
     Effect.map(KnownHostsFile.readAll(files), (entries) =>
@@ -192,7 +194,7 @@ export const ask = (options: AskOptions = {}): HostKeys.HostKeyPolicy => {
 
   const record = (check: HostKeys.HostKeyCheck) => {
     const name = KnownHosts.hostPattern(check.host, check.port)
-    confirmed.push(check.key)
+    confirmed.push(check)
     if (files.length === 0) return Effect.void
     return KnownHostsFile.addHost(files[0]!, check.host, check.port, check.key, { hashed: options.hashed }).pipe(
       Effect.andThen(Effect.sync(() =>
@@ -219,7 +221,7 @@ export const ask = (options: AskOptions = {}): HostKeys.HostKeyPolicy => {
     _tag: "HostKeyPolicy",
     preferredAlgorithms: strict.preferredAlgorithms,
     verify: (check): Effect.Effect<void, SshError.SshError, FileSystem.FileSystem> => {
-      if (confirmed.some((k) => PublicKey.equals(k, check.key))) return Effect.void
+      if (wasConfirmed(check)) return Effect.void
       return Effect.catch(strict.verify(check), (error) => {
         const reason = error.reason
         if (reason._tag === "HostKeyChanged") {
