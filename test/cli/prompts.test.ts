@@ -3,10 +3,15 @@
  * host-key prompt of `StrictHostKeyChecking ask` (the default), the password
  * prompt with `NumberOfPasswordPrompts` tries, SSH_ASKPASS and BatchMode.
  */
+import * as Effect from "effect/Effect"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as HostKeyPrompt from "../../src/cli/HostKeyPrompt.ts"
 import * as PrivateKey from "../../src/Auth/PrivateKey.ts"
+import * as KnownHosts from "../../src/Auth/KnownHosts.ts"
+import { runScoped } from "../helpers.ts"
 import * as PublicKey from "../../src/Auth/PublicKey.ts"
 import {
   type Fixture,
@@ -241,5 +246,77 @@ describe("password prompts", () => {
     const result = await runCli(args(), clientEnv(fixture), { input: "" })
     expect(result.code).toBe(255)
     expect(result.stderr).toBe("alice@127.0.0.1: Permission denied (password).\n")
+  })
+})
+
+describe("HostKeyPrompt.ask with injected answers", () => {
+  const key = PrivateKey.generate("ssh-ed25519").publicKey
+  const check = { host: "example.com", port: 2222, key, algorithm: "ssh-ed25519" }
+  const setup = (answers: ReadonlyArray<string | undefined>, options: { readonly known?: string; readonly batchMode?: boolean } = {}) => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-ssh-hkp-"))
+    const file = Path.join(dir, "known_hosts")
+    if (options.known !== undefined) Fs.writeFileSync(file, options.known)
+    const asked: Array<string> = []
+    const written: Array<string> = []
+    const policy = HostKeyPrompt.ask({
+      files: [file],
+      batchMode: options.batchMode,
+      write: (text) => void written.push(text),
+      confirm: (question) => Effect.sync(() => {
+        asked.push(question)
+        return answers[asked.length - 1]
+      })
+    })
+    const verify = () => runScoped(Effect.result(policy.verify(check)))
+    return { file, asked, written, verify, cleanup: () => Fs.rmSync(dir, { recursive: true, force: true }) }
+  }
+
+  it("unknown: asks again until yes, records, then trusts without asking", async () => {
+    const t = setup(["perhaps", "YES"])
+    const first = await t.verify()
+    expect(first._tag).toBe("Success")
+    expect(t.asked).toEqual([HostKeyPrompt.unknownHostQuestion("example.com", 2222, key), HostKeyPrompt.AGAIN])
+    expect(t.asked[0]).toContain("The authenticity of host '[example.com]:2222' can't be established.")
+    expect(t.written).toEqual(["Warning: Permanently added '[example.com]:2222' (ED25519) to the list of known hosts.\n"])
+    expect(Fs.readFileSync(t.file, "utf8")).toBe(`${KnownHosts.formatLine("example.com", 2222, key)}\n`)
+    expect((await t.verify())._tag).toBe("Success")
+    expect(t.asked).toHaveLength(2)
+    t.cleanup()
+  })
+
+  it("no, or no way to ask, or BatchMode: refused without recording", async () => {
+    for (const [answers, batchMode, message] of [
+      [["no"], false, "Host key verification failed."],
+      [[undefined], false, "StrictHostKeyChecking=accept-new"],
+      [["yes"], true, "StrictHostKeyChecking=accept-new"]
+    ] as const) {
+      const t = setup(answers, { batchMode })
+      const result = await t.verify()
+      expect(result._tag).toBe("Failure")
+      if (result._tag === "Failure") {
+        expect(result.failure.reason._tag).toBe("HostKeyRejected")
+        expect(result.failure.reason.message).toContain(message)
+      }
+      expect(t.asked).toHaveLength(batchMode ? 0 : 1)
+      expect(Fs.existsSync(t.file)).toBe(false)
+      t.cleanup()
+    }
+  })
+
+  it("known, changed and revoked keys are never asked about", async () => {
+    const other = PrivateKey.generate("ssh-ed25519").publicKey
+    const trusted = setup(["no"], { known: `${KnownHosts.formatLine("example.com", 2222, key)}\n` })
+    expect((await trusted.verify())._tag).toBe("Success")
+    const changed = setup(["yes"], { known: `${KnownHosts.formatLine("example.com", 2222, other)}\n` })
+    const c = await changed.verify()
+    expect(c._tag === "Failure" && c.failure.reason._tag).toBe("HostKeyChanged")
+    expect(changed.written.join("")).toContain("REMOTE HOST IDENTIFICATION HAS CHANGED")
+    const revoked = setup(["yes"], { known: `@revoked * ${PublicKey.toOpenSsh(key)}\n` })
+    const r = await revoked.verify()
+    expect(r._tag === "Failure" && r.failure.reason._tag).toBe("HostKeyRejected")
+    for (const t of [trusted, changed, revoked]) {
+      expect(t.asked).toEqual([])
+      t.cleanup()
+    }
   })
 })
