@@ -6,7 +6,7 @@
  */
 import * as ChildProcess from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Fixture, type Pane, clientEnv, startPane, startServer, sttyFlags, tmuxAvailable } from "./terminalFixtures.ts"
+import { type Fixture, type Pane, clientEnv, runCli, startPane, startServer, sttyFlags, tmuxAvailable } from "./terminalFixtures.ts"
 
 const restored = (stty: string) => {
   const flags = sttyFlags(stty)
@@ -158,5 +158,29 @@ describe.skipIf(!tmuxAvailable())("interactive shell through tmux", () => {
     expect(result.screen).toMatch(/^not a tty$/m)
     expect(result.code).toBe(4)
     restored(result.stty)
+  })
+})
+
+describe("a shell or -t without a terminal", () => {
+  let fixture: Fixture
+  beforeAll(async () => {
+    fixture = await startServer()
+  })
+  afterAll(async () => {
+    await fixture.close()
+  })
+  const base = () => ["exec", "-p", String(fixture.port), "-i", fixture.keyFile, "--known-hosts", fixture.knownHosts]
+
+  it("no command, stdin a pipe: the login shell without a pty reads it (as ssh host < script)", async () => {
+    const result = await runCli([...base(), "alice@127.0.0.1"], clientEnv(fixture), { input: "tty; echo \"hi $((1 + 1))\"; exit 7\n" })
+    expect(result).toEqual({ code: 7, signal: null, stdout: "not a tty\nhi 2\n", stderr: "" })
+  })
+
+  it("-t without a terminal: ssh's notice and no pty; -tt forces one", async () => {
+    const single = await runCli([...base(), "-t", "alice@127.0.0.1", "tty"], clientEnv(fixture), { input: "" })
+    expect(single).toMatchObject({ code: 1, stdout: "not a tty\n", stderr: "Pseudo-terminal will not be allocated because stdin is not a terminal.\n" })
+    const forced = await runCli([...base(), "-tt", "alice@127.0.0.1", "tty"], clientEnv(fixture), { input: "" })
+    expect(forced.code).toBe(0)
+    expect(forced.stdout).toMatch(/^\/dev\/pts\/\d+\r\n$/)
   })
 })
