@@ -53,7 +53,7 @@ export interface ExecArgs extends ConnectionArgs {
   readonly command: string | undefined
   /** `-n`: do not read stdin. */
   readonly noStdin: boolean
-  /** `-t`: request a pty. */
+  /** `-t` was given (`requestTty` says what was asked for). */
   readonly tty: boolean
   /** `-T` (no), `-t` (yes), `-tt` (force), `-o RequestTTY`; undefined: auto (a pty for a shell on a terminal). */
   readonly requestTty?: RequestTty | undefined

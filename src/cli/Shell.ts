@@ -158,6 +158,7 @@ const pumpInput = (
               yield* io.stderr(textEncoder.encode(`${Terminal.escapeCharName(escapeChar)}?\r\n${Terminal.escapeHelp(escapeChar)}`))
               break
             case "Disconnect":
+              yield* io.stderr(textEncoder.encode(`${Terminal.escapeCharName(escapeChar)}.\r\n`))
               yield* Deferred.succeed(disconnect, undefined)
               return false
           }

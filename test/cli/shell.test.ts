@@ -109,7 +109,7 @@ describe.skipIf(!tmuxAvailable())("interactive shell through tmux", () => {
     pane.type("~.")
     const { code, screen, stty } = await pane.result()
     expect(code).toBe(255)
-    expect(screen).toContain("Connection to 127.0.0.1 closed.")
+    expect(screen).toMatch(/~\.\nConnection to 127\.0\.0\.1 closed\.\n/)
     restored(stty)
   })
 
