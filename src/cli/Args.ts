@@ -53,14 +53,21 @@ export interface ExecArgs extends ConnectionArgs {
   readonly command: string | undefined
   /** `-n`: do not read stdin. */
   readonly noStdin: boolean
-  /** `-t`: request a pty. */
+  /** `-t` was given (`requestTty` says what was asked for). */
   readonly tty: boolean
+  /** `-T` (no), `-t` (yes), `-tt` (force), `-o RequestTTY`; undefined: auto (a pty for a shell on a terminal). */
+  readonly requestTty?: RequestTty | undefined
+  /** `-e` / `-o EscapeChar`: the escape character's code, or "none"; undefined: `~`. */
+  readonly escapeChar?: number | "none" | undefined
   /** `-N`: run no command, keep the forwardings until interrupted. */
   readonly noCommand: boolean
   /** `-X` / `-Y`: X11 forwarding was asked for. */
   readonly x11: boolean
   readonly forwarding: ForwardingArgs
 }
+
+/** ssh's RequestTTY: whether the session asks for a pty. */
+export type RequestTty = "no" | "yes" | "force" | "auto"
 
 /** ssh_config keywords accepted by `-o` (lower-case). */
 export const supportedOptions: ReadonlyArray<string> = [
@@ -82,15 +89,19 @@ export const supportedOptions: ReadonlyArray<string> = [
   "remoteforward",
   "dynamicforward",
   "exitonforwardfailure",
-  "gatewayports"
+  "gatewayports",
+  "batchmode",
+  "numberofpasswordprompts",
+  "requesttty",
+  "escapechar"
 ]
 
 export const execUsage =
-  "usage: effect-ssh exec [-nNtX] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
+  "usage: effect-ssh exec [-nNtTX] [-e CHAR] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
   "                       [-L [bind:]port:host:hostport | -L [bind:]port:/socket | -L /socket:host:hostport]...\n" +
   "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]...\n" +
   "                       [-W host:port] [--known-hosts FILE | --host-key-fingerprint SHA256:...]\n" +
-  "                       [user@]host [--] [command...]   (a command unless -N or -W)"
+  "                       [user@]host [--] [command...]   (no command: a login shell)"
 
 /**
  * Splits `user@host` (the last `@` separates, as in ssh).
@@ -148,9 +159,29 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
 }
 
 /** Flags without a value; they may be bundled (`-nNt`). */
-const SWITCHES = "nNtXY"
+const SWITCHES = "nNtTXY"
 /** Flags with a value, attached (`-p22`) or in the next argument; one may end a bundle (`-NL8080:h:80`). */
-const VALUE_FLAGS = "plioLRDW"
+const VALUE_FLAGS = "plioLRDWe"
+
+/**
+ * Parses an escape character as ssh's `-e` and `EscapeChar` take it: one
+ * character, `^X` for a control character, or `none`.
+ *
+ * @example
+ * ```ts
+ * parseEscapeChar("~")    // 126
+ * parseEscapeChar("^]")   // 29
+ * parseEscapeChar("none") // "none"
+ * ```
+ */
+export const parseEscapeChar = (value: string): number | "none" | UsageError => {
+  if (value === "none") return "none"
+  if (value.length === 1) return value.charCodeAt(0)
+  if (value.length === 2 && value[0] === "^") return value.charCodeAt(1) & 31
+  return new UsageError(`bad escape character "${value}" (one character, ^X or none)`)
+}
+
+const requestTtyValues: ReadonlyArray<RequestTty> = ["no", "yes", "force", "auto"]
 
 const forwardKeywords = {
   localforward: "LocalForward",
@@ -192,6 +223,8 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
   let fingerprint: string | undefined
   let stdio: ForwardSpec.Target | undefined
   const switches = new Set<string>()
+  let ttyFlags = 0
+  let escapeChar: number | "none" | undefined
   const identities: Array<string> = []
   const options: Record<string, string> = {}
   const local: Array<ForwardSpec.Forward> = []
@@ -240,6 +273,12 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
       case "D":
         dynamic.push(forwardSpec("-D", () => ForwardSpec.parseDynamicForward(value)))
         break
+      case "e": {
+        const e = parseEscapeChar(value)
+        if (e instanceof UsageError) throw e
+        escapeChar = e
+        break
+      }
       case "W":
         if (stdio !== undefined) throw new UsageError("-W may be given once")
         stdio = forwardSpec("-W", () => ForwardSpec.parseStdioForward(value))
@@ -274,6 +313,7 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
       const letter = arg[j]!
       if (SWITCHES.includes(letter)) {
         switches.add(letter)
+        if (letter === "t") ttyFlags++
         continue
       }
       if (!VALUE_FLAGS.includes(letter)) throw new UsageError(`unknown flag -${letter}`)
@@ -291,7 +331,7 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     if (local.length + remote.length + dynamic.length > 0) return new UsageError("-W cannot be combined with -L, -R or -D")
   } else if (noCommand) {
     if (commandLine !== undefined) return new UsageError("-N runs no command; drop the command or -N")
-  } else if (commandLine === undefined) return new UsageError("missing command")
+  }
   if (knownHosts !== undefined && fingerprint !== undefined) {
     return new UsageError("--known-hosts and --host-key-fingerprint are exclusive")
   }
@@ -304,6 +344,28 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     port = p
   }
   if (options.identityfile !== undefined) identities.push(options.identityfile)
+  if (escapeChar === undefined && options.escapechar !== undefined) {
+    const e = parseEscapeChar(options.escapechar)
+    if (e instanceof UsageError) return e
+    escapeChar = e
+  }
+  if (options.numberofpasswordprompts !== undefined && !/^\d+$/.test(options.numberofpasswordprompts)) {
+    return new UsageError(`bad NumberOfPasswordPrompts "${options.numberofpasswordprompts}"`)
+  }
+  const requestTtyOption = options.requesttty?.toLowerCase() as RequestTty | undefined
+  if (requestTtyOption !== undefined && !requestTtyValues.includes(requestTtyOption)) {
+    return new UsageError(`bad RequestTTY "${options.requesttty}" (no, yes, force or auto)`)
+  }
+  // as ssh: -T wins, then -t (twice: force), then -o RequestTTY
+  const requestTty: RequestTty | undefined = switches.has("T")
+    ? "no"
+    : ttyFlags >= 2
+    ? "force"
+    : ttyFlags === 1
+    ? "yes"
+    : requestTtyOption === "auto"
+    ? undefined
+    : requestTtyOption
   return {
     _tag: "Exec",
     host: split.host,
@@ -316,6 +378,8 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     command: commandLine,
     noStdin: switches.has("n"),
     tty: switches.has("t"),
+    requestTty,
+    escapeChar,
     noCommand,
     x11: switches.has("X") || switches.has("Y"),
     forwarding: {

@@ -1,30 +1,31 @@
 /**
- * `effect-ssh exec`: connect, run one command, stream its stdout and stderr
- * to ours, forward our stdin (unless `-n` or a terminal), and return the
- * remote exit code (128 + signal number on a signal), as `ssh host cmd` does;
- * with ssh's forwarding flags (`-L`, `-R`, `-D`, `-N`, `-W`) around it.
+ * `effect-ssh exec`: connect, run one command or the login shell (see
+ * `Shell`: pty, raw mode, escapes), stream its stdout and stderr to ours,
+ * forward our stdin (unless `-n`), and return the remote exit code (128 +
+ * signal number on a signal), as `ssh host [cmd]` does; with ssh's
+ * forwarding flags (`-L`, `-R`, `-D`, `-N`, `-W`) around it.
  *
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
-import * as Fiber from "effect/Fiber"
 import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
-import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as os from "node:os"
 import * as SshClient from "../Client.ts"
 import * as Auth from "../Auth/ClientAuth.ts"
 import * as HostKeys from "../Auth/HostKeys.ts"
 import * as Identities from "../Auth/Identities.ts"
-import * as Session from "../Channel/Session.ts"
 import * as SshError from "../SshError.ts"
 import { type ConnectionArgs, type ExecArgs, UsageError, parseBytes, parseSeconds } from "./Args.ts"
 import { keyPassphrase } from "./Askpass.ts"
 import { startForwardings, stdioForward, x11Unavailable } from "./Forwarding.ts"
-import { promptHidden } from "./Prompt.ts"
+import * as HostKeyPrompt from "./HostKeyPrompt.ts"
+import * as Passwords from "./Passwords.ts"
+import * as Shell from "./Shell.ts"
+import { stdinStream, writeTo } from "./Shell.ts"
 import { terminalBlock, terminalLine } from "../internal/terminalText.ts"
 
 /**
@@ -86,9 +87,10 @@ const usageFailure = (e: UsageError) => Effect.fail(SshError.make(new SshError.C
 /**
  * The host-key policy of the flags: `--host-key-fingerprint` pins a key;
  * otherwise known_hosts (`--known-hosts` / `UserKnownHostsFile`) with
- * `-o StrictHostKeyChecking`: yes (the default; also `ask`, which we cannot
- * ask) → strict, accept-new → `acceptNew`, no / off → `autoAdd` (unlike ssh,
- * a changed key is still refused). `-o HashKnownHosts=yes` hashes added names.
+ * `-o StrictHostKeyChecking`: ask (the default, as ssh's) → `HostKeyPrompt.ask`
+ * (an unknown host is confirmed on the terminal, refused without one), yes →
+ * strict, accept-new → `acceptNew`, no / off → `autoAdd` (unlike ssh, a
+ * changed key is still refused). `-o HashKnownHosts=yes` hashes added names.
  *
  * @example
  * ```ts
@@ -100,10 +102,11 @@ export const hostKeyPolicy = (args: ConnectionArgs): HostKeys.HostKeyPolicy | Us
   const hashed = args.options.hashknownhosts?.toLowerCase()
   if (hashed !== undefined && hashed !== "yes" && hashed !== "no") return new UsageError(`bad HashKnownHosts "${hashed}"`)
   const options = { files: args.knownHosts === undefined ? undefined : [args.knownHosts], hashed: hashed === "yes" }
-  switch (args.options.stricthostkeychecking?.toLowerCase() ?? "yes") {
+  switch (args.options.stricthostkeychecking?.toLowerCase() ?? "ask") {
     case "yes":
-    case "ask":
       return HostKeys.knownHosts(options)
+    case "ask":
+      return HostKeyPrompt.ask({ ...options, batchMode: Passwords.batchMode(args.options) })
     case "accept-new":
       return HostKeys.acceptNew(options)
     case "no":
@@ -151,16 +154,11 @@ export const connectOptions = (
     }
     const hostKeys = hostKeyPolicy(args)
     if (hostKeys instanceof UsageError) return yield* usageFailure(hostKeys)
-    const interactive = process.stdin.isTTY === true
     const auth: Array<Auth.AuthMethod> = yield* Identities.authMethods({
       files: args.identities.length > 0 ? args.identities : undefined,
       passphrase: (file, attempt) => keyPassphrase(file, attempt)
     })
-    if (interactive) {
-      auth.push(Auth.keyboardInteractive(answerOnTerminal(promptHidden)))
-      const who = `${args.user ?? os.userInfo().username}@${args.host}`
-      auth.push(Auth.password(Effect.map(promptHidden(`${who}'s password: `, false), Redacted.make)))
-    }
+    auth.push(...Passwords.authMethods({ user: args.user ?? os.userInfo().username, host: args.host, options: o }, answerOnTerminal))
     const options: SshClient.ConnectOptions = {
       host: args.host,
       port: args.port,
@@ -182,18 +180,6 @@ export const connectOptions = (
     }
     return options
   })
-
-const writeTo = (stream: NodeJS.WriteStream) => (chunk: Uint8Array) =>
-  Effect.callback<void>((resume) => {
-    if (stream.write(chunk)) resume(Effect.void)
-    else stream.once("drain", () => resume(Effect.void))
-  })
-
-/** Our stdin, read once: when its reader stops, stdin is closed so that it keeps the process alive no more. */
-const stdinStream = Stream.fromAsyncIterable(process.stdin as AsyncIterable<Uint8Array>, (e) =>
-  SshError.make(new SshError.ConnectionClosed({ message: `stdin: ${String(e)}` }))).pipe(
-    Stream.ensuring(Effect.sync(() => process.stdin.destroy()))
-  )
 
 const warnOnStderr = (error: SshError.SshError) => Effect.sync(() => void process.stderr.write(errorLine(error)))
 
@@ -217,21 +203,10 @@ export const runExec = (args: ExecArgs) =>
       return yield* stdioForward(ssh, args.forwarding.stdio, input, writeTo(process.stdout))
     }
     yield* startForwardings(ssh, args.forwarding, warnOnStderr)
-    if (args.command === undefined) return yield* Deferred.await(ssh.closed)
-    const proc = yield* ssh.exec(args.command, args.tty ? { pty: true } : {})
-    const forwardStdin = !args.noStdin && process.stdin.isTTY !== true
-    const stdin = forwardStdin ? stdinStream.pipe(Stream.run(proc.stdin)) : proc.closeStdin
-    // the command's output ending ends the command, as in ssh: our stdin may stay open (a pipe nobody closes)
-    const stdinPump = yield* Effect.forkChild(Effect.ignore(stdin))
-    yield* Effect.all([
-      Stream.runForEach(proc.stdout, writeTo(process.stdout)),
-      Stream.runForEach(proc.stderr, writeTo(process.stderr))
-    ], { concurrency: "unbounded", discard: true })
-    yield* Fiber.interrupt(stdinPump)
-    const exit = yield* proc.exit
-    if (exit._tag === "Signaled") {
-      const detail = exit.message.length > 0 ? ` (${terminalLine(exit.message)})` : ""
-      process.stderr.write(`effect-ssh: remote process killed by signal ${terminalLine(exit.signal)}${detail}\n`)
-    }
-    return Session.exitCode(exit) ?? 255
+    if (args.noCommand) return yield* Deferred.await(ssh.closed)
+    const plan = Shell.planSession({ ...args, stdinIsTerminal: process.stdin.isTTY === true })
+    if (plan.warning !== undefined) process.stderr.write(`${plan.warning}\n`)
+    const session = plan.pty ? { pty: Shell.ptyRequest() } : {}
+    const proc = yield* (args.command === undefined ? ssh.shell(session) : ssh.exec(args.command, session))
+    return yield* Shell.runSession(proc, plan, args.host)
   }).pipe(Effect.provideService(Logger.LogToStderr, true)) // stdout carries the remote output only

@@ -9,7 +9,8 @@ import * as SshError from "../SshError.ts"
 
 /**
  * Asks a question on stderr and reads one line from stdin (a TTY); with
- * `echo` false the typed characters are not shown.
+ * `echo` false the typed characters are not shown. Ctrl-C interrupts the
+ * program (SIGINT), Ctrl-D on an empty line cancels.
  *
  * @example
  * ```ts
@@ -38,10 +39,20 @@ export const promptHidden = (question: string, echo: boolean): Effect.Effect<str
       for (const ch of data.toString("utf8")) {
         if (ch === "\r" || ch === "\n") return finish(Effect.succeed(answer))
         if (ch === "\u0003") {
+          // Ctrl-C interrupts the program, as it would in the terminal's own mode (readpassphrase re-raises it)
+          stdin.off("data", onData)
+          stdin.setRawMode(false)
+          process.stderr.write("\n")
+          process.kill(process.pid, "SIGINT")
+          return
+        }
+        if (ch === "\u0004" && answer.length === 0) {
           return finish(Effect.fail(SshError.make(new SshError.AuthFailed({ methodsLeft: [], partial: false, tried: ["prompt (cancelled)"] }))))
         }
-        if (ch === "\u007f") answer = answer.slice(0, -1)
-        else {
+        if (ch === "\u007f" || ch === "\b") {
+          if (echo && answer.length > 0) process.stderr.write("\b \b")
+          answer = answer.slice(0, -1)
+        } else {
           answer += ch
           if (echo) process.stderr.write(ch)
         }

@@ -28,6 +28,7 @@ import * as NodeSsh from "../NodeSsh.ts"
 import * as SshError from "../SshError.ts"
 import { type ConnectionArgs, UsageError, parseExec } from "./Args.ts"
 import { connectOptions, errorLine } from "./Exec.ts"
+import { interruptOnHangup, signalExitCode, watchSignals } from "./Signals.ts"
 import { terminalLine } from "../internal/terminalText.ts"
 
 /** `effect-ssh get|put [options] SOURCE DESTINATION` */
@@ -267,7 +268,8 @@ export const runTransfer = (
 
 /**
  * The `get`/`put` entry point of the CLI: parses, runs, and sets the exit
- * code (0 done, 1 failed, 2 usage error).
+ * code (0 done, 1 failed, 2 usage error, 128 + signal number when a signal
+ * stopped it).
  *
  * @example
  * ```ts
@@ -285,11 +287,16 @@ export const transferMain = (command: "get" | "put", argv: ReadonlyArray<string>
     process.exitCode = 2
     return
   }
-  const program = runTransfer(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer))
+  const program = runTransfer(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer), interruptOnHangup)
+  const signals = watchSignals()
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
+      signals.stop()
       if (Exit.isSuccess(exit)) return onExit(0)
+      // interrupted by a signal: quietly, the partial file kept for --resume
+      const signal = signals.received()
+      if (signal !== undefined) return onExit(signalExitCode(signal))
       process.stderr.write(errorLine(Cause.squash(exit.cause)))
       onExit(1)
     }

@@ -4,6 +4,7 @@
  *
  * @example
  * ```sh
+ * effect-ssh exec me@host                  # an interactive shell
  * effect-ssh exec -p 2222 -i ~/.ssh/id_ed25519 me@host -- uname -a
  * effect-ssh exec -N -L 8080:localhost:80 -D 1080 me@host
  * ```
@@ -21,11 +22,14 @@ import { transferMain, transferUsage } from "./Transfer.ts"
 import { keygenMain, keygenUsage } from "./Keygen.ts"
 import { pexecMain, pexecUsage } from "./Pexec.ts"
 import * as NodeSsh from "../NodeSsh.ts"
+import * as os from "node:os"
+import { permissionDenied } from "./Passwords.ts"
+import { interruptOnHangup, signalExitCode, watchSignals } from "./Signals.ts"
 
 const usage = `usage: effect-ssh <command> [options]
 
 commands:
-  exec    run a command on a server and stream its output
+  exec    open a shell on a server, or run a command and stream its output
   serve   run an SSH server (exec and shell through your shell)
   get     download files over SFTP
   put     upload files over SFTP
@@ -55,23 +59,30 @@ const main = (argv: ReadonlyArray<string>) => {
   if (command !== "exec") return fail(`unknown command "${command}"\n${usage}`, 2)
   const args = parseExec(rest)
   if (args instanceof UsageError) return fail(`${args.message}\n${execUsage}`, 2)
-  const program = runExec(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer))
-  // -N (and -W) run until interrupted: SIGINT or SIGTERM is their normal end, as for ssh -N
-  const interruptIsSuccess = args.command === undefined
+  const program = runExec(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer), interruptOnHangup)
+  const signals = watchSignals()
+  // -N (and -W) run until interrupted: SIGINT or SIGTERM is their normal end
+  const signalIsSuccess = args.noCommand || args.forwarding.stdio !== undefined
+  const user = args.user ?? os.userInfo().username
   NodeRuntime.runMain(
     Effect.onExit(program, (exit) =>
       Effect.sync(() => {
+        signals.stop()
+        const signal = signals.received()
         if (Exit.isSuccess(exit)) {
           process.exitCode = exit.value
           return
         }
-        if (Cause.hasInterruptsOnly(exit.cause)) {
-          if (!interruptIsSuccess) process.stderr.write("effect-ssh: interrupted\n")
-          process.exitCode = interruptIsSuccess ? 0 : 255
+        // ended by a signal: quietly, with the shell's 128 + signal number
+        if (signal !== undefined) {
+          process.exitCode = signalIsSuccess ? 0 : signalExitCode(signal)
           return
         }
-        process.stderr.write(errorLine(Cause.squash(exit.cause)))
         process.exitCode = 255
+        if (Cause.hasInterruptsOnly(exit.cause)) return
+        const error = Cause.squash(exit.cause)
+        const denied = permissionDenied(user, args.host, error)
+        process.stderr.write(denied === undefined ? errorLine(error) : `${denied}\n`)
       })).pipe(Effect.ignore),
     { disableErrorReporting: true, teardown: (_exit, onExit) => onExit(Number(process.exitCode ?? 0)) }
   )
