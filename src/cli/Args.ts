@@ -82,11 +82,12 @@ export const supportedOptions: ReadonlyArray<string> = [
   "remoteforward",
   "dynamicforward",
   "exitonforwardfailure",
-  "gatewayports"
+  "gatewayports",
+  "compression"
 ]
 
 export const execUsage =
-  "usage: effect-ssh exec [-nNtX] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
+  "usage: effect-ssh exec [-CnNtX] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
   "                       [-L [bind:]port:host:hostport | -L [bind:]port:/socket | -L /socket:host:hostport]...\n" +
   "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]...\n" +
   "                       [-W host:port] [--known-hosts FILE | --host-key-fingerprint SHA256:...]\n" +
@@ -148,7 +149,7 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
 }
 
 /** Flags without a value; they may be bundled (`-nNt`). */
-const SWITCHES = "nNtXY"
+const SWITCHES = "CnNtXY"
 /** Flags with a value, attached (`-p22`) or in the next argument; one may end a bundle (`-NL8080:h:80`). */
 const VALUE_FLAGS = "plioLRDW"
 
@@ -274,6 +275,8 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
       const letter = arg[j]!
       if (SWITCHES.includes(letter)) {
         switches.add(letter)
+        // as in ssh, -C wins over any Compression option
+        if (letter === "C") options.compression = "yes"
         continue
       }
       if (!VALUE_FLAGS.includes(letter)) throw new UsageError(`unknown flag -${letter}`)
@@ -284,6 +287,7 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     }
   }
   if (target === undefined) return new UsageError("missing host")
+  yesNo("Compression", options.compression)
   const commandLine = command === undefined || command.join(" ").length === 0 ? undefined : command.join(" ")
   const noCommand = switches.has("N")
   if (stdio !== undefined) {
