@@ -28,6 +28,7 @@ import { type Sshd, type SshdHostKey, describeInterop, opensshPaths, sshClientAr
 import { runFailure, runScoped, sshdOptions } from "../helpers.ts"
 
 const execFile = promisify(ChildProcess.execFile)
+const mainScript = new URL("../../src/cli/main.ts", import.meta.url).pathname
 
 const SIZE = 20 * 1024 * 1024
 /** Numbered lines: text that compresses about fivefold, so that 20 MiB still crosses several rekey limits. */
@@ -247,6 +248,28 @@ describeInterop("our client with compression against OpenSSH sshd", () => {
     }))
     expect(info.algorithms.compressionClientToServer).toBe("none")
   })
+
+  it("effect-ssh exec -C compresses (sshd's log says so), and without -C it does not", async () => {
+    /** The run's output, and the compression of each key exchange sshd logged meanwhile. */
+    const exec = async (flags: ReadonlyArray<string>) => {
+      const logStart = Fs.statSync(sshd.logFile).size
+      const run = await spawn(process.execPath, [
+        mainScript, "exec", ...flags, "-n", "-p", String(sshd.port), "-i", sshd.clientKeys.ed25519,
+        "--known-hosts", sshd.knownHostsFile, `${sshd.user}@127.0.0.1`, "--", GENERATE
+      ])
+      const log = Fs.readFileSync(sshd.logFile).subarray(logStart).toString()
+      return { ...run, compression: [...log.matchAll(/kex: client->server cipher: \S+ MAC: \S+ compression: (\S+)/g)].map((m) => m[1]) }
+    }
+    const compressed = await exec(["-C"])
+    expect(compressed.code, compressed.stderr).toBe(0)
+    expect(compressed.stdoutSha).toBe(TEXT_SHA)
+    expect(compressed.compression.length).toBeGreaterThan(0)
+    expect(new Set(compressed.compression)).toEqual(new Set(["zlib@openssh.com"]))
+    const plain = await exec([])
+    expect(plain.code, plain.stderr).toBe(0)
+    expect(plain.stdoutSha).toBe(TEXT_SHA)
+    expect(new Set(plain.compression)).toEqual(new Set(["none"]))
+  }, 60_000)
 
   it("plain zlib alone is refused by sshd, which implements only zlib@openssh.com: NegotiationFailed", async () => {
     const error = await runFailure(connect({ algorithms: { compression: ["zlib"] } }))
