@@ -76,20 +76,20 @@ export const supportedOptions: ReadonlyArray<string> = [
   "identityfile",
   "userknownhostsfile",
   "rekeylimit",
+  "compression",
   "stricthostkeychecking",
   "hashknownhosts",
   "localforward",
   "remoteforward",
   "dynamicforward",
   "exitonforwardfailure",
-  "gatewayports",
-  "compression"
+  "gatewayports"
 ]
 
 export const execUsage =
-  "usage: effect-ssh exec [-CnNtX] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
+  "usage: effect-ssh exec [-nNtX] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
   "                       [-L [bind:]port:host:hostport | -L [bind:]port:/socket | -L /socket:host:hostport]...\n" +
-  "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]...\n" +
+  "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]... [-C]\n" +
   "                       [-W host:port] [--known-hosts FILE | --host-key-fingerprint SHA256:...]\n" +
   "                       [user@]host [--] [command...]   (a command unless -N or -W)"
 
@@ -149,7 +149,7 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
 }
 
 /** Flags without a value; they may be bundled (`-nNt`). */
-const SWITCHES = "CnNtXY"
+const SWITCHES = "nNtXY"
 /** Flags with a value, attached (`-p22`) or in the next argument; one may end a bundle (`-NL8080:h:80`). */
 const VALUE_FLAGS = "plioLRDW"
 
@@ -273,10 +273,13 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     if (arg === "-" || arg.startsWith("--")) throw new UsageError(`unknown flag ${arg}`)
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j]!
+      // -C asks for compression, as in ssh, whatever -o Compression says
+      if (letter === "C") {
+        options.compression = "yes"
+        continue
+      }
       if (SWITCHES.includes(letter)) {
         switches.add(letter)
-        // as in ssh, -C wins over any Compression option
-        if (letter === "C") options.compression = "yes"
         continue
       }
       if (!VALUE_FLAGS.includes(letter)) throw new UsageError(`unknown flag -${letter}`)
