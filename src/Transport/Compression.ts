@@ -115,11 +115,18 @@ export type Start = "never" | "newkeys" | "authentication"
  */
 export const supportedNames = (): ReadonlyArray<string> => Zlib.isAvailable() ? [NONE, ZLIB_DELAYED, ZLIB] : [NONE]
 
+/** `names` without the methods this runtime lacks. */
+const available = (names: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const supported = supportedNames()
+  return names.filter((name) => supported.includes(name))
+}
+
 /**
  * What a client offers: with compression asked for (`ssh -C`, `Compression
  * yes`) OpenSSH's `zlib@openssh.com,zlib,none`, otherwise `none` alone.
- * (OpenSSH's client without `-C` lists `none,zlib@openssh.com,zlib`, which a
- * server can only take as `none`: the client's order decides.)
+ * (OpenSSH's client without `-C` lists `none,zlib@openssh.com,zlib`, so it
+ * still compresses with a server that does not offer `none`; ours then
+ * fails to negotiate instead.)
  *
  * @example
  * ```ts
@@ -142,11 +149,6 @@ export const clientOffer = (enabled: boolean): ReadonlyArray<string> =>
  * ```
  */
 export const serverOffer = (): ReadonlyArray<string> => available([NONE, ZLIB_DELAYED])
-
-const available = (names: ReadonlyArray<string>): ReadonlyArray<string> => {
-  const supported = supportedNames()
-  return names.filter((name) => supported.includes(name))
-}
 
 /**
  * When `name` starts compressing. Throws `UnknownAlgorithm` for a method we
