@@ -25,6 +25,7 @@ import { measureSessionSetup, openssh } from "./openssh.ts"
 import { type ForwardSample, effectSshForward, forwardBytes, measureForward, opensshForward, startSink } from "./forward.ts"
 import { formatTable, loadAverage, median, megabytesPerSecond, type Row } from "./report.ts"
 import { sftpTransfers } from "./sftp.ts"
+import { compressionThroughput } from "./compression.ts"
 import { ssh2, ssh2BindingAvailable } from "./ssh2.ts"
 import { type BenchTarget, type Contender, startTarget } from "./target.ts"
 
@@ -171,7 +172,8 @@ const sections: ReadonlyArray<readonly [name: string, section: Section]> = [
   // SFTP get/put (bench/sftp.ts)
   ["sftp", sftpTransfers],
   // -N -L against ssh -N -L (bench/forward.ts)
-  ["forward", forwardThroughput]
+  ["forward", forwardThroughput],
+  ["compression", compressionThroughput]
 ]
 
 /** The sections BENCH_SECTIONS names (comma-separated: exec, connect, sftp, forward), or all of them when it is unset. */

@@ -42,6 +42,7 @@ import * as Telemetry from "./internal/telemetry.ts"
 import { ownedOrHandedOver } from "./internal/netSocket.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
+import * as Compression from "./Transport/Compression.ts"
 import type { Negotiated } from "./Transport/Negotiation.ts"
 import * as ClientAuth from "./Auth/ClientAuth.ts"
 import * as AgentForwarding from "./Auth/AgentForwarding.ts"
@@ -79,6 +80,12 @@ export interface ConnectOptions {
   readonly hostKeys: HostKeyPolicy
   /** Algorithm preferences, as lists or in OpenSSH syntax ("+aes128-ctr", "-*-sha1", "^chacha20-poly1305@openssh.com"). */
   readonly algorithms?: Algorithms.AlgorithmOptions | undefined
+  /**
+   * Compression (`ssh -C`): offer `zlib@openssh.com,zlib,none`, as OpenSSH's
+   * `Compression yes`, instead of `none` (default false). `algorithms.compression`
+   * is resolved against that list.
+   */
+  readonly compression?: boolean | undefined
   /** One timeout over TCP connect, key exchange and authentication (default 30 s). */
   readonly connectTimeout?: Duration.Input | undefined
   /** ServerAliveInterval: probe a silent server this often (default 15 s; 0 disables). */
@@ -243,7 +250,9 @@ export const connect = (
     const context = yield* Effect.context<FileSystem.FileSystem>()
     const x11 = X11Client.make()
     const establish = Effect.gen(function*() {
-      const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
+      const algorithms = yield* Transport.core(() =>
+        Algorithms.resolve(options.algorithms ?? {}, { compression: Compression.clientOffer(options.compression === true) })
+      )
       const preferred = options.hostKeys.preferredAlgorithms && options.algorithms?.hostKey === undefined
         ? yield* options.hostKeys.preferredAlgorithms(options.host, port)
         : []

@@ -11,6 +11,7 @@
 import * as Certificate from "../Auth/Certificate.ts"
 import * as AlgorithmList from "./AlgorithmList.ts"
 import * as Cipher from "./Cipher.ts"
+import * as Compression from "./Compression.ts"
 import * as Kex from "./Kex.ts"
 import type { Algorithms } from "./Transport.ts"
 
@@ -53,23 +54,51 @@ export interface AlgorithmOptions {
   readonly hostKey?: string | ReadonlyArray<string> | undefined
   readonly cipher?: string | ReadonlyArray<string> | undefined
   readonly mac?: string | ReadonlyArray<string> | undefined
+  /**
+   * Compression methods (`none`, `zlib@openssh.com`, `zlib`), in OpenSSH's
+   * list syntax against the role's offer (`Compression.clientOffer`,
+   * `Compression.serverOffer`); absent, the role's offer.
+   */
+  readonly compression?: string | ReadonlyArray<string> | undefined
+}
+
+/**
+ * The compression list a `compression` option is resolved against, when it
+ * is not a client's plain `none`: `Compression.clientOffer(true)` for a
+ * client asked to compress (`ssh -C`), `Compression.serverOffer()` for a server.
+ */
+export interface ResolveDefaults {
+  readonly compression?: ReadonlyArray<string> | undefined
 }
 
 /**
  * Resolves user options against the defaults; throws `UnknownAlgorithm` for
- * a name we do not implement.
+ * a name we do not implement. Compression is left out (the transport's
+ * default for its role) unless `options` or `defaults` name it.
  *
  * @example
  * ```ts
  * resolve({ cipher: "^chacha20-poly1305@openssh.com", mac: "+hmac-sha1" })
+ * resolve({}, { compression: Compression.clientOffer(true) }).compression // ["zlib@openssh.com", "zlib", "none"]
+ * resolve({ compression: "+zlib" }, { compression: Compression.serverOffer() }).compression // ["none", "zlib@openssh.com", "zlib"]
  * ```
  */
-export const resolve = (options: AlgorithmOptions = {}): Algorithms => ({
-  kex: pick("kex", options.kex, kexDefaults, kexSupported),
-  hostKey: pick("host key", options.hostKey, hostKeyDefaults, hostKeySupported),
-  cipher: pick("cipher", options.cipher, cipherDefaults, cipherSupported),
-  mac: pick("MAC", options.mac, macDefaults, macSupported)
-})
+export const resolve = (options: AlgorithmOptions = {}, defaults: ResolveDefaults = {}): Algorithms => {
+  const algorithms: Algorithms = {
+    kex: pick("kex", options.kex, kexDefaults, kexSupported),
+    hostKey: pick("host key", options.hostKey, hostKeyDefaults, hostKeySupported),
+    cipher: pick("cipher", options.cipher, cipherDefaults, cipherSupported),
+    mac: pick("MAC", options.mac, macDefaults, macSupported)
+  }
+  if (options.compression === undefined && defaults.compression === undefined) return algorithms
+  const compression = pick(
+    "compression",
+    options.compression,
+    defaults.compression ?? Compression.clientOffer(false),
+    Compression.supportedNames()
+  )
+  return { ...algorithms, compression }
+}
 
 const pick = (
   kind: string,

@@ -7,7 +7,9 @@
  * `PacketWriter` turns payloads into wire packets. Both are small mutable
  * objects owned by one connection. The cipher is swapped with `setOpener` /
  * `setSealer` at NEWKEYS; strict key exchange also resets the sequence
- * numbers there (`resetSequence`).
+ * numbers there (`resetSequence`). Compression, when on, sits between the
+ * payload and the cipher (`setCompressor` / `setDecompressor`, RFC 4253
+ * §6.2); without it the packet path does exactly what it does uncompressed.
  *
  * @example
  * ```ts
@@ -23,8 +25,9 @@ import { asReason } from "../Wire/Reader.ts"
 import type { SshErrorReason } from "../SshError.ts"
 import { LimitExceeded, ProtocolError } from "../SshError.ts"
 import { type Opener, type Sealer, plainOpener } from "./Cipher.ts"
-import { adopt } from "../internal/ownedBuffers.ts"
-import type { Payload } from "../internal/packetLayout.ts"
+import type { Compressor, Decompressor } from "./Compression.ts"
+import { adopt, release } from "../internal/ownedBuffers.ts"
+import { MAX_PACKET_LENGTH, type Payload } from "../internal/packetLayout.ts"
 
 /**
  * Reassembles packets from a byte stream and opens them.
@@ -47,6 +50,7 @@ export class PacketReader {
   private failure: SshErrorReason | undefined = undefined
   private seqno = 0
   private limit: PacketLimit | undefined = undefined
+  private decompressor: Decompressor | undefined = undefined
 
   /** `sequence` is the number of the first packet (0 on a new connection). */
   constructor(opener: Opener = plainOpener(), sequence = 0) {
@@ -71,7 +75,8 @@ export class PacketReader {
 
   /**
    * The next payload, or `undefined` when more bytes are needed. Throws a
-   * reason (`ProtocolError`, `MacMismatch`) on a malformed or forged packet.
+   * reason (`ProtocolError`, `MacMismatch`) on a malformed or forged packet,
+   * `LimitExceeded` for a compressed one that inflates past the packet limit.
    */
   next(): Uint8Array | undefined {
     if (this.failure !== undefined) throw this.failure
@@ -89,8 +94,10 @@ export class PacketReader {
       }
       if (this.queue.length < this.pendingLength) return undefined
       const opened = this.opener.open(this.queue.take(this.pendingLength), this.seqno)
-      // the ring is reused: a payload that is a view of it (the `none` cipher) must be copied out
-      const payload = adopt(opened.buffer === this.queue.backing ? opened.slice() : opened)
+      const payload = this.decompressor === undefined
+        // the ring is reused: a payload that is a view of it (the `none` cipher) must be copied out
+        ? adopt(opened.buffer === this.queue.backing ? opened.slice() : opened)
+        : this.inflate(opened)
       this.pendingLength = undefined
       this.seqno = (this.seqno + 1) >>> 0
       return payload
@@ -114,6 +121,29 @@ export class PacketReader {
   /** Restarts the sequence numbers at 0 (strict key exchange, after NEWKEYS). */
   resetSequence(): void {
     this.seqno = 0
+  }
+
+  /**
+   * Inflates the payloads of the packets returned from now on (`undefined`:
+   * none), each bounded by the packet limit (`limitPacketLength`, else the
+   * largest packet there is); the previous decompressor is closed. Call it
+   * between two `next`, right after the packet that switches compression.
+   */
+  setDecompressor(decompressor: Decompressor | undefined): void {
+    if (this.decompressor !== decompressor) this.decompressor?.close()
+    this.decompressor = decompressor
+  }
+
+  /** Whether payloads are being inflated. */
+  get decompressing(): boolean {
+    return this.decompressor !== undefined
+  }
+
+  private inflate(opened: Uint8Array): Uint8Array {
+    const payload = adopt(this.decompressor!.decompress(opened, this.limit?.bytes ?? MAX_PACKET_LENGTH))
+    // a cipher's output was this packet's alone, and is spent; a view of the ring (`none`) is not ours to free
+    if (opened.buffer !== this.queue.backing) release(adopt(opened))
+    return payload
   }
 
   /**
@@ -154,6 +184,7 @@ export interface PacketLimit {
 export class PacketWriter {
   private sealer: Sealer
   private seqno = 0
+  private compressor: Compressor | undefined = undefined
 
   /** `sequence` is the number of the first packet (0 on a new connection). */
   constructor(sealer: Sealer, sequence = 0) {
@@ -168,7 +199,7 @@ export class PacketWriter {
 
   /** The wire bytes of `payload` as the next packet. Throws `ProtocolError` for an oversized payload. */
   seal(payload: Payload): Uint8Array {
-    const packet = this.sealer.seal(payload, this.seqno)
+    const packet = this.sealer.seal(this.compressor === undefined ? payload : this.compressor.compress(payload), this.seqno)
     this.seqno = (this.seqno + 1) >>> 0
     return packet
   }
@@ -176,6 +207,20 @@ export class PacketWriter {
   /** Installs the sealer for the packets after our NEWKEYS. */
   setSealer(sealer: Sealer): void {
     this.sealer = sealer
+  }
+
+  /**
+   * Compresses the payloads sealed from now on (`undefined`: none); the
+   * previous compressor is closed.
+   */
+  setCompressor(compressor: Compressor | undefined): void {
+    if (this.compressor !== compressor) this.compressor?.close()
+    this.compressor = compressor
+  }
+
+  /** Whether payloads are being compressed. */
+  get compressing(): boolean {
+    return this.compressor !== undefined
   }
 
   /** Restarts the sequence numbers at 0 (strict key exchange, after NEWKEYS). */

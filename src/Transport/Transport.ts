@@ -1,8 +1,8 @@
 /**
  * The SSH transport (RFC 4253) as a scoped resource over any duplex byte
  * stream: version exchange, key exchange and re-exchange, packet protection,
- * strict kex, ext-info, and the generic messages (IGNORE, DEBUG,
- * UNIMPLEMENTED, DISCONNECT).
+ * strict kex, ext-info, compression, and the generic messages (IGNORE,
+ * DEBUG, UNIMPLEMENTED, DISCONNECT).
  *
  * One reader fiber per connection reads the socket, answers transport
  * messages itself (so key re-exchange progresses whatever the upper layers are
@@ -31,6 +31,7 @@ import * as N from "../Wire/MessageNumber.ts"
 import { Reader } from "../Wire/Reader.ts"
 import * as Version from "./Version.ts"
 import * as Cipher from "./Cipher.ts"
+import * as Compression from "./Compression.ts"
 import { PacketReader, PacketWriter } from "./Packet.ts"
 import * as Messages from "./Messages.ts"
 import * as Negotiation from "./Negotiation.ts"
@@ -52,6 +53,11 @@ export interface Algorithms {
   readonly hostKey: ReadonlyArray<string>
   readonly cipher: ReadonlyArray<string>
   readonly mac: ReadonlyArray<string>
+  /**
+   * Compression methods, both directions. Default by role, as OpenSSH: a
+   * client offers `none`, a server `none,zlib@openssh.com` (`Compression`).
+   */
+  readonly compression?: ReadonlyArray<string> | undefined
 }
 
 /** A host key the server can sign with. */
@@ -320,6 +326,14 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   let kex: KexState | undefined
   let extensions: ReadonlyMap<string, Uint8Array> = new Map()
 
+  // ---- compression (RFC 4253 §6.2): the method each direction's current keys selected, and whether
+  // USERAUTH_SUCCESS has passed (sent by a server, received by a client), which starts `zlib@openssh.com`
+  const compressionOffer = config.algorithms.compression ??
+    (role === "client" ? Compression.clientOffer(false) : Compression.serverOffer())
+  let compressionOut: string = Compression.NONE
+  let compressionIn: string = Compression.NONE
+  let pastAuthentication = false
+
   // ---- writing
   // Sealed packets wait in the outbox for the writer fiber. Sealing and queueing are synchronous, so they need
   // no lock and never wait: the reader can always answer a key exchange even while the socket is backed up
@@ -346,7 +360,26 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     const packet = adopt(packetWriter.seal(payload))
     machine.sealed(packet.length)
     enqueue(packet)
+    // the server's delayed compression starts with the packet after its USERAUTH_SUCCESS
+    if (!pastAuthentication && role === "server" && messageType(payload) === N.USERAUTH_SUCCESS) authenticationPassed()
     return true
+  }
+
+  /** A fresh stream for a direction whose keys selected `name`, when it compresses now; none otherwise. */
+  const compressorFor = (name: string): Compression.Compressor | undefined =>
+    Compression.isActive(name, pastAuthentication) ? Compression.makeCompressor(name) : undefined
+  const decompressorFor = (name: string): Compression.Decompressor | undefined =>
+    Compression.isActive(name, pastAuthentication) ? Compression.makeDecompressor(name) : undefined
+
+  /**
+   * USERAUTH_SUCCESS has passed: each direction whose keys selected delayed
+   * compression starts now (OpenSSH's `ssh_packet_enable_delayed_compress`),
+   * and the key exchanges after this one start it at their NEWKEYS.
+   */
+  const authenticationPassed = (): void => {
+    pastAuthentication = true
+    if (!packetWriter.compressing) packetWriter.setCompressor(compressorFor(compressionOut))
+    if (!packetReader.decompressing) packetReader.setDecompressor(decompressorFor(compressionIn))
   }
 
   /** Sends a transport-level message now (kex messages may go out during a key exchange). */
@@ -404,8 +437,8 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       ciphersServerToClient: [...a.cipher],
       macsClientToServer: [...a.mac],
       macsServerToClient: [...a.mac],
-      compressionClientToServer: ["none"],
-      compressionServerToClient: ["none"],
+      compressionClientToServer: [...compressionOffer],
+      compressionServerToClient: [...compressionOffer],
       languagesClientToServer: [],
       languagesServerToClient: [],
       firstKexPacketFollows: false,
@@ -522,6 +555,9 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
       if (!sealNow(Uint8Array.of(N.NEWKEYS))) return yield* Effect.fail(failure!)
       packetWriter.setSealer(sealer)
       if (out.resetSequence) packetWriter.resetSequence()
+      // the new keys bring a new stream (RFC 4253 §6.2), as OpenSSH's ssh_set_newkeys does
+      compressionOut = role === "client" ? n.compressionClientToServer : n.compressionServerToClient
+      packetWriter.setCompressor(yield* core(() => compressorFor(compressionOut)))
       negotiated = n
       if (out.sendExtInfo) {
         yield* sealAndWrite(
@@ -538,6 +574,9 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     const opener = yield* core(() => Cipher.makeOpener(state.pendingIncoming!))
     packetReader.setOpener(opener)
     if (step.resetSequence) packetReader.resetSequence()
+    const n = state.negotiated!
+    compressionIn = role === "client" ? n.compressionServerToClient : n.compressionClientToServer
+    packetReader.setDecompressor(yield* core(() => decompressorFor(compressionIn)))
     kex = undefined
     Deferred.doneUnsafe(state.done, Effect.void)
   })
@@ -595,6 +634,8 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     const to = machine.receive(payload.length > 0 ? payload[0]! : -1, now())
     switch (to) {
       case "deliver":
+        // the client's delayed compression starts with the packet after USERAUTH_SUCCESS: before it is opened
+        if (!pastAuthentication && role === "client" && payload[0] === N.USERAUTH_SUCCESS) authenticationPassed()
         incomingBytes += queuedCost(payload)
         if (machine.kexRunning && incomingBytes > incomingPause() * limits.kexBacklogFactor) {
           throw new SshError.LimitExceeded({
@@ -718,7 +759,13 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
 
   yield* Scope.addFinalizer(
     scope,
-    Effect.andThen(disconnect(), Fiber.interruptAll([readerFiber, writerFiber, timerFiber]))
+    Effect.andThen(disconnect(), Fiber.interruptAll([readerFiber, writerFiber, timerFiber])).pipe(
+      // zlib's memory is native: freed now rather than whenever the garbage collector finds the streams
+      Effect.andThen(Effect.sync(() => {
+        packetWriter.setCompressor(undefined)
+        packetReader.setDecompressor(undefined)
+      }))
+    )
   )
 
   const transport: Transport = {

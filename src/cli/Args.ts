@@ -83,6 +83,7 @@ export const supportedOptions: ReadonlyArray<string> = [
   "identityfile",
   "userknownhostsfile",
   "rekeylimit",
+  "compression",
   "stricthostkeychecking",
   "hashknownhosts",
   "localforward",
@@ -99,7 +100,7 @@ export const supportedOptions: ReadonlyArray<string> = [
 export const execUsage =
   "usage: effect-ssh exec [-nNtTX] [-e CHAR] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
   "                       [-L [bind:]port:host:hostport | -L [bind:]port:/socket | -L /socket:host:hostport]...\n" +
-  "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]...\n" +
+  "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]... [-C]\n" +
   "                       [-W host:port] [--known-hosts FILE | --host-key-fingerprint SHA256:...]\n" +
   "                       [user@]host [--] [command...]   (no command: a login shell)"
 
@@ -311,6 +312,11 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     if (arg === "-" || arg.startsWith("--")) throw new UsageError(`unknown flag ${arg}`)
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j]!
+      // -C asks for compression, as in ssh, whatever -o Compression says
+      if (letter === "C") {
+        options.compression = "yes"
+        continue
+      }
       if (SWITCHES.includes(letter)) {
         switches.add(letter)
         if (letter === "t") ttyFlags++
@@ -324,6 +330,7 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     }
   }
   if (target === undefined) return new UsageError("missing host")
+  yesNo("Compression", options.compression)
   const commandLine = command === undefined || command.join(" ").length === 0 ? undefined : command.join(" ")
   const noCommand = switches.has("N")
   if (stdio !== undefined) {

@@ -171,6 +171,7 @@ export const connectOptions = (
         mac: o.macs,
         hostKey: o.hostkeyalgorithms
       },
+      compression: o.compression?.toLowerCase() === "yes",
       connectTimeout,
       keepaliveInterval,
       keepaliveCountMax,
