@@ -43,6 +43,7 @@ import * as Telemetry from "./internal/telemetry.ts"
 import * as N from "./Wire/MessageNumber.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
+import * as Compression from "./Transport/Compression.ts"
 import * as AgentForwarding from "./Auth/AgentForwarding.ts"
 import * as Certificate from "./Auth/Certificate.ts"
 import * as ServerAuth from "./Auth/ServerAuth.ts"
@@ -367,7 +368,7 @@ interface AdmissionTicket {
 /** What every connection of a server shares, and how one is served. */
 const prepare = (options: ServeOptions) =>
   Effect.gen(function*() {
-    const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
+    const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}, { compression: Compression.serverOffer() }))
     const signers = options.hostKeys.map(hostKeySigner)
     const loginGraceMs = millis(options.auth.loginGraceTime, ServerAuth.DEFAULT_LOGIN_GRACE_TIME_MS)
     // the failure delay's per-user jitter is keyed by a secret of this server
