@@ -105,11 +105,12 @@ export const sessionEnvironment = (
  * The connection settings of the configuration, all but the credentials and
  * the host-key policy: where to connect and as whom, the timers, the
  * algorithms, ForwardAgent, the session environment and Compression.
- * ServerAliveInterval 0 disables keepalive, as in ssh.
+ * ServerAliveInterval 0 (ssh's default) keeps the library's keepalive; pass
+ * `keepaliveInterval: 0` to turn it off.
  *
  * @example
  * ```ts
- * settings(resolved, process.env) // { host: "10.0.0.7", port: 2222, username: "deploy", keepaliveInterval: Duration.seconds(0), ... }
+ * settings(resolved, process.env) // { host: "10.0.0.7", port: 2222, username: "deploy", keepaliveInterval: Duration.seconds(15), ... }
  * ```
  */
 export const settings = (
@@ -123,7 +124,8 @@ export const settings = (
     username: resolved.user,
     algorithms: algorithms(resolved),
     connectTimeout: resolved.connectTimeout === undefined ? undefined : Duration.seconds(resolved.connectTimeout),
-    keepaliveInterval: Duration.seconds(resolved.serverAliveInterval),
+    // 0 is both ssh's default and "off": the library's keepalive (on by default) stays unless asked otherwise
+    keepaliveInterval: resolved.serverAliveInterval === 0 ? undefined : Duration.seconds(resolved.serverAliveInterval),
     keepaliveCountMax: resolved.serverAliveCountMax,
     rekeyBytes: resolved.rekeyLimit.bytes === 0 ? undefined : resolved.rekeyLimit.bytes,
     rekeyInterval: resolved.rekeyLimit.seconds === 0 ? undefined : Duration.seconds(resolved.rekeyLimit.seconds),

@@ -21,8 +21,10 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as FileSystem from "effect/FileSystem"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
+import * as EffectSocket from "effect/socket/Socket"
 import type * as Socket from "effect/socket/Socket"
 import * as Client from "../Client.ts"
 import * as SshError from "../SshError.ts"
@@ -48,6 +50,23 @@ export interface ConnectToOptions extends ConnectConfig.Overrides {
 /** How deep jump hosts may name jump hosts of their own before we call it a loop. */
 const MAX_DEPTH = 8
 
+/** Where `loadConfig` reads from, and the user and port that win over the destination's User and Port (`-l`, `-p`). */
+export interface ConfigSource {
+  readonly configFile?: string | undefined
+  readonly config?: ReadonlyArray<string> | undefined
+  readonly context?: Partial<SshConfig.Context> | undefined
+  readonly username?: string | undefined
+  readonly port?: number | undefined
+}
+
+/** A loaded configuration: the destination's resolution and a jump host's. */
+export interface LoadedConfig {
+  /** The destination (`alias`, `user@alias`), with the command-line options and the given user and port winning. */
+  readonly resolve: (destination: string) => SshConfig.ResolvedConfig
+  /** A jump host: the files only, its `user@` and `:port` winning (as ssh runs `ssh -l user -p port host`). */
+  readonly resolveJumpHost: (hop: SshConfig.JumpHost) => SshConfig.ResolvedConfig
+}
+
 /**
  * The files of a configuration, with the command-line options as a file of
  * their own first, and a resolver for any destination.
@@ -59,15 +78,8 @@ const MAX_DEPTH = 8
  * ```
  */
 export const loadConfig = (
-  options: Pick<ConnectToOptions, "configFile" | "config" | "context" | "username" | "port"> = {}
-): Effect.Effect<
-  {
-    readonly resolve: (destination: string) => SshConfig.ResolvedConfig
-    readonly resolveJumpHost: (hop: SshConfig.JumpHost) => SshConfig.ResolvedConfig
-  },
-  SshError.SshError,
-  FileSystem.FileSystem
-> =>
+  options: ConfigSource = {}
+): Effect.Effect<LoadedConfig, SshError.SshError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const context = ConnectConfig.localContext(options.context)
     const loaded = yield* SshConfig.load({
@@ -110,74 +122,144 @@ export const connectTo = (
   options: ConnectToOptions = {}
 ): Effect.Effect<Client.SshConnection, SshError.SshError, Scope.Scope | Client.Connector | FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    const { configFile: _file, config: _config, context: _context, jumpHosts, ...overrides } = options
+    const { configFile: _file, config: _config, context: _context, jumpHosts: _jumpHosts, ...overrides } = options
     const config = yield* loadConfig(options)
-    const reported = new Set<string>()
-    const context = ConnectConfig.localContext(options.context)
-
-    const establish = (
-      resolved: SshConfig.ResolvedConfig,
-      own: ConnectConfig.Overrides,
-      depth: number
-    ): Effect.Effect<Client.SshConnection, SshError.SshError, Scope.Scope | Client.Connector | FileSystem.FileSystem> =>
-      Effect.gen(function*() {
-        yield* ConnectConfig.reportUnsupported(resolved, reported)
-        const socket = yield* path(resolved, depth)
-        const connectOptions = yield* ConnectConfig.connectOptions(resolved, own)
-        return yield* Client.connect(socket === undefined ? connectOptions : { ...connectOptions, socket })
-      })
-
-    const hopOverrides: ConnectConfig.Overrides = {
-      passphrase: overrides.passphrase,
-      hashKnownHosts: overrides.hashKnownHosts,
-      environment: overrides.environment,
-      ...jumpHosts
-    }
-
-    /** The socket to the destination: a channel of the last hop, a ProxyCommand's stdio, or none (TCP). */
-    const path = (
-      resolved: SshConfig.ResolvedConfig,
-      depth: number
-    ): Effect.Effect<Socket.Socket | undefined, SshError.SshError, Scope.Scope | Client.Connector | FileSystem.FileSystem> =>
-      Effect.gen(function*() {
-        if (resolved.proxyJump !== undefined) {
-          if (depth >= MAX_DEPTH) {
-            return yield* Effect.fail(SshError.make(new SshError.ConfigParseError({
-              message: `ProxyJump of ${resolved.host} nests more than ${MAX_DEPTH} jump hosts deep (a loop?)`
-            })))
-          }
-          let previous: Client.SshConnection | undefined
-          for (const hop of resolved.proxyJump) {
-            const hopConfig = config.resolveJumpHost(hop)
-            const name = hopName(hop, hopConfig)
-            previous = yield* (previous === undefined
-              ? establish(hopConfig, hopOverrides, depth + 1)
-              : viaJumpHost(previous, hopConfig, hopOverrides)).pipe(Effect.mapError((e) => namedAfter(`jump host ${name}`, hopConfig, e)))
-          }
-          const last = previous!
-          return yield* last.forwardOut({ host: resolved.hostName, port: resolved.port }).pipe(
-            Effect.mapError((e) => namedAfter(`${resolved.hostName}:${resolved.port} through jump host ${last.info.username}@${last.info.host}`, resolved, e))
-          )
-        }
-        if (resolved.proxyCommand !== undefined) {
-          const command = ProxyCommand.expand(resolved.proxyCommand, ProxyCommand.tokens(resolved, context))
-          const proxy = yield* ProxyCommand.spawn(command)
-          return proxy.socket
-        }
-        return undefined
-      })
-
-    /** A hop after the first: its socket is a channel of the previous hop; its own ProxyJump is not followed. */
-    const viaJumpHost = (previous: Client.SshConnection, hopConfig: SshConfig.ResolvedConfig, own: ConnectConfig.Overrides) =>
-      Effect.gen(function*() {
-        yield* ConnectConfig.reportUnsupported(hopConfig, reported)
-        const socket = yield* previous.forwardOut({ host: hopConfig.hostName, port: hopConfig.port })
-        const connectOptions = yield* ConnectConfig.connectOptions(hopConfig, own)
-        return yield* Client.connect({ ...connectOptions, socket })
-      })
-
-    return yield* establish(config.resolve(destination), overrides, 0)
+    return yield* router(config, options).establish(config.resolve(destination), overrides, 0)
   })
+
+/**
+ * The way to a resolved destination, opened in the scope: a `direct-tcpip`
+ * channel of its last ProxyJump hop (the hops connected first), its
+ * ProxyCommand's stdio, or `undefined` when it is dialed directly. What
+ * `connectTo` connects over; the CLI passes it as `socket` to `SshClient.connect`.
+ *
+ * @example
+ * ```ts
+ * const config = yield* Jump.loadConfig({ config: ["ProxyJump b1,b2"] })
+ * const resolved = config.resolve("db")
+ * const socket = yield* Jump.socketTo(config, resolved)
+ * const ssh = yield* SshClient.connect({ ...(yield* ConnectConfig.connectOptions(resolved)), socket })
+ * ```
+ */
+export const socketTo = (
+  config: LoadedConfig,
+  resolved: SshConfig.ResolvedConfig,
+  options: Pick<ConnectToOptions, "context" | "jumpHosts" | "passphrase" | "hashKnownHosts" | "environment"> = {}
+): Effect.Effect<Socket.Socket | undefined, SshError.SshError, Scope.Scope | Client.Connector | FileSystem.FileSystem> =>
+  router(config, options).path(resolved, 0)
+
+/**
+ * `socketTo` opened now in a scope of its own, which the returned Socket
+ * owns: the route (jump connections, a ProxyCommand child) closes when the
+ * socket's reader is released, as `SshClient.connect` releases it when the
+ * connection ends or fails. For callers that build `ConnectOptions` without
+ * a scope at hand (the CLI); a socket never read keeps its route open until
+ * the process ends. `undefined` for a destination dialed directly.
+ *
+ * @example
+ * ```ts
+ * const socket = yield* Jump.routedSocket(config, resolved)
+ * const ssh = yield* SshClient.connect({ ...options, socket })
+ * ```
+ */
+export const routedSocket = (
+  config: LoadedConfig,
+  resolved: SshConfig.ResolvedConfig,
+  options: Pick<ConnectToOptions, "context" | "jumpHosts" | "passphrase" | "hashKnownHosts" | "environment"> = {}
+): Effect.Effect<Socket.Socket | undefined, SshError.SshError, Client.Connector | FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    if (resolved.proxyJump === undefined && resolved.proxyCommand === undefined) return undefined
+    const route = yield* Scope.make()
+    const close = Scope.close(route, Exit.void)
+    const socket = yield* Scope.provide(socketTo(config, resolved, options), route).pipe(Effect.onError(() => close))
+    if (socket === undefined) {
+      yield* close
+      return undefined
+    }
+    return EffectSocket.make({
+      // added before the reader is acquired, so that it runs after the reader's own release
+      reader: Effect.andThen(Effect.addFinalizer(() => close), socket.reader),
+      writer: socket.writer
+    })
+  })
+
+type Requirements = Scope.Scope | Client.Connector | FileSystem.FileSystem
+
+const router = (
+  config: LoadedConfig,
+  options: Pick<ConnectToOptions, "context" | "jumpHosts" | "passphrase" | "hashKnownHosts" | "environment">
+) => {
+  const reported = new Set<string>()
+  const context = ConnectConfig.localContext(options.context)
+  const hopOverrides: ConnectConfig.Overrides = {
+    passphrase: options.passphrase,
+    hashKnownHosts: options.hashKnownHosts,
+    environment: options.environment,
+    ...options.jumpHosts
+  }
+
+  const establish = (
+    resolved: SshConfig.ResolvedConfig,
+    own: ConnectConfig.Overrides,
+    depth: number
+  ): Effect.Effect<Client.SshConnection, SshError.SshError, Requirements> =>
+    Effect.gen(function*() {
+      yield* ConnectConfig.reportUnsupported(resolved, reported)
+      const socket = yield* path(resolved, depth)
+      const connectOptions = yield* ConnectConfig.connectOptions(resolved, own)
+      return yield* Client.connect(socket === undefined ? connectOptions : { ...connectOptions, socket })
+    })
+
+  /** The socket to the destination: a channel of the last hop, a ProxyCommand's stdio, or none (TCP). */
+  const path = (
+    resolved: SshConfig.ResolvedConfig,
+    depth: number
+  ): Effect.Effect<Socket.Socket | undefined, SshError.SshError, Requirements> =>
+    Effect.gen(function*() {
+      if (resolved.proxyJump !== undefined) {
+        if (depth >= MAX_DEPTH) {
+          return yield* Effect.fail(SshError.make(new SshError.ConfigParseError({
+            message: `ProxyJump of ${resolved.host} nests more than ${MAX_DEPTH} jump hosts deep (a loop?)`
+          })))
+        }
+        let previous: Client.SshConnection | undefined
+        for (const hop of resolved.proxyJump) {
+          const hopConfig = config.resolveJumpHost(hop)
+          const name = hopName(hop, hopConfig)
+          previous = yield* (previous === undefined
+            ? establish(hopConfig, hopOverrides, depth + 1)
+            : viaJumpHost(previous, hopConfig)).pipe(Effect.mapError((e) => namedAfter(`jump host ${name}`, hopConfig, e)))
+        }
+        const last = previous!
+        return yield* last.forwardOut({ host: resolved.hostName, port: resolved.port }).pipe(
+          Effect.mapError((e) =>
+            namedAfter(`${resolved.hostName}:${resolved.port} through jump host ${last.info.username}@${last.info.host}`, resolved, e)
+          )
+        )
+      }
+      if (resolved.proxyCommand !== undefined) {
+        yield* reportProxyCommand(resolved)
+        const command = ProxyCommand.expand(resolved.proxyCommand, ProxyCommand.tokens(resolved, context))
+        const proxy = yield* ProxyCommand.spawn(command)
+        return proxy.socket
+      }
+      return undefined
+    })
+
+  /** A hop after the first: its socket is a channel of the previous hop; its own ProxyJump is not followed. */
+  const viaJumpHost = (previous: Client.SshConnection, hopConfig: SshConfig.ResolvedConfig) =>
+    Effect.gen(function*() {
+      yield* ConnectConfig.reportUnsupported(hopConfig, reported)
+      const socket = yield* previous.forwardOut({ host: hopConfig.hostName, port: hopConfig.port })
+      const connectOptions = yield* ConnectConfig.connectOptions(hopConfig, hopOverrides)
+      return yield* Client.connect({ ...connectOptions, socket })
+    })
+
+  return { establish, path }
+}
+
+const reportProxyCommand = (resolved: SshConfig.ResolvedConfig) =>
+  Effect.logDebug(`connecting to ${resolved.host} through ProxyCommand ${resolved.proxyCommand}`)
 
 /** `user@host:port` of a jump host, as written (the name) with its resolved user and port. */
 const hopName = (hop: SshConfig.JumpHost, resolved: SshConfig.ResolvedConfig): string =>

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as SshConfig from "../Config/SshConfig.ts"
 import * as ForwardSpec from "../Forwarding/ForwardSpec.ts"
 import { ConfigParseError } from "../SshError.ts"
 
@@ -28,6 +29,13 @@ export interface ConnectionArgs {
   readonly options: Readonly<Record<string, string>>
   readonly knownHosts: string | undefined
   readonly fingerprint: string | undefined
+  /** `-F`: the one configuration file to read (`none`: none); default `~/.ssh/config` and `/etc/ssh/ssh_config`. */
+  readonly configFile?: string | undefined
+  /**
+   * The command line as ssh_config lines, read before the files (so they win): `-o` options in order (every
+   * one, repeated keywords included), `-J` as ProxyJump, `-A` as ForwardAgent.
+   */
+  readonly configLines?: ReadonlyArray<string> | undefined
 }
 
 /** What `-L`, `-R`, `-D`, `-W` and the forwarding keywords of `-o` ask for. */
@@ -62,8 +70,9 @@ export interface ExecArgs extends ConnectionArgs {
   readonly forwarding: ForwardingArgs
 }
 
-/** ssh_config keywords accepted by `-o` (lower-case). */
-export const supportedOptions: ReadonlyArray<string> = [
+/** ssh_config keywords accepted by `-o` (lower-case): those the configuration resolves, and HashKnownHosts. */
+export const supportedOptions: ReadonlyArray<string> = [...new Set([
+  ...SshConfig.keywords.filter((k) => k !== "host"),
   "ciphers",
   "kexalgorithms",
   "macs",
@@ -83,10 +92,32 @@ export const supportedOptions: ReadonlyArray<string> = [
   "dynamicforward",
   "exitonforwardfailure",
   "gatewayports"
-]
+])]
+
+/** `-o` keywords that the command line carries elsewhere than `configLines` (`identities`, `knownHosts`, the CLI). */
+const notConfigLines: ReadonlySet<string> = new Set(["identityfile", "userknownhostsfile", "hashknownhosts"])
+
+/**
+ * Checks a ProxyJump value (`-J`): `[user@]host[:port][,...]` or `none`.
+ *
+ * @example
+ * ```ts
+ * checkJump("me@b1:2200,b2") // undefined
+ * checkJump("a,,b")          // UsageError
+ * ```
+ */
+export const checkJump = (value: string): UsageError | undefined => {
+  try {
+    SshConfig.parse(`ProxyJump ${value}`, "-J")
+    return undefined
+  } catch (error) {
+    return new UsageError(`-J ${value}: ${error instanceof ConfigParseError ? error.message : String(error)}`)
+  }
+}
 
 export const execUsage =
-  "usage: effect-ssh exec [-nNtX] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
+  "usage: effect-ssh exec [-AnNtX] [-F CONFIG] [-J [user@]host[:port][,...]] [-p PORT] [-l USER] [-i KEYFILE]...\n" +
+  "                       [-o Option=value]...\n" +
   "                       [-L [bind:]port:host:hostport | -L [bind:]port:/socket | -L /socket:host:hostport]...\n" +
   "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]...\n" +
   "                       [-W host:port] [--known-hosts FILE | --host-key-fingerprint SHA256:...]\n" +
@@ -148,9 +179,9 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
 }
 
 /** Flags without a value; they may be bundled (`-nNt`). */
-const SWITCHES = "nNtXY"
+const SWITCHES = "AnNtXY"
 /** Flags with a value, attached (`-p22`) or in the next argument; one may end a bundle (`-NL8080:h:80`). */
-const VALUE_FLAGS = "plioLRDW"
+const VALUE_FLAGS = "plioLRDWFJ"
 
 const forwardKeywords = {
   localforward: "LocalForward",
@@ -191,6 +222,9 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
   let knownHosts: string | undefined
   let fingerprint: string | undefined
   let stdio: ForwardSpec.Target | undefined
+  let configFile: string | undefined
+  let jump: string | undefined
+  const configLines: Array<string> = []
   const switches = new Set<string>()
   const identities: Array<string> = []
   const options: Record<string, string> = {}
@@ -204,6 +238,7 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     const o = parseOption(text)
     if (o instanceof UsageError) throw o
     const [keyword, value] = o
+    if (!notConfigLines.has(keyword)) configLines.push(`${keyword} ${value}`)
     if (keyword in forwardKeywords) {
       // forwarding keywords add up, as in ssh_config
       const name = forwardKeywords[keyword as keyof typeof forwardKeywords]
@@ -240,6 +275,15 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
       case "D":
         dynamic.push(forwardSpec("-D", () => ForwardSpec.parseDynamicForward(value)))
         break
+      case "F":
+        configFile ??= value
+        break
+      case "J": {
+        const bad = checkJump(value)
+        if (bad !== undefined) throw bad
+        jump ??= value
+        break
+      }
       case "W":
         if (stdio !== undefined) throw new UsageError("-W may be given once")
         stdio = forwardSpec("-W", () => ForwardSpec.parseStdioForward(value))
@@ -304,8 +348,16 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     port = p
   }
   if (options.identityfile !== undefined) identities.push(options.identityfile)
+  // as in ssh, -J and -A come before the -o options (a -J beats -o ProxyJump)
+  const lines = [
+    ...(jump === undefined ? [] : [`ProxyJump ${jump}`]),
+    ...(switches.has("A") ? ["ForwardAgent yes"] : []),
+    ...configLines
+  ]
   return {
     _tag: "Exec",
+    configFile,
+    configLines: lines,
     host: split.host,
     port,
     user: user ?? split.user ?? options.user,
