@@ -35,7 +35,7 @@ import { matchWildcard } from "../Auth/KnownHosts.ts"
 import * as PublicKey from "../Auth/PublicKey.ts"
 import type * as SshClient from "../Client.ts"
 import type * as Algorithms from "../Transport/Algorithms.ts"
-import type * as SshError from "../SshError.ts"
+import * as SshError from "../SshError.ts"
 import type * as SshConfig from "./SshConfig.ts"
 
 /**
@@ -297,6 +297,9 @@ export const credentials = (
   options: { readonly passphrase?: Identities.PassphrasePrompt | undefined } = {}
 ): Effect.Effect<Array<Auth.AuthMethod>, SshError.SshError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
+    if (resolved.identityErrors.length > 0) {
+      return yield* Effect.fail(SshError.make(new SshError.ConfigParseError({ message: resolved.identityErrors.join("; ") })))
+    }
     const files = resolved.identityFilesAreDefault ? yield* Identities.existing(resolved.identityFiles) : resolved.identityFiles
     const certificates = yield* pairCertificates(files, resolved.certificateFiles)
     return yield* Identities.defaults({

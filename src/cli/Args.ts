@@ -31,10 +31,7 @@ export interface ConnectionArgs {
   readonly fingerprint: string | undefined
   /** `-F`: the one configuration file to read (`none`: none); default `~/.ssh/config` and `/etc/ssh/ssh_config`. */
   readonly configFile?: string | undefined
-  /**
-   * The command line as ssh_config lines, read before the files (so they win): `-o` options in order (every
-   * one, repeated keywords included), `-J` as ProxyJump, `-A` as ForwardAgent.
-   */
+  /** `-J` as ProxyJump and `-A` as ForwardAgent, as ssh_config lines (read before the `-o` options and the files). */
   readonly configLines?: ReadonlyArray<string> | undefined
 }
 
@@ -72,7 +69,6 @@ export interface ExecArgs extends ConnectionArgs {
 
 /** ssh_config keywords accepted by `-o` (lower-case): those the configuration resolves, and HashKnownHosts. */
 export const supportedOptions: ReadonlyArray<string> = [...new Set([
-  ...SshConfig.keywords.filter((k) => k !== "host"),
   "ciphers",
   "kexalgorithms",
   "macs",
@@ -91,11 +87,20 @@ export const supportedOptions: ReadonlyArray<string> = [...new Set([
   "remoteforward",
   "dynamicforward",
   "exitonforwardfailure",
-  "gatewayports"
+  "gatewayports",
+  ...SshConfig.keywords.filter((k) => k !== "host")
 ])]
 
-/** `-o` keywords that the command line carries elsewhere than `configLines` (`identities`, `knownHosts`, the CLI). */
-const notConfigLines: ReadonlySet<string> = new Set(["identityfile", "userknownhostsfile", "hashknownhosts"])
+/**
+ * `-o` keywords that are not configuration lines: IdentityFile and UserKnownHostsFile are carried by
+ * `identities` and `knownHosts`, HashKnownHosts by the CLI itself.
+ *
+ * @example
+ * ```ts
+ * notConfigLines.has("identityfile") // true
+ * ```
+ */
+export const notConfigLines: ReadonlySet<string> = new Set(["identityfile", "userknownhostsfile", "hashknownhosts"])
 
 /**
  * Checks a ProxyJump value (`-J`): `[user@]host[:port][,...]` or `none`.
@@ -224,7 +229,6 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
   let stdio: ForwardSpec.Target | undefined
   let configFile: string | undefined
   let jump: string | undefined
-  const configLines: Array<string> = []
   const switches = new Set<string>()
   const identities: Array<string> = []
   const options: Record<string, string> = {}
@@ -238,7 +242,6 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     const o = parseOption(text)
     if (o instanceof UsageError) throw o
     const [keyword, value] = o
-    if (!notConfigLines.has(keyword)) configLines.push(`${keyword} ${value}`)
     if (keyword in forwardKeywords) {
       // forwarding keywords add up, as in ssh_config
       const name = forwardKeywords[keyword as keyof typeof forwardKeywords]
@@ -351,13 +354,12 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
   // as in ssh, -J and -A come before the -o options (a -J beats -o ProxyJump)
   const lines = [
     ...(jump === undefined ? [] : [`ProxyJump ${jump}`]),
-    ...(switches.has("A") ? ["ForwardAgent yes"] : []),
-    ...configLines
+    ...(switches.has("A") ? ["ForwardAgent yes"] : [])
   ]
   return {
     _tag: "Exec",
     configFile,
-    configLines: lines,
+    configLines: lines.length === 0 ? undefined : lines,
     host: split.host,
     port,
     user: user ?? split.user ?? options.user,

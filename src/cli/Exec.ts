@@ -23,7 +23,7 @@ import * as Jump from "../Config/Jump.ts"
 import type * as SshConfig from "../Config/SshConfig.ts"
 import * as Session from "../Channel/Session.ts"
 import * as SshError from "../SshError.ts"
-import { type ConnectionArgs, type ExecArgs, UsageError } from "./Args.ts"
+import { type ConnectionArgs, type ExecArgs, notConfigLines, UsageError } from "./Args.ts"
 import { keyPassphrase } from "./Askpass.ts"
 import { startForwardings, stdioForward, x11Unavailable } from "./Forwarding.ts"
 import { promptHidden } from "./Prompt.ts"
@@ -120,7 +120,8 @@ export const hostKeyPolicy = (args: ConnectionArgs): HostKeys.HostKeyPolicy | Us
  * Where the configuration of a command line comes from: `-F` (or the user's
  * and the system's files), and the flags as ssh_config lines read first:
  * `-i` as IdentityFile, `--known-hosts` as UserKnownHostsFile, then `-J`,
- * `-A` and the `-o` options; `-l` and `-p` win over User and Port lines.
+ * `-A` and the `-o` options (the first of each keyword); `-l` and `-p` win
+ * over User and Port lines.
  *
  * @example
  * ```ts
@@ -132,7 +133,8 @@ export const configSource = (args: ConnectionArgs): Jump.ConfigSource => ({
   config: [
     ...args.identities.map((file) => `IdentityFile "${file}"`),
     ...(args.knownHosts === undefined ? [] : [`UserKnownHostsFile "${args.knownHosts}"`]),
-    ...(args.configLines ?? [])
+    ...(args.configLines ?? []),
+    ...Object.entries(args.options).filter(([keyword]) => !notConfigLines.has(keyword)).map(([keyword, value]) => `${keyword} ${value}`)
   ],
   username: args.user,
   port: args.port
