@@ -26,12 +26,16 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FileSystem from "effect/FileSystem"
 import * as ChildProcess from "node:child_process"
+import * as Dns from "node:dns/promises"
+import * as Net from "node:net"
 import * as os from "node:os"
 import * as Auth from "../Auth/ClientAuth.ts"
 import * as Certificate from "../Auth/Certificate.ts"
 import * as HostKeys from "../Auth/HostKeys.ts"
 import * as Identities from "../Auth/Identities.ts"
+import * as KnownHosts from "../Auth/KnownHosts.ts"
 import { matchWildcard } from "../Auth/KnownHosts.ts"
+import * as KnownHostsFile from "../Auth/KnownHostsFile.ts"
 import * as PublicKey from "../Auth/PublicKey.ts"
 import type * as SshClient from "../Client.ts"
 import type * as Algorithms from "../Transport/Algorithms.ts"
@@ -155,8 +159,10 @@ export const knownHostsFiles = (resolved: SshConfig.ResolvedConfig): ReadonlyArr
  * ask) are strict, `accept-new` records unknown hosts, `no` records them too
  * (unlike ssh, a changed key is still refused). With HostKeyAlias the key is
  * looked up and recorded under the alias (without the port, as ssh does).
- * CheckHostIP is honoured when the host is given as an address (the key is
- * then checked under that address); a name is not resolved for it.
+ * With CheckHostIP the host name is also resolved and the key checked
+ * against what the files record for that address: another key there is
+ * refused under strict checking and a warning otherwise, as in ssh (we do
+ * not record the address).
  *
  * @example
  * ```ts
@@ -165,25 +171,73 @@ export const knownHostsFiles = (resolved: SshConfig.ResolvedConfig): ReadonlyArr
  */
 export const hostKeyPolicy = (
   resolved: SshConfig.ResolvedConfig,
-  options: { readonly hashed?: boolean | undefined } = {}
+  options: {
+    readonly hashed?: boolean | undefined
+    /** Resolves a host name for CheckHostIP (default: the system resolver). */
+    readonly lookup?: ((host: string) => Effect.Effect<string | undefined>) | undefined
+  } = {}
 ): HostKeys.HostKeyPolicy => {
   const files = knownHostsFiles(resolved)
   // with no user file to write to, a policy that records hosts remembers them in memory (files beyond the first are read-only)
   const policyOptions = { files: resolved.userKnownHostsFiles.length === 0 ? [] : files, hashed: options.hashed === true }
-  const readOnly = { files, hashed: options.hashed === true }
-  const policy = resolved.strictHostKeyChecking === "accept-new"
+  const strict = resolved.strictHostKeyChecking === "yes" || resolved.strictHostKeyChecking === "ask"
+  const base = resolved.strictHostKeyChecking === "accept-new"
     ? HostKeys.acceptNew(policyOptions)
     : resolved.strictHostKeyChecking === "no"
     ? HostKeys.autoAdd(policyOptions)
-    : HostKeys.knownHosts(readOnly)
+    : HostKeys.knownHosts({ files, hashed: options.hashed === true })
   const alias = resolved.hostKeyAlias
-  if (alias === undefined) return policy
+  const aliased: HostKeys.HostKeyPolicy = alias === undefined ? base : {
+    ...base,
+    verify: (check) => base.verify({ ...check, host: alias, port: 22 }),
+    preferredAlgorithms: base.preferredAlgorithms === undefined ? undefined : () => base.preferredAlgorithms!(alias, 22)
+  }
+  if (!resolved.checkHostIp || alias !== undefined || isIpAddress(resolved.hostName)) return aliased
+  const lookup = options.lookup ?? systemLookup
   return {
-    ...policy,
-    verify: (check) => policy.verify({ ...check, host: alias, port: 22 }),
-    preferredAlgorithms: policy.preferredAlgorithms === undefined ? undefined : () => policy.preferredAlgorithms!(alias, 22)
+    ...aliased,
+    verify: (check) =>
+      Effect.andThen(aliased.verify(check), Effect.gen(function*() {
+        const address = yield* lookup(check.host)
+        if (address === undefined) return
+        const entries = yield* Effect.orElseSucceed(KnownHostsFile.readAll(files), () => [])
+        const status = HostKeys.classify(entries, { ...check, host: address })
+        if (status._tag !== "Changed") return
+        const described = (key: PublicKey.PublicKey) => `${key.type} ${PublicKey.fingerprint(key)}`
+        const changed = new SshError.HostKeyChanged({
+          host: KnownHosts.hostPattern(address, check.port),
+          expected: status.expected.map(described),
+          received: described(check.key)
+        })
+        if (strict) return yield* Effect.fail(SshError.make(changed))
+        yield* Effect.logWarning(`the host key for ${check.host} differs from the key for the IP address ${address}: ${changed.message}`)
+      }))
   }
 }
+
+const isIpAddress = (host: string) => Net.isIP(host) !== 0
+
+const systemLookup = (host: string): Effect.Effect<string | undefined> =>
+  Effect.promise(() => Dns.lookup(host).then((r) => r.address, () => undefined))
+
+/**
+ * Keywords we resolve (and `ssh -G` prints) that a connection made from the
+ * configuration does not act on, with why: reported as warnings with the
+ * connection, so that nothing configured is silently ignored.
+ *
+ * @example
+ * ```ts
+ * notApplied(resolved) // ["LocalForward 8080 localhost:80 is not set up from ssh_config (give it as -L or forwardLocal)"]
+ * ```
+ */
+export const notApplied = (resolved: SshConfig.ResolvedConfig): ReadonlyArray<string> => [
+  ...(resolved.algorithms.pubkeyacceptedalgorithms === undefined
+    ? []
+    : [`PubkeyAcceptedAlgorithms ${resolved.algorithms.pubkeyacceptedalgorithms} is not applied (every key is offered)`]),
+  ...resolved.get("localforward").map((f) => `LocalForward ${f} is not set up from ssh_config (give it as -L or forwardLocal)`),
+  ...resolved.get("remoteforward").map((f) => `RemoteForward ${f} is not set up from ssh_config (give it as -R or forwardRemote)`),
+  ...resolved.get("dynamicforward").map((f) => `DynamicForward ${f} is not set up from ssh_config (give it as -D or socks)`)
+]
 
 /**
  * Orders auth methods by PreferredAuthentications (`publickey`, `password`,
@@ -274,6 +328,27 @@ export const reportUnsupported = (resolved: SshConfig.ResolvedConfig, seen: Set<
       Effect.forEach(fresh(harmless), (w) => Effect.logDebug(`ssh_config: ${w}`), { discard: true })
     )
   })
+
+/**
+ * What a connection from the configuration ignores, logged once each per
+ * `seen`: `reportUnsupported`, then `notApplied` as warnings.
+ *
+ * @example
+ * ```ts
+ * yield* reportIgnored(resolved, new Set())
+ * ```
+ */
+export const reportIgnored = (resolved: SshConfig.ResolvedConfig, seen: Set<string> = new Set()): Effect.Effect<void> =>
+  Effect.andThen(
+    reportUnsupported(resolved, seen),
+    Effect.suspend(() =>
+      Effect.forEach(
+        notApplied(resolved).filter((w) => !seen.has(w) && seen.add(w) !== undefined),
+        (w) => Effect.logWarning(`ssh_config: ${resolved.host}: ${w}`),
+        { discard: true }
+      )
+    )
+  )
 
 // ---------------------------------------------------------------------------
 // Credentials

@@ -144,9 +144,9 @@ export const connectTo = (
 export const socketTo = (
   config: LoadedConfig,
   resolved: SshConfig.ResolvedConfig,
-  options: Pick<ConnectToOptions, "context" | "jumpHosts" | "passphrase" | "hashKnownHosts" | "environment"> = {}
+  options: RouteOptions = {}
 ): Effect.Effect<Socket.Socket | undefined, SshError.SshError, Scope.Scope | Client.Connector | FileSystem.FileSystem> =>
-  router(config, options).path(resolved, 0)
+  Effect.map(router(config, options).path(resolved, 0), (route) => route?.socket)
 
 /**
  * `socketTo` opened now in a scope of its own, which the returned Socket
@@ -165,7 +165,7 @@ export const socketTo = (
 export const routedSocket = (
   config: LoadedConfig,
   resolved: SshConfig.ResolvedConfig,
-  options: Pick<ConnectToOptions, "context" | "jumpHosts" | "passphrase" | "hashKnownHosts" | "environment"> = {}
+  options: RouteOptions = {}
 ): Effect.Effect<Socket.Socket | undefined, SshError.SshError, Client.Connector | FileSystem.FileSystem> =>
   Effect.gen(function*() {
     if (resolved.proxyJump === undefined && resolved.proxyCommand === undefined) return undefined
@@ -183,13 +183,25 @@ export const routedSocket = (
     })
   })
 
+/** What the way to a destination needs beyond the configuration. */
+export type RouteOptions = Pick<ConnectToOptions, "context" | "jumpHosts" | "passphrase" | "hashKnownHosts" | "environment"> & {
+  /** Ignored keywords already reported (each is logged once per set). */
+  readonly reported?: Set<string> | undefined
+}
+
+/** The way to a destination: a socket, and the ProxyCommand behind it if any. */
+interface Route {
+  readonly socket: Socket.Socket
+  readonly proxy: ProxyCommand.Proxy | undefined
+}
+
 type Requirements = Scope.Scope | Client.Connector | FileSystem.FileSystem
 
 const router = (
   config: LoadedConfig,
-  options: Pick<ConnectToOptions, "context" | "jumpHosts" | "passphrase" | "hashKnownHosts" | "environment">
+  options: RouteOptions
 ) => {
-  const reported = new Set<string>()
+  const reported = options.reported ?? new Set<string>()
   const context = ConnectConfig.localContext(options.context)
   const hopOverrides: ConnectConfig.Overrides = {
     passphrase: options.passphrase,
@@ -204,17 +216,22 @@ const router = (
     depth: number
   ): Effect.Effect<Client.SshConnection, SshError.SshError, Requirements> =>
     Effect.gen(function*() {
-      yield* ConnectConfig.reportUnsupported(resolved, reported)
-      const socket = yield* path(resolved, depth)
+      yield* ConnectConfig.reportIgnored(resolved, reported)
+      const route = yield* path(resolved, depth)
       const connectOptions = yield* ConnectConfig.connectOptions(resolved, own)
-      return yield* Client.connect(socket === undefined ? connectOptions : { ...connectOptions, socket })
+      return yield* Client.connect(route === undefined ? connectOptions : { ...connectOptions, socket: route.socket }).pipe(
+        Effect.mapError((e) => {
+          const exited = route?.proxy?.exited()
+          return exited === undefined ? e : namedAfter(`ProxyCommand "${route!.proxy!.command}" ended (${exited})`, resolved, e)
+        })
+      )
     })
 
   /** The socket to the destination: a channel of the last hop, a ProxyCommand's stdio, or none (TCP). */
   const path = (
     resolved: SshConfig.ResolvedConfig,
     depth: number
-  ): Effect.Effect<Socket.Socket | undefined, SshError.SshError, Requirements> =>
+  ): Effect.Effect<Route | undefined, SshError.SshError, Requirements> =>
     Effect.gen(function*() {
       if (resolved.proxyJump !== undefined) {
         if (depth >= MAX_DEPTH) {
@@ -231,17 +248,18 @@ const router = (
             : viaJumpHost(previous, hopConfig)).pipe(Effect.mapError((e) => namedAfter(`jump host ${name}`, hopConfig, e)))
         }
         const last = previous!
-        return yield* last.forwardOut({ host: resolved.hostName, port: resolved.port }).pipe(
+        const socket = yield* last.forwardOut({ host: resolved.hostName, port: resolved.port }).pipe(
           Effect.mapError((e) =>
             namedAfter(`${resolved.hostName}:${resolved.port} through jump host ${last.info.username}@${last.info.host}`, resolved, e)
           )
         )
+        return { socket, proxy: undefined }
       }
       if (resolved.proxyCommand !== undefined) {
         yield* reportProxyCommand(resolved)
         const command = ProxyCommand.expand(resolved.proxyCommand, ProxyCommand.tokens(resolved, context))
         const proxy = yield* ProxyCommand.spawn(command)
-        return proxy.socket
+        return { socket: proxy.socket, proxy }
       }
       return undefined
     })
@@ -249,7 +267,7 @@ const router = (
   /** A hop after the first: its socket is a channel of the previous hop; its own ProxyJump is not followed. */
   const viaJumpHost = (previous: Client.SshConnection, hopConfig: SshConfig.ResolvedConfig) =>
     Effect.gen(function*() {
-      yield* ConnectConfig.reportUnsupported(hopConfig, reported)
+      yield* ConnectConfig.reportIgnored(hopConfig, reported)
       const socket = yield* previous.forwardOut({ host: hopConfig.hostName, port: hopConfig.port })
       const connectOptions = yield* ConnectConfig.connectOptions(hopConfig, hopOverrides)
       return yield* Client.connect({ ...connectOptions, socket })

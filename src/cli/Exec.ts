@@ -177,7 +177,8 @@ export const connectOptions = (
   Effect.gen(function*() {
     const config = yield* Jump.loadConfig(configSource(args))
     const resolved = config.resolve(args.host)
-    yield* ConnectConfig.reportUnsupported(resolved)
+    const reported = new Set<string>()
+    yield* ConnectConfig.reportIgnored(resolved, reported)
     const passphrase = resolved.batchMode ? undefined : (file: string, attempt: number) => keyPassphrase(file, attempt)
     const options = yield* ConnectConfig.connectOptions(resolved, {
       hostKeys: yield* hostKeysFor(args, resolved),
@@ -185,7 +186,7 @@ export const connectOptions = (
       extraAuth: terminalMethods(resolved),
       onBanner: (message) => printBanner(message)
     })
-    const socket = yield* Jump.routedSocket(config, resolved, { passphrase })
+    const socket = yield* Jump.routedSocket(config, resolved, { passphrase, reported })
     return socket === undefined ? options : { ...options, socket }
   })
 
