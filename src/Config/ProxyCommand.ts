@@ -95,6 +95,9 @@ export const spawn = (command: string): Effect.Effect<Proxy, SshError.SshError, 
     })
     child.stdin.on("error", () => {}) // EPIPE once the child is gone: the read side reports the end
     const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin })
+    // the child ending closes the pair early ("premature close"): the read side reports the end, an unheard
+    // error event must not take the process down once the socket's own listeners are gone
+    duplex.on("error", () => {})
     const socket = yield* NodeSocket.fromDuplex(Effect.succeed(duplex))
     return { socket, exited: () => exitedAs, command }
   })
