@@ -442,13 +442,24 @@ export const connectOptions = (
     const { passphrase, extraAuth, hashKnownHosts, environment, ...explicit } = overrides
     const auth = explicit.auth ??
       byPreference([...(yield* credentials(resolved, { passphrase })), ...(extraAuth ?? [])], resolved.preferredAuthentications)
+    const local = environment ?? process.env
+    if (resolved.forwardAgent === true && (local.SSH_AUTH_SOCK ?? "") === "" && explicit.forwardAgent === undefined) {
+      yield* Effect.logWarning(`ForwardAgent for ${resolved.host}: SSH_AUTH_SOCK is not set, no agent is forwarded`)
+    }
     const configured: ConfiguredOptions = {
-      ...settings(resolved, environment ?? process.env),
+      ...withoutMissingAgent(settings(resolved, local), local),
       hostKeys: explicit.hostKeys ?? hostKeyPolicy(resolved, { hashed: hashKnownHosts }),
       auth
     }
     return { ...configured, ...definedOnly(explicit) } as ConfiguredOptions
   })
+
+/** `ForwardAgent yes` with no `SSH_AUTH_SOCK` forwards nothing, as in ssh, rather than failing the connection. */
+const withoutMissingAgent = <A extends { readonly forwardAgent?: boolean | string | undefined }>(
+  options: A,
+  environment: Readonly<Record<string, string | undefined>>
+): A =>
+  options.forwardAgent === true && (environment.SSH_AUTH_SOCK ?? "") === "" ? { ...options, forwardAgent: undefined } : options
 
 /** The fields of `o` that are not undefined (an override left undefined does not erase the configured value). */
 const definedOnly = <A extends object>(o: A): Partial<A> =>

@@ -155,7 +155,7 @@ const parsePort = (value: string): number | UsageError => {
  * ```
  */
 export const parseOption = (text: string): readonly [string, string] | UsageError => {
-  const m = /^\s*([A-Za-z]+)\s*(?:=\s*|\s+)(.*?)\s*$/.exec(text)
+  const m = /^\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=\s*|\s+)(.*?)\s*$/.exec(text)
   if (!m) return new UsageError(`bad -o option "${text}" (expected Keyword=value)`)
   const keyword = m[1]!.toLowerCase()
   if (!supportedOptions.includes(keyword)) {

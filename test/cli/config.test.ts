@@ -14,6 +14,10 @@ import * as Path from "node:path"
 import fc from "fast-check"
 import { afterAll, describe, expect, it } from "vitest"
 import * as SshConfig from "../../src/Config/SshConfig.ts"
+import { type ExecArgs, UsageError, parseExec } from "../../src/cli/Args.ts"
+import { parseConfig } from "../../src/cli/Config.ts"
+import { configSource } from "../../src/cli/Exec.ts"
+import { parseTransfer } from "../../src/cli/Transfer.ts"
 import { describeCorpus, generators, hostNames, writeCorpus, type Corpus } from "../Config/corpus.ts"
 import { opensshPaths } from "../interop/sshd.ts"
 
@@ -177,5 +181,37 @@ describe.skipIf(ssh === undefined)("effect-ssh config against ssh -G", () => {
     expect(warned.stderr).toContain(`${unsupported}:2: controlmaster is not supported`)
     // GSSAPI (Debian's default ssh_config sets it) cannot change what we do: not worth a warning
     expect(warned.stderr).not.toMatch(/gssapi/i)
+  })
+})
+
+describe("config flags", () => {
+  const exec = (argv: ReadonlyArray<string>): ExecArgs => {
+    const r = parseExec(argv)
+    if (r instanceof UsageError) throw new Error(r.message)
+    return r
+  }
+
+  it("-F, -J and -A on exec, get and put become the configuration's source and first lines", () => {
+    const args = exec(["-A", "-F", "./cfg", "-J", "me@b1:2200,b2", "-i", "~/k", "--known-hosts", "/kh", "-o", "SetEnv=A=1", "-o", "ProxyJump=ignored", "db", "--", "true"])
+    expect(configSource(args)).toEqual({
+      configFile: "./cfg",
+      // -J before -o ProxyJump: the first value wins, as in ssh
+      config: ["IdentityFile \"~/k\"", "UserKnownHostsFile \"/kh\"", "ProxyJump me@b1:2200,b2", "ForwardAgent yes", "setenv A=1", "proxyjump ignored"],
+      username: undefined,
+      port: undefined
+    })
+    for (const command of ["get", "put"] as const) {
+      const argv = command === "get" ? ["-A", "-F", "none", "-J", "b1", "db:/x", "y"] : ["-A", "-F", "none", "-J", "b1", "y", "db:/x"]
+      const t = parseTransfer(command, argv)
+      if (t instanceof UsageError) throw new Error(t.message)
+      expect(configSource(t)).toMatchObject({ configFile: "none", config: ["ProxyJump b1", "ForwardAgent yes"] })
+    }
+  })
+
+  it("rejects a bad -J and an unknown keyword, and config needs a host", () => {
+    expect((parseExec(["-J", "a,,b", "h", "x"]) as UsageError).message).toMatch(/^-J a,,b: /)
+    expect((parseExec(["-o", "ForwardX11=yes", "h", "x"]) as UsageError).message).toMatch(/unsupported option "ForwardX11"/)
+    expect(parseConfig(["-F", "x"])).toEqual(new UsageError("missing host"))
+    expect(parseConfig(["-F", "x", "-l", "u", "-p", "2", "a", "b@c"])).toMatchObject({ hosts: ["a", "b@c"], source: { configFile: "x", username: "u", port: 2 } })
   })
 })
