@@ -220,9 +220,11 @@ const router = (
       const route = yield* path(resolved, depth)
       const connectOptions = yield* ConnectConfig.connectOptions(resolved, own)
       return yield* Client.connect(route === undefined ? connectOptions : { ...connectOptions, socket: route.socket }).pipe(
-        Effect.mapError((e) => {
-          const exited = route?.proxy?.exited()
-          return exited === undefined ? e : namedAfter(`ProxyCommand "${route!.proxy!.command}" ended (${exited})`, resolved, e)
+        Effect.catch((e) => {
+          const proxy = route?.proxy
+          if (proxy === undefined) return Effect.fail(e)
+          return Effect.flatMap(proxy.awaitExit, (exited) =>
+            Effect.fail(exited === undefined ? e : namedAfter(`ProxyCommand "${proxy.command}" ended (${exited})`, resolved, e)))
         })
       )
     })

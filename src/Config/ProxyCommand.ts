@@ -2,8 +2,8 @@
  * ProxyCommand: the connection is a child process's stdin and stdout. The
  * command runs through `/bin/sh -c` (with `exec`, as ssh runs it, so that
  * the shell does not linger), with `%h`, `%p`, `%r`, `%n`, `%%` and the
- * local tokens expanded; its stderr is ours. The child is killed when the
- * scope closes.
+ * local tokens expanded; its stderr is ours. The child starts when the
+ * connection reads the socket and is killed when it stops.
  *
  * @example
  * ```ts
@@ -13,20 +13,22 @@
  * @since 0.1.0
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
-import type * as Socket from "effect/socket/Socket"
+import * as Exit from "effect/Exit"
+import * as Socket from "effect/socket/Socket"
 import * as ChildProcess from "node:child_process"
 import { Duplex } from "node:stream"
-import * as SshError from "../SshError.ts"
 import * as SshConfig from "./SshConfig.ts"
 
 /** A running ProxyCommand. */
 export interface Proxy {
   /** The child's stdout (what we read) and stdin (what we write). */
   readonly socket: Socket.Socket
-  /** How the child ended (`exit 1`, `signal SIGTERM`), undefined while it runs. */
+  /** How the child ended (`exit 1`, `signal SIGTERM`), undefined while it runs (or before it started). */
   readonly exited: () => string | undefined
+  /** How the child ended, waiting for it up to a second (its stdout may close a moment before it exits). */
+  readonly awaitExit: Effect.Effect<string | undefined>
   readonly command: string
 }
 
@@ -65,42 +67,60 @@ export const expand = (command: string, values: Readonly<Record<string, string>>
   SshConfig.expandTokens(command, values, "ProxyCommand")
 
 /**
- * Starts the command (`/bin/sh -c "exec <command>"`) and makes its stdio a
- * Socket; the child is killed (SIGTERM) when the scope closes, if it still runs.
+ * The command's stdio as a Socket: acquiring the reader starts it (`/bin/sh
+ * -c "exec <command>"`), as dialing does for TCP, and releasing the reader
+ * kills it (SIGTERM) if it still runs. Writes wait for the reader, and fail
+ * once the child is gone.
  *
  * @example
  * ```ts
  * const proxy = yield* ProxyCommand.spawn("ssh -W db:22 bastion")
  * ```
  */
-export const spawn = (command: string): Effect.Effect<Proxy, SshError.SshError, Scope.Scope> =>
+export const spawn = (command: string): Effect.Effect<Proxy> =>
   Effect.gen(function*() {
-    const child = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => ChildProcess.spawn("/bin/sh", ["-c", `exec ${command}`], { stdio: ["pipe", "pipe", "inherit"] }),
-        catch: (cause) => failed(command, String(cause))
-      }),
-      (child) =>
+    let exitedAs: string | undefined
+    const gone = Deferred.makeUnsafe<never, Socket.SocketError>()
+    const end = (why: string) => {
+      exitedAs ??= why
+      Deferred.doneUnsafe(gone, Exit.fail(new Socket.SocketError({ reason: new Socket.SocketWriteError({ cause: new Error(`ProxyCommand ${why}`) }) })))
+    }
+    const start = Effect.try({
+      try: () => ChildProcess.spawn("/bin/sh", ["-c", `exec ${command}`], { stdio: ["pipe", "pipe", "inherit"] }),
+      catch: (cause) => new Socket.SocketError({ reason: new Socket.SocketOpenError({ kind: "Unknown", cause }) })
+    })
+    const open = Effect.map(
+      Effect.acquireRelease(start, (child) =>
         Effect.sync(() => {
           if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
-        })
+        })),
+      (child) => {
+        child.once("exit", (code, signal) => end(signal !== null ? `signal ${signal}` : `exit ${code}`))
+        // a spawn failure (no /bin/sh) arrives as an event; the socket then ends
+        child.once("error", (error) => end(error.message))
+        child.stdin.on("error", () => {}) // EPIPE once the child is gone: the read side reports the end
+        const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin })
+        // the child ending closes the pair early ("premature close"): the read side reports the end, an unheard
+        // error event must not take the process down once the socket's own listeners are gone
+        duplex.on("error", () => {})
+        return duplex
+      }
     )
-    let exitedAs: string | undefined
-    child.once("exit", (code, signal) => {
-      exitedAs = signal !== null ? `signal ${signal}` : `exit ${code}`
+    const pair = yield* NodeSocket.fromDuplex(open)
+    // a write to a pair whose child is gone would wait for a drain that never comes: it fails instead
+    const socket = Socket.make({
+      reader: pair.reader,
+      writer: Effect.map(pair.writer, (writer): Socket.Writer => ({
+        write: (chunk) => Effect.raceFirst(writer.write(chunk), Deferred.await(gone)),
+        writeAll: (chunks) => Effect.raceFirst(writer.writeAll(chunks), Deferred.await(gone))
+      }))
     })
-    // a spawn failure (no /bin/sh) arrives as an event; the socket then ends and the error names the command
-    child.once("error", (error) => {
-      exitedAs ??= error.message
-    })
-    child.stdin.on("error", () => {}) // EPIPE once the child is gone: the read side reports the end
-    const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin })
-    // the child ending closes the pair early ("premature close"): the read side reports the end, an unheard
-    // error event must not take the process down once the socket's own listeners are gone
-    duplex.on("error", () => {})
-    const socket = yield* NodeSocket.fromDuplex(Effect.succeed(duplex))
-    return { socket, exited: () => exitedAs, command }
+    const awaitExit = Deferred.await(gone).pipe(
+      Effect.ignore,
+      Effect.timeout("1 second"),
+      Effect.ignore,
+      Effect.map(() => exitedAs)
+    )
+    return { socket, exited: () => exitedAs, awaitExit, command }
   })
 
-const failed = (command: string, why: string) =>
-  SshError.make(SshError.connectFailed({ host: undefined, port: undefined }, new Error(`ProxyCommand "${command}": ${why}`)))
