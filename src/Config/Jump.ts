@@ -124,7 +124,7 @@ export const connectTo = (
   Effect.gen(function*() {
     const { configFile: _file, config: _config, context: _context, jumpHosts: _jumpHosts, ...overrides } = options
     const config = yield* loadConfig(options)
-    return yield* router(config, options).establish(config.resolve(destination), overrides, 0)
+    return yield* router(config, options).establish(yield* resolving(() => config.resolve(destination)), overrides, 0)
   })
 
 /**
@@ -243,7 +243,7 @@ const router = (
         }
         let previous: Client.SshConnection | undefined
         for (const hop of resolved.proxyJump) {
-          const hopConfig = config.resolveJumpHost(hop)
+          const hopConfig = yield* resolving(() => config.resolveJumpHost(hop))
           const name = hopName(hop, hopConfig)
           previous = yield* (previous === undefined
             ? establish(hopConfig, hopOverrides, depth + 1)
@@ -280,6 +280,18 @@ const router = (
 
 const reportProxyCommand = (resolved: SshConfig.ResolvedConfig) =>
   Effect.logDebug(`connecting to ${resolved.host} through ProxyCommand ${resolved.proxyCommand}`)
+
+/**
+ * A resolution as an effect: resolving throws `ConfigParseError` (an unset
+ * `${VAR}`, an unknown token, an Include too deep), a typed failure here.
+ *
+ * @example
+ * ```ts
+ * const resolved = yield* resolving(() => config.resolve("web"))
+ * ```
+ */
+export const resolving = (resolve: () => SshConfig.ResolvedConfig): Effect.Effect<SshConfig.ResolvedConfig, SshError.SshError> =>
+  Effect.try({ try: resolve, catch: SshError.fromUnknown })
 
 /** `user@host:port` of a jump host, as written (the name) with its resolved user and port. */
 const hopName = (hop: SshConfig.JumpHost, resolved: SshConfig.ResolvedConfig): string =>

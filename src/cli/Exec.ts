@@ -7,14 +7,12 @@
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Fiber from "effect/Fiber"
 import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
-import * as os from "node:os"
 import * as SshClient from "../Client.ts"
 import * as Auth from "../Auth/ClientAuth.ts"
 import * as HostKeys from "../Auth/HostKeys.ts"
@@ -176,7 +174,7 @@ export const connectOptions = (
 ): Effect.Effect<SshClient.ConnectOptions, SshError.SshError, FileSystem.FileSystem | SshClient.Connector> =>
   Effect.gen(function*() {
     const config = yield* Jump.loadConfig(configSource(args))
-    const resolved = config.resolve(args.host)
+    const resolved = yield* Jump.resolving(() => config.resolve(args.host))
     const reported = new Set<string>()
     yield* ConnectConfig.reportIgnored(resolved, reported)
     const passphrase = resolved.batchMode ? undefined : (file: string, attempt: number) => keyPassphrase(file, attempt)
