@@ -55,6 +55,7 @@ import * as ForwardingMessages from "./Forwarding/Messages.ts"
 import * as X11Client from "./Forwarding/X11Client.ts"
 import * as Session from "./Channel/Session.ts"
 import * as SftpClient from "./Sftp/SftpClient.ts"
+import * as Jump from "./Config/Jump.ts"
 
 /**
  * Opens byte streams to hosts. `NodeSsh.layer` provides TCP; tests and
@@ -109,6 +110,11 @@ export interface ConnectOptions {
    * agent at that socket, to the sessions of this connection (default off).
    */
   readonly forwardAgent?: boolean | string | undefined
+  /**
+   * SetEnv / SendEnv: variables every session of this connection sends (exec, shell, subsystem); a session's
+   * own `env` wins over them. Servers accept only those their AcceptEnv allows.
+   */
+  readonly env?: Readonly<Record<string, string>> | undefined
 }
 
 /** What was negotiated and learned while connecting. */
@@ -354,12 +360,13 @@ export const connect = (
         (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions, openSftp(sftpOptions)), context)
       )
     const sessionForwarding: Session.SessionForwarding = { x11: x11.prepare }
+    const withEnv = sessionEnv(options.env)
     const ssh: SshConnection = {
       info,
-      run: (command, runOptions) => Session.run(sessions, command, runOptions, sessionForwarding),
-      exec: (command, execOptions) => Session.exec(sessions, command, execOptions, sessionForwarding),
-      shell: (shellOptions) => Session.shell(sessions, shellOptions, sessionForwarding),
-      subsystem: (name, subOptions) => Session.subsystem(sessions, name, subOptions, sessionForwarding),
+      run: (command, runOptions) => Session.run(sessions, command, withEnv(runOptions), sessionForwarding),
+      exec: (command, execOptions) => Session.exec(sessions, command, withEnv(execOptions), sessionForwarding),
+      shell: (shellOptions) => Session.shell(sessions, withEnv(shellOptions), sessionForwarding),
+      subsystem: (name, subOptions) => Session.subsystem(sessions, name, withEnv(subOptions), sessionForwarding),
       sftp: openSftp,
       openChannel: connection.openChannel,
       globalRequest: connection.globalRequest,
@@ -375,6 +382,30 @@ export const connect = (
     }
     return ssh
   })
+
+/**
+ * Connects to a destination as `ssh` names it: an ssh_config alias (`user@alias`), resolved through
+ * `~/.ssh/config` and `/etc/ssh/ssh_config` (or `configFile`, ssh's `-F`), with HostName, Port, User, the
+ * identities (agent, IdentityFile with its certificates), the known_hosts policy, the timers and algorithms,
+ * ForwardAgent, SetEnv/SendEnv — and ProxyJump (every hop resolved, verified and authenticated on its own, the
+ * hops closed with the scope after the destination) or ProxyCommand. Explicit options win over the
+ * configuration; `config` takes command-line options (`ssh -o`, `-J` is `"ProxyJump a,b"`). See `Jump`.
+ *
+ * @example
+ * ```ts
+ * const ssh = yield* SshClient.connectTo("db")                                  // Host db in ~/.ssh/config
+ * const viaJump = yield* SshClient.connectTo("deploy@db", { config: ["ProxyJump bastion"], connectTimeout: "10 seconds" })
+ * ```
+ */
+export const connectTo = (
+  destination: string,
+  options?: Jump.ConnectToOptions
+): Effect.Effect<SshConnection, SshError.SshError, Scope.Scope | Connector | FileSystem.FileSystem> => Jump.connectTo(destination, options)
+
+/** A session's options with the connection's environment under its own (`ConnectOptions.env`). */
+const sessionEnv = (env: Readonly<Record<string, string>> | undefined) =>
+<O extends Session.SessionOptions>(options: O | undefined): O | undefined =>
+  env === undefined ? options : { ...options, env: { ...env, ...options?.env } } as O
 
 /** The negotiated algorithms in one line, as `ssh -v` reports them. */
 const describeNegotiated = (n: Negotiated): string =>

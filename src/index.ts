@@ -72,6 +72,10 @@ export * as Ppk from "./Auth/Ppk.ts"
 export * as KnownHostsFile from "./Auth/KnownHostsFile.ts"
 /** Default identities (~/.ssh/id_*), like OpenSSH. */
 export * as Identities from "./Auth/Identities.ts"
+export * as SshConfig from "./Config/SshConfig.ts"
+export * as ConnectConfig from "./Config/ConnectConfig.ts"
+export * as Jump from "./Config/Jump.ts"
+export * as ProxyCommand from "./Config/ProxyCommand.ts"
 /** A channel joined to a socket, or seen as one (forwarding's building blocks). */
 export * as Bridge from "./Forwarding/Bridge.ts"
 /** What a server forwards for its clients: the policy types of `SshServer.serve({ forwarding })`. */

@@ -219,6 +219,12 @@ export interface ResolvedConfig {
   /** Whether the identity files are ssh's defaults rather than configured. */
   readonly identityFilesAreDefault: boolean
   readonly certificateFiles: ReadonlyArray<string>
+  /**
+   * Why IdentityFile or CertificateFile values could not be expanded (an unset `${VAR}`, an unknown token):
+   * ssh reports it when it loads them, not when it resolves (`ssh -G` prints them as written); so do we
+   * (`ConnectConfig.credentials` fails with them). Such a value is kept as written in its list.
+   */
+  readonly identityErrors: ReadonlyArray<string>
   readonly identitiesOnly: boolean
   /** IdentityAgent expanded: a socket path, `SSH_AUTH_SOCK`, or `none`. */
   readonly identityAgent: string | undefined
@@ -1215,6 +1221,16 @@ const finish = (state: State, hostArg: string, host: string, context: Context): 
   }
   const expandPath = (path: string, where: string) =>
     expandTokens(expandEnvironment(expandTilde(path, context.homeDirectory, context.localUser), context.environment, where), tokens, where)
+  // ssh expands identity and certificate files only when it loads them: ssh -G prints them as written
+  const identityErrors: Array<string> = []
+  const expandLater = (path: string, where: string) => {
+    try {
+      return expandPath(path, where)
+    } catch (error) {
+      identityErrors.push(error instanceof SshError.ConfigParseError ? error.message : String(error))
+      return path
+    }
+  }
   const identityFilesAreDefault = state.identityFiles.length === 0
   const rawIdentityFiles = identityFilesAreDefault ? defaultIdentityFiles : state.identityFiles
   const forwardAgentValue = single("forwardagent")
@@ -1252,9 +1268,10 @@ const finish = (state: State, hostArg: string, host: string, context: Context): 
     hostName: host,
     port,
     user,
-    identityFiles: rawIdentityFiles.map((f) => expandPath(f, "IdentityFile")),
+    identityFiles: rawIdentityFiles.map((f) => expandLater(f, "IdentityFile")),
     identityFilesAreDefault,
-    certificateFiles: state.certificateFiles.map((f) => expandPath(f, "CertificateFile")),
+    certificateFiles: state.certificateFiles.map((f) => expandLater(f, "CertificateFile")),
+    identityErrors,
     identitiesOnly: flag("identitiesonly"),
     identityAgent,
     proxyJump: jump,

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as SshConfig from "../Config/SshConfig.ts"
 import * as ForwardSpec from "../Forwarding/ForwardSpec.ts"
 import { ConfigParseError } from "../SshError.ts"
 
@@ -28,6 +29,10 @@ export interface ConnectionArgs {
   readonly options: Readonly<Record<string, string>>
   readonly knownHosts: string | undefined
   readonly fingerprint: string | undefined
+  /** `-F`: the one configuration file to read (`none`: none); default `~/.ssh/config` and `/etc/ssh/ssh_config`. */
+  readonly configFile?: string | undefined
+  /** `-J` as ProxyJump and `-A` as ForwardAgent, as ssh_config lines (read before the `-o` options and the files). */
+  readonly configLines?: ReadonlyArray<string> | undefined
 }
 
 /** What `-L`, `-R`, `-D`, `-W` and the forwarding keywords of `-o` ask for. */
@@ -69,8 +74,8 @@ export interface ExecArgs extends ConnectionArgs {
 /** ssh's RequestTTY: whether the session asks for a pty. */
 export type RequestTty = "no" | "yes" | "force" | "auto"
 
-/** ssh_config keywords accepted by `-o` (lower-case). */
-export const supportedOptions: ReadonlyArray<string> = [
+/** ssh_config keywords accepted by `-o` (lower-case): those the configuration resolves, and HashKnownHosts. */
+export const supportedOptions: ReadonlyArray<string> = [...new Set([
   "ciphers",
   "kexalgorithms",
   "macs",
@@ -94,11 +99,42 @@ export const supportedOptions: ReadonlyArray<string> = [
   "batchmode",
   "numberofpasswordprompts",
   "requesttty",
-  "escapechar"
-]
+  "escapechar",
+  ...SshConfig.keywords.filter((k) => k !== "host")
+])]
+
+/**
+ * `-o` keywords that are not configuration lines: IdentityFile and UserKnownHostsFile are carried by
+ * `identities` and `knownHosts`, HashKnownHosts and EscapeChar by the CLI itself.
+ *
+ * @example
+ * ```ts
+ * notConfigLines.has("identityfile") // true
+ * ```
+ */
+export const notConfigLines: ReadonlySet<string> = new Set(["identityfile", "userknownhostsfile", "hashknownhosts", "escapechar"])
+
+/**
+ * Checks a ProxyJump value (`-J`): `[user@]host[:port][,...]` or `none`.
+ *
+ * @example
+ * ```ts
+ * checkJump("me@b1:2200,b2") // undefined
+ * checkJump("a,,b")          // UsageError
+ * ```
+ */
+export const checkJump = (value: string): UsageError | undefined => {
+  try {
+    SshConfig.parse(`ProxyJump ${value}`, "-J")
+    return undefined
+  } catch (error) {
+    return new UsageError(`-J ${value}: ${error instanceof ConfigParseError ? error.message : String(error)}`)
+  }
+}
 
 export const execUsage =
-  "usage: effect-ssh exec [-nNtTX] [-e CHAR] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
+  "usage: effect-ssh exec [-AnNtTX] [-e CHAR] [-F CONFIG] [-J [user@]host[:port][,...]] [-p PORT] [-l USER] [-i KEYFILE]...\n" +
+  "                       [-o Option=value]...\n" +
   "                       [-L [bind:]port:host:hostport | -L [bind:]port:/socket | -L /socket:host:hostport]...\n" +
   "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]... [-C]\n" +
   "                       [-W host:port] [--known-hosts FILE | --host-key-fingerprint SHA256:...]\n" +
@@ -131,7 +167,7 @@ const parsePort = (value: string): number | UsageError => {
  * ```
  */
 export const parseOption = (text: string): readonly [string, string] | UsageError => {
-  const m = /^\s*([A-Za-z]+)\s*(?:=\s*|\s+)(.*?)\s*$/.exec(text)
+  const m = /^\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=\s*|\s+)(.*?)\s*$/.exec(text)
   if (!m) return new UsageError(`bad -o option "${text}" (expected Keyword=value)`)
   const keyword = m[1]!.toLowerCase()
   if (!supportedOptions.includes(keyword)) {
@@ -160,9 +196,9 @@ export const parseExec = (argv: ReadonlyArray<string>): ExecArgs | UsageError =>
 }
 
 /** Flags without a value; they may be bundled (`-nNt`). */
-const SWITCHES = "nNtTXY"
+const SWITCHES = "AnNtTXY"
 /** Flags with a value, attached (`-p22`) or in the next argument; one may end a bundle (`-NL8080:h:80`). */
-const VALUE_FLAGS = "plioLRDWe"
+const VALUE_FLAGS = "plioLRDWeFJ"
 
 /**
  * Parses an escape character as ssh's `-e` and `EscapeChar` take it: one
@@ -223,6 +259,8 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
   let knownHosts: string | undefined
   let fingerprint: string | undefined
   let stdio: ForwardSpec.Target | undefined
+  let configFile: string | undefined
+  let jump: string | undefined
   const switches = new Set<string>()
   let ttyFlags = 0
   let escapeChar: number | "none" | undefined
@@ -278,6 +316,15 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
         const e = parseEscapeChar(value)
         if (e instanceof UsageError) throw e
         escapeChar = e
+        break
+      }
+      case "F":
+        configFile ??= value
+        break
+      case "J": {
+        const bad = checkJump(value)
+        if (bad !== undefined) throw bad
+        jump ??= value
         break
       }
       case "W":
@@ -373,8 +420,15 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     : requestTtyOption === "auto"
     ? undefined
     : requestTtyOption
+  // as in ssh, -J and -A come before the -o options (a -J beats -o ProxyJump)
+  const lines = [
+    ...(jump === undefined ? [] : [`ProxyJump ${jump}`]),
+    ...(switches.has("A") ? ["ForwardAgent yes"] : [])
+  ]
   return {
     _tag: "Exec",
+    configFile,
+    configLines: lines.length === 0 ? undefined : lines,
     host: split.host,
     port,
     user: user ?? split.user ?? options.user,

@@ -8,18 +8,18 @@
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
 import * as Logger from "effect/Logger"
 import * as Stream from "effect/Stream"
-import * as os from "node:os"
 import * as SshClient from "../Client.ts"
 import * as Auth from "../Auth/ClientAuth.ts"
 import * as HostKeys from "../Auth/HostKeys.ts"
-import * as Identities from "../Auth/Identities.ts"
+import * as ConnectConfig from "../Config/ConnectConfig.ts"
+import * as Jump from "../Config/Jump.ts"
+import type * as SshConfig from "../Config/SshConfig.ts"
 import * as SshError from "../SshError.ts"
-import { type ConnectionArgs, type ExecArgs, UsageError, parseBytes, parseSeconds } from "./Args.ts"
+import { type ConnectionArgs, type ExecArgs, notConfigLines, UsageError } from "./Args.ts"
 import { keyPassphrase } from "./Askpass.ts"
 import { startForwardings, stdioForward, x11Unavailable } from "./Forwarding.ts"
 import * as HostKeyPrompt from "./HostKeyPrompt.ts"
@@ -118,7 +118,58 @@ export const hostKeyPolicy = (args: ConnectionArgs): HostKeys.HostKeyPolicy | Us
 }
 
 /**
- * Turns connection flags into `SshClient.connect` options.
+ * Where the configuration of a command line comes from: `-F` (or the user's
+ * and the system's files), and the flags as ssh_config lines read first:
+ * `-i` as IdentityFile, `--known-hosts` as UserKnownHostsFile, then `-J`,
+ * `-A` and the `-o` options (the first of each keyword); `-l` and `-p` win
+ * over User and Port lines.
+ *
+ * @example
+ * ```ts
+ * configSource({ ...args, identities: ["~/.ssh/ci"] }).config // ["IdentityFile \"~/.ssh/ci\"", ...]
+ * ```
+ */
+export const configSource = (args: ConnectionArgs): Jump.ConfigSource => ({
+  configFile: args.configFile,
+  config: [
+    ...args.identities.map((file) => `IdentityFile "${file}"`),
+    ...(args.knownHosts === undefined ? [] : [`UserKnownHostsFile "${args.knownHosts}"`]),
+    ...(args.configLines ?? []),
+    ...Object.entries(args.options).filter(([keyword]) => !notConfigLines.has(keyword)).map(([keyword, value]) => `${keyword} ${value}`)
+  ],
+  username: args.user,
+  port: args.port
+})
+
+/**
+ * `--host-key-fingerprint` pins the key; otherwise the configuration's known_hosts policy, where
+ * StrictHostKeyChecking `ask` (ssh's default) asks on the terminal (`HostKeyPrompt.ask`); `hostKeyPolicy` checks the flags.
+ */
+const hostKeysFor = (args: ConnectionArgs, resolved: SshConfig.ResolvedConfig) => {
+  const flags = hostKeyPolicy(args)
+  if (flags instanceof UsageError) return usageFailure(flags)
+  if (args.fingerprint !== undefined) return Effect.succeed(flags)
+  return Effect.succeed(ConnectConfig.hostKeyPolicy(resolved, {
+    hashed: args.options.hashknownhosts?.toLowerCase() === "yes",
+    ask: (known) => HostKeyPrompt.ask({ ...known, batchMode: resolved.batchMode })
+  }))
+}
+
+/** Passwords and keyboard-interactive through the terminal or SSH_ASKPASS, NumberOfPasswordPrompts tries (none under BatchMode). */
+const terminalMethods = (resolved: SshConfig.ResolvedConfig): ReadonlyArray<Auth.AuthMethod> =>
+  Passwords.authMethods({
+    user: resolved.user,
+    host: resolved.host,
+    options: { batchmode: resolved.batchMode ? "yes" : "no", numberofpasswordprompts: String(resolved.numberOfPasswordPrompts) }
+  }, answerOnTerminal)
+
+/**
+ * Turns connection flags into `SshClient.connect` options, through the
+ * ssh_config resolution of the host (see `configSource`): HostName, Port,
+ * User, the agent and identity files with their certificates, the known_hosts
+ * policy, timers, algorithms, ForwardAgent and SetEnv/SendEnv. With ProxyJump
+ * (`-J`) or ProxyCommand the jump connections are made here and the options
+ * carry the socket to the destination (closed with it).
  *
  * @example
  * ```ts
@@ -127,59 +178,21 @@ export const hostKeyPolicy = (args: ConnectionArgs): HostKeys.HostKeyPolicy | Us
  */
 export const connectOptions = (
   args: ConnectionArgs
-): Effect.Effect<SshClient.ConnectOptions, SshError.SshError, FileSystem.FileSystem> =>
+): Effect.Effect<SshClient.ConnectOptions, SshError.SshError, FileSystem.FileSystem | SshClient.Connector> =>
   Effect.gen(function*() {
-    const o = args.options
-    const seconds = (v: string | undefined) => {
-      if (v === undefined) return Effect.succeed(undefined)
-      const s = parseSeconds(v)
-      return s instanceof UsageError ? usageFailure(s) : Effect.succeed(Duration.seconds(s))
-    }
-    const connectTimeout = yield* seconds(o.connecttimeout)
-    const keepaliveInterval = yield* seconds(o.serveraliveinterval)
-    let rekeyBytes: number | undefined
-    let rekeyInterval: Duration.Duration | undefined
-    if (o.rekeylimit !== undefined) {
-      const [bytes, time] = o.rekeylimit.split(/\s+/)
-      if (bytes !== undefined && bytes !== "default") {
-        const b = parseBytes(bytes)
-        if (b instanceof UsageError) return yield* usageFailure(b)
-        rekeyBytes = b
-      }
-      if (time !== undefined && time !== "none") rekeyInterval = yield* seconds(time)
-    }
-    const keepaliveCountMax = o.serveralivecountmax === undefined ? undefined : Number(o.serveralivecountmax)
-    if (keepaliveCountMax !== undefined && !(Number.isInteger(keepaliveCountMax) && keepaliveCountMax >= 0)) {
-      return yield* usageFailure(new UsageError(`bad ServerAliveCountMax "${o.serveralivecountmax}"`))
-    }
-    const hostKeys = hostKeyPolicy(args)
-    if (hostKeys instanceof UsageError) return yield* usageFailure(hostKeys)
-    const auth: Array<Auth.AuthMethod> = yield* Identities.authMethods({
-      files: args.identities.length > 0 ? args.identities : undefined,
-      passphrase: (file, attempt) => keyPassphrase(file, attempt)
-    })
-    auth.push(...Passwords.authMethods({ user: args.user ?? os.userInfo().username, host: args.host, options: o }, answerOnTerminal))
-    const options: SshClient.ConnectOptions = {
-      host: args.host,
-      port: args.port,
-      username: args.user ?? os.userInfo().username,
-      auth,
-      hostKeys,
-      algorithms: {
-        cipher: o.ciphers,
-        kex: o.kexalgorithms,
-        mac: o.macs,
-        hostKey: o.hostkeyalgorithms
-      },
-      compression: o.compression?.toLowerCase() === "yes",
-      connectTimeout,
-      keepaliveInterval,
-      keepaliveCountMax,
-      rekeyBytes,
-      rekeyInterval,
+    const config = yield* Jump.loadConfig(configSource(args))
+    const resolved = yield* Jump.resolving(() => config.resolve(args.host))
+    const reported = new Set<string>()
+    yield* ConnectConfig.reportIgnored(resolved, reported)
+    const passphrase = resolved.batchMode ? undefined : (file: string, attempt: number) => keyPassphrase(file, attempt)
+    const options = yield* ConnectConfig.connectOptions(resolved, {
+      hostKeys: yield* hostKeysFor(args, resolved),
+      passphrase,
+      extraAuth: terminalMethods(resolved),
       onBanner: (message) => printBanner(message)
-    }
-    return options
+    })
+    const socket = yield* Jump.routedSocket(config, resolved, { passphrase, reported })
+    return socket === undefined ? options : { ...options, socket }
   })
 
 const warnOnStderr = (error: SshError.SshError) => Effect.sync(() => void process.stderr.write(errorLine(error)))

@@ -61,11 +61,11 @@ export const transferUsage =
   "  --preserve    copy modification times and permissions\n" +
   "  -j N          files transferred at once with -r (default 4)\n" +
   "  --channels N  put: split each file of 32 MiB or more over N SFTP channels (faster over long round trips)\n" +
-  "  connection options as for exec: -p PORT, -l USER, -i KEYFILE, -o Option=value,\n" +
-  "  --known-hosts FILE, --host-key-fingerprint SHA256:..."
+  "  connection options as for exec: -p PORT, -l USER, -i KEYFILE, -o Option=value, -F CONFIG,\n" +
+  "  -J [user@]host[:port][,...], -A, --known-hosts FILE, --host-key-fingerprint SHA256:..."
 
 /** Connection flags that take a value (passed on to the exec parser). */
-const valueFlags: ReadonlySet<string> = new Set(["-p", "-l", "-i", "-o", "--known-hosts", "--host-key-fingerprint"])
+const valueFlags: ReadonlySet<string> = new Set(["-p", "-l", "-i", "-o", "-F", "-J", "--known-hosts", "--host-key-fingerprint"])
 
 /**
  * Splits `[user@]host:path` at the first ":" outside brackets (`[::1]:/tmp`).
@@ -114,7 +114,8 @@ export const parseTransfer = (command: "get" | "put", argv: ReadonlyArray<string
       const value = argv[++i]
       if (value === undefined) return new UsageError(`${arg} needs a value`)
       connection.push(arg, value)
-    } else if (arg === "-r") recursive = true
+    } else if (arg === "-A") connection.push(arg)
+    else if (arg === "-r") recursive = true
     else if (arg === "--resume") resume = true
     else if (arg === "--preserve") preserve = true
     else if (arg === "-j" || arg === "--channels") {

@@ -56,6 +56,7 @@ const main = (argv: ReadonlyArray<string>) => {
   if (command === "get" || command === "put") return transferMain(command, rest)
   if (command === "keygen") return keygenMain(rest)
   if (command === "pexec") return pexecMain(rest)
+  if (command === "config") return void import("./Config.ts").then((config) => config.configMain(rest))
   if (command !== "exec") return fail(`unknown command "${command}"\n${usage}`, 2)
   const args = parseExec(rest)
   if (args instanceof UsageError) return fail(`${args.message}\n${execUsage}`, 2)
