@@ -44,7 +44,7 @@ import * as N from "./Wire/MessageNumber.ts"
 import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
 import * as AgentForwarding from "./Auth/AgentForwarding.ts"
-import * as Certificate from "./Auth/Certificate.ts"
+import * as KeyOptions from "./Auth/KeyOptions.ts"
 import * as ServerAuth from "./Auth/ServerAuth.ts"
 import type * as PrivateKey from "./Auth/PrivateKey.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
@@ -347,6 +347,17 @@ export const hostKeySigner = (key: PrivateKey.PrivateKey): Transport.HostKeySign
   sign: (data, algorithm) => key.sign(data, algorithm)
 })
 
+/** Session handlers whose sessions see `environment` (a key's `environment=` options) over what the client sent. */
+const withEnvironment = (handlers: ServerSession.SessionHandlers, environment: Readonly<Record<string, string>>): ServerSession.SessionHandlers => {
+  if (Object.keys(environment).length === 0) return handlers
+  const wrap = <A>(handler: SessionHandler<A> | undefined): SessionHandler<A> | undefined =>
+    handler === undefined ? undefined : (session, arg) => handler({ ...session, env: { ...session.env, ...environment } }, arg)
+  const subsystems = handlers.subsystems === undefined
+    ? undefined
+    : Object.fromEntries(Object.entries(handlers.subsystems).map(([name, handler]) => [name, wrap(handler)!]))
+  return { ...handlers, exec: wrap(handlers.exec), shell: wrap(handlers.shell), subsystems }
+}
+
 /** The forwarding policy's x11 when only the session's decision has a say. */
 const allowX11 = () => Effect.succeed(true)
 
@@ -419,9 +430,8 @@ const prepare = (options: ServeOptions) =>
           authenticated = true
           ticket?.authenticated()
           yield* emit({ _tag: "Authenticated", remoteAddress, user: authed.user, methods: authed.methods })
-          // a user certificate restricts the connection: force-command, and only the permit-* it grants
-          const certificate = authed.certificate
-          const permitted = (extension: string) => certificate === undefined || Certificate.hasExtension(certificate, extension)
+          // a user certificate or the key's authorized_keys options restrict the connection (both, combined)
+          const restrictions = authed.restrictions ?? KeyOptions.unrestricted
           let connectionOpenChannel: Connection.Connection["openChannel"] | undefined
           const openChannel: Connection.Connection["openChannel"] = (channelType, data, flow) =>
             Effect.suspend(() => connectionOpenChannel!(channelType, data, flow))
@@ -436,25 +446,28 @@ const prepare = (options: ServeOptions) =>
           }
           const peer: ServerSession.SessionPeer = {
             ...connectionPeer,
-            forceCommand: certificate === undefined ? undefined : Certificate.forceCommand(certificate),
+            forceCommand: restrictions.forceCommand,
             // the session's decision, when there is one, replaces AllowAgentForwarding
-            agentForwarding: (options.agentForwarding === true || decide?.agentForwarding !== undefined) && permitted("permit-agent-forwarding")
+            agentForwarding: (options.agentForwarding === true || decide?.agentForwarding !== undefined) && restrictions.agentForwarding
               ? AgentForwarding.listen((channelType) => openChannel(channelType))
               : undefined,
             x11Forwarding: (request) => Effect.suspend(() => forwarding.x11(request))
           }
           // without permit-pty no decision can grant a pty
-          const handlers: ServerSession.SessionHandlers = permitted("permit-pty")
-            ? sessionHandlers
-            : { ...sessionHandlers, allowPty: false, decide: { ...decide, pty: undefined } }
+          const handlers: ServerSession.SessionHandlers = withEnvironment(
+            restrictions.pty ? sessionHandlers : { ...sessionHandlers, allowPty: false, decide: { ...decide, pty: undefined } },
+            restrictions.environment
+          )
           const forwardingPolicy = options.forwarding ?? {}
           const forwarding = yield* ServerForwarding.make(
             // a session's x11 decision stands on its own when the policy has no say of its own
             decide?.x11 !== undefined && forwardingPolicy.x11 === undefined ? { ...forwardingPolicy, x11: allowX11 } : forwardingPolicy,
             {
               user: authed.user,
-              permitted: permitted("permit-port-forwarding"),
-              x11Permitted: permitted("permit-X11-forwarding"),
+              permitted: restrictions.portForwarding,
+              x11Permitted: restrictions.x11Forwarding,
+              permitOpen: restrictions.permitOpen,
+              permitListen: restrictions.permitListen,
               openChannel: (channelType, data) => openChannel(channelType, data)
             }
           )
