@@ -28,6 +28,8 @@ import * as SshClient from "../../src/Client.ts"
 import * as SshServer from "../../src/Server.ts"
 import * as SshError from "../../src/SshError.ts"
 import * as N from "../../src/Wire/MessageNumber.ts"
+import * as SecurityKey from "../../src/internal/securityKey.ts"
+import { dummySecurityKey, securityAgentKey, startTestAgent } from "../Auth/agentFixtures.ts"
 import { runScoped } from "../helpers.ts"
 import { clientOptions, serverOptions, userKey } from "./fixtures.ts"
 
@@ -183,6 +185,30 @@ describe("a publicKey handler returning restrictions", () => {
         })
     ))
     expect(r).toEqual({ pty: false, command: "only this" })
+  })
+})
+
+describe("a securityKey handler returning no-touch-required or verify-required", () => {
+  const sk = dummySecurityKey("ecdsa_sk1")
+  /** Logs in with the security key signing with `flags`, the handler answering `decision`: the error tag, or "ok". */
+  const login = (flags: number, decision: ServerAuth.KeyDecision) =>
+    runScoped(Effect.gen(function*() {
+      const agent = yield* Effect.acquireRelease(
+        Effect.promise(() => startTestAgent([securityAgentKey(sk, flags)])),
+        (a) => Effect.promise(() => a.stop())
+      )
+      const server = yield* SshServer.serve(serverOptions({ auth: { securityKey: () => Effect.succeed(decision) } }))
+      const connected = yield* Effect.result(SshClient.connect(clientOptions(server.address.port, { auth: [Auth.agent({ socketPath: agent.path })] })))
+      return connected._tag === "Success" ? "ok" : connected.failure.reason._tag
+    }))
+  const present = SecurityKey.FLAG_USER_PRESENT
+  const verified = SecurityKey.FLAG_USER_PRESENT | SecurityKey.FLAG_USER_VERIFIED
+
+  it("no-touch-required waives user presence; verify-required demands verification", async () => {
+    expect(await login(0, true)).toBe("AuthFailed")
+    expect(await login(0, KeyOptions.parse(["no-touch-required"]).restrictions)).toBe("ok")
+    expect(await login(present, KeyOptions.parse(["verify-required"]).restrictions)).toBe("AuthFailed")
+    expect(await login(verified, KeyOptions.parse(["verify-required"]).restrictions)).toBe("ok")
   })
 })
 
