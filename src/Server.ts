@@ -78,14 +78,16 @@ export interface ServeOptions {
   /**
    * Port and Unix-socket forwarding (`ssh -L`, `-R`, `-D`, `-W`): `local` decides direct-tcpip, `remote`
    * tcpip-forward, `streamLocal` both directions of Unix-socket forwarding; without a handler, that kind is
-   * refused. A user certificate without permit-port-forwarding is refused all of them.
+   * refused. A user certificate without permit-port-forwarding, or a key whose authorized_keys options say
+   * `no-port-forwarding` (or `restrict`), is refused all of them; a key's `permitopen=` and `permitlisten=` narrow
+   * what the handlers may allow (anything else is ADMINISTRATIVELY_PROHIBITED, as sshd).
    */
   readonly forwarding?: ForwardingHandlers | undefined
   /**
    * AllowAgentForwarding: a session that asks for it gets an `SSH_AUTH_SOCK`
    * reaching the client's agent (default false; `session.decide.agentForwarding`
    * replaces it with a decision per user and session; a user certificate without
-   * permit-agent-forwarding never gets it).
+   * permit-agent-forwarding, or a key with `no-agent-forwarding`, never gets it).
    */
   readonly agentForwarding?: boolean | undefined
   /**

@@ -12,6 +12,14 @@
  * Public keys may also be OpenSSH user certificates signed by a trusted CA
  * (sshd's `TrustedUserCAKeys`), and FIDO security keys (`sk-ecdsa`,
  * `sk-ed25519`), whose signatures must assert that a user touched the key.
+ * Keys may come from authorized_keys lines (`authorizedKeysFile`,
+ * `authorizedKeys`) whose options are enforced as sshd enforces them
+ * (see `KeyOptions`): `from=` and `expiry-time=` refuse a key, the others
+ * restrict the connection, and `cert-authority` lines accept certificates.
+ * A handler may also answer a key with restrictions of its own. The
+ * connection's restrictions (a certificate's and a key's, combined) come
+ * back in `Authenticated.restrictions`. Unlike sshd, whose
+ * PermitUserEnvironment is off by default, `environment=` always applies.
  *
  * Against guessing, as sshd: a request that does not end authentication
  * (a failure, a partial success, a public key query) is answered no sooner

@@ -2,7 +2,11 @@
  * `effect-ssh serve`: a standalone SSH server on `SshServer.serve`. Exec and
  * shell requests run through the server owner's shell (`ProcessSession`),
  * with a real pty when the client asks for one; publickey logins check an
- * authorized_keys file, password and keyboard-interactive logins a
+ * authorized_keys file, every line's options enforced as sshd does
+ * (`command=`, `from=`, `no-pty`, `restrict`, `permitopen=`, `environment=`,
+ * `expiry-time=`, `cert-authority`, ...; a line with an option it cannot
+ * enforce, such as `tunnel=`, is skipped with a warning naming it);
+ * password and keyboard-interactive logins a
  * `user:password` file. Every connection is logged to stderr (Connected,
  * Authenticated, Closed with the error if any), and so are refused
  * connections (rate-limited: one line per reason per 10 s, counting the
