@@ -4,9 +4,12 @@
  * `command=` forces the command and sets SSH_ORIGINAL_COMMAND, `no-pty`
  * refuses `ssh -t` its pty, `from=` a non-matching address refuses the key
  * (the same key without it logs in), `permitopen=` lets `ssh -L` reach the
- * listed port only, `restrict,pty` gives a pty but no forwarding,
- * `environment=` shows in `env`, a past `expiry-time=` refuses the key, and
- * a line with an option we do not enforce is skipped with a warning.
+ * listed port only and `permitlisten=` lets `ssh -R` listen on its port
+ * only, `restrict,pty` gives a pty but no forwarding, `environment=` shows
+ * in `env`, a past `expiry-time=` refuses the key, a
+ * `cert-authority,principals=` line accepts `ssh-keygen -s` certificates for
+ * its principals only, and a line with an option we do not enforce is
+ * skipped with a warning.
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -63,6 +66,7 @@ describeInterop("OpenSSH ssh against effect-ssh serve's authorized_keys options"
   const targets: Array<net.Server> = []
   let target = 0
   let otherTarget = 0
+  let listenPort = 0
 
   const newKey = async (name: string) => {
     const file = path.join(dir, name)
@@ -101,6 +105,7 @@ describeInterop("OpenSSH ssh against effect-ssh serve's authorized_keys options"
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-authkeys-interop-"))
     target = await hello()
+    listenPort = await freePort()
     otherTarget = await hello()
     const hostKey = PrivateKey.generate("ssh-ed25519")
     const hostKeyFile = path.join(dir, "host_key")
@@ -113,8 +118,15 @@ describeInterop("OpenSSH ssh against effect-ssh serve's authorized_keys options"
       `restrict,pty ${await newKey("restrict")}`,
       `environment="GREETING=hello world" ${await newKey("environment")}`,
       `expiry-time="20200101Z" ${await newKey("expired")}`,
-      `tunnel="0" ${await newKey("tunnel")}`
+      `tunnel="0" ${await newKey("tunnel")}`,
+      `permitlisten="${listenPort}" ${await newKey("permitlisten")}`,
+      `cert-authority,principals="ops",command="echo certified:$SSH_ORIGINAL_COMMAND" ${await newKey("ca")}`
     ]
+    // certificates from the CA: one for the principal the line names, one for another
+    await newKey("certified")
+    await execFile(opensshPaths().sshKeygen!, ["-q", "-s", keys.ca!, "-I", "ops cert", "-n", "ops", "-V", "-5m:+1h", `${keys.certified}.pub`])
+    await newKey("uncertified")
+    await execFile(opensshPaths().sshKeygen!, ["-q", "-s", keys.ca!, "-I", "dev cert", "-n", "dev", "-V", "-5m:+1h", `${keys.uncertified}.pub`])
     scope = Effect.runSync(Scope.make())
     ports.main = await serve("main", lines, hostKeyFile)
     // the from= key on a line of its own, without from=
@@ -159,7 +171,7 @@ describeInterop("OpenSSH ssh against effect-ssh serve's authorized_keys options"
 
   it("skips only the line with an option it does not enforce, naming it", () => {
     expect(log.some((l) => /line 8: key option tunnel is not supported; key skipped$/.test(l))).toBe(true)
-    expect(log).toContain(`Authorized keys: 7 from ${path.join(dir, "authorized_keys_main")}`)
+    expect(log).toContain(`Authorized keys: 9 from ${path.join(dir, "authorized_keys_main")}`)
   })
 
   it("command= runs the forced command, with what was asked in SSH_ORIGINAL_COMMAND", async () => {
@@ -230,6 +242,42 @@ describeInterop("OpenSSH ssh against effect-ssh serve's authorized_keys options"
     expect(r.stderr).toMatch(new RegExp(`open failed: administratively prohibited: forwarding to 127\\.0\\.0\\.1:${otherTarget}`))
   })
 
+  it("permitlisten: ssh -R listens on the listed port; another is refused", async () => {
+    const other = await freePort()
+    const forward = (port: number) =>
+      new Promise<{ readonly code: number | null; readonly stderr: string; readonly received: string }>((resolve) => {
+        const argv = sshArgv("permitlisten", ["-N", "-o", "ExitOnForwardFailure=yes", "-R", `${port}:127.0.0.1:${target}`])
+        const child = ChildProcess.spawn(opensshPaths().ssh!, argv, { stdio: ["ignore", "ignore", "pipe"] })
+        let stderr = ""
+        let received = ""
+        child.stderr.on("data", (d) => stderr += d)
+        child.on("close", (code) => resolve({ code, stderr, received }))
+        // listening: a connection to the server's port reaches the target through ssh
+        const poll = async () => {
+          for (let i = 0; i < 100 && child.exitCode === null; i++) {
+            received = await receive(port)
+            if (received !== "") break
+            await new Promise((r) => setTimeout(r, 50))
+          }
+          child.kill()
+        }
+        void poll()
+      })
+    const listed = await forward(listenPort)
+    expect(listed.received).toBe("hello from the target\n")
+    const refused = await forward(other)
+    expect(refused.code).toBe(255)
+    expect(refused.stderr).toContain(`remote port forwarding failed for listen port ${other}`)
+  })
+
+  it("cert-authority,principals=: a certificate for the listed principal logs in, under the line's command", async () => {
+    const r = await ssh("certified", ["whoami"])
+    expect(r.stdout).toBe("certified:whoami\n")
+    const other = await ssh("uncertified", ["whoami"])
+    expect(other.code).toBe(255)
+    expect(other.stderr).toContain("Permission denied")
+  })
+
   it("restrict,pty: a pty, but no forwarding", async () => {
     const r = await ssh("restrict", ["-tt", "tty"])
     expect(r.stdout).toMatch(/^\/dev\/pts\/\d+/)
@@ -238,3 +286,4 @@ describeInterop("OpenSSH ssh against effect-ssh serve's authorized_keys options"
     expect(forwarded.stderr).toContain("administratively prohibited")
   })
 })
+
