@@ -156,6 +156,10 @@ const parseHostPort = (value: string, bareAllowed: boolean, name: string, line: 
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
+/** sshd's bounds on one line: environment options (SSH_AUTHOPT_ENV_MAX) and permitopen/permitlisten (SSH_AUTHOPT_PERMIT_MAX). */
+const MAX_ENVIRONMENT = 1024
+const MAX_PERMITS = 4096
+
 /**
  * `expiry-time`'s `YYYYMMDD[HHMM[SS]][Z]`: local time unless it ends in Z (UTC), as sshd's. In milliseconds since
  * the epoch.
@@ -263,13 +267,16 @@ export const parse = (options: ReadonlyArray<string>, line?: number): KeyOptions
         const split = value.indexOf("=")
         const variable = split < 0 ? "" : value.slice(0, split)
         if (!ENV_NAME.test(variable)) fail(`invalid environment option ${value}`, line)
+        if (Object.keys(environment).length >= MAX_ENVIRONMENT) fail("too many environment options", line)
         if (!Object.hasOwn(environment, variable)) environment[variable] = value.slice(split + 1)
         break
       }
       case "permitopen":
+        if (permitOpen.length >= MAX_PERMITS) fail("too many permitopen options", line)
         permitOpen.push(parseHostPort(value, false, name, line))
         break
       case "permitlisten":
+        if (permitListen.length >= MAX_PERMITS) fail("too many permitlisten options", line)
         permitListen.push(parseHostPort(value, true, name, line))
         break
       case "tunnel":

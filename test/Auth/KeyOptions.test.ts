@@ -89,6 +89,8 @@ describe("KeyOptions.parse", () => {
     expect(parseError(['environment="NOEQUALS"'])).toMatch(/invalid environment/)
     expect(parseError(['expiry-time="2030"'])).toMatch(/invalid expiry-time/)
     expect(parseError(['expiry-time="20301301"'])).toMatch(/invalid expiry-time/)
+    expect(parseError(Array.from({ length: 1025 }, (_, i) => `environment="V${i}=x"`))).toMatch(/too many environment options/)
+    expect(parseError(Array.from({ length: 4097 }, (_, i) => `permitopen="h:${i + 1}"`))).toMatch(/too many permitopen options/)
   })
 
   it("property: any garbage option is a typed ConfigParseError or a parse, never another throw", () => {
