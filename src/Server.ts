@@ -45,7 +45,7 @@ import * as Transport from "./Transport/Transport.ts"
 import * as Algorithms from "./Transport/Algorithms.ts"
 import * as Compression from "./Transport/Compression.ts"
 import * as AgentForwarding from "./Auth/AgentForwarding.ts"
-import * as Certificate from "./Auth/Certificate.ts"
+import * as KeyOptions from "./Auth/KeyOptions.ts"
 import * as ServerAuth from "./Auth/ServerAuth.ts"
 import type * as PrivateKey from "./Auth/PrivateKey.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
@@ -79,14 +79,16 @@ export interface ServeOptions {
   /**
    * Port and Unix-socket forwarding (`ssh -L`, `-R`, `-D`, `-W`): `local` decides direct-tcpip, `remote`
    * tcpip-forward, `streamLocal` both directions of Unix-socket forwarding; without a handler, that kind is
-   * refused. A user certificate without permit-port-forwarding is refused all of them.
+   * refused. A user certificate without permit-port-forwarding, or a key whose authorized_keys options say
+   * `no-port-forwarding` (or `restrict`), is refused all of them; a key's `permitopen=` and `permitlisten=` narrow
+   * what the handlers may allow (anything else is ADMINISTRATIVELY_PROHIBITED, as sshd).
    */
   readonly forwarding?: ForwardingHandlers | undefined
   /**
    * AllowAgentForwarding: a session that asks for it gets an `SSH_AUTH_SOCK`
    * reaching the client's agent (default false; `session.decide.agentForwarding`
    * replaces it with a decision per user and session; a user certificate without
-   * permit-agent-forwarding never gets it).
+   * permit-agent-forwarding, or a key with `no-agent-forwarding`, never gets it).
    */
   readonly agentForwarding?: boolean | undefined
   /**
@@ -348,6 +350,17 @@ export const hostKeySigner = (key: PrivateKey.PrivateKey): Transport.HostKeySign
   sign: (data, algorithm) => key.sign(data, algorithm)
 })
 
+/** Session handlers whose sessions see `environment` (a key's `environment=` options) over what the client sent. */
+const withEnvironment = (handlers: ServerSession.SessionHandlers, environment: Readonly<Record<string, string>>): ServerSession.SessionHandlers => {
+  if (Object.keys(environment).length === 0) return handlers
+  const wrap = <A>(handler: SessionHandler<A> | undefined): SessionHandler<A> | undefined =>
+    handler === undefined ? undefined : (session, arg) => handler({ ...session, env: { ...session.env, ...environment } }, arg)
+  const subsystems = handlers.subsystems === undefined
+    ? undefined
+    : Object.fromEntries(Object.entries(handlers.subsystems).map(([name, handler]) => [name, wrap(handler)!]))
+  return { ...handlers, exec: wrap(handlers.exec), shell: wrap(handlers.shell), subsystems }
+}
+
 /** The forwarding policy's x11 when only the session's decision has a say. */
 const allowX11 = () => Effect.succeed(true)
 
@@ -420,9 +433,8 @@ const prepare = (options: ServeOptions) =>
           authenticated = true
           ticket?.authenticated()
           yield* emit({ _tag: "Authenticated", remoteAddress, user: authed.user, methods: authed.methods })
-          // a user certificate restricts the connection: force-command, and only the permit-* it grants
-          const certificate = authed.certificate
-          const permitted = (extension: string) => certificate === undefined || Certificate.hasExtension(certificate, extension)
+          // a user certificate or the key's authorized_keys options restrict the connection (both, combined)
+          const restrictions = authed.restrictions ?? KeyOptions.unrestricted
           let connectionOpenChannel: Connection.Connection["openChannel"] | undefined
           const openChannel: Connection.Connection["openChannel"] = (channelType, data, flow) =>
             Effect.suspend(() => connectionOpenChannel!(channelType, data, flow))
@@ -437,25 +449,28 @@ const prepare = (options: ServeOptions) =>
           }
           const peer: ServerSession.SessionPeer = {
             ...connectionPeer,
-            forceCommand: certificate === undefined ? undefined : Certificate.forceCommand(certificate),
+            forceCommand: restrictions.forceCommand,
             // the session's decision, when there is one, replaces AllowAgentForwarding
-            agentForwarding: (options.agentForwarding === true || decide?.agentForwarding !== undefined) && permitted("permit-agent-forwarding")
+            agentForwarding: (options.agentForwarding === true || decide?.agentForwarding !== undefined) && restrictions.agentForwarding
               ? AgentForwarding.listen((channelType) => openChannel(channelType))
               : undefined,
             x11Forwarding: (request) => Effect.suspend(() => forwarding.x11(request))
           }
           // without permit-pty no decision can grant a pty
-          const handlers: ServerSession.SessionHandlers = permitted("permit-pty")
-            ? sessionHandlers
-            : { ...sessionHandlers, allowPty: false, decide: { ...decide, pty: undefined } }
+          const handlers: ServerSession.SessionHandlers = withEnvironment(
+            restrictions.pty ? sessionHandlers : { ...sessionHandlers, allowPty: false, decide: { ...decide, pty: undefined } },
+            restrictions.environment
+          )
           const forwardingPolicy = options.forwarding ?? {}
           const forwarding = yield* ServerForwarding.make(
             // a session's x11 decision stands on its own when the policy has no say of its own
             decide?.x11 !== undefined && forwardingPolicy.x11 === undefined ? { ...forwardingPolicy, x11: allowX11 } : forwardingPolicy,
             {
               user: authed.user,
-              permitted: permitted("permit-port-forwarding"),
-              x11Permitted: permitted("permit-X11-forwarding"),
+              permitted: restrictions.portForwarding,
+              x11Permitted: restrictions.x11Forwarding,
+              permitOpen: restrictions.permitOpen,
+              permitListen: restrictions.permitListen,
               openChannel: (channelType, data) => openChannel(channelType, data)
             }
           )

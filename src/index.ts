@@ -58,6 +58,8 @@ export * as ServerDecisions from "./Server/Decisions.ts"
 export * as ServerExtensions from "./Server/Extensions.ts"
 /** Server-side authentication handlers and options. */
 export * as ServerAuth from "./Auth/ServerAuth.ts"
+/** authorized_keys options as typed restrictions (`KeyOptions.parse`), shared with user certificates. */
+export * as KeyOptions from "./Auth/KeyOptions.ts"
 /** OpenSSH certificates: parse, check, sign. */
 export * as Certificate from "./Auth/Certificate.ts"
 /** ssh-agent protocol codec. */

@@ -2,7 +2,8 @@
  * OpenSSH `authorized_keys` files: one public key per line, optionally
  * preceded by comma-separated options (`from="10.0.0.0/8",command="ls",no-pty`),
  * as sshd(8) "AUTHORIZED_KEYS FILE FORMAT" describes. Options are kept as
- * their text (quotes and escapes included) for the server to interpret.
+ * their text (quotes and escapes included); `KeyOptions.parse` reads them
+ * into the restrictions the server enforces.
  *
  * Parsing never throws: unusable lines are returned as errors.
  *
@@ -114,7 +115,7 @@ export const parse = (
  * @example
  * ```ts
  * const entry = find(entries, offeredKey)
- * if (entry !== undefined && !entry.options.includes("no-pty")) allowPty()
+ * if (entry !== undefined && KeyOptions.parse(entry.options, entry.line).restrictions.pty) allowPty()
  * ```
  */
 export const find = (entries: ReadonlyArray<AuthorizedKey>, key: PublicKey.PublicKey): AuthorizedKey | undefined =>

@@ -12,6 +12,14 @@
  * Public keys may also be OpenSSH user certificates signed by a trusted CA
  * (sshd's `TrustedUserCAKeys`), and FIDO security keys (`sk-ecdsa`,
  * `sk-ed25519`), whose signatures must assert that a user touched the key.
+ * Keys may come from authorized_keys lines (`authorizedKeysFile`,
+ * `authorizedKeys`) whose options are enforced as sshd enforces them
+ * (see `KeyOptions`): `from=` and `expiry-time=` refuse a key, the others
+ * restrict the connection, and `cert-authority` lines accept certificates.
+ * A handler may also answer a key with restrictions of its own. The
+ * connection's restrictions (a certificate's and a key's, combined) come
+ * back in `Authenticated.restrictions`. Unlike sshd, whose
+ * PermitUserEnvironment is off by default, `environment=` always applies.
  *
  * Against guessing, as sshd: a request that does not end authentication
  * (a failure, a partial success, a public key query) is answered no sooner
@@ -27,6 +35,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { sha512 } from "@noble/hashes/sha2.js"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
 import * as SshError from "../SshError.ts"
 import * as N from "../Wire/MessageNumber.ts"
 import { build } from "../Wire/Writer.ts"
@@ -35,7 +45,9 @@ import { core, decodeServiceName } from "../Transport/Transport.ts"
 import * as SecurityKey from "../internal/securityKey.ts"
 import { readUint32, utf8 } from "../internal/bytes.ts"
 import { attempt } from "../Wire/Reader.ts"
+import * as AuthorizedKeys from "./AuthorizedKeys.ts"
 import * as Certificate from "./Certificate.ts"
+import * as KeyOptions from "./KeyOptions.ts"
 import * as Messages from "./Messages.ts"
 import * as PublicKey from "./PublicKey.ts"
 import * as Signature from "./Signature.ts"
@@ -47,12 +59,26 @@ export interface AuthContext {
   readonly remotePort: number
 }
 
+/**
+ * A key or certificate handler's answer: `false` refuses it, `true` accepts it as it is, and restrictions accept
+ * it with those (force-command, no pty, permitopen, ...: see `KeyOptions`), combined with a certificate's own.
+ */
+export type KeyDecision = boolean | KeyOptions.Restrictions
+
 /** Authentication handlers of a server; a method without a handler is not offered. */
 export interface ServerAuthOptions {
   readonly none?: ((ctx: AuthContext) => Effect.Effect<boolean>) | undefined
   readonly password?: ((ctx: AuthContext & { readonly password: Redacted.Redacted<string> }) => Effect.Effect<boolean>) | undefined
-  /** Is this key allowed for the user? (The signature is verified by us.) */
-  readonly publicKey?: ((ctx: AuthContext & { readonly key: PublicKey.PublicKey }) => Effect.Effect<boolean>) | undefined
+  /** Is this key allowed for the user, and with what restrictions? (The signature is verified by us.) */
+  readonly publicKey?: ((ctx: AuthContext & { readonly key: PublicKey.PublicKey }) => Effect.Effect<KeyDecision>) | undefined
+  /**
+   * The user's authorized_keys lines (see `authorizedKeys`, `authorizedKeysFile`), asked at each publickey
+   * request: a key on a line is accepted with the line's options enforced (`from=` and `expiry-time=` refuse it,
+   * `command=`, `no-pty`, `permitopen=`, `environment=`, ... restrict the connection), and a `cert-authority`
+   * line accepts user certificates its key signed (for the user, or for one of its `principals=`). A line whose
+   * options this library does not know or enforce is never used. Tried before `publicKey`.
+   */
+  readonly authorizedKeys?: ((ctx: AuthContext) => Effect.Effect<ReadonlyArray<AuthorizedKeys.AuthorizedKey>>) | undefined
   /**
    * CA keys trusted to sign user certificates (sshd's `TrustedUserCAKeys`;
    * OpenSSH one-line form or parsed). A certificate is accepted when one of
@@ -60,10 +86,10 @@ export interface ServerAuthOptions {
    * critical options (source-address) allow the connection.
    */
   readonly certificateAuthorities?: ReadonlyArray<PublicKey.PublicKey | string> | undefined
-  /** A further say on a certificate that passed those checks (default: accept). */
-  readonly certificate?: ((ctx: AuthContext & { readonly certificate: Certificate.Certificate }) => Effect.Effect<boolean>) | undefined
-  /** Is this FIDO security key allowed for the user? (The signature and its flags are verified by us.) */
-  readonly securityKey?: ((ctx: AuthContext & { readonly key: SecurityKey.SecurityKey }) => Effect.Effect<boolean>) | undefined
+  /** A further say on a certificate that passed those checks (default: accept); restrictions add to the certificate's. */
+  readonly certificate?: ((ctx: AuthContext & { readonly certificate: Certificate.Certificate }) => Effect.Effect<KeyDecision>) | undefined
+  /** Is this FIDO security key allowed for the user, and with what restrictions? (The signature and its flags are verified by us.) */
+  readonly securityKey?: ((ctx: AuthContext & { readonly key: SecurityKey.SecurityKey }) => Effect.Effect<KeyDecision>) | undefined
   /** Security key signatures must assert user presence (default true, as sshd; a certificate's no-touch-required waives it). */
   readonly securityKeyTouchRequired?: boolean | undefined
   /** Security key signatures must assert user verification, PIN or biometrics (default false; a certificate's verify-required demands it). */
@@ -194,30 +220,100 @@ export const remainingDelayMillis = (elapsed: number, required: number): number 
 export interface Authenticated {
   readonly user: string
   readonly methods: ReadonlyArray<string>
-  /** The user certificate the publickey method succeeded with: its force-command and permit-* extensions apply to the connection. */
+  /** The user certificate the publickey method succeeded with. */
   readonly certificate?: Certificate.Certificate | undefined
+  /**
+   * What the connection may do, when the publickey method succeeded with restrictions: a certificate's
+   * force-command and permit-* extensions, a key's authorized_keys options, or both combined. Absent: no
+   * restrictions.
+   */
+  readonly restrictions?: KeyOptions.Restrictions | undefined
 }
 
 /** Checks a signature made with an acceptable key (or certificate). */
 interface KeyVerifier {
   readonly verify: (signature: Uint8Array, data: Uint8Array) => boolean
   readonly certificate?: Certificate.Certificate | undefined
+  readonly restrictions?: KeyOptions.Restrictions | undefined
 }
 
 const securityKeyVerifier = (
   key: SecurityKey.SecurityKey,
   options: ServerAuthOptions,
-  certificate: Certificate.Certificate | undefined
+  restrictions: KeyOptions.Restrictions | undefined
 ): KeyVerifier["verify"] => {
-  const touch = (options.securityKeyTouchRequired ?? true) &&
-    !(certificate !== undefined && Certificate.hasExtension(certificate, "no-touch-required"))
-  const verification = options.securityKeyVerifyRequired === true ||
-    (certificate !== undefined && Certificate.option(certificate.criticalOptions, "verify-required") !== undefined)
+  const touch = (options.securityKeyTouchRequired ?? true) && !(restrictions?.noTouchRequired ?? false)
+  const verification = options.securityKeyVerifyRequired === true || (restrictions?.verifyRequired ?? false)
   return (signature, data) => {
     const assertion = SecurityKey.verify(key, signature, data)
     return assertion !== undefined && (!touch || assertion.userPresent) && (!verification || assertion.userVerified)
   }
 }
+
+/** An accepted key's restrictions (undefined: none), or `false` when it is refused. */
+type Acceptance = KeyOptions.Restrictions | undefined | false
+
+const fromDecision = (decision: KeyDecision): Acceptance => decision === true ? undefined : decision
+
+/** The restrictions of a certificate, with those given for it (undefined when they cannot be combined). */
+const withCertificate = (given: KeyOptions.Restrictions | undefined, certificate: Certificate.Certificate): Acceptance =>
+  given === undefined ? KeyOptions.fromCertificate(certificate) : KeyOptions.merge(given, KeyOptions.fromCertificate(certificate)) ?? false
+
+/** An entry's options, or undefined (with a warning) when the line cannot be used. */
+const entryOptions = (entry: AuthorizedKeys.AuthorizedKey): Effect.Effect<KeyOptions.KeyOptions | undefined> => {
+  const parsed = attempt(() => KeyOptions.parse(entry.options, entry.line))
+  return parsed._tag === "Success"
+    ? Effect.succeed(parsed.success)
+    : Effect.as(Effect.logWarning(`authorized_keys ${parsed.failure.message}; line not used`), undefined)
+}
+
+/** The first authorized_keys line accepting a plain key for this connection: its restrictions. */
+const keyFromEntries = (
+  entries: ReadonlyArray<AuthorizedKeys.AuthorizedKey>,
+  key: PublicKey.PublicKey,
+  ctx: AuthContext
+): Effect.Effect<Acceptance> =>
+  Effect.gen(function*() {
+    for (const entry of entries) {
+      if (!PublicKey.equals(entry.key, key)) continue
+      const options = yield* entryOptions(entry)
+      if (options === undefined || options.certAuthority || KeyOptions.refusal(options, ctx) !== undefined) continue
+      return options.restrictions
+    }
+    return false
+  })
+
+/** The first cert-authority line accepting a certificate for this connection: the combined restrictions. */
+const certificateFromEntries = (
+  entries: ReadonlyArray<AuthorizedKeys.AuthorizedKey>,
+  certificate: Certificate.Certificate,
+  ctx: AuthContext
+): Effect.Effect<Acceptance> =>
+  Effect.gen(function*() {
+    for (const entry of entries) {
+      if (!PublicKey.equals(entry.key, certificate.signatureKey)) continue
+      const options = yield* entryOptions(entry)
+      if (options === undefined || !options.certAuthority || KeyOptions.refusal(options, ctx) !== undefined) continue
+      const principals = options.principals
+      const problem = Certificate.check(certificate, {
+        role: "user",
+        principal: principals === undefined ? ctx.user : undefined,
+        authorities: [entry.key],
+        remoteAddress: ctx.remoteAddress
+      })
+      if (problem !== undefined) continue
+      if (principals !== undefined && !certificate.principals.some((p) => principals.includes(p))) continue
+      const merged = KeyOptions.merge(options.restrictions, KeyOptions.fromCertificate(certificate))
+      if (merged !== undefined) return merged
+    }
+    return false
+  })
+
+/** `first`'s acceptance, or when it refuses, `second`'s. */
+const orElse = (first: Effect.Effect<Acceptance>, second: () => Effect.Effect<Acceptance>): Effect.Effect<Acceptance> =>
+  Effect.flatMap(first, (acceptance) => acceptance === false ? second() : Effect.succeed(acceptance))
+
+const refused: Effect.Effect<Acceptance> = Effect.succeed(false)
 
 /**
  * Decides whether a publickey request names a usable key for the user, and
@@ -233,31 +329,43 @@ const acceptableKey = (
   const parsed = attempt(() => Certificate.signer(blob, algorithm))
   if (parsed._tag === "Failure") return Effect.succeed(undefined)
   const { key, algorithm: plain, certificate } = parsed.success
-  const verifier = (): KeyVerifier => ({
+  const verifier = (restrictions: KeyOptions.Restrictions | undefined): KeyVerifier => ({
     certificate,
+    restrictions,
     verify: SecurityKey.isSecurityKeyType(key.type)
-      ? securityKeyVerifier(key as SecurityKey.SecurityKey, options, certificate)
+      ? securityKeyVerifier(key as SecurityKey.SecurityKey, options, restrictions)
       : (signature, data) => Signature.verify(key as PublicKey.PublicKey, signature, data, [plain])
   })
-  const decide = (allowed: Effect.Effect<boolean>) => Effect.map(allowed, (ok) => ok ? verifier() : undefined)
+  const entries = options.authorizedKeys === undefined ? Effect.succeed([]) : options.authorizedKeys(ctx)
+  const decide = (acceptance: Effect.Effect<Acceptance>) =>
+    Effect.map(acceptance, (accepted) => accepted === false ? undefined : verifier(accepted))
   if (certificate !== undefined) {
-    const problem = Certificate.check(certificate, {
-      role: "user",
-      principal: ctx.user,
-      authorities,
-      remoteAddress: ctx.remoteAddress
-    })
-    if (problem !== undefined) return Effect.succeed(undefined)
-    return decide(options.certificate ? options.certificate({ ...ctx, certificate }) : Effect.succeed(true))
+    const configured = (): Effect.Effect<Acceptance> => {
+      if (authorities.length === 0) return refused
+      const problem = Certificate.check(certificate, {
+        role: "user",
+        principal: ctx.user,
+        authorities,
+        remoteAddress: ctx.remoteAddress
+      })
+      if (problem !== undefined) return refused
+      const given = options.certificate ? options.certificate({ ...ctx, certificate }) : Effect.succeed(true)
+      return Effect.map(given, (decision) => {
+        const acceptance = fromDecision(decision)
+        return acceptance === false ? false : withCertificate(acceptance, certificate)
+      })
+    }
+    return decide(orElse(Effect.flatMap(entries, (list) => certificateFromEntries(list, certificate, ctx)), configured))
   }
+  const fromEntries = Effect.flatMap(entries, (list) => keyFromEntries(list, key as PublicKey.PublicKey, ctx))
   if (SecurityKey.isSecurityKeyType(key.type)) {
     const sk = key as SecurityKey.SecurityKey
-    return sk.type === algorithm && options.securityKey ? decide(options.securityKey({ ...ctx, key: sk })) : Effect.succeed(undefined)
+    if (sk.type !== algorithm) return Effect.succeed(undefined)
+    return decide(orElse(fromEntries, () => options.securityKey ? Effect.map(options.securityKey({ ...ctx, key: sk }), fromDecision) : refused))
   }
   const plainKey = key as PublicKey.PublicKey
-  return options.publicKey && PublicKey.signatureAlgorithms(plainKey).includes(algorithm)
-    ? decide(options.publicKey({ ...ctx, key: plainKey }))
-    : Effect.succeed(undefined)
+  if (!PublicKey.signatureAlgorithms(plainKey).includes(algorithm)) return Effect.succeed(undefined)
+  return decide(orElse(fromEntries, () => options.publicKey ? Effect.map(options.publicKey({ ...ctx, key: plainKey }), fromDecision) : refused))
 }
 
 const protocolError = (message: string) => Effect.fail(SshError.make(new SshError.ProtocolError({ message })))
@@ -312,7 +420,7 @@ export const authenticate = (
   peer: { readonly remoteAddress: string; readonly remotePort: number },
   hooks: AuthenticateHooks = {}
 ): Effect.Effect<Authenticated, SshError.SshError> => {
-  const offersPublicKey = options.publicKey !== undefined || options.securityKey !== undefined ||
+  const offersPublicKey = options.publicKey !== undefined || options.securityKey !== undefined || options.authorizedKeys !== undefined ||
     (options.certificateAuthorities?.length ?? 0) > 0
   const offered = [
     ...(offersPublicKey ? ["publickey"] : []),
@@ -346,6 +454,7 @@ export const authenticate = (
     let requests = 0
     let user: string | undefined
     let certificate: Certificate.Certificate | undefined
+    let restrictions: KeyOptions.Restrictions | undefined
     let userDelay = 0
 
     const sendFailure = (partial: boolean) => transport.send(Messages.encodeFailure(canContinue(chains, done), partial))
@@ -412,7 +521,10 @@ export const authenticate = (
         if (acceptable !== undefined && r.signature !== undefined) {
           const signed = Messages.publicKeySignedData(transport.sessionId, req.user, req.service, r.algorithm, r.publicKey)
           ok = acceptable.verify(r.signature, signed)
-          if (ok) certificate = acceptable.certificate
+          if (ok) {
+            certificate = acceptable.certificate
+            restrictions = acceptable.restrictions
+          }
         }
         if (!ok && r.signature === undefined) {
           // a query for an unacceptable key is not an attempt (as sshd)
@@ -439,7 +551,7 @@ export const authenticate = (
           // the limits for unauthenticated peers end here, before the client can send anything more
           yield* transport.authenticated
           yield* transport.send(Messages.encodeSuccess())
-          return { user: req.user, methods: done, certificate } satisfies Authenticated
+          return { user: req.user, methods: done, certificate, restrictions } satisfies Authenticated
         }
         yield* fail(true)
         continue
@@ -470,3 +582,58 @@ export const authenticate = (
     })
   )
 }
+
+/**
+ * Publickey authentication against fixed authorized_keys lines, for every user: their text (parsed once; lines
+ * that do not parse are left out) or parsed entries. Each line's options are enforced (see
+ * `ServerAuthOptions.authorizedKeys`).
+ *
+ * @example
+ * ```ts
+ * SshServer.serve({ ...options, auth: ServerAuth.authorizedKeys('restrict,pty,command="uptime" ssh-ed25519 AAAA... ops\n') })
+ * ```
+ */
+export const authorizedKeys = (
+  lines: string | ReadonlyArray<AuthorizedKeys.AuthorizedKey>
+): Pick<ServerAuthOptions, "authorizedKeys"> => {
+  const entries = typeof lines === "string" ? AuthorizedKeys.parse(lines).entries : lines
+  return { authorizedKeys: () => Effect.succeed(entries) }
+}
+
+/**
+ * An authorized_keys path as sshd's AuthorizedKeysFile writes it: `~` and `%h` are the home directory (sessions
+ * run as the server's user, so its home), `%u` the user name, `%%` a percent sign.
+ *
+ * @example
+ * ```ts
+ * expandAuthorizedKeysPath("%h/.ssh/keys_%u", "alice", "/home/srv") // "/home/srv/.ssh/keys_alice"
+ * ```
+ */
+export const expandAuthorizedKeysPath = (path: string, user: string, home: string): string => {
+  const tilde = path === "~" ? home : path.startsWith("~/") ? `${home}${path.slice(1)}` : path
+  return tilde.replace(/%([%hu])/g, (_, c: string) => c === "%" ? "%" : c === "h" ? home : user)
+}
+
+/**
+ * Publickey authentication against an authorized_keys file, read at each request as sshd does (edits apply to
+ * the next login; a missing file authorizes nothing), every line's options enforced (see
+ * `ServerAuthOptions.authorizedKeys`). The path takes `~`, `%h` and `%u` (see `expandAuthorizedKeysPath`).
+ *
+ * @example
+ * ```ts
+ * SshServer.serve({ ...options, auth: ServerAuth.authorizedKeysFile("~/.ssh/authorized_keys") })
+ * ```
+ */
+export const authorizedKeysFile = (path: string): Pick<ServerAuthOptions, "authorizedKeys"> => ({
+  authorizedKeys: ({ user }) => {
+    const file = expandAuthorizedKeysPath(path, user, os.homedir())
+    return Effect.tryPromise(() => fs.readFile(file, "utf8")).pipe(
+      Effect.map((text) => AuthorizedKeys.parse(text).entries),
+      Effect.catch((e) =>
+        (e.cause as NodeJS.ErrnoException | undefined)?.code === "ENOENT"
+          ? Effect.succeed([])
+          : Effect.as(Effect.logWarning(`cannot read authorized keys ${file}: ${String(e.cause)}`), [])
+      )
+    )
+  }
+})

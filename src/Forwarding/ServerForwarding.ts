@@ -26,6 +26,7 @@ import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
 import type * as net from "node:net"
 import type { IncomingChannel, SshChannel } from "../Channel/Connection.ts"
+import * as KeyOptions from "../Auth/KeyOptions.ts"
 import { fromNetSocket } from "../internal/netSocket.ts"
 import type * as SshError from "../SshError.ts"
 import * as N from "../Wire/MessageNumber.ts"
@@ -108,6 +109,10 @@ export interface ForwardingPeer {
   readonly permitted: boolean
   /** False when a user certificate lacks permit-X11-forwarding (default: `permitted`). */
   readonly x11Permitted?: boolean | undefined
+  /** The only direct-tcpip targets allowed (the key's `permitopen=`); undefined for any the policy allows. */
+  readonly permitOpen?: ReadonlyArray<KeyOptions.HostPort> | undefined
+  /** The only tcpip-forward addresses allowed (the key's `permitlisten=`); undefined for any the policy allows. */
+  readonly permitListen?: ReadonlyArray<KeyOptions.HostPort> | undefined
   /** Opens a channel to the client (the connection's `openChannel`). */
   readonly openChannel: (channelType: string, data: Uint8Array) => Effect.Effect<SshChannel, SshError.SshError, Scope.Scope>
 }
@@ -129,6 +134,8 @@ const allowed = (decide: ((request: never) => Effect.Effect<boolean>) | undefine
  */
 export const make = (policy: ForwardingPolicy, peer: ForwardingPeer) =>
   Effect.gen(function*() {
+    // the key's permitopen/permitlisten narrow what the policy may allow (sshd checks both)
+    const keyLimits = { ...KeyOptions.unrestricted, permitOpen: peer.permitOpen, permitListen: peer.permitListen }
     const scope = yield* Effect.scope
     const listeners = new Map<string, Scope.Closeable>()
     // a cancel must not overtake the listen it cancels
@@ -151,13 +158,13 @@ export const make = (policy: ForwardingPolicy, peer: ForwardingPeer) =>
           : undefined
         if (target === undefined) return yield* incoming.reject(N.ChannelOpenFailure.CONNECT_FAILED, "malformed forwarding request")
         const ok = open!._tag === "DirectTcpip"
-          ? yield* allowed(policy.local, {
+          ? KeyOptions.permitsOpen(keyLimits, open!.host, open!.port) && (yield* allowed(policy.local, {
             user: peer.user,
             host: open!.host,
             port: open!.port,
             originHost: open!.originatorAddress,
             originPort: open!.originatorPort
-          } satisfies LocalForwardRequest, peer.permitted)
+          } satisfies LocalForwardRequest, peer.permitted))
           : yield* allowed(policy.streamLocal, { user: peer.user, path: (target as { path: string }).path, direction: "connect" } satisfies StreamLocalRequest, peer.permitted)
         if (!ok) return yield* prohibited(incoming, `forwarding to ${"path" in target ? target.path : `${target.host}:${target.port}`}`)
         const dialed = yield* Effect.result(dial(target))
@@ -201,6 +208,7 @@ export const make = (policy: ForwardingPolicy, peer: ForwardingPeer) =>
 
     const tcpipForward = (address: string, port: number) =>
       Effect.gen(function*() {
+        if (!KeyOptions.permitsListen(keyLimits, address, port)) return undefined
         if (!(yield* allowed(policy.remote, { user: peer.user, address, port } satisfies RemoteForwardRequest, peer.permitted))) return undefined
         const host = bindAddress(address)
         let boundPort = port

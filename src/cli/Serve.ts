@@ -2,7 +2,11 @@
  * `effect-ssh serve`: a standalone SSH server on `SshServer.serve`. Exec and
  * shell requests run through the server owner's shell (`ProcessSession`),
  * with a real pty when the client asks for one; publickey logins check an
- * authorized_keys file, password and keyboard-interactive logins a
+ * authorized_keys file, every line's options enforced as sshd does
+ * (`command=`, `from=`, `no-pty`, `restrict`, `permitopen=`, `environment=`,
+ * `expiry-time=`, `cert-authority`, ...; a line with an option it cannot
+ * enforce, such as `tunnel=`, is skipped with a warning naming it);
+ * password and keyboard-interactive logins a
  * `user:password` file. Every connection is logged to stderr (Connected,
  * Authenticated, Closed with the error if any), and so are refused
  * connections (rate-limited: one line per reason per 10 s, counting the
@@ -43,6 +47,7 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as SshServer from "../Server.ts"
 import * as AuthorizedKeys from "../Auth/AuthorizedKeys.ts"
+import * as KeyOptions from "../Auth/KeyOptions.ts"
 import type * as Admission from "../Server/Admission.ts"
 import * as PrivateKey from "../Auth/PrivateKey.ts"
 import * as PublicKey from "../Auth/PublicKey.ts"
@@ -59,16 +64,6 @@ import { type ForwardingKind, type PasswordEntry, type ServeArgs, parsePasswordF
 /** Writes one log line (without its newline). */
 export type Log = (line: string) => Effect.Effect<void>
 
-/**
- * authorized_keys options that restrict only what this server never offers
- * (agent, X11, ~/.ssh/rc; forwarding unless `--allow-forwarding`), so ignoring
- * them grants nothing. A key with any other option (`command=`, `from=`,
- * `no-pty`, `restrict`, `permitopen=`, ...) is skipped: a restriction we
- * cannot enforce must not become full access.
- */
-const ignorableOptions = (forwarding: boolean): ReadonlySet<string> =>
-  new Set(["no-agent-forwarding", "no-x11-forwarding", "no-user-rc", ...(forwarding ? [] : ["no-port-forwarding"])])
-
 const configError = (message: string) => SshError.make(new SshError.ConfigParseError({ message }))
 
 const readText = (file: string, what: string): Effect.Effect<string, SshError.SshError> =>
@@ -82,30 +77,33 @@ const parseFile = <A>(file: string, what: string, parse: () => A): Effect.Effect
   Effect.mapError(core(parse), (e) => configError(`${what} ${file}: ${e.message}`))
 
 /**
- * The keys of an authorized_keys file this server can honour, and a warning
- * for each line it cannot use (unparsable, or with options it does not
- * enforce).
+ * The lines of an authorized_keys file this server honours, every option enforced (`command=`, `from=`,
+ * `no-pty`, `restrict`, `permitopen=`, `environment=`, `expiry-time=`, `cert-authority`, ...: see
+ * `KeyOptions`), and a warning for each line it cannot use: unparsable, or with an option it does not know or
+ * enforce (named in the warning), which must not become access without that restriction.
  *
  * @example
  * ```ts
- * const { keys, warnings } = usableAuthorizedKeys("no-pty ssh-ed25519 AAAA...\nssh-ed25519 AAAA... ok\n")
- * // keys: the second key; warnings: ["line 1: option no-pty is not enforced by effect-ssh serve; key skipped"]
+ * const { entries, warnings } = usableAuthorizedKeys('tunnel="0" ssh-ed25519 AAAA...\nno-pty ssh-ed25519 AAAA... ok\n')
+ * // entries: the second line; warnings: ["line 1: key option tunnel is not supported; key skipped"]
  * ```
  */
 export const usableAuthorizedKeys = (
-  text: string,
-  forwarding = false
-): { readonly keys: ReadonlyArray<PublicKey.PublicKey>; readonly warnings: ReadonlyArray<string> } => {
-  const ignorable = ignorableOptions(forwarding)
+  text: string
+): { readonly entries: ReadonlyArray<AuthorizedKeys.AuthorizedKey>; readonly warnings: ReadonlyArray<string> } => {
   const { entries, errors } = AuthorizedKeys.parse(text)
   const warnings = errors.map((e) => `line ${e.line}: ${e.message}; skipped`)
-  const keys: Array<PublicKey.PublicKey> = []
+  const usable: Array<AuthorizedKeys.AuthorizedKey> = []
   for (const entry of entries) {
-    const unenforced = entry.options.find((o) => !ignorable.has(o.toLowerCase()))
-    if (unenforced === undefined) keys.push(entry.key)
-    else warnings.push(`line ${entry.line}: option ${unenforced} is not enforced by effect-ssh serve; key skipped`)
+    try {
+      KeyOptions.parse(entry.options, entry.line)
+      usable.push(entry)
+    } catch (u) {
+      if (!(u instanceof SshError.ConfigParseError)) throw u
+      warnings.push(`${u.message}; key skipped`)
+    }
   }
-  return { keys, warnings }
+  return { entries: usable, warnings }
 }
 
 /**
@@ -131,7 +129,8 @@ export const passwordVerifier = (entries: ReadonlyArray<PasswordEntry>): (user: 
 }
 
 /**
- * The server's auth handlers: publickey against `keys` (any user name), and
+ * The server's auth handlers: publickey against `keys` (any user name, no restrictions) and authorized_keys
+ * `entries` (their options enforced), and
  * with `checkPassword` both password and keyboard-interactive (one hidden
  * "Password: " prompt, as sshd with PAM asks).
  *
@@ -142,10 +141,12 @@ export const passwordVerifier = (entries: ReadonlyArray<PasswordEntry>): (user: 
  */
 export const authHandlers = (options: {
   readonly keys?: ReadonlyArray<PublicKey.PublicKey> | undefined
+  readonly entries?: ReadonlyArray<AuthorizedKeys.AuthorizedKey> | undefined
   readonly checkPassword?: ((user: string, password: string) => boolean) | undefined
 }): ServerAuth.ServerAuthOptions => {
-  const { keys, checkPassword } = options
+  const { keys, entries, checkPassword } = options
   return {
+    ...(entries === undefined ? {} : ServerAuth.authorizedKeys(entries)),
     publicKey: keys === undefined ? undefined : ({ key }) => Effect.succeed(keys.some((k) => PublicKey.equals(k, key))),
     password: checkPassword === undefined
       ? undefined
@@ -237,13 +238,13 @@ const forwardingPolicy = (kinds: ReadonlyArray<ForwardingKind>): SshServer.Forwa
 export const serveOptions = (args: ServeArgs, log: Log): Effect.Effect<SshServer.ServeOptions, SshError.SshError> =>
   Effect.gen(function*() {
     const hostKeys = yield* loadHostKeys(args.hostKeys, log)
-    let keys: ReadonlyArray<PublicKey.PublicKey> | undefined
+    let entries: ReadonlyArray<AuthorizedKeys.AuthorizedKey> | undefined
     if (args.authorizedKeys !== undefined) {
       const file = args.authorizedKeys
-      const usable = usableAuthorizedKeys(yield* readText(file, "authorized keys"), args.allowForwarding !== undefined)
+      const usable = usableAuthorizedKeys(yield* readText(file, "authorized keys"))
       yield* Effect.forEach(usable.warnings, (w) => log(`Warning: ${file} ${w}`), { discard: true })
-      yield* log(`Authorized keys: ${usable.keys.length} from ${file}`)
-      keys = usable.keys
+      yield* log(`Authorized keys: ${usable.entries.length} from ${file}`)
+      entries = usable.entries
     }
     let checkPassword: ((user: string, password: string) => boolean) | undefined
     if (args.passwordFile !== undefined) {
@@ -266,7 +267,7 @@ export const serveOptions = (args: ServeArgs, log: Log): Effect.Effect<SshServer
       port: args.port,
       hostKeys,
       auth: {
-        ...authHandlers({ keys, checkPassword }),
+        ...authHandlers({ entries, checkPassword }),
         maxTries: args.maxAuthTries,
         loginGraceTime: args.loginGraceTime
       },

@@ -288,20 +288,23 @@ describe("usableAuthorizedKeys", () => {
   const b = PrivateKey.generate("ecdsa-sha2-nistp256").publicKey
   const c = PrivateKey.generate("ssh-ed25519").publicKey
 
-  it("keeps bare keys and keys with only ignorable options; skips restricted keys and bad lines with a warning", () => {
+  it("keeps every line whose options are enforced; skips bad lines and unsupported options with a warning naming them", () => {
     const text = [
       AuthorizedKeys.formatLine(a),
       AuthorizedKeys.formatLine(b, ["no-port-forwarding", "No-Agent-Forwarding"]),
       AuthorizedKeys.formatLine(c, ['command="uptime"']),
       "ssh-ed25519 not-base64",
-      AuthorizedKeys.formatLine(c, ["restrict"])
+      AuthorizedKeys.formatLine(c, ["restrict"]),
+      AuthorizedKeys.formatLine(c, ['tunnel="1"']),
+      AuthorizedKeys.formatLine(c, ["no-such-thing"])
     ].join("\n")
-    const { keys, warnings } = Serve.usableAuthorizedKeys(text)
-    expect(keys.map((k) => PublicKey.fingerprint(k))).toEqual([PublicKey.fingerprint(a), PublicKey.fingerprint(b)])
+    const { entries, warnings } = Serve.usableAuthorizedKeys(text)
+    expect(entries.map((e) => e.line)).toEqual([1, 2, 3, 5])
+    expect(entries.map((e) => PublicKey.fingerprint(e.key))).toEqual([a, b, c, c].map((k) => PublicKey.fingerprint(k)))
     expect(warnings).toHaveLength(3)
     expect(warnings[0]).toMatch(/^line 4: .*; skipped$/)
-    expect(warnings[1]).toBe(`line 3: option command="uptime" is not enforced by effect-ssh serve; key skipped`)
-    expect(warnings[2]).toBe("line 5: option restrict is not enforced by effect-ssh serve; key skipped")
+    expect(warnings[1]).toBe("line 6: key option tunnel is not supported; key skipped")
+    expect(warnings[2]).toBe("line 7: unknown key option no-such-thing; key skipped")
   })
 })
 
@@ -398,7 +401,7 @@ beforeAll(() => {
   files = {
     hostKey: file("host_key", PrivateKey.toOpenSsh(hostKey)),
     encryptedKey: file("encrypted_key", PrivateKey.toOpenSsh(PrivateKey.generate("ssh-ed25519"), { passphrase: "x", rounds: 2 })),
-    authorizedKeys: file("authorized_keys", `${AuthorizedKeys.formatLine(userKey.publicKey)}\nno-pty ${PublicKey.toOpenSsh(hostKey.publicKey)}\n`),
+    authorizedKeys: file("authorized_keys", `${AuthorizedKeys.formatLine(userKey.publicKey)}\ntunnel="0" ${PublicKey.toOpenSsh(hostKey.publicKey)}\n`),
     passwordFile: file("passwords", "alice:wonder:land\n"),
     badPasswordFile: file("bad_passwords", "alice:x\nhunter2\n", 0o644),
     sftpRoot
@@ -452,7 +455,7 @@ describe("start (in-process)", () => {
     expect(results.viaKey.exitCode).toBe(7)
     expect(results.viaPassword.stdout.trim()).toBe("4")
     expect(lines[0]).toBe(`Host key ecdsa-sha2-nistp256 ${PublicKey.fingerprint(hostKey.publicKey)} (${files.hostKey})`)
-    expect(lines).toContain(`Warning: ${files.authorizedKeys} line 2: option no-pty is not enforced by effect-ssh serve; key skipped`)
+    expect(lines).toContain(`Warning: ${files.authorizedKeys} line 2: key option tunnel is not supported; key skipped`)
     expect(lines).toContain(`Authorized keys: 1 from ${files.authorizedKeys}`)
     expect(lines).toContain(`Password logins: 1 user(s) from ${files.passwordFile}`)
     expect(lines).toContain(`Listening on 127.0.0.1:${results.port}`)
