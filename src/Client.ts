@@ -38,6 +38,7 @@ import * as Scope from "effect/Scope"
 import type * as Socket from "effect/socket/Socket"
 import * as SshError from "./SshError.ts"
 import * as OptionSchemas from "./internal/optionSchemas.ts"
+import * as Located from "./internal/located.ts"
 import * as Telemetry from "./internal/telemetry.ts"
 import { ownedOrHandedOver } from "./internal/netSocket.ts"
 import * as Transport from "./Transport/Transport.ts"
@@ -345,7 +346,8 @@ export const connect = (
         (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions, openSftp(sftpOptions)), context)
       )
     const sessionForwarding: Session.SessionForwarding = { x11: x11.prepare }
-    const ssh: SshConnection = {
+    const destination = SshError.formatDestination(options)
+    const ssh: SshConnection = Located.locateOperations({
       info,
       run: (command, runOptions) => Session.run(sessions, command, runOptions, sessionForwarding),
       exec: (command, execOptions) => Session.exec(sessions, command, execOptions, sessionForwarding),
@@ -360,12 +362,15 @@ export const connect = (
         transport.sendIgnore(
           typeof data === "number" ? globalThis.crypto.getRandomValues(new Uint8Array(Math.min(data, 65536))) : data ?? new Uint8Array(0)
         ),
-      closed: connection.closed,
+      closed: yield* Located.locateClosed(connection.closed, destination),
       stats: transport.stats,
       connection
-    }
+    } satisfies SshConnection, destination, { exec: true, shell: true, subsystem: true, sftp: { open: true } })
     return ssh
-  })
+  }).pipe(
+    // every error of a connection names where it was going
+    Effect.mapError((error) => SshError.withDestination(error, SshError.formatDestination(options)))
+  )
 
 /** The negotiated algorithms in one line, as `ssh -v` reports them. */
 const describeNegotiated = (n: Negotiated): string =>

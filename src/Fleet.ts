@@ -88,11 +88,9 @@ const tail = (limit: number) => {
   }
 }
 
-/** The error with its host named in the message (every fleet error says where it happened). */
-const onHost = (destination: SshClient.ConnectOptions, error: SshError.SshError): SshError.SshError => {
-  const where = `${destination.host}:${destination.port ?? 22}`
-  return error.message.includes(where) ? error : SshError.make(new SshError.ConnectionClosed({ message: `${where}: ${error.message}` }))
-}
+/** The error naming its host (`SshClient.connect` already does; a timeout of the whole host does not). */
+const onHost = (destination: SshClient.ConnectOptions, error: SshError.SshError): SshError.SshError =>
+  SshError.withDestination(error, SshError.formatDestination(destination))
 
 /** Runs the command on one host: its result, never a failure. */
 const runOn = (
@@ -132,7 +130,7 @@ const runOn = (
   const limited = options.timeout === undefined ? work : Effect.timeoutOrElse(work, {
     duration: options.timeout,
     orElse: () =>
-      Effect.fail(SshError.make(new SshError.Timeout({ message: `${destination.host}:${destination.port ?? 22}: no result within ${Duration.format(Duration.fromInputUnsafe(options.timeout!))}` })))
+      Effect.fail(SshError.make(new SshError.Timeout({ message: `no result within ${Duration.format(Duration.fromInputUnsafe(options.timeout!))}` })))
   })
   return Effect.catch(limited, (error) =>
     Effect.succeed({ _tag: "Failed", host: destination.host, port: destination.port ?? 22, error: onHost(destination, error), duration: elapsed() } satisfies HostResult)).pipe(

@@ -300,9 +300,14 @@ export const isSshErrorReason: (u: unknown) => u is SshErrorReason = Schema.is(S
  * ```
  */
 export class SshError extends Schema.TaggedError<SshError>()("SshError", {
-  reason: SshErrorReason
+  reason: SshErrorReason,
+  /** Where it happened, `user@host:port`, for errors of a connection (see `withDestination`). */
+  destination: Schema.optional(Schema.String)
 }) {
-  constructor(props: { readonly reason: SshErrorReason }, options?: Schema.MakeOptions) {
+  constructor(
+    props: { readonly reason: SshErrorReason; readonly destination?: string | undefined },
+    options?: Schema.MakeOptions
+  ) {
     super(props, options)
     const cause = (this.reason as { readonly cause?: unknown }).cause
     // as `new Error(message, { cause })` would: an own, non-enumerable property
@@ -315,9 +320,44 @@ export class SshError extends Schema.TaggedError<SshError>()("SshError", {
     const path = reason._tag === "SftpStatus" && reason.path !== undefined && !reason.message.includes(reason.path)
       ? ` (${reason.path})`
       : ""
-    return `${reason._tag}: ${reason.message}${path}`
+    const where = this.destination === undefined ? "" : `${this.destination}: `
+    return `${where}${reason._tag}: ${reason.message}${path}`
   }
 }
+
+/**
+ * How a connection's destination is named in its errors: `user@host:port`,
+ * an IPv6 address in brackets (`me@[::1]:22`).
+ *
+ * @example
+ * ```ts
+ * formatDestination({ host: "example.com", port: 22, username: "me" }) // "me@example.com:22"
+ * formatDestination({ host: "::1", port: 2222 }) // "[::1]:2222"
+ * ```
+ */
+export const formatDestination = (target: {
+  readonly host: string
+  readonly port?: number | undefined
+  readonly username?: string | undefined
+}): string => {
+  const host = target.host.includes(":") ? `[${target.host}]` : target.host
+  const user = target.username === undefined || target.username === "" ? "" : `${target.username}@`
+  return `${user}${host}:${target.port ?? 22}`
+}
+
+/**
+ * The error with its destination: a connection's errors name where they
+ * happened, in `destination` and first in their message. An error that
+ * already names one keeps it (a jump host's error stays that host's).
+ *
+ * @example
+ * ```ts
+ * const error = withDestination(make(new Timeout({ message: "late" })), "me@example.com:22")
+ * error.message // "me@example.com:22: Timeout: late"
+ * ```
+ */
+export const withDestination = (error: SshError, destination: string): SshError =>
+  error.destination !== undefined ? error : new SshError({ reason: error.reason, destination })
 
 /**
  * Tells whether a value is an `SshError`.
