@@ -244,6 +244,7 @@ export const connect = (
     const context = yield* Effect.context<FileSystem.FileSystem>()
     const x11 = X11Client.make()
     const establish = Effect.gen(function*() {
+      yield* Effect.logDebug(`connecting to ${options.host} port ${port} as ${options.username}`)
       const algorithms = yield* Transport.core(() => Algorithms.resolve(options.algorithms ?? {}))
       const preferred = options.hostKeys.preferredAlgorithms && options.algorithms?.hostKey === undefined
         ? yield* options.hostKeys.preferredAlgorithms(options.host, port)
@@ -271,7 +272,10 @@ export const connect = (
           Effect.flatMap(Transport.core(() => hostKeyOf(blob, algorithm)), ({ key, certificate }) => {
             hostKey = key
             hostCertificate = certificate
-            return Effect.provideContext(options.hostKeys.verify({ host: options.host, port, key, algorithm, certificate }), context)
+            return Effect.andThen(
+              Effect.logDebug(`server host key: ${algorithm} ${PublicKey.fingerprint(key)}`),
+              Effect.provideContext(options.hostKeys.verify({ host: options.host, port, key, algorithm, certificate }), context)
+            )
           })
       }).pipe(Effect.withSpan("ssh.kex"))
       yield* Metric.update(Telemetry.kexDuration, Duration.millis((yield* Clock.currentTimeMillis) - kexStarted))

@@ -28,6 +28,8 @@ export interface ConnectionArgs {
   readonly options: Readonly<Record<string, string>>
   readonly knownHosts: string | undefined
   readonly fingerprint: string | undefined
+  /** `-v` given this many times: protocol events on stderr (see `Verbose.withVerbosity`). */
+  readonly verbose?: number | undefined
 }
 
 /** What `-L`, `-R`, `-D`, `-W` and the forwarding keywords of `-o` ask for. */
@@ -86,7 +88,7 @@ export const supportedOptions: ReadonlyArray<string> = [
 ]
 
 export const execUsage =
-  "usage: effect-ssh exec [-nNtX] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
+  "usage: effect-ssh exec [-nNtXv] [-p PORT] [-l USER] [-i KEYFILE]... [-o Option=value]...\n" +
   "                       [-L [bind:]port:host:hostport | -L [bind:]port:/socket | -L /socket:host:hostport]...\n" +
   "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]...\n" +
   "                       [-W host:port] [--known-hosts FILE | --host-key-fingerprint SHA256:...]\n" +
@@ -199,6 +201,7 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
   const dynamic: Array<ForwardSpec.DynamicForward> = []
   let target: string | undefined
   let command: Array<string> | undefined
+  let verbose = 0
 
   const option = (text: string) => {
     const o = parseOption(text)
@@ -272,7 +275,8 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     if (arg === "-" || arg.startsWith("--")) throw new UsageError(`unknown flag ${arg}`)
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j]!
-      if (SWITCHES.includes(letter)) {
+      if (letter === "v") verbose++
+      else if (SWITCHES.includes(letter)) {
         switches.add(letter)
         continue
       }
@@ -313,6 +317,7 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     options,
     knownHosts: knownHosts ?? options.userknownhostsfile,
     fingerprint,
+    verbose: verbose > 0 ? verbose : undefined,
     command: commandLine,
     noStdin: switches.has("n"),
     tty: switches.has("t"),
