@@ -275,8 +275,11 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     if (arg === "-" || arg.startsWith("--")) throw new UsageError(`unknown flag ${arg}`)
     for (let j = 1; j < arg.length; j++) {
       const letter = arg[j]!
-      if (letter === "v") verbose++
-      else if (SWITCHES.includes(letter)) {
+      if (letter === "v") {
+        verbose++
+        continue
+      }
+      if (SWITCHES.includes(letter)) {
         switches.add(letter)
         continue
       }
