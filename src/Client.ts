@@ -350,7 +350,7 @@ export const connect = (
         (proc) => Effect.provideContext(SftpClient.make(proc, sftpOptions, openSftp(sftpOptions)), context)
       )
     const sessionForwarding: Session.SessionForwarding = { x11: x11.prepare }
-    const destination = SshError.formatDestination(options)
+    const where = Located.whereOf({ ...options, port })
     const ssh: SshConnection = Located.locateOperations({
       info,
       run: (command, runOptions) => Session.run(sessions, command, runOptions, sessionForwarding),
@@ -366,10 +366,10 @@ export const connect = (
         transport.sendIgnore(
           typeof data === "number" ? globalThis.crypto.getRandomValues(new Uint8Array(Math.min(data, 65536))) : data ?? new Uint8Array(0)
         ),
-      closed: yield* Located.locateClosed(connection.closed, destination),
+      closed: yield* Located.locateClosed(connection.closed, where.destination),
       stats: transport.stats,
       connection
-    } satisfies SshConnection, destination, { exec: true, shell: true, subsystem: true, sftp: { open: true } })
+    } satisfies SshConnection, where, { exec: true, shell: true, subsystem: true, sftp: { open: true } })
     return ssh
   }).pipe(
     // every error of a connection names where it was going
