@@ -62,7 +62,7 @@ import * as SftpClient from "./Sftp/SftpClient.ts"
  *
  * @example
  * ```ts
- * Layer.succeed(Connector)({ connect: (host, port) => NodeSocket.makeNet({ host, port }) })
+ * const tcp = Layer.succeed(SshClient.Connector)({ connect: (host, port) => NodeSocket.makeNet({ host, port }) })
  * ```
  */
 export class Connector extends Context.Service<Connector, {
@@ -511,8 +511,8 @@ export const layer = (
  *
  * @example
  * ```ts
- * const live = SshClient.layerConfig(Config.all({ host: Config.string("SSH_HOST"), username: Config.string("SSH_USER") }).pipe(
- *   Config.map((c) => ({ ...c, auth: [Auth.agent()], hostKeys: HostKeys.knownHosts() }))
+ * const live = SshClient.layerConfig(Config.all({ host: Config.String("SSH_HOST"), username: Config.String("SSH_USER") }).pipe(
+ *   Config.map((c): SshClient.ConnectOptions => ({ ...c, auth: [Auth.agent()], hostKeys: HostKeys.knownHosts() }))
  * ))
  * ```
  */

@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * const results = yield* SshFleet.collect(hosts.map((host) => ({ ...base, host })), "uptime", { concurrency: 20 })
+ * const results = yield* SshFleet.collect(hosts.map((host) => ({ ...options, host })), "uptime", { concurrency: 20 })
  * for (const r of results) console.log(r.host, r._tag === "Done" ? r.exitCode : r.error.message)
  * ```
  * @since 0.1.0
