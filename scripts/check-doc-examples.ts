@@ -29,7 +29,6 @@ export const excluded: Readonly<Record<string, string>> = {
   "src/Auth/KnownHosts.ts": "8 of 8 fail: `matchWildcard` and the like unqualified, undeclared `presented`",
   "src/Channel/Session.ts": "5 of 8 fail: they take an undeclared `connection` (the mux, not an SshConnection)",
   "src/Channel/Connection.ts": "7 of 7 fail: fragments over an undeclared `transport` and `channel`",
-  "src/SshError.ts": "13 of 14 fail: reasons and helpers unqualified (`Timeout`, `make`), fragments over an undeclared `pump`",
   "src/NodeSsh.ts": "3 of 3 fail: fragments of a pipe over an undeclared `program`",
   "src/Sftp/Transfer.ts": "9 of 9 fail: fragments over undeclared `local`, `handle` and progress values",
   "src/Sftp/SftpServer.ts": "3 of 3 fail: fragments of server options over an undeclared `session`",
