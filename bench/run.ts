@@ -173,7 +173,8 @@ const sections: ReadonlyArray<readonly [name: string, section: Section]> = [
   ["sftp", sftpTransfers],
   // -N -L against ssh -N -L (bench/forward.ts)
   ["forward", forwardThroughput],
-  ["compression", compressionThroughput]
+  ["compression", compressionThroughput],
+  ["pexec", async (context) => (await import("./pexec.ts")).pexecFleet(context)]
 ]
 
 /** The sections BENCH_SECTIONS names (comma-separated: exec, connect, sftp, forward), or all of them when it is unset. */

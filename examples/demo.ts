@@ -14,9 +14,9 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as crypto from "node:crypto"
-import { Auth, HostKeys, NodeSsh, PrivateKey, PublicKey, SshClient } from "../src/index.ts"
-import * as SshServer from "../src/Server.ts"
-import * as ProcessSession from "../src/Server/ProcessSession.ts"
+import { Auth, HostKeys, NodeSsh, PrivateKey, PublicKey, SshClient } from "effect-ssh"
+import * as SshServer from "effect-ssh/Server"
+import * as ProcessSession from "effect-ssh/Server/ProcessSession"
 
 const MiB = 1024 * 1024
 const total = Number(process.env.DEMO_BYTES ?? 1024 * MiB)

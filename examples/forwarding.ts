@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as crypto from "node:crypto"
 import * as http from "node:http"
 import * as net from "node:net"
-import { Auth, HostKeys, NodeSsh, PrivateKey, PublicKey, SshClient, SshServer } from "../src/index.ts"
+import { Auth, HostKeys, NodeSsh, PrivateKey, PublicKey, SshClient, SshServer } from "effect-ssh"
 
 /** A page served on a free loopback port. */
 const startWebServer = (page: Buffer) =>

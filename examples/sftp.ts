@@ -12,7 +12,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Auth, HostKeys, NodeSsh, PrivateKey, PublicKey, SftpServer, SshClient, SshServer } from "../src/index.ts"
+import { Auth, HostKeys, NodeSsh, PrivateKey, PublicKey, SftpServer, SshClient, SshServer } from "effect-ssh"
 
 const size = Number(process.argv[2] ?? 64) * 1024 * 1024
 

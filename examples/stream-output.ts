@@ -14,7 +14,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { Auth, HostKeys, NodeSsh, SshClient } from "../src/index.ts"
+import { Auth, HostKeys, NodeSsh, SshClient } from "effect-ssh"
 
 const [host = "127.0.0.1", port = "22", username = "root", keyFile = "~/.ssh/id_ed25519", knownHosts, bytes = String(1024 ** 3), mode = "stream"] =
   process.argv.slice(2)

@@ -38,6 +38,7 @@ import * as Scope from "effect/Scope"
 import type * as Socket from "effect/socket/Socket"
 import * as SshError from "./SshError.ts"
 import * as OptionSchemas from "./internal/optionSchemas.ts"
+import * as Located from "./internal/located.ts"
 import * as Telemetry from "./internal/telemetry.ts"
 import { ownedOrHandedOver } from "./internal/netSocket.ts"
 import * as Transport from "./Transport/Transport.ts"
@@ -63,7 +64,7 @@ import * as Jump from "./Config/Jump.ts"
  *
  * @example
  * ```ts
- * Layer.succeed(Connector)({ connect: (host, port) => NodeSocket.makeNet({ host, port }) })
+ * const tcp = Layer.succeed(SshClient.Connector)({ connect: (host, port) => NodeSocket.makeNet({ host, port }) })
  * ```
  */
 export class Connector extends Context.Service<Connector, {
@@ -256,6 +257,7 @@ export const connect = (
     const context = yield* Effect.context<FileSystem.FileSystem>()
     const x11 = X11Client.make()
     const establish = Effect.gen(function*() {
+      yield* Effect.logDebug(`connecting to ${options.host} port ${port} as ${options.username}`)
       const algorithms = yield* Transport.core(() =>
         Algorithms.resolve(options.algorithms ?? {}, { compression: Compression.clientOffer(options.compression === true) })
       )
@@ -285,7 +287,10 @@ export const connect = (
           Effect.flatMap(Transport.core(() => hostKeyOf(blob, algorithm)), ({ key, certificate }) => {
             hostKey = key
             hostCertificate = certificate
-            return Effect.provideContext(options.hostKeys.verify({ host: options.host, port, key, algorithm, certificate }), context)
+            return Effect.andThen(
+              Effect.logDebug(`server host key: ${algorithm} ${PublicKey.fingerprint(key)}`),
+              Effect.provideContext(options.hostKeys.verify({ host: options.host, port, key, algorithm, certificate }), context)
+            )
           })
       }).pipe(Effect.withSpan("ssh.kex"))
       yield* Metric.update(Telemetry.kexDuration, Duration.millis((yield* Clock.currentTimeMillis) - kexStarted))
@@ -361,7 +366,8 @@ export const connect = (
       )
     const sessionForwarding: Session.SessionForwarding = { x11: x11.prepare }
     const withEnv = sessionEnv(options.env)
-    const ssh: SshConnection = {
+    const where = Located.whereOf({ ...options, port })
+    const ssh: SshConnection = Located.locateOperations({
       info,
       run: (command, runOptions) => Session.run(sessions, command, withEnv(runOptions), sessionForwarding),
       exec: (command, execOptions) => Session.exec(sessions, command, withEnv(execOptions), sessionForwarding),
@@ -376,12 +382,15 @@ export const connect = (
         transport.sendIgnore(
           typeof data === "number" ? globalThis.crypto.getRandomValues(new Uint8Array(Math.min(data, 65536))) : data ?? new Uint8Array(0)
         ),
-      closed: connection.closed,
+      closed: yield* Located.locateClosed(connection.closed, where.destination),
       stats: transport.stats,
       connection
-    }
+    } satisfies SshConnection, where, { exec: true, shell: true, subsystem: true, sftp: { open: true } })
     return ssh
-  })
+  }).pipe(
+    // every error of a connection names where it was going
+    Effect.mapError((error) => SshError.withDestination(error, SshError.formatDestination(options)))
+  )
 
 /**
  * Connects to a destination as `ssh` names it: an ssh_config alias (`user@alias`), resolved through
@@ -542,8 +551,8 @@ export const layer = (
  *
  * @example
  * ```ts
- * const live = SshClient.layerConfig(Config.all({ host: Config.string("SSH_HOST"), username: Config.string("SSH_USER") }).pipe(
- *   Config.map((c) => ({ ...c, auth: [Auth.agent()], hostKeys: HostKeys.knownHosts() }))
+ * const live = SshClient.layerConfig(Config.all({ host: Config.String("SSH_HOST"), username: Config.String("SSH_USER") }).pipe(
+ *   Config.map((c): SshClient.ConnectOptions => ({ ...c, auth: [Auth.agent()], hostKeys: HostKeys.knownHosts() }))
  * ))
  * ```
  */

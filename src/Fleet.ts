@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * const results = yield* SshFleet.collect(hosts.map((host) => ({ ...base, host })), "uptime", { concurrency: 20 })
+ * const results = yield* SshFleet.collect(hosts.map((host) => ({ ...options, host })), "uptime", { concurrency: 20 })
  * for (const r of results) console.log(r.host, r._tag === "Done" ? r.exitCode : r.error.message)
  * ```
  * @since 0.1.0
@@ -14,6 +14,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as FileSystem from "effect/FileSystem"
+import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import type * as Session from "./Channel/Session.ts"
 import * as SshClient from "./Client.ts"
@@ -23,6 +24,13 @@ import * as SshError from "./SshError.ts"
 export interface FleetOptions {
   /** Hosts worked on at once (default 32). */
   readonly concurrency?: number | undefined
+  /**
+   * Connections being established at once — TCP, key exchange and authentication — below `concurrency`
+   * (default 48). A burst of connects beyond a server's listen backlog (sshd's is 128) loses SYNs that come back
+   * only after TCP's retransmission timeouts (1 s, then 3 s, 7 s...), and two hundred key exchanges at once only
+   * share one CPU: commands run `concurrency` at a time, handshakes `startups` at a time.
+   */
+  readonly startups?: number | undefined
   /** Time allowed per host, connect included (default none). */
   readonly timeout?: Duration.Input | undefined
   /** Bytes of stdout and of stderr kept per host, the last ones (default 64 KiB each). */
@@ -88,23 +96,22 @@ const tail = (limit: number) => {
   }
 }
 
-/** The error with its host named in the message (every fleet error says where it happened). */
-const onHost = (destination: SshClient.ConnectOptions, error: SshError.SshError): SshError.SshError => {
-  const where = `${destination.host}:${destination.port ?? 22}`
-  return error.message.includes(where) ? error : SshError.make(new SshError.ConnectionClosed({ message: `${where}: ${error.message}` }))
-}
+/** The error naming its host (`SshClient.connect` already does; a timeout of the whole host does not). */
+const onHost = (destination: SshClient.ConnectOptions, error: SshError.SshError): SshError.SshError =>
+  SshError.withDestination(error, SshError.formatDestination(destination))
 
 /** Runs the command on one host: its result, never a failure. */
 const runOn = (
   destination: SshClient.ConnectOptions,
   command: string,
-  options: FleetOptions
+  options: FleetOptions,
+  startups: Semaphore.Semaphore
 ): Effect.Effect<HostResult, never, SshClient.Connector | FileSystem.FileSystem> => {
   const keep = options.keepBytes ?? 64 * 1024
   const started = performance.now()
   const elapsed = () => Duration.millis(performance.now() - started)
   const work = Effect.scoped(Effect.gen(function*() {
-    const ssh = yield* SshClient.connect(destination)
+    const ssh = yield* startups.withPermit(SshClient.connect(destination))
     const proc = yield* ssh.exec(command, options.session)
     const out = tail(keep)
     const err = tail(keep)
@@ -132,13 +139,15 @@ const runOn = (
   const limited = options.timeout === undefined ? work : Effect.timeoutOrElse(work, {
     duration: options.timeout,
     orElse: () =>
-      Effect.fail(SshError.make(new SshError.Timeout({ message: `${destination.host}:${destination.port ?? 22}: no result within ${Duration.format(Duration.fromInputUnsafe(options.timeout!))}` })))
+      Effect.fail(SshError.make(new SshError.Timeout({ message: `no result within ${Duration.format(Duration.fromInputUnsafe(options.timeout!))}` })))
   })
   return Effect.catch(limited, (error) =>
     Effect.succeed({ _tag: "Failed", host: destination.host, port: destination.port ?? 22, error: onHost(destination, error), duration: elapsed() } satisfies HostResult)).pipe(
       Effect.withSpan("ssh.fleet.host", { attributes: { "ssh.host": destination.host, "ssh.port": destination.port ?? 22 } })
     )
 }
+
+const DEFAULT_STARTUPS = 48
 
 const signals: Readonly<Record<string, number>> = { HUP: 1, INT: 2, QUIT: 3, ILL: 4, ABRT: 6, FPE: 8, KILL: 9, SEGV: 11, PIPE: 13, ALRM: 14, TERM: 15 }
 const signalNumber = (name: string): number => signals[name] ?? 0
@@ -158,9 +167,10 @@ export const run = (
   command: string,
   options: FleetOptions = {}
 ): Stream.Stream<HostResult, never, SshClient.Connector | FileSystem.FileSystem> =>
-  Stream.fromIterable(destinations).pipe(
-    Stream.mapEffect((destination) => runOn(destination, command, options), { concurrency: options.concurrency ?? 32, unordered: true })
-  )
+  Stream.unwrap(Effect.map(Semaphore.make(options.startups ?? DEFAULT_STARTUPS), (startups) =>
+    Stream.fromIterable(destinations).pipe(
+      Stream.mapEffect((destination) => runOn(destination, command, options, startups), { concurrency: options.concurrency ?? 32, unordered: true })
+    )))
 
 /**
  * `run`, collected: every host's result, in the order they finished.

@@ -8,7 +8,7 @@
  * @example
  * ```ts
  * const pool = yield* SshPool.make({ idleTimeToLive: "1 minute" })
- * const results = yield* Effect.forEach(hosts, (host) => pool.run({ ...base, host }, "uptime"), { concurrency: 20 })
+ * const results = yield* Effect.forEach(hosts, (host) => pool.run({ ...options, host }, "uptime"), { concurrency: 20 })
  * ```
  * @since 0.1.0
  */

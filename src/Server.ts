@@ -227,7 +227,7 @@ export type ServerEvent =
  *
  * @example
  * ```ts
- * const { address } = yield* SshServer.serve(options)
+ * const { address } = yield* SshServer.serve({ port: 0, hostKeys: [hostKey], auth: { password: () => Effect.succeed(false) } })
  * ```
  */
 export interface SshServer {
@@ -245,7 +245,7 @@ export interface SshServer {
  *
  * @example
  * ```ts
- * SshServer.serve({ ...options, maxChannels: DEFAULT_MAX_CHANNELS / 4 })
+ * SshServer.serve({ port: 2222, hostKeys: [hostKey], auth: {}, maxChannels: SshServer.DEFAULT_MAX_CHANNELS / 4 })
  * ```
  */
 export const DEFAULT_MAX_CHANNELS = 64
@@ -288,7 +288,7 @@ const penaltyConfig = (option: ServeOptions["perSourcePenalties"]): PenaltyConfi
  * @throws ConfigParseError for a malformed or out-of-range setting.
  * @example
  * ```ts
- * admissionConfig({ ...options, maxStartups: "20:30:60" }).maxStartups // { start: 20, rate: 30, full: 60 }
+ * SshServer.admissionConfig({ port: 2222, hostKeys: [hostKey], auth: {}, maxStartups: "20:30:60" }).maxStartups // { start: 20, rate: 30, full: 60 }
  * ```
  */
 export const admissionConfig = (options: ServeOptions): Admission.AdmissionConfig => {
@@ -341,7 +341,7 @@ const penaltyFor = (exit: Exit.Exit<unknown, unknown>, graceExceeded: boolean, a
  *
  * @example
  * ```ts
- * const signer = hostKeySigner(PrivateKey.generate("ssh-ed25519"))
+ * const signer = SshServer.hostKeySigner(PrivateKey.generate("ssh-ed25519"))
  * ```
  */
 export const hostKeySigner = (key: PrivateKey.PrivateKey): Transport.HostKeySigner => ({
@@ -543,7 +543,12 @@ const prepare = (options: ServeOptions) =>
  *
  * @example
  * ```ts
- * const server = yield* SshServer.serve({ port: 0, hostKeys: [key], auth, session })
+ * const server = yield* SshServer.serve({
+ *   port: 0,
+ *   hostKeys: [hostKey],
+ *   auth: { publicKey: ({ key }) => Effect.succeed(PublicKey.equals(key, userKey.publicKey)) },
+ *   session: { exec: (session, command) => Effect.as(Effect.orDie(session.write(`ran ${command}\n`)), 0) }
+ * })
  * ```
  */
 export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.SshError, Scope.Scope> =>
@@ -648,8 +653,11 @@ export const serve = (options: ServeOptions): Effect.Effect<SshServer, SshError.
  *
  * @example
  * ```ts
- * const net = yield* Socket.makeNet({ host: "10.0.0.7", port: 2222 })
- * yield* SshServer.handle(net, { hostKeys: [key], auth, session }, { remoteAddress: "10.0.0.7", remotePort: 2222 })
+ * const net = yield* NodeSocket.makeNet({ host: "10.0.0.7", port: 2222 })
+ * yield* SshServer.handle(net, {
+ *   hostKeys: [hostKey],
+ *   auth: { publicKey: ({ key }) => Effect.succeed(PublicKey.equals(key, userKey.publicKey)) }
+ * }, { remoteAddress: "10.0.0.7", remotePort: 2222 })
  * ```
  */
 export const handle = (

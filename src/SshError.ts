@@ -87,7 +87,7 @@ const connectCodes: Readonly<Record<string, string>> = {
  *
  * @example
  * ```ts
- * connectFailed({ host: "example.com", port: 22 }, Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }))
+ * SshError.connectFailed({ host: "example.com", port: 22 }, Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }))
  * // message: "cannot connect to example.com:22: connection refused (ECONNREFUSED)"
  * ```
  */
@@ -242,7 +242,7 @@ export class NotImplemented extends Schema.TaggedError<NotImplemented>()("NotImp
  *
  * @example
  * ```ts
- * Schema.encodeSync(SshErrorReason)(new Timeout({ message: "no answer" }))
+ * Schema.encodeSync(SshError.SshErrorReason)(new SshError.Timeout({ message: "no answer" }))
  * // { _tag: "Timeout", message: "no answer" }
  * ```
  */
@@ -281,8 +281,8 @@ export type SshErrorReason = typeof SshErrorReason.Type
  *
  * @example
  * ```ts
- * isSshErrorReason(new ProtocolError({ message: "bad" })) // true
- * isSshErrorReason({ _tag: "ProtocolError", message: "bad" }) // false
+ * SshError.isSshErrorReason(new SshError.ProtocolError({ message: "bad" })) // true
+ * SshError.isSshErrorReason({ _tag: "ProtocolError", message: "bad" }) // false
  * ```
  */
 export const isSshErrorReason: (u: unknown) => u is SshErrorReason = Schema.is(SshErrorReason)
@@ -293,16 +293,21 @@ export const isSshErrorReason: (u: unknown) => u is SshErrorReason = Schema.is(S
  *
  * @example
  * ```ts
- * const error = new SshError({ reason: new Timeout({ message: "connect timed out after 10s" }) })
+ * const error = new SshError.SshError({ reason: new SshError.Timeout({ message: "connect timed out after 10s" }) })
  * error.message // "Timeout: connect timed out after 10s"
- * new SshError({ reason: new SftpStatus({ code: 2, message: "No such file", path: "/nope" }) }).message
+ * new SshError.SshError({ reason: new SshError.SftpStatus({ code: 2, message: "No such file", path: "/nope" }) }).message
  * // "SftpStatus: No such file (/nope)"
  * ```
  */
 export class SshError extends Schema.TaggedError<SshError>()("SshError", {
-  reason: SshErrorReason
+  reason: SshErrorReason,
+  /** Where it happened, `user@host:port`, for errors of a connection (see `withDestination`). */
+  destination: Schema.optional(Schema.String)
 }) {
-  constructor(props: { readonly reason: SshErrorReason }, options?: Schema.MakeOptions) {
+  constructor(
+    props: { readonly reason: SshErrorReason; readonly destination?: string | undefined },
+    options?: Schema.MakeOptions
+  ) {
     super(props, options)
     const cause = (this.reason as { readonly cause?: unknown }).cause
     // as `new Error(message, { cause })` would: an own, non-enumerable property
@@ -315,16 +320,51 @@ export class SshError extends Schema.TaggedError<SshError>()("SshError", {
     const path = reason._tag === "SftpStatus" && reason.path !== undefined && !reason.message.includes(reason.path)
       ? ` (${reason.path})`
       : ""
-    return `${reason._tag}: ${reason.message}${path}`
+    const where = this.destination === undefined ? "" : `${this.destination}: `
+    return `${where}${reason._tag}: ${reason.message}${path}`
   }
 }
+
+/**
+ * How a connection's destination is named in its errors: `user@host:port`,
+ * an IPv6 address in brackets (`me@[::1]:22`).
+ *
+ * @example
+ * ```ts
+ * SshError.formatDestination({ host: "example.com", port: 22, username: "me" }) // "me@example.com:22"
+ * SshError.formatDestination({ host: "::1", port: 2222 }) // "[::1]:2222"
+ * ```
+ */
+export const formatDestination = (target: {
+  readonly host: string
+  readonly port?: number | undefined
+  readonly username?: string | undefined
+}): string => {
+  const host = target.host.includes(":") ? `[${target.host}]` : target.host
+  const user = target.username === undefined || target.username === "" ? "" : `${target.username}@`
+  return `${user}${host}:${target.port ?? 22}`
+}
+
+/**
+ * The error with its destination: a connection's errors name where they
+ * happened, in `destination` and first in their message. An error that
+ * already names one keeps it (a jump host's error stays that host's).
+ *
+ * @example
+ * ```ts
+ * const error = SshError.withDestination(SshError.make(new SshError.Timeout({ message: "late" })), "me@example.com:22")
+ * error.message // "me@example.com:22: Timeout: late"
+ * ```
+ */
+export const withDestination = (error: SshError, destination: string): SshError =>
+  error.destination !== undefined ? error : new SshError({ reason: error.reason, destination })
 
 /**
  * Tells whether a value is an `SshError`.
  *
  * @example
  * ```ts
- * isSshError(make(new Timeout({ message: "late" }))) // true
+ * SshError.isSshError(SshError.make(new SshError.Timeout({ message: "late" }))) // true
  * ```
  */
 export const isSshError: (u: unknown) => u is SshError = Schema.is(SshError)
@@ -335,8 +375,8 @@ export const isSshError: (u: unknown) => u is SshError = Schema.is(SshError)
  *
  * @example
  * ```ts
- * describeThrown(new RangeError("x")) // "x"
- * describeThrown({ toString: false }) // "[object Object]"
+ * SshError.describeThrown(new RangeError("x")) // "x"
+ * SshError.describeThrown({ toString: false }) // "[object Object]"
  * ```
  */
 export const describeThrown = (u: unknown): string => {
@@ -356,8 +396,8 @@ export const describeThrown = (u: unknown): string => {
  *
  * @example
  * ```ts
- * fromUnknown(new MacMismatch({ message: "bad tag" })).reason._tag // "MacMismatch"
- * Effect.try({ try: () => decode(bytes), catch: fromUnknown }) // a TypeError from decode is a defect
+ * SshError.fromUnknown(new SshError.MacMismatch({ message: "bad tag" })).reason._tag // "MacMismatch"
+ * Effect.try({ try: () => PublicKey.fromBlob(new Uint8Array(3)), catch: SshError.fromUnknown }) // a thrown TypeError would be a defect
  * ```
  */
 export const fromUnknown = (u: unknown): SshError => {
@@ -374,9 +414,9 @@ export const fromUnknown = (u: unknown): SshError => {
  * ```ts
  * const decoded = Effect.suspend(() => {
  *   try {
- *     return Effect.succeed(decode(payload))
+ *     return Effect.succeed(PublicKey.fromBlob(new Uint8Array(3)))
  *   } catch (u) {
- *     return failOrDie(u)
+ *     return SshError.failOrDie(u)
  *   }
  * })
  * ```
@@ -393,9 +433,9 @@ export const failOrDie = (u: unknown): Effect.Effect<never, SshError> =>
  *
  * @example
  * ```ts
- * Effect.catchCause(pump, (cause) => {
- *   const error = fromCause(cause)
- *   return error === undefined ? Effect.failCause(cause) : disconnect(error)
+ * Effect.catchCause(ssh.run("true"), (cause) => {
+ *   const error = SshError.fromCause(cause)
+ *   return error === undefined ? Effect.failCause(cause) : Effect.logWarning(`giving up: ${error.message}`)
  * })
  * ```
  */
@@ -422,7 +462,7 @@ export const fromCause = (cause: Cause.Cause<unknown>): SshError | undefined => 
  *
  * @example
  * ```ts
- * Effect.catchCause(pump, (cause) => Effect.sync(() => die(SshError.fromCauseOrInternal(cause))))
+ * Effect.catchCause(ssh.run("true"), (cause) => Effect.fail(SshError.fromCauseOrInternal(cause))) // waiters get an SshError, even for a bug
  * ```
  */
 export const fromCauseOrInternal = (cause: Cause.Cause<unknown>): SshError =>
@@ -436,7 +476,7 @@ export const fromCauseOrInternal = (cause: Cause.Cause<unknown>): SshError =>
  *
  * @example
  * ```ts
- * const e = make(new ProtocolError({ message: "unexpected message 99" }))
+ * const e = SshError.make(new SshError.ProtocolError({ message: "unexpected message 99" }))
  * ```
  */
 export const make = (reason: SshErrorReason): SshError => new SshError({ reason })

@@ -96,6 +96,19 @@ describe("SshError as a Schema", () => {
     expect((decoded.cause as Error).message).toBe("connect ECONNREFUSED 127.0.0.1:22")
   })
 
+  it("a destination comes first in the message, survives a round trip, and is never overwritten", () => {
+    const error = SshError.withDestination(SshError.make(new SshError.ConnectionClosed({ message: "connection closed by peer" })), "me@host:22")
+    expect(error.destination).toBe("me@host:22")
+    expect(error.message).toBe("me@host:22: ConnectionClosed: connection closed by peer")
+    const decoded = roundTrip(error)
+    expect(decoded.destination).toBe("me@host:22")
+    expect(decoded.message).toBe(error.message)
+    expect(SshError.withDestination(error, "other@jump:22").message).toBe(error.message)
+    expect(SshError.make(new SshError.Timeout({ message: "late" })).message).toBe("Timeout: late")
+    expect(SshError.formatDestination({ host: "::1", port: 2222, username: "me" })).toBe("me@[::1]:2222")
+    expect(SshError.formatDestination({ host: "example.com" })).toBe("example.com:22")
+  })
+
   it("a decoded value that is not a reason is refused", () => {
     expect(() => Schema.decodeUnknownSync(json)({ _tag: "SshError", reason: { _tag: "Bogus", message: "x" } })).toThrow()
     expect(() => Schema.decodeUnknownSync(json)({ _tag: "SshError", reason: { _tag: "PeerDisconnected", code: "11" } })).toThrow()

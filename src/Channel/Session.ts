@@ -208,7 +208,7 @@ const startSession = (
       stdin: channel.stdin,
       write: (data) => channel.write(typeof data === "string" ? textEncoder.encode(data) : data),
       closeStdin: channel.eof,
-      exit,
+      exit: Effect.tap(exit, (status) => Effect.logDebug(`channel ${channel.localId}: exit ${status._tag === "Exited" ? `status ${status.code}` : status._tag === "Signaled" ? `signal ${status.signal}` : "status unknown"}`)),
       signal: (name) =>
         Effect.flatMap(
           Effect.try({ try: () => Requests.checkSignalName(name), catch: SshError.fromUnknown }),

@@ -40,6 +40,7 @@ import { deriveKey } from "./KeyDerivation.ts"
 import { hostKeyDefaults } from "./Algorithms.ts"
 import { equal } from "../internal/bytes.ts"
 import { adopt } from "../internal/ownedBuffers.ts"
+import * as Telemetry from "../internal/telemetry.ts"
 import type { Payload } from "../internal/packetLayout.ts"
 import * as Certificate from "../Auth/Certificate.ts"
 import * as TransportMachine from "./TransportMachine.ts"
@@ -281,6 +282,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
   const scope = yield* Effect.scope
   const clock = yield* Clock.Clock
   const now = () => clock.currentTimeMillisUnsafe()
+  const tracePacket = yield* Telemetry.packetTracer
   const role = config.role
   const ourVersion = config.version ?? Version.ourVersion
   if (role === "server" && (config.hostKeys === undefined || config.hostKeys.length === 0)) {
@@ -358,6 +360,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
     if (failure) return false
     // the socket frees it once written (ownedBuffers)
     const packet = adopt(packetWriter.seal(payload))
+    tracePacket?.("sent", messageType(payload), packet.length)
     machine.sealed(packet.length)
     enqueue(packet)
     // the server's delayed compression starts with the packet after its USERAUTH_SUCCESS
@@ -631,6 +634,7 @@ export const make = Effect.fnUntraced(function*(socket: Socket.Socket, config: T
    * Throws a reason for a message that may not come now.
    */
   const route = (payload: Uint8Array): Effect.Effect<void, SshError.SshError> | undefined => {
+    tracePacket?.("received", payload.length > 0 ? payload[0]! : -1, payload.length)
     const to = machine.receive(payload.length > 0 ? payload[0]! : -1, now())
     switch (to) {
       case "deliver":

@@ -33,6 +33,8 @@ export interface ConnectionArgs {
   readonly configFile?: string | undefined
   /** `-J` as ProxyJump and `-A` as ForwardAgent, as ssh_config lines (read before the `-o` options and the files). */
   readonly configLines?: ReadonlyArray<string> | undefined
+  /** `-v` given this many times: protocol events on stderr (see `Verbose.withVerbosity`). */
+  readonly verbose?: number | undefined
 }
 
 /** What `-L`, `-R`, `-D`, `-W` and the forwarding keywords of `-o` ask for. */
@@ -133,7 +135,7 @@ export const checkJump = (value: string): UsageError | undefined => {
 }
 
 export const execUsage =
-  "usage: effect-ssh exec [-AnNtTX] [-e CHAR] [-F CONFIG] [-J [user@]host[:port][,...]] [-p PORT] [-l USER] [-i KEYFILE]...\n" +
+  "usage: effect-ssh exec [-AnNtTXv] [-e CHAR] [-F CONFIG] [-J [user@]host[:port][,...]] [-p PORT] [-l USER] [-i KEYFILE]...\n" +
   "                       [-o Option=value]...\n" +
   "                       [-L [bind:]port:host:hostport | -L [bind:]port:/socket | -L /socket:host:hostport]...\n" +
   "                       [-R [bind:]port:host:hostport | -R /socket:host:hostport]... [-D [bind:]port]... [-C]\n" +
@@ -271,6 +273,7 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
   const dynamic: Array<ForwardSpec.DynamicForward> = []
   let target: string | undefined
   let command: Array<string> | undefined
+  let verbose = 0
 
   const option = (text: string) => {
     const o = parseOption(text)
@@ -364,6 +367,10 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
         options.compression = "yes"
         continue
       }
+      if (letter === "v") {
+        verbose++
+        continue
+      }
       if (SWITCHES.includes(letter)) {
         switches.add(letter)
         if (letter === "t") ttyFlags++
@@ -436,6 +443,7 @@ const parseExecFlags = (argv: ReadonlyArray<string>): ExecArgs | UsageError => {
     options,
     knownHosts: knownHosts ?? options.userknownhostsfile,
     fingerprint,
+    verbose: verbose > 0 ? verbose : undefined,
     command: commandLine,
     noStdin: switches.has("n"),
     tty: switches.has("t"),

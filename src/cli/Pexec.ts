@@ -18,6 +18,7 @@ import type * as SshError from "../SshError.ts"
 import { terminalBlock, terminalLine } from "../internal/terminalText.ts"
 import { type ConnectionArgs, splitUserHost, UsageError } from "./Args.ts"
 import { connectOptions, errorLine } from "./Exec.ts"
+import { verboseFlags, withVerbosity } from "./Verbose.ts"
 import * as NodeSsh from "../NodeSsh.ts"
 
 /** `effect-ssh pexec ...` */
@@ -34,12 +35,14 @@ export interface PexecArgs {
   readonly inline: boolean
   readonly outDir: string | undefined
   readonly errDir: string | undefined
+  /** `-v` given this many times (see `Verbose.withVerbosity`). */
+  readonly verbose: number
   readonly command: string
 }
 
 export const pexecUsage =
   "usage: effect-ssh pexec [-h HOSTS_FILE]... [-H [user@]host[:port]]... [-p PARALLELISM] [-t TIMEOUT] [-l USER]\n" +
-  "                        [--identity FILE]... [-O Option=value]... [--known-hosts FILE] [-i] [-o OUTDIR] [-e ERRDIR]\n" +
+  "                        [--identity FILE]... [-O Option=value]... [--known-hosts FILE] [-i] [-o OUTDIR] [-e ERRDIR] [-v]\n" +
   "                        -- command..."
 
 const positiveInt = (flag: string, v: string, allowZero = false): number | UsageError => {
@@ -67,6 +70,7 @@ export const parsePexec = (argv: ReadonlyArray<string>): PexecArgs | UsageError 
   let inline = false
   let outDir: string | undefined
   let errDir: string | undefined
+  let verbose = 0
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     const value = (): string | UsageError => argv[++i] ?? new UsageError(`${arg} needs a value`)
@@ -74,7 +78,12 @@ export const parsePexec = (argv: ReadonlyArray<string>): PexecArgs | UsageError 
       const command = argv.slice(i + 1).join(" ")
       if (command === "") return new UsageError("no command given")
       if (hosts.length === 0 && hostFiles.length === 0) return new UsageError("no hosts: give -H HOST or -h HOSTS_FILE")
-      return { hosts, hostFiles, parallelism, timeout, user, identities, options, knownHosts, inline, outDir, errDir, command }
+      return { hosts, hostFiles, parallelism, timeout, user, identities, options, knownHosts, inline, outDir, errDir, verbose, command }
+    }
+    const vs = verboseFlags(arg)
+    if (vs !== undefined) {
+      verbose += vs
+      continue
     }
     const v = arg === "-i" ? "" : value()
     if (v instanceof UsageError) return v
@@ -260,6 +269,7 @@ export const pexecMain = (argv: ReadonlyArray<string>): void => {
   }
   NodeRuntime.runMain(
     runPexec(args).pipe(
+      withVerbosity(args.verbose),
       Effect.provide(NodeSsh.layer),
       Effect.matchCauseEffect({
         onSuccess: (code) => Effect.sync(() => void (process.exitCode = code)),

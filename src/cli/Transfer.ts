@@ -29,6 +29,7 @@ import * as SshError from "../SshError.ts"
 import { type ConnectionArgs, UsageError, parseExec } from "./Args.ts"
 import { connectOptions, errorLine } from "./Exec.ts"
 import { interruptOnHangup, signalExitCode, watchSignals } from "./Signals.ts"
+import { verboseFlags, withVerbosity } from "./Verbose.ts"
 import { terminalLine } from "../internal/terminalText.ts"
 
 /** `effect-ssh get|put [options] SOURCE DESTINATION` */
@@ -57,6 +58,7 @@ export const transferUsage =
   "usage: effect-ssh get [-r] [--resume] [--preserve] [-j N] [connection options] [user@]host:REMOTE LOCAL\n" +
   "       effect-ssh put [-r] [--resume] [--preserve] [-j N] [--channels N] [connection options] LOCAL [user@]host:REMOTE\n" +
   "  -r            copy directories recursively\n" +
+  "  -v            protocol events on stderr (-vv, -vvv: every packet too)\n" +
   "  --resume      continue a partial copy (keep the bytes the destination has)\n" +
   "  --preserve    copy modification times and permissions\n" +
   "  -j N          files transferred at once with -r (default 4)\n" +
@@ -114,7 +116,7 @@ export const parseTransfer = (command: "get" | "put", argv: ReadonlyArray<string
       const value = argv[++i]
       if (value === undefined) return new UsageError(`${arg} needs a value`)
       connection.push(arg, value)
-    } else if (arg === "-A") connection.push(arg)
+    } else if (arg === "-A" || verboseFlags(arg) !== undefined) connection.push(arg)
     else if (arg === "-r") recursive = true
     else if (arg === "--resume") resume = true
     else if (arg === "--preserve") preserve = true
@@ -288,7 +290,7 @@ export const transferMain = (command: "get" | "put", argv: ReadonlyArray<string>
     process.exitCode = 2
     return
   }
-  const program = runTransfer(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer), interruptOnHangup)
+  const program = runTransfer(args).pipe(withVerbosity(args.verbose ?? 0), Effect.scoped, Effect.provide(NodeSsh.layer), interruptOnHangup)
   const signals = watchSignals()
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,

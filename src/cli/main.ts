@@ -21,6 +21,7 @@ import { serveUsage } from "./ServeArgs.ts"
 import { transferMain, transferUsage } from "./Transfer.ts"
 import { keygenMain, keygenUsage } from "./Keygen.ts"
 import { pexecMain, pexecUsage } from "./Pexec.ts"
+import { withVerbosity } from "./Verbose.ts"
 import * as NodeSsh from "../NodeSsh.ts"
 import * as os from "node:os"
 import { permissionDenied } from "./Passwords.ts"
@@ -60,7 +61,7 @@ const main = (argv: ReadonlyArray<string>) => {
   if (command !== "exec") return fail(`unknown command "${command}"\n${usage}`, 2)
   const args = parseExec(rest)
   if (args instanceof UsageError) return fail(`${args.message}\n${execUsage}`, 2)
-  const program = runExec(args).pipe(Effect.scoped, Effect.provide(NodeSsh.layer), interruptOnHangup)
+  const program = runExec(args).pipe(withVerbosity(args.verbose ?? 0), Effect.scoped, Effect.provide(NodeSsh.layer), interruptOnHangup)
   const signals = watchSignals()
   // -N (and -W) run until interrupted: SIGINT or SIGTERM is their normal end
   const signalIsSuccess = args.noCommand || args.forwarding.stdio !== undefined

@@ -32,7 +32,7 @@ interface StreamReport {
 const runExample = (sshd: Sshd, mode: "stream" | "lend"): StreamReport => {
   const out = child.execFileSync(
     path.resolve("node_modules/.bin/node"),
-    [path.resolve("examples/stream-output.ts"), sshd.host, String(sshd.port), sshd.user, sshd.clientKeys.ed25519, sshd.knownHostsFile, String(GiB), mode],
+    ["--conditions=effect-ssh-source", path.resolve("examples/stream-output.ts"), sshd.host, String(sshd.port), sshd.user, sshd.clientKeys.ed25519, sshd.knownHostsFile, String(GiB), mode],
     { encoding: "utf8", timeout: 240_000 }
   )
   const r = JSON.parse(out.trim().split("\n").pop()!) as StreamReport
