@@ -46,7 +46,13 @@ export const excluded: Readonly<Record<string, string>> = {
   "src/Forwarding/Bridge.ts": "2 of 2 fail: fragments over an undeclared `connection` and `data`",
   "src/Forwarding/ServerForwarding.ts": "2 of 2 fail: fragments of server options over an undeclared `policy`",
   "src/Forwarding/ForwardSpec.ts": "10 of 10 fail: the parsers unqualified (`parseLocalForward`, ...)",
-  "src/Forwarding/Socks.ts": "9 of 9 fail: the codec's steps unqualified (`start`, `step`, `write`)"
+  "src/Forwarding/Socks.ts": "9 of 9 fail: the codec's steps unqualified (`start`, `step`, `write`)",
+  "src/Server/Decisions.ts": "5 of 5 fail: fragments of server options over `options` (the prelude's is a client's) and `handlers`",
+  "src/Server/Extensions.ts": "5 of 6 fail: fragments of server options over `options`, `incoming`, `handler` and `peer`",
+  "src/Sftp/Backend.ts": "3 of 4 fail: a sketch of a backend's fields, `StatusCode` unqualified",
+  "src/Sftp/MemoryBackend.ts": "3 of 3 fail: server options over `options` (the prelude's is a client's), `MemoryBackend` unqualified",
+  "src/Auth/KeyOptions.ts": "3 of 10 fail: `unrestricted` unqualified, an undeclared certificate `cert`",
+  "src/Config/ConnectConfig.ts": "2 of 14 fail: fragments over undeclared `files` and `ask`"
 }
 
 /** What every example may use without importing it. */
@@ -58,8 +64,11 @@ import * as FsPromises from "node:fs/promises"
 import {
   Agent, AgentClient, AgentForwarding, Auth, Bridge, Certificate, Connection, ForwardSpec, HostKeys, Identities, KnownHosts,
   KnownHostsFile, NodeSsh, Ppk, PrivateKey, ProcessSession, PublicKey, ServerAuth, ServerForwarding, Session, SftpAttributes,
-  SftpClient, SftpFile, SftpServer, SftpStatusCode, SftpTransfer, Socks, SshClient, SshError, SshFleet, SshPool, SshServer
+  SftpClient, SftpFile, SftpServer, SftpStatusCode, SftpTransfer, Socks, SshClient, SshError, SshFleet, SshPool, SshServer,
+  ConnectConfig, Jump, KeyOptions, ProxyCommand, SftpBackend, SftpMemoryBackend, SshConfig
 } from "effect-ssh"
+import * as Decisions from "effect-ssh/Server/Decisions"
+import * as Extensions from "effect-ssh/Server/Extensions"
 
 declare const options: SshClient.ConnectOptions
 declare const ssh: SshClient.SshConnection
@@ -72,6 +81,9 @@ declare const userKey: PrivateKey.PrivateKey
 declare const pool: SshPool.SshPool
 declare const auth: ReadonlyArray<Auth.AuthMethod>
 declare const hostKeys: HostKeys.HostKeyPolicy
+declare const resolved: SshConfig.ResolvedConfig
+declare const config: Jump.LoadedConfig
+declare const context: SshConfig.Context
 `
 
 /** A ```ts block of a doc comment. */

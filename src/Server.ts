@@ -98,10 +98,12 @@ export interface ServeOptions {
    *
    * @example
    * ```ts
-   * channels: { "echo@example.com": (incoming, peer) =>
-   *   peer.user === "alice"
-   *     ? Effect.flatMap(incoming.accept(), (channel) => channel.stdout.pipe(Stream.run(channel.stdin)))
-   *     : incoming.reject(N.ChannelOpenFailure.ADMINISTRATIVELY_PROHIBITED, "not for you") }
+   * SshServer.serve({ port: 2222, hostKeys: [hostKey], auth: {}, channels: {
+   *   "echo@example.com": (incoming, peer) =>
+   *     peer.user === "alice"
+   *       ? Effect.flatMap(incoming.accept(), (channel) => channel.stdout.pipe(Stream.run(channel.stdin)))
+   *       : incoming.reject(1, "not for you") // SSH_OPEN_ADMINISTRATIVELY_PROHIBITED
+   * } })
    * ```
    */
   readonly channels?: Readonly<Record<string, Extensions.ChannelHandler>> | undefined
@@ -112,7 +114,9 @@ export interface ServeOptions {
    *
    * @example
    * ```ts
-   * globalRequests: { "version@example.com": () => Effect.succeed(new TextEncoder().encode("1.0")) }
+   * SshServer.serve({ port: 2222, hostKeys: [hostKey], auth: {}, globalRequests: {
+   *   "version@example.com": () => Effect.succeed(new TextEncoder().encode("1.0"))
+   * } })
    * ```
    */
   readonly globalRequests?: Readonly<Record<string, Extensions.GlobalRequestHandler>> | undefined

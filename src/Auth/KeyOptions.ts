@@ -167,8 +167,8 @@ const MAX_PERMITS = 4096
  * @throws ConfigParseError for another form or an impossible date.
  * @example
  * ```ts
- * parseExpiryTime("20300101Z")       // Date.UTC(2030, 0, 1)
- * parseExpiryTime("203001011230")    // 12:30 local time
+ * KeyOptions.parseExpiryTime("20300101Z")       // Date.UTC(2030, 0, 1)
+ * KeyOptions.parseExpiryTime("203001011230")    // 12:30 local time
  * ```
  */
 export const parseExpiryTime = (text: string, line?: number): number => {
@@ -208,7 +208,7 @@ type Mutable<A> = { -readonly [K in keyof A]: A[K] }
  * `cert-authority`.
  * @example
  * ```ts
- * const { restrictions } = parse(["restrict", "port-forwarding", 'permitopen="db:5432"'])
+ * const { restrictions } = KeyOptions.parse(["restrict", "port-forwarding", 'permitopen="db:5432"'])
  * restrictions.permitOpen // [{ host: "db", port: 5432 }]
  * ```
  */
@@ -300,9 +300,9 @@ export const parse = (options: ReadonlyArray<string>, line?: number): KeyOptions
  *
  * @example
  * ```ts
- * matchFrom("10.0.0.0/8,!10.0.0.1", "10.9.9.9") // true
- * matchFrom("10.0.0.0/8,!10.0.0.1", "10.0.0.1") // false
- * matchFrom("192.168.*", "192.168.4.4")         // true
+ * KeyOptions.matchFrom("10.0.0.0/8,!10.0.0.1", "10.9.9.9") // true
+ * KeyOptions.matchFrom("10.0.0.0/8,!10.0.0.1", "10.0.0.1") // false
+ * KeyOptions.matchFrom("192.168.*", "192.168.4.4")         // true
  * ```
  */
 export const matchFrom = (patterns: string, address: string, hostName: string = address): boolean => {
@@ -327,7 +327,7 @@ export const matchFrom = (patterns: string, address: string, hostName: string = 
  *
  * @example
  * ```ts
- * refusal(parse(['from="10.0.0.0/8"']), { remoteAddress: "192.0.2.1" }) // "source address 192.0.2.1 does not match from=..."
+ * KeyOptions.refusal(KeyOptions.parse(['from="10.0.0.0/8"']), { remoteAddress: "192.0.2.1" }) // "source address 192.0.2.1 does not match from=..."
  * ```
  */
 export const refusal = (
@@ -349,7 +349,7 @@ export const refusal = (
  *
  * @example
  * ```ts
- * fromCertificate(cert).pty // whether the certificate carries permit-pty
+ * KeyOptions.fromCertificate(cert).pty // whether the certificate carries permit-pty
  * ```
  */
 export const fromCertificate = (cert: Certificate.Certificate): Restrictions => ({
@@ -373,7 +373,7 @@ export const fromCertificate = (cert: Certificate.Certificate): Restrictions => 
  *
  * @example
  * ```ts
- * merge(parse(["no-pty"]).restrictions, fromCertificate(cert))?.pty // false
+ * KeyOptions.merge(KeyOptions.parse(["no-pty"]).restrictions, KeyOptions.fromCertificate(cert))?.pty // false
  * ```
  */
 export const merge = (primary: Restrictions, additional: Restrictions): Restrictions | undefined => {
@@ -401,8 +401,8 @@ export const merge = (primary: Restrictions, additional: Restrictions): Restrict
  *
  * @example
  * ```ts
- * permitsOpen(parse(['permitopen="db:5432"']).restrictions, "db", 5432) // true
- * permitsOpen(parse(['permitopen="db:5432"']).restrictions, "db", 22)   // false
+ * KeyOptions.permitsOpen(KeyOptions.parse(['permitopen="db:5432"']).restrictions, "db", 5432) // true
+ * KeyOptions.permitsOpen(KeyOptions.parse(['permitopen="db:5432"']).restrictions, "db", 22)   // false
  * ```
  */
 export const permitsOpen = (restrictions: Restrictions, host: string, port: number): boolean =>
@@ -415,8 +415,8 @@ export const permitsOpen = (restrictions: Restrictions, host: string, port: numb
  *
  * @example
  * ```ts
- * permitsListen(parse(['permitlisten="8080"']).restrictions, "localhost", 8080) // true
- * permitsListen(parse(['permitlisten="8080"']).restrictions, "localhost", 9090) // false
+ * KeyOptions.permitsListen(KeyOptions.parse(['permitlisten="8080"']).restrictions, "localhost", 8080) // true
+ * KeyOptions.permitsListen(KeyOptions.parse(['permitlisten="8080"']).restrictions, "localhost", 9090) // false
  * ```
  */
 export const permitsListen = (restrictions: Restrictions, address: string, port: number): boolean =>

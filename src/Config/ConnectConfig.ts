@@ -67,7 +67,7 @@ export type Overrides = Partial<ConfiguredOptions> & {
  *
  * @example
  * ```ts
- * algorithms(resolved) // { cipher: "^aes256-gcm@openssh.com", kex: undefined, ... }
+ * ConnectConfig.algorithms(resolved) // { cipher: "^aes256-gcm@openssh.com", kex: undefined, ... }
  * ```
  */
 export const algorithms = (resolved: SshConfig.ResolvedConfig): Algorithms.AlgorithmOptions => ({
@@ -83,7 +83,7 @@ export const algorithms = (resolved: SshConfig.ResolvedConfig): Algorithms.Algor
  *
  * @example
  * ```ts
- * sessionEnvironment(resolved, { LANG: "C.UTF-8", HOME: "/root" }) // { LANG: "C.UTF-8", FOO: "1" } with SendEnv LANG, SetEnv FOO=1
+ * ConnectConfig.sessionEnvironment(resolved, { LANG: "C.UTF-8", HOME: "/root" }) // { LANG: "C.UTF-8", FOO: "1" } with SendEnv LANG, SetEnv FOO=1
  * ```
  */
 export const sessionEnvironment = (
@@ -107,7 +107,7 @@ export const sessionEnvironment = (
  *
  * @example
  * ```ts
- * settings(resolved, process.env) // { host: "10.0.0.7", port: 2222, username: "deploy", keepaliveInterval: Duration.seconds(15), ... }
+ * ConnectConfig.settings(resolved, process.env) // { host: "10.0.0.7", port: 2222, username: "deploy", keepaliveInterval: Duration.seconds(15), ... }
  * ```
  */
 export const settings = (
@@ -139,7 +139,7 @@ export const settings = (
  *
  * @example
  * ```ts
- * knownHostsFiles(resolved) // ["/home/me/.ssh/known_hosts", "/home/me/.ssh/known_hosts2", "/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
+ * ConnectConfig.knownHostsFiles(resolved) // ["/home/me/.ssh/known_hosts", "/home/me/.ssh/known_hosts2", "/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"]
  * ```
  */
 export const knownHostsFiles = (resolved: SshConfig.ResolvedConfig): ReadonlyArray<string> => [
@@ -159,7 +159,7 @@ export const knownHostsFiles = (resolved: SshConfig.ResolvedConfig): ReadonlyArr
  *
  * @example
  * ```ts
- * hostKeyPolicy(resolved, { hashed: true }) // HostKeys.acceptNew({ files, hashed: true }) for StrictHostKeyChecking accept-new
+ * ConnectConfig.hostKeyPolicy(resolved, { hashed: true }) // HostKeys.acceptNew({ files, hashed: true }) for StrictHostKeyChecking accept-new
  * ```
  */
 export const hostKeyPolicy = (
@@ -227,7 +227,7 @@ const systemLookup = (host: string): Effect.Effect<string | undefined> =>
  *
  * @example
  * ```ts
- * notApplied(resolved) // ["LocalForward 8080 localhost:80 is not set up from ssh_config (give it as -L or forwardLocal)"]
+ * ConnectConfig.notApplied(resolved) // ["LocalForward 8080 localhost:80 is not set up from ssh_config (give it as -L or forwardLocal)"]
  * ```
  */
 export const notApplied = (resolved: SshConfig.ResolvedConfig): ReadonlyArray<string> => [
@@ -246,7 +246,7 @@ export const notApplied = (resolved: SshConfig.ResolvedConfig): ReadonlyArray<st
  *
  * @example
  * ```ts
- * byPreference([Auth.password("x"), Auth.agent()], ["publickey", "password"]) // [agent, password]
+ * ConnectConfig.byPreference([Auth.password("x"), Auth.agent()], ["publickey", "password"]) // [agent, password]
  * ```
  */
 export const byPreference = (
@@ -297,7 +297,7 @@ export const harmlessKeywords: ReadonlySet<string> = new Set([
  *
  * @example
  * ```ts
- * unsupportedWarnings(resolved) // { warnings: ["/home/me/.ssh/config:4: ForwardX11 is not supported (ignored)"], harmless: [...] }
+ * ConnectConfig.unsupportedWarnings(resolved) // { warnings: ["/home/me/.ssh/config:4: ForwardX11 is not supported (ignored)"], harmless: [...] }
  * ```
  */
 export const unsupportedWarnings = (
@@ -316,7 +316,7 @@ export const unsupportedWarnings = (
  *
  * @example
  * ```ts
- * yield* reportUnsupported(resolved, new Set())
+ * yield* ConnectConfig.reportUnsupported(resolved, new Set())
  * ```
  */
 export const reportUnsupported = (resolved: SshConfig.ResolvedConfig, seen: Set<string> = new Set()): Effect.Effect<void> =>
@@ -335,7 +335,7 @@ export const reportUnsupported = (resolved: SshConfig.ResolvedConfig, seen: Set<
  *
  * @example
  * ```ts
- * yield* reportIgnored(resolved, new Set())
+ * yield* ConnectConfig.reportIgnored(resolved, new Set())
  * ```
  */
 export const reportIgnored = (resolved: SshConfig.ResolvedConfig, seen: Set<string> = new Set()): Effect.Effect<void> =>
@@ -364,7 +364,7 @@ export const reportIgnored = (resolved: SshConfig.ResolvedConfig, seen: Set<stri
  *
  * @example
  * ```ts
- * const auth = yield* credentials(resolved, { passphrase: (file) => ask(file) })
+ * const auth = yield* ConnectConfig.credentials(resolved, { passphrase: (file) => ask(file) })
  * ```
  */
 export const credentials = (
@@ -431,7 +431,7 @@ const attempt = <A>(f: () => A): A | undefined => {
  *
  * @example
  * ```ts
- * const options = yield* connectOptions(resolved, { username: "ops", hostKeys: HostKeys.fingerprint("SHA256:...") })
+ * const options = yield* ConnectConfig.connectOptions(resolved, { username: "ops", hostKeys: HostKeys.fingerprint("SHA256:...") })
  * ```
  */
 export const connectOptions = (
@@ -477,7 +477,7 @@ const definedOnly = <A extends object>(o: A): Partial<A> =>
  *
  * @example
  * ```ts
- * const context = localContext({ user: "deploy", port: 2222 })   // as ssh -l deploy -p 2222
+ * const context = ConnectConfig.localContext({ user: "deploy", port: 2222 })   // as ssh -l deploy -p 2222
  * ```
  */
 export const localContext = (overrides: Partial<SshConfig.Context> = {}): SshConfig.Context => {

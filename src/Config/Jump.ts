@@ -73,7 +73,7 @@ export interface LoadedConfig {
  *
  * @example
  * ```ts
- * const config = yield* loadConfig({ configFile: "./ssh_config", config: ["User deploy"] })
+ * const config = yield* Jump.loadConfig({ configFile: "./ssh_config", config: ["User deploy"] })
  * config.resolve("web").user // "deploy"
  * ```
  */
@@ -287,7 +287,7 @@ const reportProxyCommand = (resolved: SshConfig.ResolvedConfig) =>
  *
  * @example
  * ```ts
- * const resolved = yield* resolving(() => config.resolve("web"))
+ * const resolved = yield* Jump.resolving(() => config.resolve("web"))
  * ```
  */
 export const resolving = (resolve: () => SshConfig.ResolvedConfig): Effect.Effect<SshConfig.ResolvedConfig, SshError.SshError> =>
@@ -303,7 +303,8 @@ const hopName = (hop: SshConfig.JumpHost, resolved: SshConfig.ResolvedConfig): s
  */
 const namedAfter = (where: string, resolved: SshConfig.ResolvedConfig, error: SshError.SshError): SshError.SshError =>
   SshError.make(new SshError.ConnectFailed({
-    message: `${where}: ${error.message}`,
+    // the hop's own destination is `where` already (by the name the configuration gave it)
+    message: `${where}: ${SshError.make(error.reason).message}`,
     host: resolved.hostName,
     port: resolved.port,
     cause: error

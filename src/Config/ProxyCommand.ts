@@ -39,7 +39,7 @@ export interface Proxy {
  *
  * @example
  * ```ts
- * tokens(resolved, context) // { h: "10.0.0.7", p: "22", r: "deploy", n: "web", ... }
+ * ProxyCommand.tokens(resolved, context) // { h: "10.0.0.7", p: "22", r: "deploy", n: "web", ... }
  * ```
  */
 export const tokens = (resolved: SshConfig.ResolvedConfig, context: SshConfig.Context): Record<string, string> => ({
@@ -60,7 +60,7 @@ export const tokens = (resolved: SshConfig.ResolvedConfig, context: SshConfig.Co
  *
  * @example
  * ```ts
- * expand("nc %h %p # 100%%", { h: "db", p: "22" }) // "nc db 22 # 100%"
+ * ProxyCommand.expand("nc %h %p # 100%%", { h: "db", p: "22" }) // "nc db 22 # 100%"
  * ```
  */
 export const expand = (command: string, values: Readonly<Record<string, string>>): string =>

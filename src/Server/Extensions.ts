@@ -83,7 +83,7 @@ export const builtInChannelTypes: ReadonlySet<string> = new Set([
  *
  * @example
  * ```ts
- * channelHandler(options.channels, incoming.channelType) // undefined for "session"
+ * Extensions.channelHandler(options.channels, incoming.channelType) // undefined for "session"
  * ```
  * @category combinators
  */
@@ -100,7 +100,7 @@ export const channelHandler = (
  *
  * @example
  * ```ts
- * globalRequestHandler(options.globalRequests, "keepalive@openssh.com") // undefined: it fails, as sshd answers it
+ * Extensions.globalRequestHandler(options.globalRequests, "keepalive@openssh.com") // undefined: it fails, as sshd answers it
  * ```
  * @category combinators
  */
@@ -118,8 +118,8 @@ const EMPTY = new Uint8Array(0)
  *
  * @example
  * ```ts
- * globalReply(true)  // Uint8Array(0)
- * globalReply(false) // undefined
+ * Extensions.globalReply(true)  // Uint8Array(0)
+ * Extensions.globalReply(false) // undefined
  * ```
  * @category combinators
  */
@@ -131,7 +131,7 @@ export const globalReply = (answer: boolean | Uint8Array): Uint8Array | undefine
  *
  * @example
  * ```ts
- * onGlobalRequest: (name, data) => runGlobalRequest(handler, data, peer)
+ * onGlobalRequest: (name, data) => Extensions.runGlobalRequest(handler, data, peer)
  * ```
  * @category combinators
  */

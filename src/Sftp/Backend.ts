@@ -151,7 +151,7 @@ export type BackendSource =
  *
  * @example
  * ```ts
- * status(StatusCode.NoSuchFile).message // "No such file"
+ * SftpBackend.status(StatusCode.NoSuchFile).message // "No such file"
  * ```
  */
 export const status = (code: number, message?: string | undefined): SftpStatus =>
@@ -162,7 +162,7 @@ export const status = (code: number, message?: string | undefined): SftpStatus =
  *
  * @example
  * ```ts
- * const readlink = (path: string) => fail(StatusCode.OpUnsupported, "no links here")
+ * const readlink = (path: string) => SftpBackend.fail(StatusCode.OpUnsupported, "no links here")
  * ```
  */
 export const fail = (code: number, message?: string | undefined): Effect.Effect<never, SftpStatus> =>
@@ -177,7 +177,7 @@ const HALF_YEAR_MS = 182 * 24 * 3600 * 1000
  *
  * @example
  * ```ts
- * longName("notes.txt", { permissions: 0o100644, size: 12, uid: 0, gid: 0, mtime: 0 }, 1, 0)
+ * SftpBackend.longName("notes.txt", { permissions: 0o100644, size: 12, uid: 0, gid: 0, mtime: 0 }, 1, 0)
  * // "-rw-r--r--    1 0        0              12 Jan  1 00:00 notes.txt" (in UTC)
  * ```
  */
