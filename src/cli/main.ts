@@ -36,6 +36,7 @@ commands:
   put     upload files over SFTP
   keygen  generate a key pair (openssh-key-v1 + .pub)
   pexec   run a command on many hosts at once (parallel-ssh)
+  config  print the configuration ssh_config gives a host, as ssh -G (effect-ssh config -h)
 ${execUsage}
 ${serveUsage}
 ${transferUsage}
