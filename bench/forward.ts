@@ -20,7 +20,7 @@ import { opensshAlgorithmArgs } from "./openssh.ts"
 import { parseBytes } from "./config.ts"
 import type { BenchTarget } from "./target.ts"
 
-const MAIN_SCRIPT = new URL("../src/cli/main.ts", import.meta.url).pathname
+const MAIN_SCRIPT = new URL("../src/cli/bin.ts", import.meta.url).pathname
 const BLOCK = Crypto.randomBytes(1024 * 1024)
 const READY_TIMEOUT_MS = 30_000
 

@@ -11,6 +11,8 @@
  * its half of the key exchange, the session's shell): wall time is bounded by it for both clients alike, the
  * client CPU is what tells the clients apart.
  *
+ * pexec runs as the package's `effect-ssh` command does (`src/cli/bin.ts`: Node's compile cache on).
+ *
  * Memory: the peak RSS of the pexec process (GNU time's `%M`) over 200 hosts at -p 200, divided by the hosts,
  * and the marginal figure (that peak minus the peak of a 1-host run, over 199): node's own ~50 MB is in the
  * first, not the second. pssh's memory is its python process plus one ssh process per host and is not compared.
@@ -31,7 +33,7 @@ const PARALLELISMS = [32, 200] as const
 const PSSH = "/usr/bin/parallel-ssh"
 const TIME = "/usr/bin/time"
 const node = Path.resolve("node_modules/.bin/node")
-const main = Path.resolve("src/cli/main.ts")
+const main = Path.resolve("src/cli/bin.ts")
 
 interface Run {
   readonly seconds: number

@@ -14,7 +14,8 @@ it("builds to JavaScript and the built effect-ssh command runs", () => {
     child.execFileSync(path.resolve("node_modules/.bin/tsc"), ["-p", "tsconfig.build.json", "--outDir", out], { stdio: "pipe" })
     expect(fs.existsSync(path.join(out, "index.js"))).toBe(true)
     expect(fs.existsSync(path.join(out, "index.d.ts"))).toBe(true)
-    const r = child.spawnSync(path.resolve("node_modules/.bin/node"), [path.join(out, "cli/main.js"), "exec", "--bogus"], {
+    // the package's bin: the compile-cache entry point in front of main
+    const r = child.spawnSync(path.resolve("node_modules/.bin/node"), [path.join(out, "cli/bin.js"), "exec", "--bogus"], {
       encoding: "utf8"
     })
     expect(r.status).toBe(2)
