@@ -26,6 +26,7 @@ import { type ForwardSample, effectSshForward, forwardBytes, measureForward, ope
 import { formatTable, loadAverage, median, megabytesPerSecond, type Row } from "./report.ts"
 import { sftpTransfers } from "./sftp.ts"
 import { compressionThroughput } from "./compression.ts"
+import { latencyThroughput } from "./latency.ts"
 import { ssh2, ssh2BindingAvailable } from "./ssh2.ts"
 import { type BenchTarget, type Contender, startTarget } from "./target.ts"
 
@@ -173,7 +174,8 @@ const sections: ReadonlyArray<readonly [name: string, section: Section]> = [
   ["sftp", sftpTransfers],
   // -N -L against ssh -N -L (bench/forward.ts)
   ["forward", forwardThroughput],
-  ["compression", compressionThroughput]
+  ["compression", compressionThroughput],
+  ["latency", latencyThroughput]
 ]
 
 /** The sections BENCH_SECTIONS names (comma-separated: exec, connect, sftp, forward), or all of them when it is unset. */

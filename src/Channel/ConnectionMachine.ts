@@ -208,7 +208,7 @@ export class ConnectionMachine {
       remoteId: -1,
       channelType,
       phase,
-      receive: new ReceiveWindow(windowSize),
+      receive: new ReceiveWindow(windowSize, Math.min(maxPacket, MAX_CHANNEL_PACKET)),
       maxPacket: Math.min(maxPacket, MAX_CHANNEL_PACKET),
       send: new SendWindow(0, 0),
       sentEof: false,

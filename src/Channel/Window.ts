@@ -12,15 +12,26 @@ import { ProtocolError } from "../SshError.ts"
 
 const MAX_WINDOW = 0xffffffff
 
-/** Most consumed bytes a WINDOW_ADJUST waits for (windows of 2 MiB or less adjust at half, as OpenSSH's). */
-const ADJUST_STEP = 1024 * 1024
+/** The max packet a window is measured in when none is given: OpenSSH's for sessions. */
+const DEFAULT_MAX_PACKET = 32 * 1024
+
+/** Packets of slack after which a WINDOW_ADJUST is due (OpenSSH's `channel_check_window`, x/crypto/ssh's `adjustWindow`). */
+const ADJUST_PACKETS = 3
 
 /**
  * How much the peer may still send us, and when to tell it it may send more.
  *
+ * A WINDOW_ADJUST grants back what the consumer took, and goes out once the
+ * bytes received but not yet granted back exceed three max packets, or once
+ * the peer's credit falls below half the window: the rule of OpenSSH's
+ * `channel_check_window` and of x/crypto/ssh. The sender then never runs
+ * short of credit while the consumer keeps up, at the price of one small
+ * message per ~100 KiB; batching to half the window instead idles half of it
+ * for a round trip each time, which over a long path halves the throughput.
+ *
  * @example
  * ```ts
- * const w = new ReceiveWindow(2 * 1024 * 1024)
+ * const w = new ReceiveWindow(2 * 1024 * 1024, 32 * 1024)
  * w.receive(32768)               // data arrived (throws if it exceeds the window)
  * const adjust = w.consume(32768) // consumer took it: bytes to grant now, or 0
  * ```
@@ -33,10 +44,13 @@ export class ReceiveWindow {
   private consumedSinceAdjust = 0
   /** What the peer may have outstanding when the consumer has taken everything. */
   size: number
+  /** The largest packet we accept: the unit of the adjust threshold. */
+  readonly maxPacket: number
 
-  constructor(size: number) {
+  constructor(size: number, maxPacket: number = DEFAULT_MAX_PACKET) {
     this.size = size
     this.available = size
+    this.maxPacket = maxPacket
   }
 
   /**
@@ -61,19 +75,24 @@ export class ReceiveWindow {
 
   /**
    * Accounts for `n` bytes taken by the consumer; returns how many bytes to
-   * grant with a WINDOW_ADJUST now (0 = not yet: adjusts are batched until
-   * half the window, or `ADJUST_STEP`, is free). OpenSSH waits for half; a
-   * large window then idles half its size for a round trip each time, which
-   * on a long path costs half the throughput the window could carry.
+   * grant with a WINDOW_ADJUST now (0 = not yet). Only consumed bytes are
+   * ever granted: what sits unread keeps its share of the window, so a slow
+   * consumer stops the sender.
    */
   consume(n: number): number {
     this.buffered -= n
     this.consumedSinceAdjust += n
-    if (this.consumedSinceAdjust < Math.min(this.size / 2, ADJUST_STEP)) return 0
+    if (!this.adjustDue()) return 0
     const grant = this.consumedSinceAdjust
     this.consumedSinceAdjust = 0
     this.available += grant
     return grant
+  }
+
+  private adjustDue(): boolean {
+    if (this.consumedSinceAdjust <= 0) return false
+    const notGrantedBack = this.size - this.available
+    return notGrantedBack > ADJUST_PACKETS * this.maxPacket || this.available < this.size / 2
   }
 }
 

@@ -23,31 +23,46 @@ describe("ReceiveWindow", () => {
     expect([w.available, w.buffered]).toEqual([100, 0])
   })
 
-  it("batches credit until half the window has been consumed", () => {
-    const w = new ReceiveWindow(100)
-    w.receive(100)
-    expect(w.consume(20)).toBe(0)
-    expect(w.consume(29)).toBe(0)
-    expect(w.available).toBe(0)
-    expect(w.consume(1)).toBe(50)
-    expect(w.available).toBe(50)
-    expect(w.consume(49)).toBe(0)
-    expect(w.consume(1)).toBe(50)
+  it("grants what was consumed once more than three max packets wait to be granted back", () => {
+    const KiB = 1024
+    const w = new ReceiveWindow(2048 * KiB, 32 * KiB)
+    w.receive(96 * KiB)
+    expect(w.consume(96 * KiB)).toBe(0) // exactly three packets: not yet
+    w.receive(1)
+    expect(w.consume(1)).toBe(96 * KiB + 1)
+    expect([w.available, w.buffered]).toEqual([2048 * KiB, 0])
+  })
+
+  it("counts unread data towards the threshold but grants only what the consumer took", () => {
+    const KiB = 1024
+    const w = new ReceiveWindow(2048 * KiB, 32 * KiB)
+    w.receive(2048 * KiB)
+    expect(w.consume(10 * KiB)).toBe(10 * KiB)
+    expect([w.available, w.buffered]).toEqual([10 * KiB, 2038 * KiB])
+    // nothing consumed, nothing granted, however much is buffered
+    expect(w.consume(0)).toBe(0)
+  })
+
+  it("a window of a few packets grants once the peer's credit falls below half", () => {
+    const w = new ReceiveWindow(100, 32 * 1024)
+    w.receive(40)
+    expect(w.consume(40)).toBe(0)
+    w.receive(11)
+    expect(w.consume(11)).toBe(51)
     expect([w.available, w.buffered]).toEqual([100, 0])
   })
 
-  it("a large window grants every MiB consumed, not every half window", () => {
+  it("a consumer that keeps up leaves the sender almost the whole window", () => {
     const MiB = 1024 * 1024
-    const w = new ReceiveWindow(32 * MiB)
-    w.receive(32 * MiB)
-    expect(w.consume(MiB - 1)).toBe(0)
-    expect(w.consume(1)).toBe(MiB)
-    expect(w.consume(3 * MiB)).toBe(3 * MiB)
-    // OpenSSH's default 2 MiB window still adjusts at half
-    const small = new ReceiveWindow(2 * MiB)
-    small.receive(2 * MiB)
-    expect(small.consume(MiB - 1)).toBe(0)
-    expect(small.consume(1)).toBe(MiB)
+    const packet = 32 * 1024
+    const w = new ReceiveWindow(2 * MiB, packet)
+    let adjusts = 0
+    for (let i = 0; i < 1024; i++) {
+      w.receive(packet)
+      if (w.consume(packet) > 0) adjusts++
+      expect(w.available).toBeGreaterThanOrEqual(2 * MiB - 4 * packet)
+    }
+    expect(adjusts).toBe(256) // one WINDOW_ADJUST per four packets
   })
 
   it("grows for good: the growth is granted at once and counts in every later adjust threshold", () => {
@@ -55,25 +70,19 @@ describe("ReceiveWindow", () => {
     w.receive(60)
     expect(w.grow(300)).toBe(300)
     expect([w.size, w.available, w.buffered]).toEqual([400, 340, 60])
-    expect(w.consume(60)).toBe(0) // under half of 400
+    expect(w.consume(60)).toBe(0) // credit still above half of 400
     expect(new ReceiveWindow(0xffff_fff0).grow(100)).toBe(15) // never past 2^32 - 1 outstanding
     expect(new ReceiveWindow(10).grow(-5)).toBe(0)
   })
 
-  it("an odd size grants once consumption reaches size / 2", () => {
-    const w = new ReceiveWindow(5)
-    w.receive(5)
-    expect(w.consume(2)).toBe(0)
-    expect(w.consume(1)).toBe(3)
-  })
-
-  it("keeps available + buffered + pending credit = size, and never grants beyond it", () => {
+  it("keeps available + buffered + pending credit = size, grants exactly the pending credit, and only when due", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 1 << 21 }),
+        fc.integer({ min: 1, max: 1 << 16 }),
         fc.array(fc.tuple(fc.boolean(), fc.nat()), { maxLength: 60 }),
-        (size, steps) => {
-          const w = new ReceiveWindow(size)
+        (size, maxPacket, steps) => {
+          const w = new ReceiveWindow(size, maxPacket)
           let pending = 0
           for (const [isReceive, amount] of steps) {
             if (isReceive) {
@@ -86,19 +95,16 @@ describe("ReceiveWindow", () => {
             } else {
               if (w.buffered === 0) continue
               const n = 1 + (amount % w.buffered)
+              const availableBefore = w.available
               const grant = w.consume(n)
               pending += n
-              if (grant > 0) {
-                expect(grant).toBe(pending)
-                expect(grant).toBeGreaterThanOrEqual(size / 2)
-                pending = 0
-              } else {
-                expect(pending).toBeLessThan(size / 2)
-              }
+              const due = size - availableBefore > 3 * maxPacket || availableBefore < size / 2
+              expect(grant).toBe(due ? pending : 0)
+              if (grant > 0) pending = 0
             }
             expect(w.available + w.buffered + pending).toBe(size)
             expect(w.available).toBeGreaterThanOrEqual(0)
-            expect(w.available).toBeLessThanOrEqual(size)
+            expect(w.buffered).toBeLessThanOrEqual(size)
           }
         }
       )
