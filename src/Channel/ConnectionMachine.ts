@@ -156,6 +156,11 @@ export interface MachineOptions {
   readonly windowSize: number
   /** Largest data packet we accept on a channel the peer opens. */
   readonly maxPacket: number
+  /**
+   * Largest a receive window of `windowSize` grows to while its consumer keeps up (see `ReceiveWindow`);
+   * absent: windows keep their size. Channels opened with another window size never grow.
+   */
+  readonly windowLimit?: number | undefined
 }
 
 const violation = (message: string): never => {
@@ -208,7 +213,11 @@ export class ConnectionMachine {
       remoteId: -1,
       channelType,
       phase,
-      receive: new ReceiveWindow(windowSize, Math.min(maxPacket, MAX_CHANNEL_PACKET)),
+      receive: new ReceiveWindow(
+        windowSize,
+        Math.min(maxPacket, MAX_CHANNEL_PACKET),
+        windowSize === this.options.windowSize ? this.options.windowLimit : undefined
+      ),
       maxPacket: Math.min(maxPacket, MAX_CHANNEL_PACKET),
       send: new SendWindow(0, 0),
       sentEof: false,

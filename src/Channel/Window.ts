@@ -15,6 +15,9 @@ const MAX_WINDOW = 0xffffffff
 /** The max packet a window is measured in when none is given: OpenSSH's for sessions. */
 const DEFAULT_MAX_PACKET = 32 * 1024
 
+/** The consumer keeps up while what sits unread stays under this fraction of the window (1 / n). */
+const KEPT_UP_FRACTION = 4
+
 /** Packets of slack after which a WINDOW_ADJUST is due (OpenSSH's `channel_check_window`, x/crypto/ssh's `adjustWindow`). */
 const ADJUST_PACKETS = 3
 
@@ -29,9 +32,16 @@ const ADJUST_PACKETS = 3
  * message per ~100 KiB; batching to half the window instead idles half of it
  * for a round trip each time, which over a long path halves the throughput.
  *
+ * Given a `limit` above its size, the window also grows while the consumer
+ * keeps up, as TCP's receive autotuning does: each time the peer has sent a
+ * whole window's worth and the unread data never exceeded a quarter of the
+ * window meanwhile, the window doubles (up to `limit`). Over a long path the
+ * window, not the consumer, is then what holds the sender back; a consumer
+ * that falls behind stops the growth, and memory stays bounded by `limit`.
+ *
  * @example
  * ```ts
- * const w = new ReceiveWindow(2 * 1024 * 1024, 32 * 1024)
+ * const w = new ReceiveWindow(2 * 1024 * 1024, 32 * 1024, 16 * 1024 * 1024)
  * w.receive(32768)               // data arrived (throws if it exceeds the window)
  * const adjust = w.consume(32768) // consumer took it: bytes to grant now, or 0
  * ```
@@ -46,11 +56,18 @@ export class ReceiveWindow {
   size: number
   /** The largest packet we accept: the unit of the adjust threshold. */
   readonly maxPacket: number
+  /** The size growth while the consumer keeps up stops at (`size` = no growth). */
+  readonly limit: number
+  /** Bytes received since the window last grew (or was created). */
+  private receivedSinceGrowth = 0
+  /** The most data that sat unread since then. */
+  private peakBuffered = 0
 
-  constructor(size: number, maxPacket: number = DEFAULT_MAX_PACKET) {
+  constructor(size: number, maxPacket: number = DEFAULT_MAX_PACKET, limit: number = size) {
     this.size = size
     this.available = size
     this.maxPacket = maxPacket
+    this.limit = Math.min(MAX_WINDOW, Math.max(size, limit))
   }
 
   /**
@@ -71,6 +88,8 @@ export class ReceiveWindow {
     }
     this.available -= n
     this.buffered += n
+    this.receivedSinceGrowth += n
+    if (this.buffered > this.peakBuffered) this.peakBuffered = this.buffered
   }
 
   /**
@@ -82,11 +101,23 @@ export class ReceiveWindow {
   consume(n: number): number {
     this.buffered -= n
     this.consumedSinceAdjust += n
-    if (!this.adjustDue()) return 0
-    const grant = this.consumedSinceAdjust
+    const growth = this.growthDue()
+    if (!this.adjustDue() && growth === 0) return 0
+    const grant = this.consumedSinceAdjust + growth
     this.consumedSinceAdjust = 0
+    this.size += growth
     this.available += grant
     return grant
+  }
+
+  /** Bytes the window grows by now: it doubles once a whole window went by with the consumer keeping up. */
+  private growthDue(): number {
+    if (this.size >= this.limit || this.receivedSinceGrowth < this.size) return 0
+    const keptUp = this.peakBuffered <= this.size / KEPT_UP_FRACTION
+    this.receivedSinceGrowth = 0
+    this.peakBuffered = this.buffered
+    if (!keptUp) return 0
+    return Math.max(0, Math.min(this.size, this.limit - this.size, MAX_WINDOW - this.available - this.consumedSinceAdjust))
   }
 
   private adjustDue(): boolean {

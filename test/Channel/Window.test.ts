@@ -75,14 +75,53 @@ describe("ReceiveWindow", () => {
     expect(new ReceiveWindow(10).grow(-5)).toBe(0)
   })
 
+  it("doubles, up to its limit, each time a whole window went by with the consumer keeping up", () => {
+    const MiB = 1024 * 1024
+    const packet = 32 * 1024
+    const w = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
+    const sizes: Array<number> = []
+    let granted = 0
+    for (let i = 0; i < 1024; i++) {
+      w.receive(packet)
+      granted += w.consume(packet)
+      if (sizes.at(-1) !== w.size) sizes.push(w.size)
+    }
+    expect(sizes).toEqual([2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB])
+    // the growth went to the peer with the consumed bytes: all of it is credit, but what waits to be granted back
+    const growth = 14 * MiB
+    const pending = 1024 * packet - (granted - growth)
+    expect(w.available + w.buffered + pending).toBe(16 * MiB)
+    expect(pending).toBeLessThanOrEqual(3 * packet)
+  })
+
+  it("does not grow while unread data exceeds a quarter of the window, nor without a limit", () => {
+    const MiB = 1024 * 1024
+    const packet = 32 * 1024
+    const behind = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
+    // the consumer lets most of a window pile up before taking it
+    for (let round = 0; round < 16; round++) {
+      for (let i = 0; i < 60; i++) behind.receive(packet)
+      for (let i = 0; i < 60; i++) behind.consume(packet)
+    }
+    expect(behind.size).toBe(2 * MiB)
+    const fixed = new ReceiveWindow(2 * MiB, packet)
+    for (let i = 0; i < 1024; i++) {
+      fixed.receive(packet)
+      fixed.consume(packet)
+    }
+    expect(fixed.size).toBe(2 * MiB)
+  })
+
   it("keeps available + buffered + pending credit = size, grants exactly the pending credit, and only when due", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 1 << 21 }),
         fc.integer({ min: 1, max: 1 << 16 }),
         fc.array(fc.tuple(fc.boolean(), fc.nat()), { maxLength: 60 }),
-        (size, maxPacket, steps) => {
-          const w = new ReceiveWindow(size, maxPacket)
+        fc.integer({ min: 0, max: 1 << 22 }),
+        (size, maxPacket, steps, extra) => {
+          const limit = size + extra
+          const w = new ReceiveWindow(size, maxPacket, limit)
           let pending = 0
           for (const [isReceive, amount] of steps) {
             if (isReceive) {
@@ -96,15 +135,19 @@ describe("ReceiveWindow", () => {
               if (w.buffered === 0) continue
               const n = 1 + (amount % w.buffered)
               const availableBefore = w.available
+              const sizeBefore = w.size
               const grant = w.consume(n)
               pending += n
-              const due = size - availableBefore > 3 * maxPacket || availableBefore < size / 2
-              expect(grant).toBe(due ? pending : 0)
+              const growth = w.size - sizeBefore
+              const due = sizeBefore - availableBefore > 3 * maxPacket || availableBefore < sizeBefore / 2
+              expect(grant).toBe(due || growth > 0 ? pending + growth : 0)
               if (grant > 0) pending = 0
             }
-            expect(w.available + w.buffered + pending).toBe(size)
+            expect(w.available + w.buffered + pending).toBe(w.size)
             expect(w.available).toBeGreaterThanOrEqual(0)
-            expect(w.buffered).toBeLessThanOrEqual(size)
+            // memory stays bounded by the limit
+            expect(w.size).toBeLessThanOrEqual(limit)
+            expect(w.buffered).toBeLessThanOrEqual(w.size)
           }
         }
       )
