@@ -41,11 +41,6 @@ import { type Action, ConnectionMachine, MAX_CHANNEL_PACKET } from "./Connection
 
 /** Channel defaults: window 2 MiB, max packet 32 KiB (OpenSSH's session values). */
 export const DEFAULT_WINDOW = 2 * 1024 * 1024
-/**
- * What a default window grows to while its consumer keeps up: 16 MiB carries ~330 MB/s over a 50 ms round trip,
- * where 2 MiB carries ~42 MB/s. A window the options set keeps its size.
- */
-export const DEFAULT_WINDOW_LIMIT = 16 * 1024 * 1024
 export const DEFAULT_MAX_PACKET = 32 * 1024
 /** Stderr kept for a consumer that has not pulled it yet (see `SshChannel.stderr`). */
 export const UNREAD_STDERR_LIMIT = 1024 * 1024
@@ -70,8 +65,14 @@ export interface ChannelOptions {
 
 /** Options of a connection. */
 export interface ConnectionOptions {
-  /** Receive window we grant per channel (default `DEFAULT_WINDOW`, growing up to `DEFAULT_WINDOW_LIMIT`). */
+  /** Receive window we grant per channel. */
   readonly windowSize?: number | undefined
+  /**
+   * Largest a channel's receive window (of `windowSize`) grows to while its consumer keeps up and a window's
+   * worth takes 20 ms or more to arrive (see `ReceiveWindow`); default: windows keep their size. Over a 50 ms
+   * round trip a 2 MiB window carries ~40 MB/s and 16 MiB ~300; memory per channel is bounded by this limit.
+   */
+  readonly windowLimit?: number | undefined
   /** Largest data packet we accept per channel. */
   readonly maxPacket?: number | undefined
   /** Most channels open at once (default 1024). */
@@ -312,6 +313,7 @@ const errorOf = (reason: SshError.SshErrorReason) => new SshError.SshError({ rea
 export const make = Effect.fnUntraced(function*(transport: Transport, options: ConnectionOptions = {}) {
   const scope = yield* Effect.scope
   const services = yield* Effect.context<never>()
+  const clock = yield* Clock.Clock
   // the connection protocol runs only on an authenticated transport: its pre-authentication limits end here
   yield* transport.authenticated
   const windowSize = options.windowSize ?? DEFAULT_WINDOW
@@ -320,7 +322,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     maxChannels: options.maxChannels ?? 1024,
     windowSize,
     maxPacket,
-    windowLimit: options.windowSize === undefined ? DEFAULT_WINDOW_LIMIT : undefined
+    windowLimit: options.windowLimit
   })
   const handles = new Map<number, ChannelHandle>()
   const pendingGlobal: Array<Deferred.Deferred<Uint8Array | undefined, SshError.SshError>> = []
@@ -403,7 +405,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   /** The consumer took `n` bytes: the machine says when to grant them back. */
   const credit = (handle: ChannelHandle, n: number) => {
     if (failure !== undefined) return
-    const adjust = machine.consumed(handle.localId, n)
+    const adjust = machine.consumed(handle.localId, n, clock.currentTimeMillisUnsafe())
     if (adjust !== undefined) queueControl(adjust)
   }
 
@@ -831,7 +833,8 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   /** Feeds a batch to the machine and carries out its actions, all synchronously; a violation ends the connection. */
   const receiveBatch = (batch: ReadonlyArray<Uint8Array>): Effect.Effect<void, SshError.SshError> => {
     try {
-      for (const payload of batch) apply(machine.receive(payload))
+      const now = clock.currentTimeMillisUnsafe()
+      for (const payload of batch) apply(machine.receive(payload, now))
       return withWarnings(Effect.andThen(controlRoom.await, requestRoom.await))
     } catch (u) {
       return withWarnings(SshError.failOrDie(u))

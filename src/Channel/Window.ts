@@ -15,6 +15,12 @@ const MAX_WINDOW = 0xffffffff
 /** The max packet a window is measured in when none is given: OpenSSH's for sessions. */
 const DEFAULT_MAX_PACKET = 32 * 1024
 
+/**
+ * Least milliseconds a whole window's worth may take to arrive for the window to grow: a window that cycles
+ * faster is not what holds the sender back (a near peer), and growing it only lets the sender buffer more.
+ */
+const SLOW_CYCLE_MS = 20
+
 /** The consumer keeps up while what sits unread stays under this fraction of the window (1 / n). */
 const KEPT_UP_FRACTION = 4
 
@@ -34,16 +40,18 @@ const ADJUST_PACKETS = 3
  *
  * Given a `limit` above its size, the window also grows while the consumer
  * keeps up, as TCP's receive autotuning does: each time the peer has sent a
- * whole window's worth and the unread data never exceeded a quarter of the
- * window meanwhile, the window doubles (up to `limit`). Over a long path the
+ * whole window's worth, taking at least 20 ms (the path is long or the peer
+ * slow: the window, not the link, is what bounds the rate), and the unread
+ * data never exceeded a quarter of the window meanwhile, the window doubles
+ * (up to `limit`). Over a long path the
  * window, not the consumer, is then what holds the sender back; a consumer
  * that falls behind stops the growth, and memory stays bounded by `limit`.
  *
  * @example
  * ```ts
  * const w = new ReceiveWindow(2 * 1024 * 1024, 32 * 1024, 16 * 1024 * 1024)
- * w.receive(32768)               // data arrived (throws if it exceeds the window)
- * const adjust = w.consume(32768) // consumer took it: bytes to grant now, or 0
+ * w.receive(32768, now)               // data arrived (throws if it exceeds the window)
+ * const adjust = w.consume(32768, now) // consumer took it: bytes to grant now, or 0
  * ```
  */
 export class ReceiveWindow {
@@ -62,6 +70,8 @@ export class ReceiveWindow {
   private receivedSinceGrowth = 0
   /** The most data that sat unread since then. */
   private peakBuffered = 0
+  /** When the first of those bytes arrived (undefined: none yet). */
+  private cycleStartedAt: number | undefined
 
   constructor(size: number, maxPacket: number = DEFAULT_MAX_PACKET, limit: number = size) {
     this.size = size
@@ -81,27 +91,29 @@ export class ReceiveWindow {
     return grant
   }
 
-  /** Accounts for `n` bytes of incoming data; throws when the peer overruns the window. */
-  receive(n: number): void {
+  /** Accounts for `n` bytes of incoming data at `now` (ms); throws when the peer overruns the window. */
+  receive(n: number, now?: number): void {
     if (n > this.available) {
       throw new ProtocolError({ message: `peer sent ${n} bytes with only ${this.available} bytes of window left` })
     }
     this.available -= n
     this.buffered += n
+    if (this.receivedSinceGrowth === 0) this.cycleStartedAt = now
     this.receivedSinceGrowth += n
     if (this.buffered > this.peakBuffered) this.peakBuffered = this.buffered
   }
 
   /**
-   * Accounts for `n` bytes taken by the consumer; returns how many bytes to
-   * grant with a WINDOW_ADJUST now (0 = not yet). Only consumed bytes are
-   * ever granted: what sits unread keeps its share of the window, so a slow
+   * Accounts for `n` bytes taken by the consumer at `now` (ms; without it
+   * the window does not grow); returns how many bytes to grant with a
+   * WINDOW_ADJUST now (0 = not yet). Only consumed bytes are ever granted
+   * (and growth): what sits unread keeps its share of the window, so a slow
    * consumer stops the sender.
    */
-  consume(n: number): number {
+  consume(n: number, now?: number): number {
     this.buffered -= n
     this.consumedSinceAdjust += n
-    const growth = this.growthDue()
+    const growth = this.growthDue(now)
     if (!this.adjustDue() && growth === 0) return 0
     const grant = this.consumedSinceAdjust + growth
     this.consumedSinceAdjust = 0
@@ -111,12 +123,13 @@ export class ReceiveWindow {
   }
 
   /** Bytes the window grows by now: it doubles once a whole window went by with the consumer keeping up. */
-  private growthDue(): number {
+  private growthDue(now: number | undefined): number {
     if (this.size >= this.limit || this.receivedSinceGrowth < this.size) return 0
+    const slow = now !== undefined && this.cycleStartedAt !== undefined && now - this.cycleStartedAt >= SLOW_CYCLE_MS
     const keptUp = this.peakBuffered <= this.size / KEPT_UP_FRACTION
     this.receivedSinceGrowth = 0
     this.peakBuffered = this.buffered
-    if (!keptUp) return 0
+    if (!slow || !keptUp) return 0
     return Math.max(0, Math.min(this.size, this.limit - this.size, MAX_WINDOW - this.available - this.consumedSinceAdjust))
   }
 

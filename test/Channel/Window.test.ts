@@ -75,15 +75,16 @@ describe("ReceiveWindow", () => {
     expect(new ReceiveWindow(10).grow(-5)).toBe(0)
   })
 
-  it("doubles, up to its limit, each time a whole window went by with the consumer keeping up", () => {
+  it("doubles, up to its limit, each time a whole window went by slowly with the consumer keeping up", () => {
     const MiB = 1024 * 1024
     const packet = 32 * 1024
     const w = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
     const sizes: Array<number> = []
     let granted = 0
+    // a packet per millisecond: 64 ms per 2 MiB, a window-bound sender over a long path
     for (let i = 0; i < 1024; i++) {
-      w.receive(packet)
-      granted += w.consume(packet)
+      w.receive(packet, i)
+      granted += w.consume(packet, i)
       if (sizes.at(-1) !== w.size) sizes.push(w.size)
     }
     expect(sizes).toEqual([2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB])
@@ -94,22 +95,30 @@ describe("ReceiveWindow", () => {
     expect(pending).toBeLessThanOrEqual(3 * packet)
   })
 
-  it("does not grow while unread data exceeds a quarter of the window, nor without a limit", () => {
+  it("does not grow while unread data exceeds a quarter of the window, when windows cycle fast, nor without a limit or a time", () => {
     const MiB = 1024 * 1024
     const packet = 32 * 1024
     const behind = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
     // the consumer lets most of a window pile up before taking it
+    let now = 0
     for (let round = 0; round < 16; round++) {
-      for (let i = 0; i < 60; i++) behind.receive(packet)
-      for (let i = 0; i < 60; i++) behind.consume(packet)
+      for (let i = 0; i < 60; i++) behind.receive(packet, now++)
+      for (let i = 0; i < 60; i++) behind.consume(packet, now++)
     }
     expect(behind.size).toBe(2 * MiB)
+    const near = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
     const fixed = new ReceiveWindow(2 * MiB, packet)
+    const untimed = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
     for (let i = 0; i < 1024; i++) {
-      fixed.receive(packet)
-      fixed.consume(packet)
+      // 64 packets in under 20 ms: a near peer, whose rate the window does not bound
+      near.receive(packet, i * 0.25)
+      near.consume(packet, i * 0.25)
+      fixed.receive(packet, i)
+      fixed.consume(packet, i)
+      untimed.receive(packet)
+      untimed.consume(packet)
     }
-    expect(fixed.size).toBe(2 * MiB)
+    expect([near.size, fixed.size, untimed.size]).toEqual([2 * MiB, 2 * MiB, 2 * MiB])
   })
 
   it("keeps available + buffered + pending credit = size, grants exactly the pending credit, and only when due", () => {
@@ -123,20 +132,22 @@ describe("ReceiveWindow", () => {
           const limit = size + extra
           const w = new ReceiveWindow(size, maxPacket, limit)
           let pending = 0
+          let now = 0
           for (const [isReceive, amount] of steps) {
+            now += amount % 50
             if (isReceive) {
               const n = amount % (size + 1)
               if (n > w.available) {
                 protocolError(() => w.receive(n))
                 continue
               }
-              w.receive(n)
+              w.receive(n, now)
             } else {
               if (w.buffered === 0) continue
               const n = 1 + (amount % w.buffered)
               const availableBefore = w.available
               const sizeBefore = w.size
-              const grant = w.consume(n)
+              const grant = w.consume(n, now)
               pending += n
               const growth = w.size - sizeBefore
               const due = sizeBefore - availableBefore > 3 * maxPacket || availableBefore < sizeBefore / 2
