@@ -26,6 +26,7 @@ import { type ForwardSample, effectSshForward, forwardBytes, measureForward, ope
 import { formatTable, loadAverage, median, megabytesPerSecond, type Row } from "./report.ts"
 import { sftpTransfers } from "./sftp.ts"
 import { compressionThroughput } from "./compression.ts"
+import { latencyThroughput } from "./latency.ts"
 import { ssh2, ssh2BindingAvailable } from "./ssh2.ts"
 import { type BenchTarget, type Contender, startTarget } from "./target.ts"
 
@@ -174,10 +175,11 @@ const sections: ReadonlyArray<readonly [name: string, section: Section]> = [
   // -N -L against ssh -N -L (bench/forward.ts)
   ["forward", forwardThroughput],
   ["compression", compressionThroughput],
+  ["latency", latencyThroughput],
   ["pexec", async (context) => (await import("./pexec.ts")).pexecFleet(context)]
 ]
 
-/** The sections BENCH_SECTIONS names (comma-separated: exec, connect, sftp, forward), or all of them when it is unset. */
+/** The sections BENCH_SECTIONS names (comma-separated: exec, connect, sftp, forward, compression, latency, pexec), or all of them when it is unset. */
 const selectedSections = (env: NodeJS.ProcessEnv): ReadonlyArray<Section> => {
   const names = (env.BENCH_SECTIONS ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
   if (names.length === 0) return sections.map(([, section]) => section)

@@ -67,6 +67,12 @@ export interface ChannelOptions {
 export interface ConnectionOptions {
   /** Receive window we grant per channel. */
   readonly windowSize?: number | undefined
+  /**
+   * Largest a channel's receive window (of `windowSize`) grows to while its consumer keeps up and a window's
+   * worth takes 20 ms or more to arrive (see `ReceiveWindow`); default: windows keep their size. Over a 50 ms
+   * round trip a 2 MiB window carries ~40 MB/s and 16 MiB ~300; memory per channel is bounded by this limit.
+   */
+  readonly windowLimit?: number | undefined
   /** Largest data packet we accept per channel. */
   readonly maxPacket?: number | undefined
   /** Most channels open at once (default 1024). */
@@ -307,11 +313,17 @@ const errorOf = (reason: SshError.SshErrorReason) => new SshError.SshError({ rea
 export const make = Effect.fnUntraced(function*(transport: Transport, options: ConnectionOptions = {}) {
   const scope = yield* Effect.scope
   const services = yield* Effect.context<never>()
+  const clock = yield* Clock.Clock
   // the connection protocol runs only on an authenticated transport: its pre-authentication limits end here
   yield* transport.authenticated
   const windowSize = options.windowSize ?? DEFAULT_WINDOW
   const maxPacket = Math.min(options.maxPacket ?? DEFAULT_MAX_PACKET, MAX_CHANNEL_PACKET)
-  const machine = new ConnectionMachine({ maxChannels: options.maxChannels ?? 1024, windowSize, maxPacket })
+  const machine = new ConnectionMachine({
+    maxChannels: options.maxChannels ?? 1024,
+    windowSize,
+    maxPacket,
+    windowLimit: options.windowLimit
+  })
   const handles = new Map<number, ChannelHandle>()
   const pendingGlobal: Array<Deferred.Deferred<Uint8Array | undefined, SshError.SshError>> = []
   const closed = yield* Deferred.make<never, SshError.SshError>()
@@ -393,7 +405,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   /** The consumer took `n` bytes: the machine says when to grant them back. */
   const credit = (handle: ChannelHandle, n: number) => {
     if (failure !== undefined) return
-    const adjust = machine.consumed(handle.localId, n)
+    const adjust = machine.consumed(handle.localId, n, clock.currentTimeMillisUnsafe())
     if (adjust !== undefined) queueControl(adjust)
   }
 
@@ -821,7 +833,8 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   /** Feeds a batch to the machine and carries out its actions, all synchronously; a violation ends the connection. */
   const receiveBatch = (batch: ReadonlyArray<Uint8Array>): Effect.Effect<void, SshError.SshError> => {
     try {
-      for (const payload of batch) apply(machine.receive(payload))
+      const now = clock.currentTimeMillisUnsafe()
+      for (const payload of batch) apply(machine.receive(payload, now))
       return withWarnings(Effect.andThen(controlRoom.await, requestRoom.await))
     } catch (u) {
       return withWarnings(SshError.failOrDie(u))

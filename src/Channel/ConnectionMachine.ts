@@ -156,6 +156,11 @@ export interface MachineOptions {
   readonly windowSize: number
   /** Largest data packet we accept on a channel the peer opens. */
   readonly maxPacket: number
+  /**
+   * Largest a receive window of `windowSize` grows to while its consumer keeps up (see `ReceiveWindow`);
+   * absent: windows keep their size. Channels opened with another window size never grow.
+   */
+  readonly windowLimit?: number | undefined
 }
 
 const violation = (message: string): never => {
@@ -208,7 +213,11 @@ export class ConnectionMachine {
       remoteId: -1,
       channelType,
       phase,
-      receive: new ReceiveWindow(windowSize),
+      receive: new ReceiveWindow(
+        windowSize,
+        Math.min(maxPacket, MAX_CHANNEL_PACKET),
+        windowSize === this.options.windowSize ? this.options.windowLimit : undefined
+      ),
       maxPacket: Math.min(maxPacket, MAX_CHANNEL_PACKET),
       send: new SendWindow(0, 0),
       sentEof: false,
@@ -279,11 +288,11 @@ export class ConnectionMachine {
     return record !== undefined && record.phase === "open" && !record.sentClose
   }
 
-  /** The consumer took `n` bytes: a WINDOW_ADJUST to send now, if one is due. */
-  consumed(localId: number, n: number): Uint8Array | undefined {
+  /** The consumer took `n` bytes at `now` (ms; see `ReceiveWindow.consume`): a WINDOW_ADJUST to send now, if one is due. */
+  consumed(localId: number, n: number, now?: number): Uint8Array | undefined {
     const record = this.channels.get(localId)
     if (record === undefined) return undefined
-    const grant = record.receive.consume(n)
+    const grant = record.receive.consume(n, now)
     return grant > 0 && record.phase === "open" && !record.sentClose
       ? Messages.windowAdjust(record.remoteId, grant)
       : undefined
@@ -376,14 +385,17 @@ export class ConnectionMachine {
 
   // ---- what the peer does
 
-  /** One message from the peer; throws a `ProtocolError` when it breaks the protocol. */
-  receive(payload: Uint8Array): ReadonlyArray<Action> {
+  /**
+   * One message from the peer, at `now` (ms; it times the receive windows, see `ReceiveWindow`); throws a
+   * `ProtocolError` when it breaks the protocol.
+   */
+  receive(payload: Uint8Array, now?: number): ReadonlyArray<Action> {
     const message = Messages.decode(payload)
     switch (message._tag) {
       case "Data":
-        return this.receiveData(message.recipient, undefined, message.data)
+        return this.receiveData(message.recipient, undefined, message.data, now)
       case "ExtendedData":
-        return this.receiveData(message.recipient, message.dataType, message.data)
+        return this.receiveData(message.recipient, message.dataType, message.data, now)
       case "WindowAdjust": {
         const record = this.openChannel(message.recipient)
         record.send.adjust(message.bytes)
@@ -452,12 +464,12 @@ export class ConnectionMachine {
     return record
   }
 
-  private receiveData(recipient: number, dataType: number | undefined, data: Uint8Array): ReadonlyArray<Action> {
+  private receiveData(recipient: number, dataType: number | undefined, data: Uint8Array, now: number | undefined): ReadonlyArray<Action> {
     const record = this.openChannel(recipient)
     if (data.length > record.maxPacket) {
       violation(`channel packet of ${data.length} bytes exceeds our max packet ${record.maxPacket}`)
     }
-    record.receive.receive(data.length)
+    record.receive.receive(data.length, now)
     // data after the peer's EOF breaks RFC 4254 §5.3; it is accounted for and dropped, as OpenSSH does
     if (record.receivedEof) return this.dropped(record, data.length)
     return [{ _tag: "Data", localId: record.localId, dataType, data }]

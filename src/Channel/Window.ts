@@ -12,17 +12,46 @@ import { ProtocolError } from "../SshError.ts"
 
 const MAX_WINDOW = 0xffffffff
 
-/** Most consumed bytes a WINDOW_ADJUST waits for (windows of 2 MiB or less adjust at half, as OpenSSH's). */
-const ADJUST_STEP = 1024 * 1024
+/** The max packet a window is measured in when none is given: OpenSSH's for sessions. */
+const DEFAULT_MAX_PACKET = 32 * 1024
+
+/**
+ * Least milliseconds a whole window's worth may take to arrive for the window to grow: a window that cycles
+ * faster is not what holds the sender back (a near peer), and growing it only lets the sender buffer more.
+ */
+const SLOW_CYCLE_MS = 20
+
+/** The consumer keeps up while what sits unread stays under this fraction of the window (1 / n). */
+const KEPT_UP_FRACTION = 4
+
+/** Packets of slack after which a WINDOW_ADJUST is due (OpenSSH's `channel_check_window`, x/crypto/ssh's `adjustWindow`). */
+const ADJUST_PACKETS = 3
 
 /**
  * How much the peer may still send us, and when to tell it it may send more.
  *
+ * A WINDOW_ADJUST grants back what the consumer took, and goes out once the
+ * bytes received but not yet granted back exceed three max packets, or once
+ * the peer's credit falls below half the window: the rule of OpenSSH's
+ * `channel_check_window` and of x/crypto/ssh. The sender then never runs
+ * short of credit while the consumer keeps up, at the price of one small
+ * message per ~100 KiB; batching to half the window instead idles half of it
+ * for a round trip each time, which over a long path halves the throughput.
+ *
+ * Given a `limit` above its size, the window also grows while the consumer
+ * keeps up, as TCP's receive autotuning does: each time the peer has sent a
+ * whole window's worth, taking at least 20 ms (the path is long or the peer
+ * slow: the window, not the link, is what bounds the rate), and the unread
+ * data never exceeded a quarter of the window meanwhile, the window doubles
+ * (up to `limit`). Over a long path the
+ * window, not the consumer, is then what holds the sender back; a consumer
+ * that falls behind stops the growth, and memory stays bounded by `limit`.
+ *
  * @example
  * ```ts
- * const w = new ReceiveWindow(2 * 1024 * 1024)
- * w.receive(32768)               // data arrived (throws if it exceeds the window)
- * const adjust = w.consume(32768) // consumer took it: bytes to grant now, or 0
+ * const w = new ReceiveWindow(2 * 1024 * 1024, 32 * 1024, 16 * 1024 * 1024)
+ * w.receive(32768, now)               // data arrived (throws if it exceeds the window)
+ * const adjust = w.consume(32768, now) // consumer took it: bytes to grant now, or 0
  * ```
  */
 export class ReceiveWindow {
@@ -33,10 +62,22 @@ export class ReceiveWindow {
   private consumedSinceAdjust = 0
   /** What the peer may have outstanding when the consumer has taken everything. */
   size: number
+  /** The largest packet we accept: the unit of the adjust threshold. */
+  readonly maxPacket: number
+  /** The size growth while the consumer keeps up stops at (`size` = no growth). */
+  readonly limit: number
+  /** Bytes received since the window last grew (or was created). */
+  private receivedSinceGrowth = 0
+  /** The most data that sat unread since then. */
+  private peakBuffered = 0
+  /** When the first of those bytes arrived (undefined: none yet). */
+  private cycleStartedAt: number | undefined
 
-  constructor(size: number) {
+  constructor(size: number, maxPacket: number = DEFAULT_MAX_PACKET, limit: number = size) {
     this.size = size
     this.available = size
+    this.maxPacket = maxPacket
+    this.limit = Math.min(MAX_WINDOW, Math.max(size, limit))
   }
 
   /**
@@ -50,30 +91,52 @@ export class ReceiveWindow {
     return grant
   }
 
-  /** Accounts for `n` bytes of incoming data; throws when the peer overruns the window. */
-  receive(n: number): void {
+  /** Accounts for `n` bytes of incoming data at `now` (ms); throws when the peer overruns the window. */
+  receive(n: number, now?: number): void {
     if (n > this.available) {
       throw new ProtocolError({ message: `peer sent ${n} bytes with only ${this.available} bytes of window left` })
     }
     this.available -= n
     this.buffered += n
+    if (this.receivedSinceGrowth === 0) this.cycleStartedAt = now
+    this.receivedSinceGrowth += n
+    if (this.buffered > this.peakBuffered) this.peakBuffered = this.buffered
   }
 
   /**
-   * Accounts for `n` bytes taken by the consumer; returns how many bytes to
-   * grant with a WINDOW_ADJUST now (0 = not yet: adjusts are batched until
-   * half the window, or `ADJUST_STEP`, is free). OpenSSH waits for half; a
-   * large window then idles half its size for a round trip each time, which
-   * on a long path costs half the throughput the window could carry.
+   * Accounts for `n` bytes taken by the consumer at `now` (ms; without it
+   * the window does not grow); returns how many bytes to grant with a
+   * WINDOW_ADJUST now (0 = not yet). Only consumed bytes are ever granted
+   * (and growth): what sits unread keeps its share of the window, so a slow
+   * consumer stops the sender.
    */
-  consume(n: number): number {
+  consume(n: number, now?: number): number {
     this.buffered -= n
     this.consumedSinceAdjust += n
-    if (this.consumedSinceAdjust < Math.min(this.size / 2, ADJUST_STEP)) return 0
-    const grant = this.consumedSinceAdjust
+    const growth = this.growthDue(now)
+    if (!this.adjustDue() && growth === 0) return 0
+    const grant = this.consumedSinceAdjust + growth
     this.consumedSinceAdjust = 0
+    this.size += growth
     this.available += grant
     return grant
+  }
+
+  /** Bytes the window grows by now: it doubles once a whole window went by with the consumer keeping up. */
+  private growthDue(now: number | undefined): number {
+    if (this.size >= this.limit || this.receivedSinceGrowth < this.size) return 0
+    const slow = now !== undefined && this.cycleStartedAt !== undefined && now - this.cycleStartedAt >= SLOW_CYCLE_MS
+    const keptUp = this.peakBuffered <= this.size / KEPT_UP_FRACTION
+    this.receivedSinceGrowth = 0
+    this.peakBuffered = this.buffered
+    if (!slow || !keptUp) return 0
+    return Math.max(0, Math.min(this.size, this.limit - this.size, MAX_WINDOW - this.available - this.consumedSinceAdjust))
+  }
+
+  private adjustDue(): boolean {
+    if (this.consumedSinceAdjust <= 0) return false
+    const notGrantedBack = this.size - this.available
+    return notGrantedBack > ADJUST_PACKETS * this.maxPacket || this.available < this.size / 2
   }
 }
 

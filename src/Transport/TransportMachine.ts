@@ -176,8 +176,15 @@ export class TransportMachine {
   private _kexCount = 0
   private _lastKexAt: number
   private _lastReceivedAt: number
-  private bytesSinceKex = 0
-  private packetsSinceKex = 0
+  /**
+   * Traffic under the current keys, each direction counted from its own switch: sending from our NEWKEYS,
+   * receiving from the peer's. What we send between the two is under the new keys and counts toward the next
+   * rekey, which would otherwise come late by all a fast sender pushed while the peer's NEWKEYS was on its way.
+   */
+  private bytesInSinceKeys = 0
+  private bytesOutSinceKeys = 0
+  private packetsInSinceKeys = 0
+  private packetsOutSinceKeys = 0
   private _bytesIn = 0
   private _bytesOut = 0
   private _packetsIn = 0
@@ -258,15 +265,15 @@ export class TransportMachine {
   /** Bytes read from the socket. */
   read(bytes: number): void {
     this._bytesIn += bytes
-    this.bytesSinceKex += bytes
+    this.bytesInSinceKeys += bytes
   }
 
   /** A packet of `bytes` bytes was sealed and queued for the socket. */
   sealed(bytes: number): void {
     this._bytesOut += bytes
-    this.bytesSinceKex += bytes
+    this.bytesOutSinceKeys += bytes
     this._packetsOut++
-    this.packetsSinceKex++
+    this.packetsOutSinceKeys++
   }
 
   /**
@@ -276,7 +283,7 @@ export class TransportMachine {
   receive(type: number, now: number): Route {
     this._lastReceivedAt = now
     this._packetsIn++
-    this.packetsSinceKex++
+    this.packetsInSinceKeys++
     // the data path first: upper-layer messages once the first exchange is done
     if (type > 49 && this._firstKexDone) {
       if (this.exchange !== undefined && this.exchange.theirKexInit) {
@@ -394,6 +401,8 @@ export class TransportMachine {
       throw protocolError("key exchange finished out of order")
     }
     exchange.phase = "awaiting"
+    this.bytesOutSinceKeys = 0
+    this.packetsOutSinceKeys = 0
     const sendExtInfo = this.role === "server" && exchange.extInfo && !this.sentExtInfo
     if (sendExtInfo) this.sentExtInfo = true
     return { resetSequence: this._strict, sendExtInfo }
@@ -412,8 +421,8 @@ export class TransportMachine {
     this.exchange = undefined
     this._firstKexDone = true
     this._kexCount++
-    this.bytesSinceKex = 0
-    this.packetsSinceKex = 0
+    this.bytesInSinceKeys = 0
+    this.packetsInSinceKeys = 0
     this._lastKexAt = now
     return { resetSequence: this._strict, first }
   }
@@ -426,7 +435,8 @@ export class TransportMachine {
   /** Whether it is time for a new key exchange (by bytes, packets or time), none running. */
   rekeyDue(now: number): boolean {
     return this._firstKexDone && this.exchange === undefined &&
-      (this.bytesSinceKex >= this.options.rekeyBytes || this.packetsSinceKex >= this.options.rekeyPackets ||
+      (this.bytesInSinceKeys + this.bytesOutSinceKeys >= this.options.rekeyBytes ||
+        this.packetsInSinceKeys + this.packetsOutSinceKeys >= this.options.rekeyPackets ||
         now - this._lastKexAt >= this.options.rekeyIntervalMs)
   }
 

@@ -155,14 +155,18 @@ describe("window arithmetic", () => {
     expect(m.channel(localId)!.send.available).toBe(0xffffffff)
   })
 
-  it("received data is delivered and granted back only as the consumer takes it, at half the window", () => {
+  it("received data is delivered and granted back only as the consumer takes it, once credit is below half the window", () => {
     const { m, localId } = withOpenChannel()
     const step = m.receive(Messages.channelData(localId, bytes(PACKET)))
     expect(step).toEqual([{ _tag: "Data", localId, dataType: undefined, data: bytes(PACKET) }])
     expect(m.consumed(localId, PACKET)).toBeUndefined()
     m.receive(Messages.channelData(localId, bytes(PACKET)))
+    expect(m.consumed(localId, PACKET)).toBeUndefined() // credit at exactly half
+    m.receive(Messages.channelData(localId, bytes(PACKET)))
+    m.receive(Messages.channelData(localId, bytes(PACKET)))
+    // unread data holds its share of the window: only the consumed packets are granted back
     const adjust = m.consumed(localId, PACKET)!
-    expect(Messages.decode(adjust)).toEqual({ _tag: "WindowAdjust", recipient: 100, bytes: 2 * PACKET })
+    expect(Messages.decode(adjust)).toEqual({ _tag: "WindowAdjust", recipient: 100, bytes: 3 * PACKET })
   })
 
   it("data beyond the window or beyond our max packet is a violation", () => {

@@ -23,31 +23,46 @@ describe("ReceiveWindow", () => {
     expect([w.available, w.buffered]).toEqual([100, 0])
   })
 
-  it("batches credit until half the window has been consumed", () => {
-    const w = new ReceiveWindow(100)
-    w.receive(100)
-    expect(w.consume(20)).toBe(0)
-    expect(w.consume(29)).toBe(0)
-    expect(w.available).toBe(0)
-    expect(w.consume(1)).toBe(50)
-    expect(w.available).toBe(50)
-    expect(w.consume(49)).toBe(0)
-    expect(w.consume(1)).toBe(50)
+  it("grants what was consumed once more than three max packets wait to be granted back", () => {
+    const KiB = 1024
+    const w = new ReceiveWindow(2048 * KiB, 32 * KiB)
+    w.receive(96 * KiB)
+    expect(w.consume(96 * KiB)).toBe(0) // exactly three packets: not yet
+    w.receive(1)
+    expect(w.consume(1)).toBe(96 * KiB + 1)
+    expect([w.available, w.buffered]).toEqual([2048 * KiB, 0])
+  })
+
+  it("counts unread data towards the threshold but grants only what the consumer took", () => {
+    const KiB = 1024
+    const w = new ReceiveWindow(2048 * KiB, 32 * KiB)
+    w.receive(2048 * KiB)
+    expect(w.consume(10 * KiB)).toBe(10 * KiB)
+    expect([w.available, w.buffered]).toEqual([10 * KiB, 2038 * KiB])
+    // nothing consumed, nothing granted, however much is buffered
+    expect(w.consume(0)).toBe(0)
+  })
+
+  it("a window of a few packets grants once the peer's credit falls below half", () => {
+    const w = new ReceiveWindow(100, 32 * 1024)
+    w.receive(40)
+    expect(w.consume(40)).toBe(0)
+    w.receive(11)
+    expect(w.consume(11)).toBe(51)
     expect([w.available, w.buffered]).toEqual([100, 0])
   })
 
-  it("a large window grants every MiB consumed, not every half window", () => {
+  it("a consumer that keeps up leaves the sender almost the whole window", () => {
     const MiB = 1024 * 1024
-    const w = new ReceiveWindow(32 * MiB)
-    w.receive(32 * MiB)
-    expect(w.consume(MiB - 1)).toBe(0)
-    expect(w.consume(1)).toBe(MiB)
-    expect(w.consume(3 * MiB)).toBe(3 * MiB)
-    // OpenSSH's default 2 MiB window still adjusts at half
-    const small = new ReceiveWindow(2 * MiB)
-    small.receive(2 * MiB)
-    expect(small.consume(MiB - 1)).toBe(0)
-    expect(small.consume(1)).toBe(MiB)
+    const packet = 32 * 1024
+    const w = new ReceiveWindow(2 * MiB, packet)
+    let adjusts = 0
+    for (let i = 0; i < 1024; i++) {
+      w.receive(packet)
+      if (w.consume(packet) > 0) adjusts++
+      expect(w.available).toBeGreaterThanOrEqual(2 * MiB - 4 * packet)
+    }
+    expect(adjusts).toBe(256) // one WINDOW_ADJUST per four packets
   })
 
   it("grows for good: the growth is granted at once and counts in every later adjust threshold", () => {
@@ -55,50 +70,95 @@ describe("ReceiveWindow", () => {
     w.receive(60)
     expect(w.grow(300)).toBe(300)
     expect([w.size, w.available, w.buffered]).toEqual([400, 340, 60])
-    expect(w.consume(60)).toBe(0) // under half of 400
+    expect(w.consume(60)).toBe(0) // credit still above half of 400
     expect(new ReceiveWindow(0xffff_fff0).grow(100)).toBe(15) // never past 2^32 - 1 outstanding
     expect(new ReceiveWindow(10).grow(-5)).toBe(0)
   })
 
-  it("an odd size grants once consumption reaches size / 2", () => {
-    const w = new ReceiveWindow(5)
-    w.receive(5)
-    expect(w.consume(2)).toBe(0)
-    expect(w.consume(1)).toBe(3)
+  it("doubles, up to its limit, each time a whole window went by slowly with the consumer keeping up", () => {
+    const MiB = 1024 * 1024
+    const packet = 32 * 1024
+    const w = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
+    const sizes: Array<number> = []
+    let granted = 0
+    // a packet per millisecond: 64 ms per 2 MiB, a window-bound sender over a long path
+    for (let i = 0; i < 1024; i++) {
+      w.receive(packet, i)
+      granted += w.consume(packet, i)
+      if (sizes.at(-1) !== w.size) sizes.push(w.size)
+    }
+    expect(sizes).toEqual([2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB])
+    // the growth went to the peer with the consumed bytes: all of it is credit, but what waits to be granted back
+    const growth = 14 * MiB
+    const pending = 1024 * packet - (granted - growth)
+    expect(w.available + w.buffered + pending).toBe(16 * MiB)
+    expect(pending).toBeLessThanOrEqual(3 * packet)
   })
 
-  it("keeps available + buffered + pending credit = size, and never grants beyond it", () => {
+  it("does not grow while unread data exceeds a quarter of the window, when windows cycle fast, nor without a limit or a time", () => {
+    const MiB = 1024 * 1024
+    const packet = 32 * 1024
+    const behind = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
+    // the consumer lets most of a window pile up before taking it
+    let now = 0
+    for (let round = 0; round < 16; round++) {
+      for (let i = 0; i < 60; i++) behind.receive(packet, now++)
+      for (let i = 0; i < 60; i++) behind.consume(packet, now++)
+    }
+    expect(behind.size).toBe(2 * MiB)
+    const near = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
+    const fixed = new ReceiveWindow(2 * MiB, packet)
+    const untimed = new ReceiveWindow(2 * MiB, packet, 16 * MiB)
+    for (let i = 0; i < 1024; i++) {
+      // 64 packets in under 20 ms: a near peer, whose rate the window does not bound
+      near.receive(packet, i * 0.25)
+      near.consume(packet, i * 0.25)
+      fixed.receive(packet, i)
+      fixed.consume(packet, i)
+      untimed.receive(packet)
+      untimed.consume(packet)
+    }
+    expect([near.size, fixed.size, untimed.size]).toEqual([2 * MiB, 2 * MiB, 2 * MiB])
+  })
+
+  it("keeps available + buffered + pending credit = size, grants exactly the pending credit, and only when due", () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 1 << 21 }),
+        fc.integer({ min: 1, max: 1 << 16 }),
         fc.array(fc.tuple(fc.boolean(), fc.nat()), { maxLength: 60 }),
-        (size, steps) => {
-          const w = new ReceiveWindow(size)
+        fc.integer({ min: 0, max: 1 << 22 }),
+        (size, maxPacket, steps, extra) => {
+          const limit = size + extra
+          const w = new ReceiveWindow(size, maxPacket, limit)
           let pending = 0
+          let now = 0
           for (const [isReceive, amount] of steps) {
+            now += amount % 50
             if (isReceive) {
               const n = amount % (size + 1)
               if (n > w.available) {
                 protocolError(() => w.receive(n))
                 continue
               }
-              w.receive(n)
+              w.receive(n, now)
             } else {
               if (w.buffered === 0) continue
               const n = 1 + (amount % w.buffered)
-              const grant = w.consume(n)
+              const availableBefore = w.available
+              const sizeBefore = w.size
+              const grant = w.consume(n, now)
               pending += n
-              if (grant > 0) {
-                expect(grant).toBe(pending)
-                expect(grant).toBeGreaterThanOrEqual(size / 2)
-                pending = 0
-              } else {
-                expect(pending).toBeLessThan(size / 2)
-              }
+              const growth = w.size - sizeBefore
+              const due = sizeBefore - availableBefore > 3 * maxPacket || availableBefore < sizeBefore / 2
+              expect(grant).toBe(due || growth > 0 ? pending + growth : 0)
+              if (grant > 0) pending = 0
             }
-            expect(w.available + w.buffered + pending).toBe(size)
+            expect(w.available + w.buffered + pending).toBe(w.size)
             expect(w.available).toBeGreaterThanOrEqual(0)
-            expect(w.available).toBeLessThanOrEqual(size)
+            // memory stays bounded by the limit
+            expect(w.size).toBeLessThanOrEqual(limit)
+            expect(w.buffered).toBeLessThanOrEqual(w.size)
           }
         }
       )

@@ -180,6 +180,27 @@ describe("TransportMachine", () => {
     expect(thrown(() => machine.receive(N.CHANNEL_DATA, 0))?.message).toMatch(/message 94 during a key exchange/)
   })
 
+  it("counts what goes out after our NEWKEYS toward the next rekey, while the peer's NEWKEYS is on its way", () => {
+    const machine = new TransportMachine(options({ rekeyBytes: 1000 }), 0)
+    ourExchange(machine, 0)
+    machine.sealed(1000)
+    expect(machine.rekeyDue(0)).toBe(true)
+    machine.requestKex()
+    machine.receive(N.KEXINIT, 0)
+    machine.kexInitReceived()
+    machine.negotiated(agreement)
+    machine.kexMessage(N.KEXDH_REPLY)
+    machine.kexFinished()
+    // under the new sending keys already; the old count is gone, this one stays
+    machine.sealed(700)
+    machine.read(200) // still under the old receiving keys: forgotten at their NEWKEYS
+    machine.receive(N.NEWKEYS, 0)
+    machine.newKeysReceived(0)
+    expect(machine.rekeyDue(0)).toBe(false)
+    machine.sealed(300)
+    expect(machine.rekeyDue(0)).toBe(true)
+  })
+
   it("rekeys by bytes in either direction", () => {
     const machine = new TransportMachine(options({ rekeyBytes: 1000 }), 0)
     ourExchange(machine, 0)
