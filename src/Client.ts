@@ -99,6 +99,12 @@ export interface ConnectOptions {
   readonly rekeyInterval?: Duration.Input | undefined
   /** Channel window and max packet we grant the server. */
   readonly windowSize?: number | undefined
+  /**
+   * Largest a channel's window grows to, doubling from `windowSize` while the consumer keeps up over a long
+   * path (default: no growth). Over a 50 ms round trip 2 MiB carries ~40 MB/s, 16 MiB ~100-150 MB/s (measured);
+   * memory per channel stays bounded by it. Off by default: on loopback against sshd a large window measured slower.
+   */
+  readonly windowLimit?: number | undefined
   readonly maxPacket?: number | undefined
   /** The transport's bounds on what the server can cost us (`Transport.defaultLimits`). */
   readonly transportLimits?: Partial<Transport.TransportLimits> | undefined
@@ -316,6 +322,7 @@ export const connect = (
       }))
       const connection = yield* Connection.make(transport, {
         windowSize: options.windowSize,
+        windowLimit: options.windowLimit,
         maxPacket: options.maxPacket,
         keepaliveIntervalMs: Duration.toMillis(Duration.fromInputUnsafe(options.keepaliveInterval ?? DEFAULT_KEEPALIVE)),
         keepaliveCountMax: options.keepaliveCountMax ?? 3,

@@ -162,6 +162,8 @@ export interface ServeOptions {
   /** Most channels per connection (default 64; sshd's MaxSessions, 10, counts sessions only). */
   readonly maxChannels?: number | undefined
   readonly windowSize?: number | undefined
+  /** Largest a channel's window grows to while its consumer keeps up (default: no growth; see `ConnectOptions.windowLimit`). */
+  readonly windowLimit?: number | undefined
   readonly maxPacket?: number | undefined
   /** The transport's bounds on what a peer can cost (`Transport.defaultLimits`: packet size before authentication, ...). */
   readonly transportLimits?: Partial<Transport.TransportLimits> | undefined
@@ -480,6 +482,7 @@ const prepare = (options: ServeOptions) =>
           )
           const connection = yield* Connection.make(authedTransport, {
             windowSize: options.windowSize,
+            windowLimit: options.windowLimit,
             maxPacket: options.maxPacket,
             maxChannels: options.maxChannels ?? DEFAULT_MAX_CHANNELS,
             onChannelOpen: (incoming) => {
