@@ -230,10 +230,20 @@ const systemLookup = (host: string): Effect.Effect<string | undefined> =>
  * ConnectConfig.notApplied(resolved) // ["LocalForward 8080 localhost:80 is not set up from ssh_config (give it as -L or forwardLocal)"]
  * ```
  */
-export const notApplied = (resolved: SshConfig.ResolvedConfig): ReadonlyArray<string> => [
+export const notApplied = (
+  resolved: SshConfig.ResolvedConfig,
+  options: {
+    /** The caller sets up LocalForward, RemoteForward and DynamicForward itself (the CLI does). */
+    readonly forwardsApplied?: boolean | undefined
+  } = {}
+): ReadonlyArray<string> => [
   ...(resolved.algorithms.pubkeyacceptedalgorithms === undefined
     ? []
     : [`PubkeyAcceptedAlgorithms ${resolved.algorithms.pubkeyacceptedalgorithms} is not applied (every key is offered)`]),
+  ...(options.forwardsApplied === true ? [] : forwardsNotApplied(resolved))
+]
+
+const forwardsNotApplied = (resolved: SshConfig.ResolvedConfig): ReadonlyArray<string> => [
   ...resolved.get("localforward").map((f) => `LocalForward ${f} is not set up from ssh_config (give it as -L or forwardLocal)`),
   ...resolved.get("remoteforward").map((f) => `RemoteForward ${f} is not set up from ssh_config (give it as -R or forwardRemote)`),
   ...resolved.get("dynamicforward").map((f) => `DynamicForward ${f} is not set up from ssh_config (give it as -D or socks)`)
@@ -338,12 +348,16 @@ export const reportUnsupported = (resolved: SshConfig.ResolvedConfig, seen: Set<
  * yield* ConnectConfig.reportIgnored(resolved, new Set())
  * ```
  */
-export const reportIgnored = (resolved: SshConfig.ResolvedConfig, seen: Set<string> = new Set()): Effect.Effect<void> =>
+export const reportIgnored = (
+  resolved: SshConfig.ResolvedConfig,
+  seen: Set<string> = new Set(),
+  options: { readonly forwardsApplied?: boolean | undefined } = {}
+): Effect.Effect<void> =>
   Effect.andThen(
     reportUnsupported(resolved, seen),
     Effect.suspend(() =>
       Effect.forEach(
-        notApplied(resolved).filter((w) => !seen.has(w) && seen.add(w) !== undefined),
+        notApplied(resolved, options).filter((w) => !seen.has(w) && seen.add(w) !== undefined),
         (w) => Effect.logWarning(`ssh_config: ${resolved.host}: ${w}`),
         { discard: true }
       )

@@ -21,7 +21,7 @@ import type * as SshConfig from "../Config/SshConfig.ts"
 import * as SshError from "../SshError.ts"
 import { type ConnectionArgs, type ExecArgs, notConfigLines, UsageError } from "./Args.ts"
 import { keyPassphrase } from "./Askpass.ts"
-import { startForwardings, stdioForward, x11Unavailable } from "./Forwarding.ts"
+import { configuredForwarding, startForwardings, stdioForward, x11Unavailable } from "./Forwarding.ts"
 import * as HostKeyPrompt from "./HostKeyPrompt.ts"
 import * as Passwords from "./Passwords.ts"
 import * as Shell from "./Shell.ts"
@@ -179,11 +179,32 @@ const terminalMethods = (resolved: SshConfig.ResolvedConfig): ReadonlyArray<Auth
 export const connectOptions = (
   args: ConnectionArgs
 ): Effect.Effect<SshClient.ConnectOptions, SshError.SshError, FileSystem.FileSystem | SshClient.Connector> =>
+  Effect.map(connectPlan(args), (plan) => plan.options)
+
+/** What `connectPlan` gives: the options, and the configuration they were resolved from. */
+export interface ConnectPlan {
+  readonly options: SshClient.ConnectOptions
+  readonly resolved: SshConfig.ResolvedConfig
+}
+
+/**
+ * `connectOptions` with the resolved configuration beside them, for a caller that acts on more of it (exec sets up
+ * the configured forwardings: `forwardsApplied` keeps them out of the warnings about what is not applied).
+ *
+ * @example
+ * ```ts
+ * const { options, resolved } = yield* connectPlan(args, { forwardsApplied: true })
+ * ```
+ */
+export const connectPlan = (
+  args: ConnectionArgs,
+  { forwardsApplied = false }: { readonly forwardsApplied?: boolean | undefined } = {}
+): Effect.Effect<ConnectPlan, SshError.SshError, FileSystem.FileSystem | SshClient.Connector> =>
   Effect.gen(function*() {
     const config = yield* Jump.loadConfig(configSource(args))
     const resolved = yield* Jump.resolving(() => config.resolve(args.host))
     const reported = new Set<string>()
-    yield* ConnectConfig.reportIgnored(resolved, reported)
+    yield* ConnectConfig.reportIgnored(resolved, reported, { forwardsApplied })
     const passphrase = resolved.batchMode ? undefined : (file: string, attempt: number) => keyPassphrase(file, attempt)
     const options = yield* ConnectConfig.connectOptions(resolved, {
       hostKeys: yield* hostKeysFor(args, resolved),
@@ -192,7 +213,7 @@ export const connectOptions = (
       onBanner: (message) => printBanner(message)
     })
     const socket = yield* Jump.routedSocket(config, resolved, { passphrase, reported })
-    return socket === undefined ? options : { ...options, socket }
+    return { options: socket === undefined ? options : { ...options, socket }, resolved }
   })
 
 const warnOnStderr = (error: SshError.SshError) => Effect.sync(() => void process.stderr.write(errorLine(error)))
@@ -210,13 +231,17 @@ const warnOnStderr = (error: SshError.SshError) => Effect.sync(() => void proces
 export const runExec = (args: ExecArgs) =>
   Effect.gen(function*() {
     if (args.x11) return yield* Effect.fail(x11Unavailable)
-    const options = yield* connectOptions(args)
+    const { options, resolved } = yield* connectPlan(args, { forwardsApplied: true })
     const ssh = yield* SshClient.connect(options)
     if (args.forwarding.stdio !== undefined) {
       const input = args.noStdin ? Stream.empty : stdinStream
       return yield* stdioForward(ssh, args.forwarding.stdio, input, writeTo(process.stdout))
     }
-    yield* startForwardings(ssh, args.forwarding, warnOnStderr)
+    for (const { listen } of resolved.remoteForwards.filter((f) => f.connect === undefined)) {
+      const at = listen._tag === "Path" ? listen.path : `${listen.host === undefined ? "" : `${listen.host}:`}${listen.port}`
+      yield* Effect.logWarning(`ssh_config: ${resolved.host}: RemoteForward ${at} (remote SOCKS) is not supported; not set up`)
+    }
+    yield* startForwardings(ssh, configuredForwarding(args.forwarding, resolved), warnOnStderr)
     if (args.noCommand) return yield* Deferred.await(ssh.closed)
     const plan = Shell.planSession({ ...args, stdinIsTerminal: process.stdin.isTTY === true })
     if (plan.warning !== undefined) process.stderr.write(`${plan.warning}\n`)

@@ -12,6 +12,7 @@ import type * as Scope from "effect/Scope"
 import * as Socket from "effect/socket/Socket"
 import * as Stream from "effect/Stream"
 import type * as SshClient from "../Client.ts"
+import type * as SshConfig from "../Config/SshConfig.ts"
 import type { ListenAt } from "../Forwarding/Listener.ts"
 import * as ForwardSpec from "../Forwarding/ForwardSpec.ts"
 import { utf8 } from "../internal/bytes.ts"
@@ -143,3 +144,45 @@ export const stdioForward = <E>(
 export const x11Unavailable: SshError.SshError = SshError.make(new SshError.NotImplemented({
   message: "X11 forwarding (-X, -Y) is not available yet"
 }))
+
+const listenOf = (end: SshConfig.ForwardEnd): ForwardSpec.Listen =>
+  end._tag === "Path" ? { path: end.path } : { host: end.host, port: end.port }
+
+const targetOf = (end: SshConfig.ForwardEnd): ForwardSpec.Target =>
+  end._tag === "Path" ? { path: end.path } : { host: end.host ?? "localhost", port: end.port }
+
+/** One forwarding's ends as text, to tell a configured one from the same given on the command line. */
+const describeForward = (forward: { readonly listen: ForwardSpec.Listen; readonly connect?: ForwardSpec.Target | undefined }): string => {
+  const end = (e: ForwardSpec.Listen | ForwardSpec.Target) => "path" in e ? e.path : `${e.host ?? ""}:${e.port}`
+  return forward.connect === undefined ? end(forward.listen) : `${end(forward.listen)} ${end(forward.connect)}`
+}
+
+const union = <F extends { readonly listen: ForwardSpec.Listen; readonly connect?: ForwardSpec.Target | undefined }>(
+  given: ReadonlyArray<F>,
+  configured: ReadonlyArray<F>
+): ReadonlyArray<F> => {
+  const seen = new Set(given.map(describeForward))
+  return [...given, ...configured.filter((f) => !seen.has(describeForward(f)) && seen.add(describeForward(f)) !== undefined)]
+}
+
+/**
+ * The forwardings of the command line (`-L`, `-R`, `-D`, `-o LocalForward=...`) and of the host's ssh_config
+ * (LocalForward, RemoteForward, DynamicForward, ExitOnForwardFailure, GatewayPorts), as ssh sets up both; one
+ * given both ways is set up once.
+ *
+ * @example
+ * ```ts
+ * yield* startForwardings(ssh, configuredForwarding(args.forwarding, resolved), warn)
+ * ```
+ */
+export const configuredForwarding = (flags: ForwardingArgs, resolved: SshConfig.ResolvedConfig): ForwardingArgs => ({
+  ...flags,
+  local: union(flags.local, resolved.localForwards.flatMap((f) =>
+    f.connect === undefined ? [] : [{ listen: listenOf(f.listen), connect: targetOf(f.connect) }])),
+  // a RemoteForward without a target (remote SOCKS) is not one -R sets up here either
+  remote: union(flags.remote, resolved.remoteForwards.flatMap((f) =>
+    f.connect === undefined ? [] : [{ listen: listenOf(f.listen), connect: targetOf(f.connect) }])),
+  dynamic: union(flags.dynamic, resolved.dynamicForwards.map((f) => ({ listen: listenOf(f.listen) }))),
+  exitOnForwardFailure: flags.exitOnForwardFailure || resolved.exitOnForwardFailure,
+  gatewayPorts: flags.gatewayPorts || resolved.gatewayPorts
+})

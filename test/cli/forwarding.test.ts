@@ -406,6 +406,25 @@ describeInterop("effect-ssh exec forwarding against OpenSSH sshd", () => {
     cli.child.kill("SIGKILL")
     await cli.exited
   }, 60_000)
+
+  it("LocalForward from the configuration is set up beside -o LocalForward, and one given both ways once", async () => {
+    const [fromFile, fromOption] = [await freePort(), await freePort()]
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-ssh-forward-config-"))
+    const config = Path.join(dir, "config")
+    const forward = (port: number) => `${port} 127.0.0.1:${echo.port}`
+    // the option's forwarding is in the file too: set up once, not refused as a port in use
+    Fs.writeFileSync(config, `Host *\n  LocalForward ${forward(fromFile)}\n  LocalForward ${forward(fromOption)}\n  ExitOnForwardFailure yes\n`)
+    const cli = start(["-F", config, "-o", `LocalForward=${forward(fromOption)}`, ...connection(), destination(), "sleep", "30"])
+    for (const port of [fromFile, fromOption]) {
+      await waitForListener({ port })
+      const received = await roundTrip({ port }, payload.subarray(0, 64 * 1024))
+      expect(sha256(received)).toBe(sha256(payload.subarray(0, 64 * 1024)))
+    }
+    expect(cli.stderr()).not.toMatch(/not set up from ssh_config|in use/)
+    cli.child.kill("SIGKILL")
+    await cli.exited
+    Fs.rmSync(dir, { recursive: true, force: true })
+  }, 60_000)
 })
 
 describe("effect-ssh exec: forwarding usage errors and -X, without a server", () => {
