@@ -243,7 +243,9 @@ export const runExec = (args: ExecArgs) =>
     }
     yield* startForwardings(ssh, configuredForwarding(args.forwarding, resolved), warnOnStderr)
     if (args.noCommand) return yield* Deferred.await(ssh.closed)
-    const plan = Shell.planSession({ ...args, stdinIsTerminal: process.stdin.isTTY === true })
+    // -T, -t, -tt and -o RequestTTY decide; otherwise the configuration's RequestTTY
+    const requestTty = args.requestTty ?? resolved.requestTty
+    const plan = Shell.planSession({ ...args, requestTty, stdinIsTerminal: process.stdin.isTTY === true })
     if (plan.warning !== undefined) process.stderr.write(`${plan.warning}\n`)
     const session = plan.pty ? { pty: Shell.ptyRequest() } : {}
     const proc = yield* (args.command === undefined ? ssh.shell(session) : ssh.exec(args.command, session))

@@ -5,6 +5,9 @@
  * `~?`, `-t` with a command, and the local terminal restored afterwards.
  */
 import * as ChildProcess from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type Fixture, type Pane, clientEnv, runCli, startPane, startServer, sttyFlags, tmuxAvailable } from "./terminalFixtures.ts"
 
@@ -182,5 +185,17 @@ describe("a shell or -t without a terminal", () => {
     const forced = await runCli([...base(), "-tt", "alice@127.0.0.1", "tty"], clientEnv(fixture), { input: "" })
     expect(forced.code).toBe(0)
     expect(forced.stdout).toMatch(/^\/dev\/pts\/\d+\r\n$/)
+  })
+
+  it("RequestTTY from the configuration file applies unless a flag says otherwise", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-requesttty-"))
+    const config = path.join(dir, "config")
+    fs.writeFileSync(config, "Host *\n  RequestTTY force\n")
+    const forced = await runCli([...base(), "-F", config, "alice@127.0.0.1", "tty"], clientEnv(fixture), { input: "" })
+    expect(forced.code).toBe(0)
+    expect(forced.stdout).toMatch(/^\/dev\/pts\/\d+\r\n$/)
+    const refused = await runCli([...base(), "-F", config, "-T", "alice@127.0.0.1", "tty"], clientEnv(fixture), { input: "" })
+    expect(refused).toMatchObject({ code: 1, stdout: "not a tty\n" })
+    fs.rmSync(dir, { recursive: true, force: true })
   })
 })
