@@ -160,7 +160,8 @@ const terminalMethods = (resolved: SshConfig.ResolvedConfig): ReadonlyArray<Auth
   Passwords.authMethods({
     user: resolved.user,
     host: resolved.host,
-    options: { batchmode: resolved.batchMode ? "yes" : "no", numberofpasswordprompts: String(resolved.numberOfPasswordPrompts) }
+    tries: resolved.numberOfPasswordPrompts,
+    batchMode: resolved.batchMode
   }, answerOnTerminal)
 
 /**

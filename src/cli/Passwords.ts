@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts
- * auth.push(...Passwords.authMethods({ user: "me", host: "example.com", options: args.options }, answerOnTerminal))
+ * auth.push(...Passwords.authMethods({ user: "me", host: "example.com", tries: 3, batchMode: false }, answerOnTerminal))
  * ```
  * @since 0.1.0
  */
@@ -18,11 +18,7 @@ import * as Redacted from "effect/Redacted"
 import * as Auth from "../Auth/ClientAuth.ts"
 import * as SshError from "../SshError.ts"
 import { type AskpassEnv, askpassProgram, promptMethod, runAskpass } from "./Askpass.ts"
-import { UsageError } from "./Args.ts"
 import { promptHidden } from "./Prompt.ts"
-
-/** ssh's default `NumberOfPasswordPrompts`. */
-export const DEFAULT_TRIES = 3
 
 /** Asks one question: (prompt, echo) → the answer. */
 export type Ask = (question: string, echo: boolean) => Effect.Effect<string, SshError.SshError>
@@ -34,27 +30,13 @@ export type Responder = (ask: Ask) => Auth.KeyboardInteractiveHandler
 export interface PasswordOptions {
   readonly user: string
   readonly host: string
-  /** The `-o` options: `BatchMode`, `NumberOfPasswordPrompts`. */
-  readonly options: Readonly<Record<string, string>>
+  /** NumberOfPasswordPrompts, as the configuration resolved it (ssh's default is 3). */
+  readonly tries: number
+  /** BatchMode: ask nothing. */
+  readonly batchMode: boolean
   readonly env?: AskpassEnv | undefined
   readonly hasTerminal?: boolean | undefined
   readonly write?: ((text: string) => void) | undefined
-}
-
-/**
- * `NumberOfPasswordPrompts` from the `-o` options.
- *
- * @example
- * ```ts
- * passwordTries({ numberofpasswordprompts: "1" }) // 1
- * passwordTries({})                               // 3
- * ```
- */
-export const passwordTries = (options: Readonly<Record<string, string>>): number | UsageError => {
-  const value = options.numberofpasswordprompts
-  if (value === undefined) return DEFAULT_TRIES
-  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN
-  return Number.isSafeInteger(n) ? n : new UsageError(`bad NumberOfPasswordPrompts "${value}"`)
 }
 
 /**
@@ -96,12 +78,12 @@ export const askFor = (env: AskpassEnv, hasTerminal: boolean): Ask | undefined =
  *
  * @example
  * ```ts
- * auth.push(...authMethods({ user, host, options: args.options }, answerOnTerminal))
+ * auth.push(...authMethods({ user, host, tries: resolved.numberOfPasswordPrompts, batchMode: resolved.batchMode }, answerOnTerminal))
  * ```
  */
 export const authMethods = (options: PasswordOptions, respond: Responder): ReadonlyArray<Auth.AuthMethod> => {
-  const tries = passwordTries(options.options)
-  if (tries instanceof UsageError || batchMode(options.options)) return []
+  const tries = options.tries
+  if (options.batchMode) return []
   const ask = askFor(options.env ?? process.env, options.hasTerminal ?? process.stdin.isTTY === true)
   if (ask === undefined) return []
   const write = options.write ?? ((text: string) => void process.stderr.write(text))

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest"
 import { UsageError, parseEscapeChar, parseExec } from "../../src/cli/Args.ts"
 import { judgeAnswer } from "../../src/cli/HostKeyPrompt.ts"
-import { passwordTries } from "../../src/cli/Passwords.ts"
+import * as SshConfig from "../../src/Config/SshConfig.ts"
 import { planSession } from "../../src/cli/Shell.ts"
 import { signalExitCode } from "../../src/cli/Signals.ts"
 import {
@@ -138,8 +138,10 @@ describe("flags", () => {
   })
 
   it("NumberOfPasswordPrompts", () => {
-    expect(passwordTries({})).toBe(3)
-    expect(passwordTries({ numberofpasswordprompts: "1" })).toBe(1)
+    // the CLI's -o options are configuration lines: the resolution parses NumberOfPasswordPrompts, default 3
+    const tries = (text: string) => SshConfig.resolve([SshConfig.parse(text, "-o")], "h", SshConfig.makeContext({ localUser: "me", homeDirectory: "/home/me" })).numberOfPasswordPrompts
+    expect(tries("")).toBe(3)
+    expect(tries("NumberOfPasswordPrompts 1")).toBe(1)
     expect(parseExec(["-o", "NumberOfPasswordPrompts=x", "h"])).toBeInstanceOf(UsageError)
   })
 })
