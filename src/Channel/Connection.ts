@@ -325,6 +325,12 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     windowLimit: options.windowLimit
   })
   const handles = new Map<number, ChannelHandle>()
+  /**
+   * Channels whose number is free again but whose handler is still working through the requests that came
+   * before the CLOSE: the connection's death must close them too, since their number is no longer in `handles`
+   * and a worker interrupted before it started never reports back.
+   */
+  const draining = new Set<ChannelHandle>()
   const pendingGlobal: Array<Deferred.Deferred<Uint8Array | undefined, SshError.SshError>> = []
   const closed = yield* Deferred.make<never, SshError.SshError>()
   let failure: SshError.SshError | undefined
@@ -434,7 +440,12 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
   }
 
   const settle = (handle: ChannelHandle) => {
-    if (!handle.released || (handle.working && failure === undefined)) return
+    if (!handle.released) return
+    if (handle.working && failure === undefined) {
+      draining.add(handle)
+      return
+    }
+    draining.delete(handle)
     dequeued(handle.queuedRequests.reduce((n, r) => n + r.data.length, 0))
     handle.queuedRequests.length = 0
     Deferred.doneUnsafe(handle.closed, Exit.void)
@@ -455,6 +466,7 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     if (failure) return
     failure = error
     for (const handle of [...handles.values()]) failChannel(handle, error)
+    for (const handle of [...draining]) settle(handle)
     machine.forgetAll()
     for (const d of pendingGlobal.splice(0)) Deferred.doneUnsafe(d, Exit.fail(error))
     controlReady.openUnsafe()
@@ -731,7 +743,11 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
       return Effect.ignore(perform(machine.close(handle.localId))).pipe(
         Effect.andThen(Effect.timeoutOrElse(Deferred.await(handle.closed), {
           duration: 10_000,
-          orElse: () => Effect.sync(() => apply(machine.forget(handle.localId)))
+          // a released number may be another channel's by now
+          orElse: () =>
+            Effect.sync(() => {
+              if (handles.get(handle.localId) === handle) apply(machine.forget(handle.localId))
+            })
         }))
       )
     })

@@ -460,6 +460,73 @@ describe("server ← hostile clients while the healthy connection works", () => 
   })
 })
 
+describe("server ← recorded cases", () => {
+  it("a channel's CLOSE between a request for it and a message for it, in one batch: the connection ends at once", async () => {
+    // from the stream test (seed 490153054, connection 189): the request's worker was launched after the
+    // connection died and never started, so the channel, already released, was never closed and its handler
+    // waited out the 10 s CLOSE timeout before the connection could end
+    const recorded = [
+      "5e000000010000001b0000001311000000010000000a2f68656c6c6f2e74787400000000",
+      "5e000000010000001f0000001703000000020000000a2f68656c6c6f2e7478740000000100000000",
+      "6200000000000000067369676e616c0000000003494e54",
+      "5a0000000773657373696f6e000000090000040000000400",
+      "61000000000000057c16c857000568656c6c6f",
+      "620000000000000003656e7600000000044c414e470000000143",
+      "5a0000000773657373696f6e00000000040000000400",
+      "5e000000010000001b0000001311000000010000000a2f68656c6c6f2e74787400000000",
+      "5e000000010000001b0000101311000200010000000a2f68656c6c6f2e74787400000000",
+      "6200000000000000067369676e616c0000000003494e54",
+      "5d00000000000003e8",
+      "5e000000010000001f0000001703000000020000000a2f68656c6c6f2e7478740000000100000000",
+      "6200000000000000067369676e616c0000000003494e54",
+      "5d00000000000007e8",
+      "5a0000000c6469726563742d74637069700000000a0000040000000400",
+      "6200000000000000067369676e616c0000000003494e54",
+      "360000000a00000000000000000000",
+      "5d0000000000002ce8",
+      "5a0000000773657373696f6e000000090000040000000400",
+      "62000000000000000d77696e646f772d6368616e67650000000050000000180000000000000000",
+      "5a0000000c646972656374ffffffff2d74637069700000000a0000040000000400",
+      "5200000000000000067369676e616c0000000003494e54",
+      "5a0000000773657373696f6e000000090000040000000400",
+      "020000000a00000000000000000000",
+      "5e000000000000000568656c6c6f",
+      "5e000000010000001f0000001703000000020000000a2f68656c6c6f2e7478740000000100000000",
+      "5a0000000c6469726563742d74637069700000000a0000040000000400",
+      "5e000000000000000568656c6c6f",
+      "50000000156b656570616c697665406f70656e7373682e636f6d01",
+      "6200000000000000067369676e616c0000000003494e54",
+      "5e000000010000001b0000001311000000010000000a2f68656c6c6f2e74787400000000",
+      "f4000000010000000d00000009010000000300000000",
+      "6200000000000000067369676e616c0000000003494e54",
+      "5a0000000c6469726563742d74637069700000000a0000040000000400",
+      "5e000000010000001b0000001311000000010000000a2f68656c6c6f2e74787400000000",
+      "5d00000000000003e8",
+      "5e100000010000000d00000009010000000300000000",
+      "6200000000000000067369676e616c0000000003494e54",
+      "62000000000000000d77696e646f772d6368616e67650000000050000000180000000000000000",
+      "5e020000000000000568656c6c6f",
+      "620000000000000003656e7600000000044c414e470000000143",
+      "6200000000000000067369676e616c0000000003494e54",
+    ]
+    const since = events.length
+    const peer = await connectPeer(server.address.port, { idleMs: 1000 })
+    const localPort = peer.pipe.socket.localPort!
+    const channel = await upToCat(peer)
+    const sftpChannel = await peer.openSession(1)
+    expect([channel.remoteId, sftpChannel.remoteId], "the recording's channel numbers").toEqual([0, 1])
+    peer.send(ChannelMessages.channelRequest(sftpChannel.remoteId, "subsystem", true, Requests.encodeString("sftp")))
+    for (const [k, hex] of recorded.entries()) {
+      peer.send(Uint8Array.from(Buffer.from(hex, "hex")))
+      if (k % 10 === 9) await new Promise((r) => setTimeout(r, 1))
+    }
+    expect(await peer.drain(3000), "the server closes the connection").toBe(true)
+    const event = await waitFor(() => closedEventFor(localPort, since), 2000, "Closed event")
+    expect(event.error?.reason.message).toBe("message for unknown channel 0")
+    await waitFor(() => server.connectionCount() === baseline.connections && server.channelCount() === baseline.channels, 2000, "counts back to baseline")
+  })
+})
+
 describe("server ← mutated client stream (property)", () => {
   /** A whole valid conversation: handshake, password, exec "echo hi", close, DISCONNECT. */
   const conversation = async (peer: SshPeer) => {
