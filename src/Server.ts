@@ -92,6 +92,19 @@ export interface ServeOptions {
    */
   readonly agentForwarding?: boolean | undefined
   /**
+   * PermitUserEnvironment: whether a key's `environment="NAME=value"` options (authorized_keys, or the
+   * key's options given to `ServerAuth.authorizedKeys`) set variables in its sessions: true for every name,
+   * a predicate for some (sshd's pattern list, e.g. `(name) => name === "LANG" || name.startsWith("LC_")`), false
+   * or absent for none, as sshd's default: whoever can write a key's options could otherwise set `LD_PRELOAD`
+   * or `BASH_ENV` for the programs the server runs.
+   *
+   * @example
+   * ```ts
+   * yield* SshServer.serve({ port: 2222, hostKeys, auth, permitUserEnvironment: (name) => name.startsWith("APP_") })
+   * ```
+   */
+  readonly permitUserEnvironment?: boolean | ((name: string) => boolean) | undefined
+  /**
    * Channel types of the application's own, by name (paramiko's `check_channel_request`): the handler accepts
    * or rejects each CHANNEL_OPEN of its type. "session" and the forwarding types are the server's own and never
    * reach these; a type with no handler is refused with ADMINISTRATIVELY_PROHIBITED, as sshd does.
@@ -356,6 +369,16 @@ export const hostKeySigner = (key: PrivateKey.PrivateKey): Transport.HostKeySign
   sign: (data, algorithm) => key.sign(data, algorithm)
 })
 
+/** The variables of a key's `environment=` options that `permitUserEnvironment` lets through. */
+const permittedEnvironment = (
+  environment: Readonly<Record<string, string>>,
+  permit: ServeOptions["permitUserEnvironment"]
+): Readonly<Record<string, string>> => {
+  if (permit === true) return environment
+  if (permit === undefined || permit === false) return {}
+  return Object.fromEntries(Object.entries(environment).filter(([name]) => permit(name)))
+}
+
 /** Session handlers whose sessions see `environment` (a key's `environment=` options) over what the client sent. */
 const withEnvironment = (handlers: ServerSession.SessionHandlers, environment: Readonly<Record<string, string>>): ServerSession.SessionHandlers => {
   if (Object.keys(environment).length === 0) return handlers
@@ -465,7 +488,7 @@ const prepare = (options: ServeOptions) =>
           // without permit-pty no decision can grant a pty
           const handlers: ServerSession.SessionHandlers = withEnvironment(
             restrictions.pty ? sessionHandlers : { ...sessionHandlers, allowPty: false, decide: { ...decide, pty: undefined } },
-            restrictions.environment
+            permittedEnvironment(restrictions.environment, options.permitUserEnvironment)
           )
           const forwardingPolicy = options.forwarding ?? {}
           const forwarding = yield* ServerForwarding.make(

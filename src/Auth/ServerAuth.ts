@@ -18,8 +18,9 @@
  * restrict the connection, and `cert-authority` lines accept certificates.
  * A handler may also answer a key with restrictions of its own. The
  * connection's restrictions (a certificate's and a key's, combined) come
- * back in `Authenticated.restrictions`. Unlike sshd, whose
- * PermitUserEnvironment is off by default, `environment=` always applies.
+ * back in `Authenticated.restrictions`. As with sshd's PermitUserEnvironment,
+ * `environment=` reaches sessions only when the server's
+ * `permitUserEnvironment` allows it (off by default).
  *
  * Against guessing, as sshd: a request that does not end authentication
  * (a failure, a partial success, a public key query) is answered no sooner

@@ -58,6 +58,7 @@ import * as SshError from "../SshError.ts"
 import { core } from "../Transport/Transport.ts"
 import { equalConstantTime, utf8 } from "../internal/bytes.ts"
 import { logField } from "../internal/terminalText.ts"
+import { matchPatternList } from "../Config/SshConfig.ts"
 import { UsageError } from "./Args.ts"
 import { type ForwardingKind, type PasswordEntry, type ServeArgs, parsePasswordFile, parseServe, serveUsage } from "./ServeArgs.ts"
 
@@ -286,9 +287,14 @@ export const serveOptions = (args: ServeArgs, log: Log): Effect.Effect<SshServer
       perSourcePenaltyExemptList: args.perSourcePenaltyExemptList,
       maxChannels: args.maxSessions,
       forwarding: forwardingPolicy(args.allowForwarding ?? []),
+      permitUserEnvironment: userEnvironment(args.permitUserEnvironment),
       onEvent: (event) => log(formatEvent(event))
     } satisfies SshServer.ServeOptions
   })
+
+/** sshd's PermitUserEnvironment: "yes" for every name, otherwise the names a pattern list matches. */
+const userEnvironment = (setting: string | undefined): SshServer.ServeOptions["permitUserEnvironment"] =>
+  setting === undefined ? false : setting === "yes" ? true : (name) => matchPatternList(name, setting, false) === 1
 
 /**
  * Starts the server for parsed flags and logs its address; it runs until the

@@ -51,6 +51,8 @@ export interface ServeArgs {
   readonly sftpMaxHandlesPerSession?: number | undefined
   /** Kinds of forwarding allowed (`--allow-forwarding`); none when absent. */
   readonly allowForwarding?: ReadonlyArray<ForwardingKind> | undefined
+  /** `--permit-user-environment`: "yes", or a pattern list of the variable names allowed; none when absent. */
+  readonly permitUserEnvironment?: string | undefined
 }
 
 /** What `--allow-forwarding` can allow: `-L`/`-D`/`-W` (local), `-R` (remote), Unix sockets both ways (unix). */
@@ -128,6 +130,8 @@ export const serveUsage =
   "  --sftp-max-handles-per-session N  open SFTP handles per session (default 1024)\n" +
   "  --allow-forwarding KINDS  allow port forwarding: local (ssh -L/-D/-W), remote (ssh -R), unix (Unix\n" +
   "                          sockets both ways), comma-separated, or all (default: none)\n" +
+  "  --permit-user-environment yes|no|PATTERNS  apply the keys' environment= options: all, none (default),\n" +
+  "                          or the names matching a pattern list such as LANG,LC_*\n" +
   "limits (sshd_config's names and syntax; times as 90, 30s, 10m, 1h30m):\n" +
   "  --max-startups S:R:F    with S unauthenticated connections refuse new ones with R% chance,\n" +
   "                          rising to 100% at F (default 10:30:100)\n" +
@@ -160,7 +164,8 @@ const valueFlags = [
   "--max-sessions",
   "--sftp-max-handles",
   "--sftp-max-handles-per-session",
-  "--allow-forwarding"
+  "--allow-forwarding",
+  "--permit-user-environment"
 ] as const
 
 type ValueFlag = typeof valueFlags[number]
@@ -289,6 +294,9 @@ export const parseServe = (argv: ReadonlyArray<string>): ServeArgs | ServeHelp |
   const forwardingText = single.get("--allow-forwarding")
   const allowForwarding = forwardingText === undefined ? undefined : parseForwardingKinds(forwardingText)
   if (allowForwarding instanceof UsageError) return allowForwarding
+  const environmentText = single.get("--permit-user-environment")
+  const permitUserEnvironment = environmentText === "no" ? undefined : environmentText
+  if (permitUserEnvironment === "") return new UsageError("--permit-user-environment needs yes, no or a pattern list")
   if ((sftpMaxHandles !== undefined || sftpMaxHandlesPerSession !== undefined) && sftpRoot === undefined) {
     return new UsageError("--sftp-max-handles applies to SFTP: give --sftp-root DIR")
   }
@@ -304,6 +312,7 @@ export const parseServe = (argv: ReadonlyArray<string>): ServeArgs | ServeHelp |
     ...(sftpMaxHandles !== undefined ? { sftpMaxHandles } : {}),
     ...(sftpMaxHandlesPerSession !== undefined ? { sftpMaxHandlesPerSession } : {}),
     ...(allowForwarding !== undefined ? { allowForwarding } : {}),
+    ...(permitUserEnvironment !== undefined ? { permitUserEnvironment } : {}),
     ...(maxStartups !== undefined ? { maxStartups } : {}),
     ...(perSourceMaxStartups !== undefined ? { perSourceMaxStartups } : {}),
     ...(perSourceNetBlockSize !== undefined ? { perSourceNetBlockSize } : {}),

@@ -96,12 +96,28 @@ const prohibitedCode = (error: SshError.SshError | { readonly _tag: "SocketError
   error.reason._tag === "ForwardFailed" && error.reason.cause instanceof SshError.ChannelOpenFailed ? error.reason.cause.code : undefined
 
 describe("authorized_keys options on a key", () => {
-  it("command= forces the command, keeping the asked one as SSH_ORIGINAL_COMMAND; environment= reaches the session", async () => {
-    const r = await withKeys(line(['command="forced one"', 'environment="GREETING=hi there"']), (port) => run(port, "asked"))
+  it("command= forces the command, keeping the asked one as SSH_ORIGINAL_COMMAND; environment= reaches the session when permitted", async () => {
+    const r = await withKeys(
+      line(['command="forced one"', 'environment="GREETING=hi there"']),
+      (port) => run(port, "asked"),
+      { permitUserEnvironment: true }
+    )
     const out = JSON.parse(r.stdout)
     expect(out.command).toBe("forced one")
     expect(out.env.SSH_ORIGINAL_COMMAND).toBe("asked")
     expect(out.env.GREETING).toBe("hi there")
+  })
+
+  it("environment= is ignored by default (sshd's PermitUserEnvironment no); a predicate lets some names through", async () => {
+    const keyLine = line(['environment="LD_PRELOAD=/tmp/evil.so"', 'environment="APP_MODE=blue"'])
+    const byDefault = JSON.parse((await withKeys(keyLine, (port) => run(port, "env"))).stdout)
+    expect(byDefault.env.LD_PRELOAD).toBeUndefined()
+    expect(byDefault.env.APP_MODE).toBeUndefined()
+    const some = JSON.parse((await withKeys(keyLine, (port) => run(port, "env"), {
+      permitUserEnvironment: (name) => name.startsWith("APP_")
+    })).stdout)
+    expect(some.env.LD_PRELOAD).toBeUndefined()
+    expect(some.env.APP_MODE).toBe("blue")
   })
 
   it("no-pty refuses a pty; restrict,pty grants one and refuses forwarding", async () => {

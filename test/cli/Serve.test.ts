@@ -88,6 +88,14 @@ describe("parseServe", () => {
     })
   })
 
+  it("--permit-user-environment: yes, a pattern list, or no (the default, as absent)", () => {
+    const keys = ["--authorized-keys", "ak"]
+    expect(ok([...keys, "--permit-user-environment", "yes"]).permitUserEnvironment).toBe("yes")
+    expect(ok([...keys, "--permit-user-environment=LANG,LC_*"]).permitUserEnvironment).toBe("LANG,LC_*")
+    expect(ok([...keys, "--permit-user-environment", "no"]).permitUserEnvironment).toBeUndefined()
+    expect(parseServe([...keys, "--permit-user-environment="])).toBeInstanceOf(UsageError)
+  })
+
   it("the limits, in sshd_config's syntax", () => {
     expect(ok([
       "--password-file", "pw",

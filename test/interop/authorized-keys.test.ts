@@ -93,6 +93,7 @@ describeInterop("OpenSSH ssh against effect-ssh serve's authorized_keys options"
       hostKeys: [hostKeyFile],
       authorizedKeys: file,
       allowForwarding: ["local", "remote"],
+      permitUserEnvironment: "GREETING",
       perSourceMaxStartups: "none",
       perSourcePenalties: false
     }
