@@ -19,3 +19,4 @@ const program = Effect.gen(function*() {
   return yield* Effect.never
 }).pipe(Effect.scoped, Effect.provide(NodeSsh.layer))
 Effect.runPromise(program)
+if (process.env["EXIT_AFTER"]) setTimeout(() => process.exit(0), Number(process.env["EXIT_AFTER"]))

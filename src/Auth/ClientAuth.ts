@@ -76,6 +76,8 @@ export type AuthMethod =
     readonly _tag: "Agent"
     /** The agent's socket; `SSH_AUTH_SOCK` when absent. */
     readonly socketPath?: string | undefined
+    /** Only the agent's keys (or certificates) with these blobs, in the agent's order (ssh's IdentitiesOnly); all when absent. */
+    readonly only?: ReadonlyArray<Uint8Array> | undefined
   }
 
 /**
@@ -186,11 +188,15 @@ export const certificateFile = (
  * ```ts
  * Auth.agent()
  * Auth.agent({ socketPath: "/run/user/1000/gnupg/S.gpg-agent.ssh" })
+ * Auth.agent({ only: [deployKey.blob] }) // the agent holds more keys: offer only this one
  * ```
  */
-export const agent = (options?: { readonly socketPath?: string | undefined }): AuthMethod => ({
+export const agent = (
+  options?: { readonly socketPath?: string | undefined; readonly only?: ReadonlyArray<Uint8Array> | undefined }
+): AuthMethod => ({
   _tag: "Agent",
-  socketPath: options?.socketPath
+  socketPath: options?.socketPath,
+  ...(options?.only === undefined ? {} : { only: options.only })
 })
 
 /**
@@ -357,9 +363,11 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
       }
       const { agent: client, identities } = connected.success
       let last: Messages.ServerAuthMessage | undefined
+      const only = method.only
       for (const identity of identities) {
         // a key type we cannot name an algorithm for (ssh-dss, post-quantum...) is not offered
         if (identity.key === undefined || !allowed.includes("publickey")) continue
+        if (only !== undefined && !only.some((blob) => equal(blob, identity.blob))) continue
         const outcome = yield* tryPublicKey(
           identity.blob,
           identity.type,

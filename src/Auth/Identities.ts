@@ -27,7 +27,9 @@ import { attempt } from "../Wire/Reader.ts"
 import * as SshError from "../SshError.ts"
 import * as Auth from "./ClientAuth.ts"
 import * as KnownHostsFile from "./KnownHostsFile.ts"
+import * as Certificate from "./Certificate.ts"
 import * as PrivateKey from "./PrivateKey.ts"
+import * as PublicKey from "./PublicKey.ts"
 
 /** Asks for the passphrase of an encrypted key file; `undefined` skips the key. `attempt` counts from 1. */
 export type PassphrasePrompt = Auth.PassphrasePrompt
@@ -149,6 +151,33 @@ export const authMethods = (
     return methods
   })
 
+/**
+ * The public key blobs of identity and certificate files: a `.pub` beside a key file (or the file itself when it
+ * is an unencrypted private key, or a public key or certificate line); unreadable ones are left out.
+ */
+const identityBlobs = (files: ReadonlyArray<string>): Effect.Effect<Array<Uint8Array>, never, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const read = (file: string) => fs.readFileString(KnownHostsFile.expandHome(file)).pipe(Effect.orElseSucceed(() => undefined))
+    const blobs: Array<Uint8Array> = []
+    for (const file of files) {
+      const publicText = (yield* read(`${file}.pub`)) ?? (yield* read(file))
+      const blob = publicText === undefined ? undefined : blobOf(publicText)
+      if (blob !== undefined) blobs.push(blob)
+    }
+    return blobs
+  })
+
+/** The blob of a public key or certificate line, or of an unencrypted private key. */
+const blobOf = (text: string): Uint8Array | undefined => {
+  const line = attempt(() => PublicKey.parseOpenSsh(text.trim()))
+  if (line._tag === "Success") return line.success.blob
+  const certificate = attempt(() => Certificate.parseOpenSsh(text.trim()))
+  if (certificate._tag === "Success") return certificate.success.blob
+  const key = parseWith(text, undefined)
+  return key._tag === "Success" ? key.success.publicKey.blob : undefined
+}
+
 /** Options of `defaults`. */
 export interface DefaultsOptions extends IdentityOptions {
   /**
@@ -158,6 +187,12 @@ export interface DefaultsOptions extends IdentityOptions {
   readonly agent?: string | undefined
   /** Certificates to offer with their keys (ssh's CertificateFile), beyond each key's own `-cert.pub`. */
   readonly certificates?: ReadonlyArray<{ readonly key: string; readonly certificate: string }> | undefined
+  /**
+   * ssh's IdentitiesOnly: the agent offers only the keys of the identity files (known by their `.pub`, or the
+   * file itself when it is not encrypted) and their certificates, so a key file whose passphrase the agent
+   * already holds is used without a prompt, and the agent's other keys are never offered.
+   */
+  readonly identitiesOnly?: boolean | undefined
 }
 
 /**
@@ -182,13 +217,18 @@ export const defaults = (
       : agentSetting === "SSH_AUTH_SOCK"
       ? process.env.SSH_AUTH_SOCK
       : KnownHostsFile.expandHome(agentSetting)
-    if (agentSocket !== undefined && agentSocket !== "") methods.push(Auth.agent({ socketPath: agentSocket }))
     const files = options.files ?? (yield* existing(defaultFiles(options.home)))
     const certificates = new Map<string, Array<string>>()
     for (const { key, certificate } of options.certificates ?? []) {
       certificates.set(key, [...(certificates.get(key) ?? []), certificate])
     }
     const beside = yield* existing(files.map((file) => `${KnownHostsFile.expandHome(file)}-cert.pub`))
+    if (agentSocket !== undefined && agentSocket !== "") {
+      const only = options.identitiesOnly === true
+        ? yield* identityBlobs([...files, ...beside, ...[...certificates.values()].flat()])
+        : undefined
+      if (only === undefined || only.length > 0) methods.push(Auth.agent({ socketPath: agentSocket, only }))
+    }
     for (const file of files) {
       const own = `${KnownHostsFile.expandHome(file)}-cert.pub`
       for (const certificate of [...(beside.includes(own) ? [own] : []), ...(certificates.get(file) ?? [])]) {

@@ -370,8 +370,8 @@ export const reportIgnored = (
 
 /**
  * The credentials of the configuration, in ssh's order: the agent
- * (IdentityAgent, else `SSH_AUTH_SOCK`; none with IdentitiesOnly, since we
- * cannot restrict the agent to the configured keys), then each identity file
+ * (IdentityAgent, else `SSH_AUTH_SOCK`; with IdentitiesOnly only its keys
+ * that are the configured identities' own), then each identity file
  * with its certificates first (its own `-cert.pub`, and every CertificateFile
  * whose key is that identity's `.pub`). With no IdentityFile configured, the
  * default files that exist.
@@ -392,7 +392,8 @@ export const credentials = (
     const files = resolved.identityFilesAreDefault ? yield* Identities.existing(resolved.identityFiles) : resolved.identityFiles
     const certificates = yield* pairCertificates(files, resolved.certificateFiles)
     return yield* Identities.defaults({
-      agent: resolved.identitiesOnly ? "none" : resolved.identityAgent ?? "SSH_AUTH_SOCK",
+      agent: resolved.identityAgent ?? "SSH_AUTH_SOCK",
+      identitiesOnly: resolved.identitiesOnly,
       files,
       certificates,
       passphrase: options.passphrase,

@@ -4,11 +4,15 @@
  */
 import * as Effect from "effect/Effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import * as Agent from "../../src/Auth/Agent.ts"
 import * as AgentClient from "../../src/Auth/AgentClient.ts"
 import * as Auth from "../../src/Auth/ClientAuth.ts"
 import * as Certificate from "../../src/Auth/Certificate.ts"
 import * as HostKeys from "../../src/Auth/HostKeys.ts"
+import * as Identities from "../../src/Auth/Identities.ts"
 import * as PrivateKey from "../../src/Auth/PrivateKey.ts"
 import * as PublicKey from "../../src/Auth/PublicKey.ts"
 import type { ServerSession } from "../../src/Channel/ServerSession.ts"
@@ -92,6 +96,53 @@ describe("Auth.agent()", () => {
     })) as SshError
     expect(absent.reason._tag).toBe("AuthFailed")
     expect(absent.reason._tag === "AuthFailed" && absent.reason.tried[0]).toMatch(/^publickey \(agent: agent connection: /)
+  })
+
+  it("only: the agent's other keys are never offered (ssh's IdentitiesOnly)", async () => {
+    const offered: Array<string> = []
+    const recording = (...keys: ReadonlyArray<PrivateKey.PrivateKey>) => ({
+      publicKey: ({ key }: { readonly key: PublicKey.PublicKey }) =>
+        Effect.sync(() => {
+          offered.push(key.type)
+          return keys.some((k) => PublicKey.equals(k.publicKey, key))
+        })
+    })
+    const refused = await runFailure(Effect.gen(function*() {
+      const server = yield* serve({ auth: recording(rsa) })
+      return yield* connect(server.address.port, [Auth.agent({ socketPath: agent.path, only: [p521.publicKey.blob] })])
+    })) as SshError
+    expect(refused.reason._tag).toBe("AuthFailed")
+    expect(offered).toEqual(["ecdsa-sha2-nistp521"])
+    offered.length = 0
+    const methods = await runScoped(Effect.gen(function*() {
+      const server = yield* serve({ auth: recording(rsa) })
+      const ssh = yield* connect(server.address.port, [Auth.agent({ socketPath: agent.path, only: [rsa.publicKey.blob] })])
+      return ssh.info.authMethods
+    }))
+    expect(methods).toEqual(["publickey"])
+    expect(offered.every((type) => type === "ssh-rsa")).toBe(true)
+  })
+
+  it("Identities.defaults with identitiesOnly: an encrypted key file the agent holds is used without its passphrase", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-identities-only-"))
+    const file = path.join(dir, "id_rsa")
+    fs.writeFileSync(file, PrivateKey.toOpenSsh(rsa, { passphrase: "secret", rounds: 4 }), { mode: 0o600 })
+    fs.writeFileSync(`${file}.pub`, PublicKey.toOpenSsh(rsa.publicKey) + "\n")
+    let asked = 0
+    const methods = await runScoped(Effect.gen(function*() {
+      const server = yield* serve({ auth: accepting(rsa) })
+      const auth = yield* Identities.defaults({
+        agent: agent.path,
+        files: [file],
+        identitiesOnly: true,
+        passphrase: () => Effect.sync(() => void asked++)
+      })
+      const ssh = yield* connect(server.address.port, auth)
+      return ssh.info.authMethods
+    }))
+    fs.rmSync(dir, { recursive: true, force: true })
+    expect(methods).toEqual(["publickey"])
+    expect(asked).toBe(0)
   })
 
   it("goes on to the next method when the agent has nothing acceptable", async () => {

@@ -139,7 +139,7 @@ describe("warnings", () => {
 describe("credentials", () => {
   const keygen = opensshPaths().sshKeygen
 
-  it.skipIf(keygen === undefined)("the agent, then each identity with its certificates; IdentitiesOnly drops the agent", async () => {
+  it.skipIf(keygen === undefined)("the agent, then each identity with its certificates; IdentitiesOnly restricts the agent to their keys", async () => {
     const id = Path.join(dir, "id_a")
     const other = Path.join(dir, "id_b")
     const ca = Path.join(dir, "ca")
@@ -155,8 +155,18 @@ describe("credentials", () => {
       "PrivateKey",
       "PrivateKey"
     ])
+    expect(methods[0]).toEqual({ _tag: "Agent", socketPath: `${dir}/agent.sock` })
     const only = await run(ConnectConfig.credentials(resolve(`${config}  IdentitiesOnly yes\n`, "web")))
-    expect(only.map((m) => m._tag)).not.toContain("Agent")
+    const blobOf = (file: string) => PublicKey.parseOpenSsh(Fs.readFileSync(file, "utf8").trim()).blob
+    const certificateBlob = (file: string) => Buffer.from(Fs.readFileSync(file, "utf8").trim().split(" ")[1]!, "base64")
+    expect(only[0]!._tag).toBe("Agent")
+    const blobs = only[0]!._tag === "Agent" ? only[0]!.only!.map((b) => Buffer.from(b).toString("base64")) : []
+    expect(blobs.sort()).toEqual(
+      [blobOf(`${id}.pub`), blobOf(`${other}.pub`), certificateBlob(`${id}-cert.pub`), certificateBlob(Path.join(dir, "elsewhere-cert.pub"))]
+        .map((b) => Buffer.from(b).toString("base64")).sort()
+    )
+    const shape = (m: Auth.AuthMethod) => m._tag === "CertificateFile" ? `cert ${m.certificatePath}` : m._tag === "PrivateKey" ? `key ${m.key.comment}` : m._tag
+    expect(only.slice(1).map(shape)).toEqual(methods.slice(1).map(shape))
   })
 
   it("fails on an identity file that cannot be expanded, as ssh fails when it loads it", async () => {
