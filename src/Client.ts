@@ -52,6 +52,7 @@ import type { HostKeyPolicy } from "./Auth/HostKeys.ts"
 import * as PublicKey from "./Auth/PublicKey.ts"
 import * as Connection from "./Channel/Connection.ts"
 import * as ClientForwarding from "./Forwarding/ClientForwarding.ts"
+import * as Extensions from "./Server/Extensions.ts"
 import * as ForwardingMessages from "./Forwarding/Messages.ts"
 import * as X11Client from "./Forwarding/X11Client.ts"
 import * as Session from "./Channel/Session.ts"
@@ -110,6 +111,36 @@ export interface ConnectOptions {
   readonly transportLimits?: Partial<Transport.TransportLimits> | undefined
   /** Called with each authentication banner. */
   readonly onBanner?: ((message: string) => Effect.Effect<void>) | undefined
+  /**
+   * Channel types of the application's own that the server may open, by name (paramiko's `Transport.accept`,
+   * asyncssh's `SSHClient` channel hooks): the handler gets the CHANNEL_OPEN as a value and accepts or rejects
+   * it; the channel lives in the handler's scope. The types the client serves itself (`forwarded-tcpip`,
+   * `forwarded-streamlocal@openssh.com`, `x11`, `auth-agent@openssh.com`) never reach a handler; any other type
+   * without one is refused.
+   *
+   * @example
+   * ```ts
+   * const ssh = yield* SshClient.connect({
+   *   ...options,
+   *   channels: {
+   *     "events@example.com": (incoming) =>
+   *       Effect.flatMap(incoming.accept(), (channel) => Stream.runForEach(channel.stdout, (chunk) => Console.log(chunk)))
+   *   }
+   * })
+   * ```
+   */
+  readonly channels?: Readonly<Record<string, (incoming: Connection.IncomingChannel) => Effect.Effect<void, SshError.SshError, Scope.Scope>>> | undefined
+  /**
+   * Global requests from the server, by name: `true` answers success, reply data success with that data, `false`
+   * failure. A name without a handler (OpenSSH's `hostkeys-00@openssh.com` among them) is answered with failure
+   * when the server wants an answer.
+   *
+   * @example
+   * ```ts
+   * const ssh = yield* SshClient.connect({ ...options, globalRequests: { "ping@example.com": () => Effect.succeed(true) } })
+   * ```
+   */
+  readonly globalRequests?: Readonly<Record<string, (data: Uint8Array) => Effect.Effect<boolean | Uint8Array>>> | undefined
   /** Run over this byte stream instead of dialing host:port (ProxyJump, ProxyCommand, tests). */
   readonly socket?: Socket.Socket | undefined
   /**
@@ -316,7 +347,11 @@ export const connect = (
       )
       // channels the server opens: forwarded connections go to their forwardings, agent channels to the agent,
       // X11 channels to the display (when a session asked for it)
+      const globalRequests = options.globalRequests
       const incoming = ClientForwarding.router(ClientForwarding.byChannelType({
+        ...options.channels,
+        [ForwardingMessages.ChannelType.forwardedTcpip]: undefined,
+        [ForwardingMessages.ChannelType.forwardedStreamlocal]: undefined,
         [ForwardingMessages.ChannelType.x11]: x11.onChannelOpen,
         [AgentForwarding.CHANNEL_TYPE]: agentSocket === undefined ? undefined : AgentForwarding.acceptChannels(agentSocket)
       }))
@@ -326,7 +361,11 @@ export const connect = (
         maxPacket: options.maxPacket,
         keepaliveIntervalMs: Duration.toMillis(Duration.fromInputUnsafe(options.keepaliveInterval ?? DEFAULT_KEEPALIVE)),
         keepaliveCountMax: options.keepaliveCountMax ?? 3,
-        onChannelOpen: incoming.onChannelOpen
+        onChannelOpen: incoming.onChannelOpen,
+        onGlobalRequest: globalRequests === undefined ? undefined : (name, data) => {
+          const handler = Object.hasOwn(globalRequests, name) ? globalRequests[name] : undefined
+          return handler === undefined ? Effect.succeed(undefined) : Extensions.runGlobalRequest(() => handler(data))
+        }
       })
       return {
         transport,

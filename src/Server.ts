@@ -100,7 +100,12 @@ export interface ServeOptions {
    *
    * @example
    * ```ts
-   * yield* SshServer.serve({ port: 2222, hostKeys, auth, permitUserEnvironment: (name) => name.startsWith("APP_") })
+   * yield* SshServer.serve({
+   *   port: 2222,
+   *   hostKeys: [hostKey],
+   *   auth: { publicKey: ({ key }) => Effect.succeed(PublicKey.equals(key, userKey.publicKey)) },
+   *   permitUserEnvironment: (name) => name.startsWith("APP_")
+   * })
    * ```
    */
   readonly permitUserEnvironment?: boolean | ((name: string) => boolean) | undefined
@@ -522,7 +527,7 @@ const prepare = (options: ServeOptions) =>
             onGlobalRequest: (name, data) => {
               const custom = Extensions.globalRequestHandler(options.globalRequests, name)
               return forwarding.onGlobalRequest(name, data) ??
-                (custom !== undefined ? Extensions.runGlobalRequest(custom, data, connectionPeer) : Effect.succeed(undefined))
+                (custom !== undefined ? Extensions.runGlobalRequest(() => custom(data, connectionPeer)) : Effect.succeed(undefined))
             }
           })
           connectionOpenChannel = connection.openChannel

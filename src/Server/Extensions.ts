@@ -127,20 +127,17 @@ export const globalReply = (answer: boolean | Uint8Array): Uint8Array | undefine
   answer === true ? EMPTY : answer === false ? undefined : answer
 
 /**
- * Runs a global-request handler, a defect in it answering failure (and logged) rather than ending the connection.
+ * Runs a global-request handler's answer (a server's or a client's), a defect in it answering failure (and
+ * logged) rather than ending the connection.
  *
  * @example
  * ```ts
- * onGlobalRequest: (name, data) => Extensions.runGlobalRequest(handler, data, peer)
+ * onGlobalRequest: (name, data) => Extensions.runGlobalRequest(() => handler(data, peer))
  * ```
  * @category combinators
  */
-export const runGlobalRequest = (
-  handler: GlobalRequestHandler,
-  data: Uint8Array,
-  peer: ConnectionPeer
-): Effect.Effect<Uint8Array | undefined> =>
-  Effect.suspend(() => handler(data, peer)).pipe(
+export const runGlobalRequest = (answer: () => Effect.Effect<boolean | Uint8Array>): Effect.Effect<Uint8Array | undefined> =>
+  Effect.suspend(answer).pipe(
     Effect.map(globalReply),
     Effect.catchDefect((defect) => Effect.as(Effect.logError("global request handler failed; answering failure", defect), undefined))
   )
