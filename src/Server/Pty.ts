@@ -206,19 +206,21 @@ const shellQuote = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'
 /**
  * Runs `stty -F tty rows R cols C` for the latest size asked for, one at a
  * time: a flood of window-change requests costs one stty per completed
- * stty, not one spawn each.
+ * stty, not one spawn each. A size asked for before the terminal's device is
+ * known (its control line may come after the program's first output) waits
+ * for `ready`.
  */
-const sttyResizer = (spawner: Spawner, queue: string, searchPath: string | undefined, tty: () => string | undefined) => {
+const sttyResizer = (spawner: Spawner, queue: string, searchPath: string | undefined) => {
   let busy = false
   let wanted: WindowSize | undefined
+  let device: string | undefined
   const next = (): void => {
     const size = wanted
-    const device = tty()
-    wanted = undefined
     if (size === undefined || device === undefined) {
       busy = false
       return
     }
+    wanted = undefined
     busy = true
     const [rows, columns] = clampSize(size)
     const run = Effect.flatMap(
@@ -236,9 +238,15 @@ const sttyResizer = (spawner: Spawner, queue: string, searchPath: string | undef
     )
     Effect.runFork(run.pipe(Effect.ignore, Effect.ensuring(Effect.sync(next))))
   }
-  return (size: WindowSize) => {
-    wanted = size
-    if (!busy) next()
+  return {
+    resize: (size: WindowSize) => {
+      wanted = size
+      if (!busy) next()
+    },
+    ready: (tty: string) => {
+      device = tty
+      if (!busy) next()
+    }
   }
 }
 
@@ -269,16 +277,16 @@ const spawnScript = (
     }, queue),
     (child) => {
       let programPid: number | undefined
-      let tty: string | undefined
+      const resizer = sttyResizer(spawner, queue, options.env.PATH)
       onControlLines(child.stdio[3]!, ([what, pid, device]) => {
         if (what === "pid") {
           programPid = Number(pid)
-          tty = device
+          if (device !== undefined) resizer.ready(device)
         }
       })
       return terminalProcess(child, () => programPid, () => undefined, {
         signal: (n) => void signalProcess(programPid, n),
-        resize: sttyResizer(spawner, queue, options.env.PATH, () => tty),
+        resize: resizer.resize,
         // script holds SIGHUP until its child exits: hang up the program's group directly
         hangup: () => {
           signalGroup(programPid, "SIGHUP")

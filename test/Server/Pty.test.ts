@@ -93,6 +93,13 @@ for (const helper of available) {
       }
     })
 
+    it("a resize asked for at once, before the terminal is known to the server, is not lost", async () => {
+      const running = await start(helper, "sleep 0.5; stty size")
+      running.resize({ columns: 99, rows: 29, width: 0, height: 0 })
+      const { text } = await collect(running)
+      expect(text).toBe("29 99\r\n")
+    })
+
     it("a resize reaches the terminal", async () => {
       const running = await start(helper, "trap 'stty size; exit 0' WINCH; echo ready; while :; do sleep 0.02; done")
       let text = ""
