@@ -31,7 +31,6 @@ export const excluded: Readonly<Record<string, string>> = {
   "src/Sftp/SftpServer.ts": "3 of 3 fail: fragments of server options over an undeclared `session`",
   "src/Server/ProcessSession.ts": "2 of 2 fail: fragments over an undeclared `spawner` and `spawnOptions`",
   "src/Auth/ServerAuth.ts": "6 of 6 fail: fragments over an undeclared `transport` and `peer`",
-  "src/Auth/Certificate.ts": "28 of 28 fail: fragments over an undeclared `cert`, `verifySignature` unqualified",
   "src/Auth/AgentClient.ts": "4 of 5 fail: fragments over an undeclared `socketPath`, `net` and `key`",
   "src/Auth/AgentForwarding.ts": "6 of 7 fail: fragments over an undeclared `connection` and `transport`",
   "src/Auth/Identities.ts": "6 of 6 fail: `defaultFiles` unqualified over undeclared `host` and `askpass`",
@@ -79,8 +78,11 @@ declare const config: Jump.LoadedConfig
 declare const context: SshConfig.Context
 declare const publicKey: PublicKey.PublicKey
 declare const certificate: Certificate.Certificate
+/** A certificate authority's key. */
+declare const caKey: PrivateKey.PrivateKey
 /** Bytes to sign, and a public key blob as the wire carries it. */
 declare const data: Uint8Array
+declare const signature: Uint8Array
 declare const blob: Uint8Array
 /** An RSA modulus (big-endian). */
 declare const modulus: Uint8Array
