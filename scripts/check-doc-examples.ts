@@ -25,14 +25,7 @@ export const excluded: Readonly<Record<string, string>> = {
   "src/Auth/ClientAuth.ts": "4 of 10 fail: fragments over an undeclared `key` and `transport`, `publicKeyLine` unqualified",
   "src/Auth/HostKeys.ts": "4 of 10 fail: fragments over undeclared `entries` and `expected`, `checkCertificate` unqualified",
   "src/Channel/Connection.ts": "7 of 7 fail: fragments over an undeclared `transport` and `channel`",
-  "src/Auth/ServerAuth.ts": "6 of 6 fail: fragments over an undeclared `transport` and `peer`",
-  "src/Auth/AgentClient.ts": "4 of 5 fail: fragments over an undeclared `socketPath`, `net` and `key`",
-  "src/Auth/AgentForwarding.ts": "6 of 7 fail: fragments over an undeclared `connection` and `transport`",
   "src/Auth/Identities.ts": "6 of 6 fail: `defaultFiles` unqualified over undeclared `host` and `askpass`",
-  "src/Forwarding/Bridge.ts": "2 of 2 fail: fragments over an undeclared `connection` and `data`",
-  "src/Forwarding/ServerForwarding.ts": "2 of 2 fail: fragments of server options over an undeclared `policy`",
-  "src/Server/Decisions.ts": "5 of 5 fail: fragments of server options over `options` (the prelude's is a client's) and `handlers`",
-  "src/Server/Extensions.ts": "5 of 6 fail: fragments of server options over `options`, `incoming`, `handler` and `peer`",
   "src/Config/ConnectConfig.ts": "2 of 14 fail: fragments over undeclared `files` and `ask`"
 }
 
@@ -54,6 +47,8 @@ import * as Decisions from "effect-ssh/Server/Decisions"
 import * as Extensions from "effect-ssh/Server/Extensions"
 import * as ServerSession from "effect-ssh/Channel/ServerSession"
 import * as Signature from "effect-ssh/Auth/Signature"
+import * as ForwardingMessages from "effect-ssh/Forwarding/Messages"
+import * as Transport from "effect-ssh/Transport/Transport"
 import * as Reader from "effect-ssh/Wire/Reader"
 import * as Writer from "effect-ssh/Wire/Writer"
 import { FieldList } from "effect-ssh/internal/fieldList"
@@ -88,6 +83,8 @@ declare const payload: Uint8Array
 declare const serverAuth: ServerAuth.ServerAuthOptions
 declare const serverOptions: SshServer.ServeOptions
 declare const session: ServerSession.ServerSession
+/** A transport past its key exchange. */
+declare const transport: Transport.Transport
 `
 
 /** A ```ts block of a doc comment. */
