@@ -6,6 +6,11 @@
  *
  * @example
  * ```ts
+ * const program = Effect.gen(function*() {
+ *   const ssh = yield* SshClient.connect(options)
+ *   const { stdout } = yield* ssh.run("uname -a")
+ *   yield* Console.log(stdout)
+ * })
  * program.pipe(Effect.scoped, Effect.provide(NodeSsh.layer), NodeRuntime.runMain)
  * ```
  * @since 0.1.0
@@ -23,7 +28,8 @@ import { connectTcp } from "./internal/netSocket.ts"
  *
  * @example
  * ```ts
- * Effect.provide(program, NodeSsh.connectorLayer)
+ * const program = Effect.scoped(Effect.flatMap(SshClient.connect(options), (ssh) => ssh.run("uptime")))
+ * Effect.provide(program, NodeSsh.connectorLayer) // still needs a FileSystem (key files, known_hosts)
  * ```
  */
 export const connectorLayer: Layer.Layer<Connector> = Layer.succeed(Connector)({
@@ -35,6 +41,11 @@ export const connectorLayer: Layer.Layer<Connector> = Layer.succeed(Connector)({
  *
  * @example
  * ```ts
+ * const program = Effect.gen(function*() {
+ *   const ssh = yield* SshClient.connect(options)
+ *   const { stdout } = yield* ssh.run("uname -a")
+ *   yield* Console.log(stdout)
+ * })
  * Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(NodeSsh.layer)))
  * ```
  */

@@ -33,7 +33,7 @@ import * as PublicKey from "./PublicKey.ts"
  *
  * @example
  * ```ts
- * payload[0] === MessageType.SIGN_RESPONSE
+ * payload[0] === Agent.MessageType.SIGN_RESPONSE
  * ```
  */
 export const MessageType = {
@@ -62,7 +62,7 @@ export const MessageType = {
  *
  * @example
  * ```ts
- * encodeRequest({ _tag: "Sign", key, data, flags: SignFlags.RSA_SHA2_256 })
+ * Agent.encodeRequest({ _tag: "Sign", key: publicKey.blob, data, flags: Agent.SignFlags.RSA_SHA2_256 })
  * ```
  */
 export const SignFlags = {
@@ -81,7 +81,7 @@ const CONSTRAIN_EXTENSION = 255
  *
  * @example
  * ```ts
- * MAX_MESSAGE_LENGTH // 262144
+ * Agent.MAX_MESSAGE_LENGTH // 262144
  * ```
  */
 export const MAX_MESSAGE_LENGTH = 256 * 1024
@@ -158,7 +158,7 @@ const fail = (message: string): never => {
  *
  * @example
  * ```ts
- * frame(Uint8Array.of(11)) // Uint8Array [0, 0, 0, 1, 11]
+ * Agent.frame(Uint8Array.of(11)) // Uint8Array [0, 0, 0, 1, 11]
  * ```
  */
 export const frame = (payload: Uint8Array): Uint8Array => build((w) => w.string(payload), payload.length + 4)
@@ -168,9 +168,9 @@ export const frame = (payload: Uint8Array): Uint8Array => build((w) => w.string(
  *
  * @example
  * ```ts
- * const frames = new FrameDecoder()
- * frames.push(chunk)
- * for (let m = frames.next(); m !== undefined; m = frames.next()) handle(m)
+ * const frames = new Agent.FrameDecoder()
+ * frames.push(Agent.frame(Agent.encodeResponse({ _tag: "Success" }))) // bytes read from the socket
+ * for (let m = frames.next(); m !== undefined; m = frames.next()) Agent.decodeResponse(m) // { _tag: "Success" }
  * ```
  */
 export class FrameDecoder {
@@ -321,7 +321,7 @@ const readAddedKey = (r: Reader): { key: PrivateKey.PrivateKey; certificate?: Ce
  *
  * @example
  * ```ts
- * encodeRequest({ _tag: "Sign", key: identity.blob, data, flags: SignFlags.RSA_SHA2_512 })
+ * Agent.encodeRequest({ _tag: "Sign", key: publicKey.blob, data, flags: Agent.SignFlags.RSA_SHA2_512 })
  * ```
  */
 export const encodeRequest = (request: AgentRequest): Uint8Array =>
@@ -373,7 +373,7 @@ export const encodeRequest = (request: AgentRequest): Uint8Array =>
  * @throws ProtocolError, or KeyParseFailed for the key of an add request.
  * @example
  * ```ts
- * decodeRequest(Uint8Array.of(11)) // { _tag: "RequestIdentities" }
+ * Agent.decodeRequest(Uint8Array.of(11)) // { _tag: "RequestIdentities" }
  * ```
  */
 export const decodeRequest = (payload: Uint8Array): AgentRequest => {
@@ -435,7 +435,7 @@ export const decodeRequest = (payload: Uint8Array): AgentRequest => {
  *
  * @example
  * ```ts
- * encodeResponse({ _tag: "Identities", identities: [{ blob, comment: "me@host" }] })
+ * Agent.encodeResponse({ _tag: "Identities", identities: [{ blob: publicKey.blob, comment: "me@host" }] })
  * ```
  */
 export const encodeResponse = (response: AgentResponse): Uint8Array =>
@@ -465,7 +465,7 @@ export const encodeResponse = (response: AgentResponse): Uint8Array =>
  * @throws ProtocolError
  * @example
  * ```ts
- * decodeResponse(Uint8Array.of(6)) // { _tag: "Success" }
+ * Agent.decodeResponse(Uint8Array.of(6)) // { _tag: "Success" }
  * ```
  */
 export const decodeResponse = (payload: Uint8Array): AgentResponse => {
@@ -514,7 +514,7 @@ export const decodeResponse = (payload: Uint8Array): AgentResponse => {
  *
  * @example
  * ```ts
- * identityOf({ blob, comment: "me@host" }).type // "ssh-ed25519"
+ * Agent.identityOf({ blob: publicKey.blob, comment: "me@host" }).type // "ssh-ed25519"
  * ```
  */
 export const identityOf = (entry: IdentityEntry): Identity => {
@@ -540,9 +540,9 @@ export const identityOf = (entry: IdentityEntry): Identity => {
  *
  * @example
  * ```ts
- * signFlags("rsa-sha2-512")                      // 4
- * signFlags("rsa-sha2-256-cert-v01@openssh.com") // 2
- * signFlags("ssh-ed25519")                       // 0
+ * Agent.signFlags("rsa-sha2-512")                      // 4
+ * Agent.signFlags("rsa-sha2-256-cert-v01@openssh.com") // 2
+ * Agent.signFlags("ssh-ed25519")                       // 0
  * ```
  */
 export const signFlags = (algorithm: string): number => {

@@ -61,7 +61,7 @@ export type KeyRef = Uint8Array | Agent.IdentityEntry | PublicKey.PublicKey
  * @example
  * ```ts
  * const agent = yield* AgentClient.connect("/run/user/1000/ssh-agent.sock")
- * yield* agent.add(key, { lifetime: "1 hour" })
+ * yield* agent.add(userKey, { lifetime: "1 hour" })
  * ```
  */
 export interface AgentClient {
@@ -96,7 +96,7 @@ const expectSuccess = (what: string) => (response: Agent.AgentResponse) =>
  *
  * @example
  * ```ts
- * const agent = yield* AgentClient.make(fromNetSocket(() => net.connect({ path })))
+ * const agent = yield* AgentClient.make(yield* NodeSocket.makeNet({ path: "/run/user/1000/ssh-agent.sock" }))
  * ```
  */
 export const make = (socket: Socket.Socket): Effect.Effect<AgentClient, SshError.SshError, Scope.Scope> =>
@@ -188,7 +188,7 @@ export const make = (socket: Socket.Socket): Effect.Effect<AgentClient, SshError
  *
  * @example
  * ```ts
- * socketPath() // "/tmp/ssh-XXXX/agent.1234"
+ * AgentClient.socketPath() // "/tmp/ssh-XXXX/agent.1234"
  * ```
  */
 export const socketPath = (path?: string): string | undefined => {

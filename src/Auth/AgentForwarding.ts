@@ -38,6 +38,7 @@ import * as AgentClient from "./AgentClient.ts"
  *
  * @example
  * ```ts
+ * const channel = yield* ssh.openChannel("session")
  * yield* channel.request(AgentForwarding.REQUEST, new Uint8Array(0), false)
  * ```
  */
@@ -48,7 +49,7 @@ export const REQUEST = "auth-agent-req@openssh.com"
  *
  * @example
  * ```ts
- * const channel = yield* connection.openChannel(AgentForwarding.CHANNEL_TYPE)
+ * const channel = yield* ssh.connection.openChannel(AgentForwarding.CHANNEL_TYPE)
  * ```
  */
 export const CHANNEL_TYPE = "auth-agent@openssh.com"
@@ -77,7 +78,7 @@ export const acceptChannels = (socketPath: string): NonNullable<ConnectionOption
  *
  * @example
  * ```ts
- * const forwarding = AgentForwarding.requestingSessions(connection)
+ * const forwarding = AgentForwarding.requestingSessions(ssh.connection)
  * yield* Session.exec(forwarding, "ssh-add -l")
  * ```
  */
@@ -97,7 +98,7 @@ export const requestingSessions = (connection: Connection): Connection => ({
  *
  * @example
  * ```ts
- * const socketPath = yield* AgentForwarding.listen(connection.openChannel)
+ * const socketPath = yield* AgentForwarding.listen(ssh.connection.openChannel)
  * ```
  */
 export const listen = (
@@ -129,7 +130,7 @@ export const listen = (
  *
  * @example
  * ```ts
- * localSocket(true) // Effect<"/tmp/ssh-XXXX/agent.1234">
+ * AgentForwarding.localSocket(true) // Effect<"/tmp/ssh-XXXX/agent.1234">
  * ```
  */
 export const localSocket = (forward: true | string): Effect.Effect<string, SshError.SshError> => {

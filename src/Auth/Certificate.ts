@@ -13,9 +13,9 @@
  *
  * @example
  * ```ts
- * const cert = Certificate.parseOpenSsh(readFileSync("id_ed25519-cert.pub", "utf8"))
- * const problem = Certificate.check(cert, { role: "user", principal: "deploy", authorities: [caKey] })
- * if (problem === undefined) console.log(`valid for ${cert.principals.join(",")}`)
+ * const certificate = Certificate.parseOpenSsh(yield* Effect.promise(() => FsPromises.readFile("id_ed25519-cert.pub", "utf8")))
+ * const problem = Certificate.check(certificate, { role: "user", principal: "deploy", authorities: [caKey.publicKey] })
+ * if (problem === undefined) console.log(`valid for ${certificate.principals.join(",")}`)
  * ```
  * @since 0.1.0
  */
@@ -83,7 +83,7 @@ export interface Certificate {
  *
  * @example
  * ```ts
- * cert.validBefore === FOREVER // never expires
+ * certificate.validBefore === Certificate.FOREVER // never expires
  * ```
  */
 export const FOREVER = 0xffffffffffffffffn
@@ -93,7 +93,7 @@ export const FOREVER = 0xffffffffffffffffn
  *
  * @example
  * ```ts
- * knownCriticalOptions.includes("force-command") // true
+ * Certificate.knownCriticalOptions.includes("force-command") // true
  * ```
  */
 export const knownCriticalOptions: ReadonlyArray<string> = ["force-command", "source-address", "verify-required"]
@@ -103,7 +103,7 @@ export const knownCriticalOptions: ReadonlyArray<string> = ["force-command", "so
  *
  * @example
  * ```ts
- * sign({ key, role: "user", keyId: "ci", principals: ["ci"], extensions: defaultExtensions.map(flag) }, ca)
+ * Certificate.sign({ key: userKey.publicKey, role: "user", keyId: "ci", principals: ["ci"], extensions: Certificate.defaultExtensions.map(Certificate.flag) }, caKey)
  * ```
  */
 export const defaultExtensions: ReadonlyArray<string> = [
@@ -129,7 +129,7 @@ const base: Readonly<Record<CertificateType, PublicKey.KeyType | SecurityKey.Sec
  *
  * @example
  * ```ts
- * certificateTypes[0] // "ssh-ed25519-cert-v01@openssh.com"
+ * Certificate.certificateTypes[0] // "ssh-ed25519-cert-v01@openssh.com"
  * ```
  */
 export const certificateTypes: ReadonlyArray<CertificateType> = Object.keys(base) as Array<CertificateType>
@@ -147,7 +147,7 @@ const rsaCertificateAlgorithms: Readonly<Record<string, Signature.RsaSignatureAl
  *
  * @example
  * ```ts
- * hostKeyAlgorithms.includes("rsa-sha2-512-cert-v01@openssh.com") // true
+ * Certificate.hostKeyAlgorithms.includes("rsa-sha2-512-cert-v01@openssh.com") // true
  * ```
  */
 export const hostKeyAlgorithms: ReadonlyArray<string> = [
@@ -165,7 +165,7 @@ export const hostKeyAlgorithms: ReadonlyArray<string> = [
  *
  * @example
  * ```ts
- * defaultCaSignatureAlgorithms.includes("ssh-rsa") // false
+ * Certificate.defaultCaSignatureAlgorithms.includes("ssh-rsa") // false
  * ```
  */
 export const defaultCaSignatureAlgorithms: ReadonlyArray<string> = PublicKey.keyTypes
@@ -181,8 +181,8 @@ const fail = (message: string): never => {
  *
  * @example
  * ```ts
- * isCertificateType("ssh-ed25519-cert-v01@openssh.com") // true
- * isCertificateType("rsa-sha2-512-cert-v01@openssh.com") // false: an algorithm, not a key type
+ * Certificate.isCertificateType("ssh-ed25519-cert-v01@openssh.com") // true
+ * Certificate.isCertificateType("rsa-sha2-512-cert-v01@openssh.com") // false: an algorithm, not a key type
  * ```
  */
 export const isCertificateType = (name: string): name is CertificateType => Object.hasOwn(base, name)
@@ -193,8 +193,8 @@ export const isCertificateType = (name: string): name is CertificateType => Obje
  *
  * @example
  * ```ts
- * certificateTypeOf("rsa-sha2-256-cert-v01@openssh.com") // "ssh-rsa-cert-v01@openssh.com"
- * certificateTypeOf("ssh-ed25519")                       // undefined
+ * Certificate.certificateTypeOf("rsa-sha2-256-cert-v01@openssh.com") // "ssh-rsa-cert-v01@openssh.com"
+ * Certificate.certificateTypeOf("ssh-ed25519")                       // undefined
  * ```
  */
 export const certificateTypeOf = (algorithm: string): CertificateType | undefined =>
@@ -209,7 +209,7 @@ export const certificateTypeOf = (algorithm: string): CertificateType | undefine
  *
  * @example
  * ```ts
- * isCertificateAlgorithm("ecdsa-sha2-nistp256-cert-v01@openssh.com") // true
+ * Certificate.isCertificateAlgorithm("ecdsa-sha2-nistp256-cert-v01@openssh.com") // true
  * ```
  */
 export const isCertificateAlgorithm = (algorithm: string): boolean => certificateTypeOf(algorithm) !== undefined
@@ -220,8 +220,8 @@ export const isCertificateAlgorithm = (algorithm: string): boolean => certificat
  *
  * @example
  * ```ts
- * signatureAlgorithmOf("rsa-sha2-512-cert-v01@openssh.com") // "rsa-sha2-512"
- * signatureAlgorithmOf("ssh-ed25519-cert-v01@openssh.com")  // "ssh-ed25519"
+ * Certificate.signatureAlgorithmOf("rsa-sha2-512-cert-v01@openssh.com") // "rsa-sha2-512"
+ * Certificate.signatureAlgorithmOf("ssh-ed25519-cert-v01@openssh.com")  // "ssh-ed25519"
  * ```
  */
 export const signatureAlgorithmOf = (algorithm: string): string | undefined =>
@@ -237,7 +237,7 @@ export const signatureAlgorithmOf = (algorithm: string): string | undefined =>
  *
  * @example
  * ```ts
- * certificateAlgorithm("ssh-rsa-cert-v01@openssh.com", "rsa-sha2-512") // "rsa-sha2-512-cert-v01@openssh.com"
+ * Certificate.certificateAlgorithm("ssh-rsa-cert-v01@openssh.com", "rsa-sha2-512") // "rsa-sha2-512-cert-v01@openssh.com"
  * ```
  */
 export const certificateAlgorithm = (type: CertificateType, signatureAlgorithm: string): string =>
@@ -250,7 +250,7 @@ export const certificateAlgorithm = (type: CertificateType, signatureAlgorithm: 
  *
  * @example
  * ```ts
- * algorithmsFor("ssh-rsa-cert-v01@openssh.com") // ["rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com"]
+ * Certificate.algorithmsFor("ssh-rsa-cert-v01@openssh.com") // ["rsa-sha2-512-cert-v01@openssh.com", "rsa-sha2-256-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com"]
  * ```
  */
 export const algorithmsFor = (type: CertificateType): ReadonlyArray<string> =>
@@ -342,8 +342,8 @@ const decodeBlob = (blob: Uint8Array): Certificate => {
  * blob, a certified key or CA key that does not parse, a certificate as CA.
  * @example
  * ```ts
- * const cert = fromBlob(hostKeyBlob)
- * cert.role // "host"
+ * const hostCertificate = Certificate.fromBlob(blob) // the host key blob of a KEXDH_REPLY
+ * hostCertificate.role // "host"
  * ```
  */
 export const fromBlob = (blob: Uint8Array): Certificate => PublicKey.parsing("certificate", () => decodeBlob(blob.slice()))
@@ -354,8 +354,8 @@ export const fromBlob = (blob: Uint8Array): Certificate => PublicKey.parsing("ce
  * @throws KeyParseFailed
  * @example
  * ```ts
- * const cert = parseOpenSsh(readFileSync("id_ed25519-cert.pub", "utf8"))
- * cert.keyId // "deploy@ci"
+ * const certificate = Certificate.parseOpenSsh(yield* Effect.promise(() => FsPromises.readFile("id_ed25519-cert.pub", "utf8")))
+ * certificate.keyId // "deploy@ci"
  * ```
  */
 export const parseOpenSsh = (line: string): Certificate => {
@@ -372,7 +372,7 @@ export const parseOpenSsh = (line: string): Certificate => {
  *
  * @example
  * ```ts
- * toOpenSsh(cert) // "ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQ... comment"
+ * Certificate.toOpenSsh(certificate) // "ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQ... comment"
  * ```
  */
 export const toOpenSsh = (cert: Certificate): string => {
@@ -386,7 +386,7 @@ export const toOpenSsh = (cert: Certificate): string => {
  *
  * @example
  * ```ts
- * fingerprint(cert) === PublicKey.fingerprint(plainKey) // true
+ * Certificate.fingerprint(certificate) === PublicKey.fingerprint(userKey.publicKey) // true for a certificate of userKey
  * ```
  */
 export const fingerprint = (cert: Certificate): string =>
@@ -400,9 +400,8 @@ export const fingerprint = (cert: Certificate): string =>
  *
  * @example
  * ```ts
- * verifySignature(cert)                                          // true
- * verifySignature(sha1SignedCert)                                // false
- * verifySignature(sha1SignedCert, [...defaultCaSignatureAlgorithms, "ssh-rsa"]) // true
+ * Certificate.verifySignature(certificate) // true, but false when the CA signed it with ssh-rsa (SHA-1)
+ * Certificate.verifySignature(certificate, [...Certificate.defaultCaSignatureAlgorithms, "ssh-rsa"]) // true for those too
  * ```
  */
 export const verifySignature = (cert: Certificate, algorithms: ReadonlyArray<string> = defaultCaSignatureAlgorithms): boolean =>
@@ -413,7 +412,7 @@ export const verifySignature = (cert: Certificate, algorithms: ReadonlyArray<str
  *
  * @example
  * ```ts
- * option(cert.extensions, "permit-pty") // Uint8Array(0) (a flag)
+ * Certificate.option(certificate.extensions, "permit-pty") // Uint8Array(0) (a flag)
  * ```
  */
 export const option = (options: ReadonlyArray<CertificateOption>, name: string): Uint8Array | undefined =>
@@ -424,7 +423,7 @@ export const option = (options: ReadonlyArray<CertificateOption>, name: string):
  *
  * @example
  * ```ts
- * hasExtension(cert, "permit-pty") // true
+ * Certificate.hasExtension(certificate, "permit-pty") // true
  * ```
  */
 export const hasExtension = (cert: Certificate, name: string): boolean => option(cert.extensions, name) !== undefined
@@ -447,7 +446,7 @@ const stringOption = (cert: Certificate, name: string): string | undefined => {
  * @throws KeyParseFailed when the option's data is malformed.
  * @example
  * ```ts
- * forceCommand(cert) // "/usr/bin/backup" or undefined
+ * Certificate.forceCommand(certificate) // "/usr/bin/backup" or undefined
  * ```
  */
 export const forceCommand = (cert: Certificate): string | undefined => stringOption(cert, "force-command")
@@ -458,7 +457,7 @@ export const forceCommand = (cert: Certificate): string | undefined => stringOpt
  * @throws KeyParseFailed when the option's data is malformed.
  * @example
  * ```ts
- * sourceAddress(cert) // "10.0.0.0/8,::1/128" or undefined
+ * Certificate.sourceAddress(certificate) // "10.0.0.0/8,::1/128" or undefined
  * ```
  */
 export const sourceAddress = (cert: Certificate): string | undefined => stringOption(cert, "source-address")
@@ -497,7 +496,7 @@ const principalMatches = (cert: Certificate, principal: string): boolean =>
  *
  * @example
  * ```ts
- * check(cert, { role: "host", principal: "db.example.com", authorities: [ca] })
+ * Certificate.check(certificate, { role: "host", principal: "db.example.com", authorities: [caKey.publicKey] })
  * // undefined, or e.g. "certificate expired at 2010-12-31T13:00:00Z"
  * ```
  */
@@ -546,8 +545,8 @@ export const check = (cert: Certificate, options: CheckOptions): string | undefi
  *
  * @example
  * ```ts
- * const { key, algorithm } = signer(hostKeyBlob, "ssh-ed25519-cert-v01@openssh.com")
- * Signature.verify(key, signature, exchangeHash, [algorithm])
+ * const { key, algorithm } = Certificate.signer(blob, "ssh-ed25519-cert-v01@openssh.com")
+ * if (key.type === "ssh-ed25519") Signature.verify(key, signature, data, [algorithm]) // (a security key verifies its own way)
  * ```
  */
 export const signer = (
@@ -573,7 +572,7 @@ export const signer = (
  *
  * @example
  * ```ts
- * verifyKeySignature(hostKeyBlob, "rsa-sha2-512-cert-v01@openssh.com", signature, exchangeHash) // true
+ * Certificate.verifyKeySignature(blob, "rsa-sha2-512-cert-v01@openssh.com", signature, data) // true
  * ```
  */
 export const verifyKeySignature = (blob: Uint8Array, algorithm: string, signature: Uint8Array, data: Uint8Array): boolean => {
@@ -610,7 +609,7 @@ export interface CertificateFields {
  *
  * @example
  * ```ts
- * flag("permit-agent-forwarding") // { name: "permit-agent-forwarding", data: Uint8Array(0) }
+ * Certificate.flag("permit-agent-forwarding") // { name: "permit-agent-forwarding", data: Uint8Array(0) }
  * ```
  */
 export const flag = (name: string): CertificateOption => ({ name, data: new Uint8Array(0) })
@@ -620,7 +619,7 @@ export const flag = (name: string): CertificateOption => ({ name, data: new Uint
  *
  * @example
  * ```ts
- * stringValue("source-address", "10.0.0.0/8")
+ * Certificate.stringValue("source-address", "10.0.0.0/8")
  * ```
  */
 export const stringValue = (name: string, value: string): CertificateOption => ({ name, data: build((w) => w.string(value)) })
@@ -639,8 +638,8 @@ const writeOptions = (options: ReadonlyArray<CertificateOption>): Uint8Array =>
  *
  * @example
  * ```ts
- * const cert = sign({ key: user.publicKey, role: "user", keyId: "deploy", principals: ["deploy"] }, caKey)
- * writeFileSync("id_ed25519-cert.pub", toOpenSsh(cert) + "\n")
+ * const certificate = Certificate.sign({ key: userKey.publicKey, role: "user", keyId: "deploy", principals: ["deploy"] }, caKey)
+ * yield* Effect.promise(() => FsPromises.writeFile("id_ed25519-cert.pub", Certificate.toOpenSsh(certificate) + "\n"))
  * ```
  */
 export const sign = (fields: CertificateFields, ca: PrivateKey.PrivateKey, algorithm?: string): Certificate => {

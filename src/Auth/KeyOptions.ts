@@ -91,7 +91,7 @@ export interface KeyOptions {
  * @category constructors
  * @example
  * ```ts
- * unrestricted.pty // true
+ * KeyOptions.unrestricted.pty // true
  * ```
  */
 export const unrestricted: Restrictions = {
@@ -349,7 +349,7 @@ export const refusal = (
  *
  * @example
  * ```ts
- * KeyOptions.fromCertificate(cert).pty // whether the certificate carries permit-pty
+ * KeyOptions.fromCertificate(certificate).pty // whether the certificate carries permit-pty
  * ```
  */
 export const fromCertificate = (cert: Certificate.Certificate): Restrictions => ({
@@ -373,7 +373,7 @@ export const fromCertificate = (cert: Certificate.Certificate): Restrictions => 
  *
  * @example
  * ```ts
- * KeyOptions.merge(KeyOptions.parse(["no-pty"]).restrictions, KeyOptions.fromCertificate(cert))?.pty // false
+ * KeyOptions.merge(KeyOptions.parse(["no-pty"]).restrictions, KeyOptions.fromCertificate(certificate))?.pty // false
  * ```
  */
 export const merge = (primary: Restrictions, additional: Restrictions): Restrictions | undefined => {

@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts
- * const { entries } = KnownHosts.parse(readFileSync(`${home}/.ssh/known_hosts`, "utf8"))
+ * const { entries } = KnownHosts.parse(yield* Effect.promise(() => FsPromises.readFile(KnownHostsFile.defaultFile(), "utf8")))
  * const { keys, revoked } = KnownHosts.lookup(entries, "example.com", 22)
  * ```
  * @since 0.1.0
@@ -66,8 +66,8 @@ const SHA1_LENGTH = 20
  *
  * @example
  * ```ts
- * hostPattern("example.com", 22)   // "example.com"
- * hostPattern("example.com", 2222) // "[example.com]:2222"
+ * KnownHosts.hostPattern("example.com", 22)   // "example.com"
+ * KnownHosts.hostPattern("example.com", 2222) // "[example.com]:2222"
  * ```
  */
 export const hostPattern = (host: string, port = 22): string => (port === 22 ? host : `[${host}]:${port}`)
@@ -78,8 +78,8 @@ export const hostPattern = (host: string, port = 22): string => (port === 22 ? h
  *
  * @example
  * ```ts
- * matchWildcard("*.example.com", "www.example.com") // true
- * matchWildcard("192.0.2.?", "192.0.2.10")          // false
+ * KnownHosts.matchWildcard("*.example.com", "www.example.com") // true
+ * KnownHosts.matchWildcard("192.0.2.?", "192.0.2.10")          // false
  * ```
  */
 export const matchWildcard = (pattern: string, text: string): boolean => {
@@ -112,7 +112,7 @@ export const matchWildcard = (pattern: string, text: string): boolean => {
  *
  * @example
  * ```ts
- * hashHostName("[example.com]:2222") // "|1|kR6B...=|3x9L...="
+ * KnownHosts.hashHostName("[example.com]:2222") // "|1|kR6B...=|3x9L...="
  * ```
  */
 export const hashHostName = (name: string, salt: Uint8Array = crypto.getRandomValues(new Uint8Array(SHA1_LENGTH))): string =>
@@ -124,7 +124,8 @@ export const hashHostName = (name: string, salt: Uint8Array = crypto.getRandomVa
  *
  * @example
  * ```ts
- * matchesHost(entry.hosts, "www.example.com", 22)
+ * const { entries } = KnownHosts.parse("*.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFOG6kY7Rf4UtCFvPwKgo/BztXck2xC4a2WyA34XtIwZ\n")
+ * KnownHosts.matchesHost(entries[0]!.hosts, "www.example.com", 22) // true
  * ```
  */
 export const matchesHost = (hosts: HostMatcher, host: string, port = 22): boolean => {
@@ -187,8 +188,8 @@ const parseLine = (text: string, line: number): KnownHostsEntry | string => {
  *
  * @example
  * ```ts
- * const { entries, errors } = parse("example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFOG6kY7Rf4UtCFvPwKgo/BztXck2xC4a2WyA34XtIwZ\n")
- * entries[0].hosts // { _tag: "Patterns", patterns: [{ pattern: "example.com", negated: false }] }
+ * const { entries, errors } = KnownHosts.parse("example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFOG6kY7Rf4UtCFvPwKgo/BztXck2xC4a2WyA34XtIwZ\n")
+ * entries[0]!.hosts // { _tag: "Patterns", patterns: [{ pattern: "example.com", negated: false }] }
  * ```
  */
 export const parse = (
@@ -200,8 +201,9 @@ export const parse = (
  *
  * @example
  * ```ts
- * const { keys, revoked } = lookup(entries, "example.com", 22)
- * const known = keys.some((k) => PublicKey.equals(k, presented)) && !revoked.some((k) => PublicKey.equals(k, presented))
+ * const { entries } = KnownHosts.parse(yield* Effect.promise(() => FsPromises.readFile(KnownHostsFile.defaultFile(), "utf8")))
+ * const { keys, revoked } = KnownHosts.lookup(entries, "example.com", 22)
+ * const known = keys.some((k) => PublicKey.equals(k, publicKey)) && !revoked.some((k) => PublicKey.equals(k, publicKey))
  * ```
  */
 export const lookup = (entries: ReadonlyArray<KnownHostsEntry>, host: string, port = 22): LookupResult => {
@@ -222,8 +224,8 @@ export const lookup = (entries: ReadonlyArray<KnownHostsEntry>, host: string, po
  *
  * @example
  * ```ts
- * formatLine("example.com", 2222, key) // "[example.com]:2222 ssh-ed25519 AAAAC3Nza..."
- * formatLine("example.com", 22, key, { hashed: true }) // "|1|...|... ssh-ed25519 AAAAC3Nza..."
+ * KnownHosts.formatLine("example.com", 2222, publicKey) // "[example.com]:2222 ssh-ed25519 AAAAC3Nza..."
+ * KnownHosts.formatLine("example.com", 22, publicKey, { hashed: true }) // "|1|...|... ssh-ed25519 AAAAC3Nza..."
  * ```
  */
 export const formatLine = (

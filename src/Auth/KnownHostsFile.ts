@@ -12,7 +12,7 @@
  *
  * @example
  * ```ts
- * yield* KnownHostsFile.addHost("~/.ssh/known_hosts", "example.com", 22, key, { hashed: true })
+ * yield* KnownHostsFile.addHost("~/.ssh/known_hosts", "example.com", 22, publicKey, { hashed: true })
  * const { entries } = yield* KnownHostsFile.read("~/.ssh/known_hosts")
  * ```
  * @since 0.1.0
@@ -41,7 +41,7 @@ export type Contents = ReturnType<typeof KnownHosts.parse>
  *
  * @example
  * ```ts
- * defaultFile() // "/home/me/.ssh/known_hosts"
+ * KnownHostsFile.defaultFile() // "/home/me/.ssh/known_hosts"
  * ```
  */
 export const defaultFile = (): string => path.join(os.homedir(), ".ssh", "known_hosts")
@@ -51,7 +51,7 @@ export const defaultFile = (): string => path.join(os.homedir(), ".ssh", "known_
  *
  * @example
  * ```ts
- * expandHome("~/.ssh/known_hosts") // "/home/me/.ssh/known_hosts"
+ * KnownHostsFile.expandHome("~/.ssh/known_hosts") // "/home/me/.ssh/known_hosts"
  * ```
  */
 export const expandHome = (file: string): string =>
@@ -68,7 +68,7 @@ const isNotFound = (error: PlatformError.PlatformError): boolean =>
  *
  * @example
  * ```ts
- * const text = yield* readText("~/.ssh/known_hosts")
+ * const text = yield* KnownHostsFile.readText("~/.ssh/known_hosts")
  * ```
  */
 export const readText = (file: string): Effect.Effect<string, SshError.SshError, FileSystem.FileSystem> =>
@@ -82,7 +82,7 @@ export const readText = (file: string): Effect.Effect<string, SshError.SshError,
  *
  * @example
  * ```ts
- * const { entries, errors } = yield* read("~/.ssh/known_hosts")
+ * const { entries, errors } = yield* KnownHostsFile.read("~/.ssh/known_hosts")
  * ```
  */
 export const read = (file: string): Effect.Effect<Contents, SshError.SshError, FileSystem.FileSystem> =>
@@ -93,7 +93,7 @@ export const read = (file: string): Effect.Effect<Contents, SshError.SshError, F
  *
  * @example
  * ```ts
- * const entries = yield* readAll(["~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts"])
+ * const entries = yield* KnownHostsFile.readAll(["~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts"])
  * ```
  */
 export const readAll = (
@@ -118,8 +118,8 @@ const lineAfter = (existing: string, host: string, port: number, key: PublicKey.
  *
  * @example
  * ```ts
- * yield* addHost("~/.ssh/known_hosts", "example.com", 2222, key)            // "[example.com]:2222 ssh-ed25519 AAAA..."
- * yield* addHost("~/.ssh/known_hosts", "example.com", 22, key, { hashed: true })
+ * yield* KnownHostsFile.addHost("~/.ssh/known_hosts", "example.com", 2222, publicKey)         // "[example.com]:2222 ssh-ed25519 AAAA..."
+ * yield* KnownHostsFile.addHost("~/.ssh/known_hosts", "example.com", 22, publicKey, { hashed: true })
  * ```
  */
 export const addHost = (
@@ -163,7 +163,7 @@ const strippedLine = (line: string, hosts: KnownHosts.HostMatcher, host: string,
  *
  * @example
  * ```ts
- * withoutHost("a.example,b.example ssh-ed25519 AAAA...\nc.example ssh-ed25519 AAAA...\n", "a.example", 22)
+ * KnownHostsFile.withoutHost("a.example,b.example ssh-ed25519 AAAA...\nc.example ssh-ed25519 AAAA...\n", "a.example", 22)
  * // "b.example ssh-ed25519 AAAA...\nc.example ssh-ed25519 AAAA...\n"
  * ```
  */
@@ -209,7 +209,7 @@ const rewrite = (file: string, update: (text: string) => string) =>
  *
  * @example
  * ```ts
- * yield* removeHost("~/.ssh/known_hosts", "example.com", 22)
+ * yield* KnownHostsFile.removeHost("~/.ssh/known_hosts", "example.com", 22)
  * ```
  */
 export const removeHost = (
@@ -225,7 +225,7 @@ export const removeHost = (
  *
  * @example
  * ```ts
- * yield* replaceHost("~/.ssh/known_hosts", "example.com", 22, newKey, { hashed: true })
+ * yield* KnownHostsFile.replaceHost("~/.ssh/known_hosts", "example.com", 22, publicKey, { hashed: true })
  * ```
  */
 export const replaceHost = (

@@ -20,7 +20,7 @@
  *
  * @example
  * ```ts
- * const ppk = Ppk.decode(readFileSync("key.ppk", "utf8"), "passphrase")
+ * const ppk = Ppk.decode(yield* Effect.promise(() => FsPromises.readFile("key.ppk", "utf8")), "passphrase")
  * ppk.publicKey.type // "ssh-ed25519"
  * ```
  * @since 0.1.0
@@ -75,7 +75,7 @@ const fail = (message: string): never => {
  *
  * @example
  * ```ts
- * isPpk("PuTTY-User-Key-File-3: ssh-ed25519\n...") // true
+ * Ppk.isPpk("PuTTY-User-Key-File-3: ssh-ed25519\n...") // true
  * ```
  */
 export const isPpk = (text: string): boolean => text.trimStart().startsWith(HEADER_PREFIX)
@@ -224,8 +224,9 @@ const agentFields = (publicKey: PublicKey.PublicKey, privateBlob: Uint8Array): U
  * not match under the passphrase.
  * @example
  * ```ts
- * const { publicKey, privateFields, comment } = decode(text, "node.js")
- * const key = PrivateKey.readPrivateFields(new Reader(privateFields), comment)
+ * const text = yield* Effect.promise(() => FsPromises.readFile("key.ppk", "utf8"))
+ * const { publicKey, privateFields, comment } = Ppk.decode(text, "node.js")
+ * const key = PrivateKey.readPrivateFields(new Reader.Reader(privateFields), comment)
  * ```
  */
 export const decode = (text: string, passphrase?: string | Uint8Array): PpkFile =>

@@ -10,7 +10,7 @@
  *
  * @example
  * ```ts
- * const key = PrivateKey.parse(fs.readFileSync("id_ed25519", "utf8"))
+ * const key = PrivateKey.parse(yield* Effect.promise(() => FsPromises.readFile("id_ed25519", "utf8")))
  * const signature = key.sign(data) // string("ssh-ed25519") || string(64 bytes)
  * Signature.verify(key.publicKey, signature, data) // true
  * ```
@@ -281,8 +281,9 @@ const readSecret = (r: Reader): Secret => {
  * @throws KeyParseFailed
  * @example
  * ```ts
- * const key = readPrivateFields(reader, "")
- * const comment = reader.utf8()
+ * const reader = new Reader.Reader(Writer.build((w) => PrivateKey.writePrivateFields(w, userKey).string("me@host")))
+ * const key = PrivateKey.readPrivateFields(reader, "")
+ * const comment = reader.utf8() // "me@host"
  * ```
  */
 export const readPrivateFields = (r: Reader, comment: string): PrivateKey =>
@@ -293,7 +294,7 @@ export const readPrivateFields = (r: Reader, comment: string): PrivateKey =>
  *
  * @example
  * ```ts
- * const fields = build((w) => writePrivateFields(w, key))
+ * const fields = Writer.build((w) => PrivateKey.writePrivateFields(w, userKey))
  * ```
  */
 export const writePrivateFields = (w: Writer, key: PrivateKey): Writer => {
@@ -518,7 +519,7 @@ const parsePpk = (text: string, passphrase: string | Uint8Array | undefined): Pr
  * WrongPassphrase when the passphrase does not decrypt it.
  * @example
  * ```ts
- * const key = parse(readFileSync("id_ed25519", "utf8"))
+ * const key = PrivateKey.parse(yield* Effect.promise(() => FsPromises.readFile("id_ed25519", "utf8")))
  * key.publicKey.type // "ssh-ed25519"
  * ```
  */
@@ -538,7 +539,7 @@ export const parse = (text: string | Uint8Array, passphrase?: string | Uint8Arra
  *
  * @example
  * ```ts
- * publicKeyOfFile(readFileSync("id_ed25519", "utf8"))?.type // "ssh-ed25519"
+ * PrivateKey.publicKeyOfFile(yield* Effect.promise(() => FsPromises.readFile("id_ed25519", "utf8")))?.type // "ssh-ed25519"
  * ```
  */
 export const publicKeyOfFile = (text: string): PublicKey.PublicKey | undefined => {
@@ -585,8 +586,8 @@ const generateSecret = (type: PublicKey.KeyType, bits: number): Secret => {
  *
  * @example
  * ```ts
- * const key = generate("ssh-ed25519", { comment: "deploy@ci" })
- * const rsa = generate("ssh-rsa", { bits: 4096 })
+ * const key = PrivateKey.generate("ssh-ed25519", { comment: "deploy@ci" })
+ * const rsa = PrivateKey.generate("ssh-rsa", { bits: 4096 })
  * ```
  */
 export const generate = (
@@ -617,8 +618,8 @@ export interface WriteOptions {
  *
  * @example
  * ```ts
- * writeFileSync("id_ed25519", toOpenSsh(generate("ssh-ed25519")), { mode: 0o600 })
- * const protectedText = toOpenSsh(key, { passphrase: "correct horse", rounds: 32 })
+ * yield* Effect.promise(() => FsPromises.writeFile("id_ed25519", PrivateKey.toOpenSsh(PrivateKey.generate("ssh-ed25519")), { mode: 0o600 }))
+ * const protectedText = PrivateKey.toOpenSsh(userKey, { passphrase: "correct horse", rounds: 32 })
  * ```
  */
 export const toOpenSsh = (key: PrivateKey, options?: WriteOptions): string => {

@@ -38,7 +38,7 @@ export type EcdsaKeyType = `ecdsa-sha2-${EcdsaCurve}`
  *
  * @example
  * ```ts
- * keyTypes.includes("ssh-rsa") // true
+ * PublicKey.keyTypes.includes("ssh-rsa") // true
  * ```
  */
 export const keyTypes: ReadonlyArray<KeyType> = [
@@ -89,7 +89,7 @@ const RSA_MAX_BITS = 16384
  *
  * @example
  * ```ts
- * ecdsaCurves.nistp521.size // 66
+ * PublicKey.ecdsaCurves.nistp521.size // 66
  * ```
  */
 export const ecdsaCurves = {
@@ -109,7 +109,7 @@ const fail = (message: string): never => {
  *
  * @example
  * ```ts
- * const key = parsing("public key blob", () => decode(blob))
+ * const key = PublicKey.parsing("agent identity", () => PublicKey.fromBlob(blob)) // throws KeyParseFailed
  * ```
  * @internal
  */
@@ -127,7 +127,7 @@ export const parsing = <A>(what: string, decode: () => A): A => {
  *
  * @example
  * ```ts
- * isKeyType("ssh-dss") // false
+ * PublicKey.isKeyType("ssh-dss") // false
  * ```
  */
 export const isKeyType = (name: string): name is KeyType => (keyTypes as ReadonlyArray<string>).includes(name)
@@ -137,7 +137,7 @@ export const isKeyType = (name: string): name is KeyType => (keyTypes as Readonl
  *
  * @example
  * ```ts
- * curveOf("ecdsa-sha2-nistp384") // "nistp384"
+ * PublicKey.curveOf("ecdsa-sha2-nistp384") // "nistp384"
  * ```
  */
 export const curveOf = (type: EcdsaKeyType): EcdsaCurve => type.slice("ecdsa-sha2-".length) as EcdsaCurve
@@ -184,7 +184,7 @@ const checkRsa = (n: Uint8Array, e: Uint8Array): void => {
  *
  * @example
  * ```ts
- * const key = fromEd25519(ed25519.getPublicKey(seed))
+ * const key = PublicKey.fromEd25519(ed25519.getPublicKey(ed25519.utils.randomSecretKey()))
  * key.type // "ssh-ed25519"
  * ```
  */
@@ -199,7 +199,7 @@ export const fromEd25519 = (key: Uint8Array, comment?: string): Ed25519PublicKey
  *
  * @example
  * ```ts
- * const key = fromEcdsa("nistp256", p256.getPublicKey(secret, false))
+ * const key = PublicKey.fromEcdsa("nistp256", p256.getPublicKey(p256.utils.randomSecretKey(), false))
  * key.type // "ecdsa-sha2-nistp256"
  * ```
  */
@@ -215,7 +215,7 @@ export const fromEcdsa = (curve: EcdsaCurve, point: Uint8Array, comment?: string
  *
  * @example
  * ```ts
- * const key = fromRsa(n, new Uint8Array([1, 0, 1]))
+ * const key = PublicKey.fromRsa(modulus, new Uint8Array([1, 0, 1])) // modulus: n, big-endian
  * key.type // "ssh-rsa"
  * ```
  */
@@ -270,7 +270,7 @@ const decodeBlob = (blob: Uint8Array): PublicKey => {
  * bytes, a point not on its curve or an RSA modulus outside 1024..16384 bits.
  * @example
  * ```ts
- * const key = fromBlob(hostKeyBlob)
+ * const key = PublicKey.fromBlob(blob)
  * key.type // "ssh-ed25519"
  * ```
  */
@@ -281,7 +281,7 @@ export const fromBlob = (blob: Uint8Array): PublicKey => parsing("public key blo
  *
  * @example
  * ```ts
- * withComment(key, "deploy@ci").comment // "deploy@ci"
+ * PublicKey.withComment(publicKey, "deploy@ci").comment // "deploy@ci"
  * ```
  */
 export const withComment = <K extends PublicKey>(key: K, comment: string | undefined): K => {
@@ -296,7 +296,7 @@ export const withComment = <K extends PublicKey>(key: K, comment: string | undef
  * @throws KeyParseFailed
  * @example
  * ```ts
- * const key = parseOpenSsh("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFOG6kY7Rf4UtCFvPwKgo/BztXck2xC4a2WyA34XtIwZ me@host")
+ * const key = PublicKey.parseOpenSsh("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFOG6kY7Rf4UtCFvPwKgo/BztXck2xC4a2WyA34XtIwZ me@host")
  * key.comment // "me@host"
  * ```
  */
@@ -321,7 +321,7 @@ const RFC4716_END = "---- END SSH2 PUBLIC KEY ----"
  * @throws KeyParseFailed
  * @example
  * ```ts
- * const key = parseRfc4716("---- BEGIN SSH2 PUBLIC KEY ----\nComment: me\nAAAAC3Nz...\n---- END SSH2 PUBLIC KEY ----\n")
+ * const key = PublicKey.parseRfc4716("---- BEGIN SSH2 PUBLIC KEY ----\nComment: me\nAAAAC3Nz...\n---- END SSH2 PUBLIC KEY ----\n")
  * key.comment // "me"
  * ```
  */
@@ -355,7 +355,7 @@ export const parseRfc4716 = (text: string): PublicKey => {
  * @throws KeyParseFailed
  * @example
  * ```ts
- * const key = parse(readFileSync("id_ed25519.pub", "utf8"))
+ * const key = PublicKey.parse(yield* Effect.promise(() => FsPromises.readFile("id_ed25519.pub", "utf8")))
  * ```
  */
 export const parse = (text: string): PublicKey =>
@@ -366,7 +366,7 @@ export const parse = (text: string): PublicKey =>
  *
  * @example
  * ```ts
- * toOpenSsh(key) // "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFOG... me@host"
+ * PublicKey.toOpenSsh(publicKey) // "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFOG... me@host"
  * ```
  */
 export const toOpenSsh = (key: PublicKey, options?: { readonly comment?: string | undefined }): string => {
@@ -381,8 +381,8 @@ export const toOpenSsh = (key: PublicKey, options?: { readonly comment?: string 
  *
  * @example
  * ```ts
- * fingerprint(key)        // "SHA256:L3k/oJubblSY0lB9Ulsl7emDMnRPKm/8udf2ccwk560"
- * fingerprint(key, "md5") // "MD5:5e:2a:..."
+ * PublicKey.fingerprint(publicKey)        // "SHA256:L3k/oJubblSY0lB9Ulsl7emDMnRPKm/8udf2ccwk560"
+ * PublicKey.fingerprint(publicKey, "md5") // "MD5:5e:2a:..."
  * ```
  */
 export const fingerprint = (key: PublicKey, hash: "sha256" | "md5" = "sha256"): string => {
@@ -398,7 +398,7 @@ export const fingerprint = (key: PublicKey, hash: "sha256" | "md5" = "sha256"): 
  *
  * @example
  * ```ts
- * signatureAlgorithms(rsaKey) // ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+ * PublicKey.signatureAlgorithms("ssh-rsa") // ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
  * ```
  */
 export const signatureAlgorithms = (key: PublicKey | KeyType): ReadonlyArray<string> => {
@@ -412,8 +412,8 @@ export const signatureAlgorithms = (key: PublicKey | KeyType): ReadonlyArray<str
  *
  * @example
  * ```ts
- * keyTypeForSignatureAlgorithm("rsa-sha2-256") // "ssh-rsa"
- * keyTypeForSignatureAlgorithm("ssh-dss")      // undefined
+ * PublicKey.keyTypeForSignatureAlgorithm("rsa-sha2-256") // "ssh-rsa"
+ * PublicKey.keyTypeForSignatureAlgorithm("ssh-dss")      // undefined
  * ```
  */
 export const keyTypeForSignatureAlgorithm = (algorithm: string): KeyType | undefined =>
@@ -424,7 +424,7 @@ export const keyTypeForSignatureAlgorithm = (algorithm: string): KeyType | undef
  *
  * @example
  * ```ts
- * equals(parseOpenSsh(line), fromBlob(blob)) // true
+ * PublicKey.equals(PublicKey.parseOpenSsh(PublicKey.toOpenSsh(publicKey)), PublicKey.fromBlob(publicKey.blob)) // true
  * ```
  */
 export const equals = (a: PublicKey, b: PublicKey): boolean => equal(a.blob, b.blob)
@@ -434,7 +434,7 @@ export const equals = (a: PublicKey, b: PublicKey): boolean => equal(a.blob, b.b
  *
  * @example
  * ```ts
- * bits(ed25519Key) // 256
+ * PublicKey.bits(PrivateKey.generate("ssh-ed25519").publicKey) // 256
  * ```
  */
 export const bits = (key: PublicKey): number => {

@@ -112,7 +112,10 @@ export interface ServerAuthOptions {
    *
    * @example
    * ```ts
-   * methodsFor: ({ user }) => Effect.succeed(user === "deploy" ? [["publickey"]] : user === "ops" ? [["publickey", "password"]] : undefined)
+   * const twoFactor: ServerAuth.ServerAuthOptions = {
+   *   ...serverAuth,
+   *   methodsFor: ({ user }) => Effect.succeed(user === "deploy" ? [["publickey"]] : user === "ops" ? [["publickey", "password"]] : undefined)
+   * }
    * ```
    */
   readonly methodsFor?: ((ctx: AuthContext) => Effect.Effect<ReadonlyArray<ReadonlyArray<string>> | undefined>) | undefined
@@ -147,7 +150,7 @@ export interface AuthenticateHooks {
  *
  * @example
  * ```ts
- * ServerAuth.authenticate(transport, { ...handlers, maxTries: DEFAULT_MAX_TRIES * 2 }, peer)
+ * ServerAuth.authenticate(transport, { ...serverAuth, maxTries: ServerAuth.DEFAULT_MAX_TRIES * 2 }, { remoteAddress: "203.0.113.5", remotePort: 50022 })
  * ```
  */
 export const DEFAULT_MAX_TRIES = 6
@@ -157,7 +160,7 @@ export const DEFAULT_MAX_TRIES = 6
  *
  * @example
  * ```ts
- * ServerAuth.authenticate(transport, { ...handlers, loginGraceTime: DEFAULT_LOGIN_GRACE_TIME_MS / 4 }, peer)
+ * ServerAuth.authenticate(transport, { ...serverAuth, loginGraceTime: ServerAuth.DEFAULT_LOGIN_GRACE_TIME_MS / 4 }, { remoteAddress: "203.0.113.5", remotePort: 50022 })
  * ```
  */
 export const DEFAULT_LOGIN_GRACE_TIME_MS = 120_000
@@ -167,7 +170,8 @@ export const DEFAULT_LOGIN_GRACE_TIME_MS = 120_000
  *
  * @example
  * ```ts
- * userDelayMillis(secret, "alice", DEFAULT_FAILURE_DELAY_MS) // 5 to 9.3
+ * const secret = crypto.getRandomValues(new Uint8Array(32)) // the server's, for its lifetime
+ * ServerAuth.userDelayMillis(secret, "alice", ServerAuth.DEFAULT_FAILURE_DELAY_MS) // 5 to 9.3
  * ```
  */
 export const DEFAULT_FAILURE_DELAY_MS = 5
@@ -186,7 +190,7 @@ const MAX_REQUESTS = 1024
  *
  * @example
  * ```ts
- * userDelayMillis(new Uint8Array(32), "alice", 5) // 5.xxx
+ * ServerAuth.userDelayMillis(new Uint8Array(32), "alice", 5) // 5.xxx
  * ```
  */
 export const userDelayMillis = (secret: Uint8Array, user: string, minimum: number): number => {
@@ -205,9 +209,9 @@ export const userDelayMillis = (secret: Uint8Array, user: string, minimum: numbe
  *
  * @example
  * ```ts
- * remainingDelayMillis(2, 5)  // 3
- * remainingDelayMillis(7, 5)  // 3 (rounded up to 10)
- * remainingDelayMillis(6000, 5) // 0
+ * ServerAuth.remainingDelayMillis(2, 5)  // 3
+ * ServerAuth.remainingDelayMillis(7, 5)  // 3 (rounded up to 10)
+ * ServerAuth.remainingDelayMillis(6000, 5) // 0
  * ```
  */
 export const remainingDelayMillis = (elapsed: number, required: number): number => {
@@ -392,8 +396,8 @@ const nextMethods = (
  *
  * @example
  * ```ts
- * canContinue([["publickey", "password"], ["keyboard-interactive"]], [])            // ["publickey", "keyboard-interactive"]
- * canContinue([["publickey", "password"], ["keyboard-interactive"]], ["publickey"]) // ["password"]
+ * ServerAuth.canContinue([["publickey", "password"], ["keyboard-interactive"]], [])            // ["publickey", "keyboard-interactive"]
+ * ServerAuth.canContinue([["publickey", "password"], ["keyboard-interactive"]], ["publickey"]) // ["password"]
  * ```
  */
 export const canContinue = (
@@ -412,7 +416,7 @@ const chainComplete = (chains: ReadonlyArray<ReadonlyArray<string>>, done: Reado
  *
  * @example
  * ```ts
- * const { user } = yield* ServerAuth.authenticate(transport, { password: ({ password }) => Effect.succeed(Redacted.value(password) === "pw") }, peer)
+ * const { user } = yield* ServerAuth.authenticate(transport, { password: ({ password }) => Effect.succeed(Redacted.value(password) === "pw") }, { remoteAddress: "203.0.113.5", remotePort: 50022 })
  * ```
  */
 export const authenticate = (
@@ -591,7 +595,7 @@ export const authenticate = (
  *
  * @example
  * ```ts
- * SshServer.serve({ ...options, auth: ServerAuth.authorizedKeys('restrict,pty,command="uptime" ssh-ed25519 AAAA... ops\n') })
+ * SshServer.serve({ ...serverOptions, auth: ServerAuth.authorizedKeys('restrict,pty,command="uptime" ssh-ed25519 AAAA... ops\n') })
  * ```
  */
 export const authorizedKeys = (
@@ -607,7 +611,7 @@ export const authorizedKeys = (
  *
  * @example
  * ```ts
- * expandAuthorizedKeysPath("%h/.ssh/keys_%u", "alice", "/home/srv") // "/home/srv/.ssh/keys_alice"
+ * ServerAuth.expandAuthorizedKeysPath("%h/.ssh/keys_%u", "alice", "/home/srv") // "/home/srv/.ssh/keys_alice"
  * ```
  */
 export const expandAuthorizedKeysPath = (path: string, user: string, home: string): string => {
@@ -622,7 +626,7 @@ export const expandAuthorizedKeysPath = (path: string, user: string, home: strin
  *
  * @example
  * ```ts
- * SshServer.serve({ ...options, auth: ServerAuth.authorizedKeysFile("~/.ssh/authorized_keys") })
+ * SshServer.serve({ ...serverOptions, auth: ServerAuth.authorizedKeysFile("~/.ssh/authorized_keys") })
  * ```
  */
 export const authorizedKeysFile = (path: string): Pick<ServerAuthOptions, "authorizedKeys"> => ({

@@ -35,7 +35,7 @@ export type ExitStatus =
  *
  * @example
  * ```ts
- * exitCode({ _tag: "Signaled", signal: "KILL", coreDumped: false, message: "" }) // 137
+ * Session.exitCode({ _tag: "Signaled", signal: "KILL", coreDumped: false, message: "" }) // 137
  * ```
  */
 export const exitCode = (status: ExitStatus): number | undefined =>
@@ -224,7 +224,7 @@ const startSession = (
  *
  * @example
  * ```ts
- * const proc = yield* Session.exec(connection, "ls -l", {})
+ * const proc = yield* Session.exec(ssh.connection, "ls -l", {})
  * ```
  */
 export const exec = (
@@ -242,7 +242,7 @@ export const exec = (
  *
  * @example
  * ```ts
- * const sh = yield* Session.shell(connection, { pty: true })
+ * const sh = yield* Session.shell(ssh.connection, { pty: true })
  * ```
  */
 export const shell = (connection: Connection, options: SessionOptions = {}, forwarding: SessionForwarding = {}) =>
@@ -253,7 +253,7 @@ export const shell = (connection: Connection, options: SessionOptions = {}, forw
  *
  * @example
  * ```ts
- * const sub = yield* Session.subsystem(connection, "sftp")
+ * const sub = yield* Session.subsystem(ssh.connection, "sftp")
  * ```
  */
 export const subsystem = (
@@ -276,7 +276,7 @@ const collect = (stream: Stream.Stream<Uint8Array, SshError.SshError>) =>
  *
  * @example
  * ```ts
- * const { stdout, exitCode } = yield* Session.run(connection, "uname -a")
+ * const { stdout, exitCode } = yield* Session.run(ssh.connection, "uname -a")
  * ```
  */
 export const run = (

@@ -30,8 +30,9 @@ const isEnd = (error: Socket.SocketError): boolean =>
  *
  * @example
  * ```ts
- * const channel = yield* connection.openChannel("direct-tcpip", data)
- * yield* Bridge.bridge(channel, fromNetSocket(() => conn))
+ * const open = ForwardingMessages.encodeDirectTcpip({ host: "db.internal", port: 5432, originatorAddress: "127.0.0.1", originatorPort: 0 })
+ * const channel = yield* ssh.connection.openChannel("direct-tcpip", open)
+ * yield* Bridge.bridge(channel, yield* NodeSocket.makeNet({ host: "localhost", port: 15432 }))
  * ```
  */
 export const bridge = (
@@ -65,7 +66,8 @@ const ended = new Socket.SocketError({ reason: new Socket.SocketCloseError({ cod
  *
  * @example
  * ```ts
- * const channel = yield* connection.openChannel("direct-tcpip", data)
+ * const open = ForwardingMessages.encodeDirectTcpip({ host: "inner", port: 22, originatorAddress: "127.0.0.1", originatorPort: 0 })
+ * const channel = yield* ssh.connection.openChannel("direct-tcpip", open)
  * const socket = Bridge.channelSocket(channel)
  * const ssh2 = yield* SshClient.connect({ host: "inner", username: "me", socket, auth, hostKeys })
  * ```

@@ -124,7 +124,7 @@ export type ListenAddress =
  *
  * @example
  * ```ts
- * isUnixSocket(parseLocalForward("/tmp/s:host:80").listen) // true
+ * ForwardSpec.isUnixSocket(ForwardSpec.parseLocalForward("/tmp/s:host:80").listen) // true
  * ```
  * @category guards
  */
@@ -257,11 +257,11 @@ const parseGeneral = (spec: string, fields: ReadonlyArray<Field>): RemoteForward
  *
  * @example
  * ```ts
- * parseLocalForward("8080:localhost:80")
+ * ForwardSpec.parseLocalForward("8080:localhost:80")
  * // { listen: { port: 8080 }, connect: { host: "localhost", port: 80 } }
- * parseLocalForward("[::1]:8080:[fe80::1]:80")
+ * ForwardSpec.parseLocalForward("[::1]:8080:[fe80::1]:80")
  * // { listen: { host: "::1", port: 8080 }, connect: { host: "fe80::1", port: 80 } }
- * parseLocalForward("/tmp/db.sock:/run/postgresql/.s.PGSQL.5432")
+ * ForwardSpec.parseLocalForward("/tmp/db.sock:/run/postgresql/.s.PGSQL.5432")
  * ```
  * @throws ConfigParseError when malformed.
  * @category parsing
@@ -283,8 +283,8 @@ export const parseLocalForward = (spec: string): Forward => {
  *
  * @example
  * ```ts
- * parseRemoteForward("0:localhost:22")   // { listen: { port: 0 }, connect: { host: "localhost", port: 22 } }
- * parseRemoteForward("*:1080")           // { listen: { host: "*", port: 1080 } }  (SOCKS)
+ * ForwardSpec.parseRemoteForward("0:localhost:22")   // { listen: { port: 0 }, connect: { host: "localhost", port: 22 } }
+ * ForwardSpec.parseRemoteForward("*:1080")           // { listen: { host: "*", port: 1080 } }  (SOCKS)
  * ```
  * @throws ConfigParseError when malformed.
  * @category parsing
@@ -297,8 +297,8 @@ export const parseRemoteForward = (spec: string): RemoteForward => parseGeneral(
  *
  * @example
  * ```ts
- * parseDynamicForward("1080")             // { listen: { port: 1080 } }
- * parseDynamicForward("localhost:1080")   // { listen: { host: "localhost", port: 1080 } }
+ * ForwardSpec.parseDynamicForward("1080")             // { listen: { port: 1080 } }
+ * ForwardSpec.parseDynamicForward("localhost:1080")   // { listen: { host: "localhost", port: 1080 } }
  * ```
  * @throws ConfigParseError when malformed.
  * @category parsing
@@ -317,8 +317,8 @@ export const parseDynamicForward = (spec: string): DynamicForward => {
  *
  * @example
  * ```ts
- * parseStdioForward("db.internal:5432")  // { host: "db.internal", port: 5432 }
- * parseStdioForward("[2001:db8::7]:22")  // { host: "2001:db8::7", port: 22 }
+ * ForwardSpec.parseStdioForward("db.internal:5432")  // { host: "db.internal", port: 5432 }
+ * ForwardSpec.parseStdioForward("[2001:db8::7]:22")  // { host: "2001:db8::7", port: 22 }
  * ```
  * @throws ConfigParseError when malformed.
  * @category parsing
@@ -337,8 +337,8 @@ export const parseStdioForward = (spec: string): Target => {
  *
  * @example
  * ```ts
- * parseForwardOption("LocalForward", ["8080", "localhost:80"])
- * parseForwardOption("RemoteForward", ["[::]:2222"])   // SOCKS on the server's port 2222
+ * ForwardSpec.parseForwardOption("LocalForward", ["8080", "localhost:80"])
+ * ForwardSpec.parseForwardOption("RemoteForward", ["[::]:2222"])   // SOCKS on the server's port 2222
  * ```
  * @throws ConfigParseError when malformed, or for the wrong number of arguments.
  * @category parsing
@@ -378,8 +378,8 @@ const parseDynamicRemote = (spec: string): RemoteForward => {
  *
  * @example
  * ```ts
- * parseHostPort("example.com:443")  // { host: "example.com", port: 443 }
- * parseHostPort("2001:db8::1/22")   // { host: "2001:db8::1", port: 22 }
+ * ForwardSpec.parseHostPort("example.com:443")  // { host: "example.com", port: 443 }
+ * ForwardSpec.parseHostPort("2001:db8::1/22")   // { host: "2001:db8::1", port: 22 }
  * ```
  * @throws ConfigParseError when malformed.
  * @category parsing
@@ -422,8 +422,8 @@ export const parseHostPort = (text: string): HostPort => {
  *
  * @example
  * ```ts
- * localBindAddress(undefined, false) // { _tag: "Loopback" }
- * localBindAddress("*", false)       // { _tag: "AllInterfaces" }
+ * ForwardSpec.localBindAddress(undefined, false) // { _tag: "Loopback" }
+ * ForwardSpec.localBindAddress("*", false)       // { _tag: "AllInterfaces" }
  * ```
  * @category bind addresses
  */
@@ -442,8 +442,8 @@ export const localBindAddress = (host: string | undefined, gatewayPorts: boolean
  *
  * @example
  * ```ts
- * remoteBindAddress(undefined) // "localhost"
- * remoteBindAddress("*")       // ""
+ * ForwardSpec.remoteBindAddress(undefined) // "localhost"
+ * ForwardSpec.remoteBindAddress("*")       // ""
  * ```
  * @category bind addresses
  */
@@ -460,7 +460,7 @@ export const remoteBindAddress = (host: string | undefined): string =>
  *
  * @example
  * ```ts
- * formatForward({ listen: { host: "::1", port: 8080 }, connect: { host: "db", port: 5432 } })
+ * ForwardSpec.formatForward({ listen: { host: "::1", port: 8080 }, connect: { host: "db", port: 5432 } })
  * // "[::1]:8080:db:5432"
  * ```
  * @category formatting

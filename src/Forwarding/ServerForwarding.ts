@@ -75,7 +75,7 @@ export interface X11ForwardRequest {
  *
  * @example
  * ```ts
- * SshServer.serve({ ...options, forwarding: {
+ * SshServer.serve({ ...serverOptions, forwarding: {
  *   local: ({ host, port }) => Effect.succeed(host === "localhost" && port === 5432),
  *   remote: ({ port }) => Effect.succeed(port === 0 || port >= 1024)
  * } })
@@ -129,7 +129,9 @@ const allowed = (decide: ((request: never) => Effect.Effect<boolean>) | undefine
  *
  * @example
  * ```ts
- * const forwarding = yield* ServerForwarding.make(policy, { user, permitted: true, openChannel })
+ * const policy: ServerForwarding.ForwardingPolicy = { local: ({ host, port }) => Effect.succeed(host === "localhost" && port === 5432) }
+ * const forwardingOf = (user: string, connection: Connection.Connection) =>
+ *   ServerForwarding.make(policy, { user, permitted: true, openChannel: connection.openChannel })
  * ```
  */
 export const make = (policy: ForwardingPolicy, peer: ForwardingPeer) =>

@@ -16,13 +16,19 @@
  *
  * @example
  * ```ts
- * let handshake = Socks.start
- * for (const chunk of chunks) {
- *   const step = Socks.feed(handshake, chunk)
- *   write(step.reply)
- *   if (step._tag === "NeedMore") { handshake = step.handshake; continue }
- *   if (step._tag === "Connect") connect(step.request.host, step.request.port, step.leftover)
- *   break
+ * const negotiate = (
+ *   chunks: Iterable<Uint8Array>,
+ *   write: (bytes: Uint8Array) => void,
+ *   connect: (host: string, port: number, leftover: Uint8Array) => void
+ * ) => {
+ *   let handshake = Socks.start
+ *   for (const chunk of chunks) {
+ *     const step = Socks.feed(handshake, chunk)
+ *     write(step.reply)
+ *     if (step._tag === "NeedMore") { handshake = step.handshake; continue }
+ *     if (step._tag === "Connect") connect(step.request.host, step.request.port, step.leftover)
+ *     break
+ *   }
  * }
  * ```
  * @since 0.1.0
@@ -43,7 +49,8 @@ export const MAX_HANDSHAKE_BYTES = 600
  *
  * @example
  * ```ts
- * connectFailed(request, Socks5Reply.connectionRefused)
+ * const step = Socks.feed(Socks.start, Uint8Array.of(4, 1, 0, 80, 192, 0, 2, 7, 0))
+ * if (step._tag === "Connect") Socks.connectFailed(step.request, Socks.Socks5Reply.connectionRefused)
  * ```
  * @category constants
  */
@@ -153,7 +160,8 @@ const empty = new Uint8Array(0)
  *
  * @example
  * ```ts
- * const first = feed(start, chunk)
+ * const first = Socks.feed(Socks.start, Uint8Array.of(5, 1, 0)) // SOCKS5, one method: no authentication
+ * first._tag // "NeedMore", first.reply: Uint8Array [5, 0]
  * ```
  * @category constructors
  */
@@ -173,7 +181,7 @@ const methodNoneAcceptable = Uint8Array.of(5, 0xff)
  *
  * @example
  * ```ts
- * const step = feed(start, Uint8Array.of(4, 1, 0, 80, 192, 0, 2, 7, 0))
+ * const step = Socks.feed(Socks.start, Uint8Array.of(4, 1, 0, 80, 192, 0, 2, 7, 0))
  * step._tag === "Connect" && step.request.host // "192.0.2.7"
  * ```
  * @category parsing
@@ -368,7 +376,7 @@ const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
  *
  * @example
  * ```ts
- * socks4Reply(Socks4Reply.granted) // Uint8Array [0, 90, 0, 0, 0, 0, 0, 0]
+ * Socks.socks4Reply(Socks.Socks4Reply.granted) // Uint8Array [0, 90, 0, 0, 0, 0, 0, 0]
  * ```
  * @category replies
  */
@@ -381,7 +389,7 @@ export const socks4Reply = (code: number): Uint8Array => Uint8Array.of(0, code, 
  *
  * @example
  * ```ts
- * socks5Reply(Socks5Reply.succeeded, { host: "127.0.0.1", port: 40000 })
+ * Socks.socks5Reply(Socks.Socks5Reply.succeeded, { host: "127.0.0.1", port: 40000 })
  * // Uint8Array [5, 0, 0, 1, 127, 0, 0, 1, 0x9c, 0x40]
  * ```
  * @category replies
@@ -415,7 +423,8 @@ const encodeAddress = (host: string): Uint8Array => {
  *
  * @example
  * ```ts
- * write(connectSucceeded(step.request))
+ * const step = Socks.feed(Socks.start, Uint8Array.of(4, 1, 0, 80, 192, 0, 2, 7, 0))
+ * if (step._tag === "Connect") Socks.connectSucceeded(step.request) // Uint8Array [0, 90, 0, 0, 0, 0, 0, 0]
  * ```
  * @category replies
  */
@@ -431,7 +440,9 @@ export const connectSucceeded = (
  *
  * @example
  * ```ts
- * write(connectFailed(step.request, replyForChannelOpenFailure(failure.code)))
+ * const step = Socks.feed(Socks.start, Uint8Array.of(4, 1, 0, 80, 192, 0, 2, 7, 0))
+ * const failure = new SshError.ChannelOpenFailed({ code: 2, description: "connect failed" })
+ * if (step._tag === "Connect") Socks.connectFailed(step.request, Socks.replyForChannelOpenFailure(failure.code))
  * ```
  * @category replies
  */
@@ -446,7 +457,7 @@ export const connectFailed = (request: SocksRequest, code: number = Socks5Reply.
  *
  * @example
  * ```ts
- * replyForChannelOpenFailure(1) // Socks5Reply.notAllowed
+ * Socks.replyForChannelOpenFailure(1) // Socks.Socks5Reply.notAllowed
  * ```
  * @category replies
  */

@@ -21,7 +21,7 @@
  *   exec: ({ command }) => Effect.succeed(!command.startsWith("rm ")),
  *   env: ({ name, value }) => Effect.succeed(name === "LANG" && value.endsWith("UTF-8"))
  * }
- * SshServer.serve({ ...options, session: { ...handlers, decide } })
+ * SshServer.serve({ ...serverOptions, session: { ...serverOptions.session, decide } })
  * ```
  * @since 0.1.0
  */
@@ -91,7 +91,7 @@ export interface X11Request {
  *
  * @example
  * ```ts
- * const decide: SessionDecisions = { subsystem: ({ name }, session) => Effect.succeed(name === "sftp" && session.user === "files") }
+ * const decide: Decisions.SessionDecisions = { subsystem: ({ name }, session) => Effect.succeed(name === "sftp" && session.user === "files") }
  * ```
  * @category models
  */
@@ -122,7 +122,8 @@ export interface SessionDecisions {
  *
  * @example
  * ```ts
- * const ok = yield* Decisions.decide(handlers.decide?.exec, { command }, session, true)
+ * const allowed = (handlers: ServerSession.SessionHandlers, command: string, session: Decisions.SessionContext) =>
+ *   Decisions.decide(handlers.decide?.exec, { command }, session, true) // Effect<boolean>: true when no decision is set
  * ```
  * @category combinators
  */
@@ -143,7 +144,7 @@ export const decide = <Request>(
  *
  * @example
  * ```ts
- * SshServer.serve({ ...options, session: { ...handlers, decide: { pty: Decisions.users(["alice"]) } } })
+ * SshServer.serve({ ...serverOptions, session: { ...serverOptions.session, decide: { pty: Decisions.users(["alice"]) } } })
  * ```
  * @category constructors
  */
@@ -157,7 +158,7 @@ export const users = (names: Iterable<string>): Decision<unknown> => {
  *
  * @example
  * ```ts
- * SshServer.serve({ ...options, session: { ...handlers, decide: { signal: Decisions.refuse } } })
+ * SshServer.serve({ ...serverOptions, session: { ...serverOptions.session, decide: { signal: Decisions.refuse } } })
  * ```
  * @category constructors
  */

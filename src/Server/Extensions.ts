@@ -15,7 +15,7 @@
  * @example
  * ```ts
  * SshServer.serve({
- *   ...options,
+ *   ...serverOptions,
  *   channels: {
  *     "echo@example.com": (incoming) =>
  *       Effect.flatMap(incoming.accept(), (channel) => channel.stdout.pipe(Stream.run(channel.stdin)))
@@ -68,7 +68,7 @@ export type GlobalRequestHandler = (data: Uint8Array, peer: ConnectionPeer) => E
  *
  * @example
  * ```ts
- * builtInChannelTypes.has("session") // true
+ * Extensions.builtInChannelTypes.has("session") // true
  * ```
  * @category constants
  */
@@ -83,7 +83,8 @@ export const builtInChannelTypes: ReadonlySet<string> = new Set([
  *
  * @example
  * ```ts
- * Extensions.channelHandler(options.channels, incoming.channelType) // undefined for "session"
+ * const handlerOf = (incoming: Connection.IncomingChannel) =>
+ *   Extensions.channelHandler(serverOptions.channels, incoming.channelType) // undefined for "session"
  * ```
  * @category combinators
  */
@@ -100,7 +101,7 @@ export const channelHandler = (
  *
  * @example
  * ```ts
- * Extensions.globalRequestHandler(options.globalRequests, "keepalive@openssh.com") // undefined: it fails, as sshd answers it
+ * Extensions.globalRequestHandler(serverOptions.globalRequests, "keepalive@openssh.com") // undefined: it fails, as sshd answers it
  * ```
  * @category combinators
  */
@@ -132,7 +133,10 @@ export const globalReply = (answer: boolean | Uint8Array): Uint8Array | undefine
  *
  * @example
  * ```ts
- * onGlobalRequest: (name, data) => Extensions.runGlobalRequest(() => handler(data, peer))
+ * const onGlobalRequest = (name: string, data: Uint8Array, peer: Extensions.ConnectionPeer) => {
+ *   const handler = Extensions.globalRequestHandler(serverOptions.globalRequests, name)
+ *   return handler === undefined ? Effect.succeed(undefined) : Extensions.runGlobalRequest(() => handler(data, peer))
+ * }
  * ```
  * @category combinators
  */

@@ -74,8 +74,11 @@ export interface ProcessSessionOptions {
  *
  * @example
  * ```ts
- * const running: RunningProcess = yield* Pty.spawn(spawner, helper, spawnOptions, "203.0.113.5:50022")
- * running.resize({ columns: 120, rows: 40 })
+ * const hangUp = (running: ProcessSession.RunningProcess) => {
+ *   running.resize({ columns: 120, rows: 40 })
+ *   running.hangup()
+ *   return running.exit // the program's ExitStatus, once it has ended
+ * }
  * ```
  */
 export interface RunningProcess {
@@ -105,7 +108,7 @@ export interface RunningProcess {
  *
  * @example
  * ```ts
- * yield* SshServer.serve({ port: 2222, hostKeys: [key], auth, session: ProcessSession.handlers() })
+ * yield* SshServer.serve({ port: 2222, hostKeys: [hostKey], auth: serverAuth, session: ProcessSession.handlers() })
  * ```
  */
 export const handlers = (options: ProcessSessionOptions = {}): SessionHandlers => {

@@ -38,7 +38,7 @@ export interface Attributes {
  *
  * @example
  * ```ts
- * flags({ size: 1 }) === AttributeFlags.Size // true
+ * SftpAttributes.flags({ size: 1 }) === SftpAttributes.AttributeFlags.Size // true
  * ```
  */
 export const AttributeFlags = {
@@ -61,7 +61,7 @@ const MIN_EXTENDED_PAIR = 8
  *
  * @example
  * ```ts
- * encode(empty) // Uint8Array [0, 0, 0, 0]
+ * SftpAttributes.encode(SftpAttributes.empty) // Uint8Array [0, 0, 0, 0]
  * ```
  */
 export const empty: Attributes = {}
@@ -81,7 +81,7 @@ const paired = (a: number | undefined, b: number | undefined, names: string): bo
  *
  * @example
  * ```ts
- * flags({ uid: 0, gid: 0, permissions: 0o644 }) // 0x6
+ * SftpAttributes.flags({ uid: 0, gid: 0, permissions: 0o644 }) // 0x6
  * ```
  */
 export const flags = (attrs: Attributes): number =>
@@ -96,7 +96,7 @@ export const flags = (attrs: Attributes): number =>
  *
  * @example
  * ```ts
- * const bytes = writeTo(new FieldList(), { permissions: 0o755 }).bytes()
+ * const bytes = SftpAttributes.writeTo(new FieldList(), { permissions: 0o755 }).bytes()
  * ```
  */
 export const writeTo = (f: FieldList, attrs: Attributes): FieldList => {
@@ -117,7 +117,7 @@ export const writeTo = (f: FieldList, attrs: Attributes): FieldList => {
  *
  * @example
  * ```ts
- * encode({ size: 5 }) // flags 1, then uint64 5
+ * SftpAttributes.encode({ size: 5 }) // flags 1, then uint64 5
  * ```
  */
 export const encode = (attrs: Attributes): Uint8Array => writeTo(new FieldList(), attrs).bytes()
@@ -130,8 +130,9 @@ type Mutable<A> = { -readonly [K in keyof A]: A[K] }
  *
  * @example
  * ```ts
- * const r = new Reader(body, 5)
- * const attrs = read(r)
+ * const body = Uint8Array.of(105, 0, 0, 0, 7, ...SftpAttributes.encode({ size: 5 })) // SSH_FXP_ATTRS, id 7, ATTRS
+ * const r = new Reader.Reader(body, 5)
+ * const attrs = SftpAttributes.read(r) // { size: 5 }
  * ```
  */
 export const read = (r: Reader): Attributes => {
@@ -166,7 +167,7 @@ export const read = (r: Reader): Attributes => {
  *
  * @example
  * ```ts
- * decode(encode({ permissions: 0o644 })) // { permissions: 420 }
+ * SftpAttributes.decode(SftpAttributes.encode({ permissions: 0o644 })) // { permissions: 420 }
  * ```
  */
 export const decode = (bytes: Uint8Array): Attributes => {
@@ -181,7 +182,7 @@ export const decode = (bytes: Uint8Array): Attributes => {
  *
  * @example
  * ```ts
- * (0o100644 & FileMode.TypeMask) === FileMode.Regular // true
+ * (0o100644 & SftpAttributes.FileMode.TypeMask) === SftpAttributes.FileMode.Regular // true
  * ```
  */
 export const FileMode = {
@@ -228,7 +229,7 @@ const typeEntry = (permissions: number | undefined) => {
  *
  * @example
  * ```ts
- * fileType({ permissions: 0o040755 }) // "directory"
+ * SftpAttributes.fileType({ permissions: 0o040755 }) // "directory"
  * ```
  */
 export const fileType = (attrs: Attributes): FileType => typeEntry(attrs.permissions)?.[1] ?? "unknown"
@@ -238,7 +239,7 @@ export const fileType = (attrs: Attributes): FileType => typeEntry(attrs.permiss
  *
  * @example
  * ```ts
- * isDirectory({ permissions: 0o040755 }) // true
+ * SftpAttributes.isDirectory({ permissions: 0o040755 }) // true
  * ```
  */
 export const isDirectory = (attrs: Attributes): boolean => fileType(attrs) === "directory"
@@ -248,7 +249,7 @@ export const isDirectory = (attrs: Attributes): boolean => fileType(attrs) === "
  *
  * @example
  * ```ts
- * isFile({ permissions: 0o100644 }) // true
+ * SftpAttributes.isFile({ permissions: 0o100644 }) // true
  * ```
  */
 export const isFile = (attrs: Attributes): boolean => fileType(attrs) === "file"
@@ -258,7 +259,7 @@ export const isFile = (attrs: Attributes): boolean => fileType(attrs) === "file"
  *
  * @example
  * ```ts
- * isSymbolicLink({ permissions: 0o120777 }) // true
+ * SftpAttributes.isSymbolicLink({ permissions: 0o120777 }) // true
  * ```
  */
 export const isSymbolicLink = (attrs: Attributes): boolean => fileType(attrs) === "symlink"
@@ -269,7 +270,7 @@ export const isSymbolicLink = (attrs: Attributes): boolean => fileType(attrs) ==
  *
  * @example
  * ```ts
- * permissionBits(0o100755) // 0o755
+ * SftpAttributes.permissionBits(0o100755) // 0o755
  * ```
  */
 export const permissionBits = (mode: number): number => mode & 0o7777
@@ -288,7 +289,7 @@ const triplet = (mode: number, shift: number, special: number, specialChar: stri
  *
  * @example
  * ```ts
- * modeString(0o104755) // "-rwsr-xr-x"
+ * SftpAttributes.modeString(0o104755) // "-rwsr-xr-x"
  * ```
  */
 export const modeString = (permissions: number): string =>

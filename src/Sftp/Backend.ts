@@ -9,8 +9,14 @@
  * `MemoryBackend.make()` a tree held in memory.
  *
  * ```ts
- * const backend: Backend = { open, opendir, stat, lstat, setstat, mkdir, rmdir, remove, rename, symlink, readlink, realpath }
- * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.make(backend) })
+ * // open, opendir, stat, lstat, setstat, mkdir, rmdir, remove, rename, symlink, readlink, realpath: here a memory
+ * // tree's, but for links
+ * const backend: SftpBackend.Backend = {
+ *   ...SftpMemoryBackend.make(),
+ *   symlink: () => SftpBackend.fail(SftpStatusCode.StatusCode.OpUnsupported, "no links here"),
+ *   readlink: () => SftpBackend.fail(SftpStatusCode.StatusCode.OpUnsupported, "no links here")
+ * }
+ * yield* SshServer.serve({ port: 2222, hostKeys: [hostKey], auth: serverAuth, sftp: SftpServer.make(backend) })
  * ```
  *
  * Every operation fails with `SftpStatus` (the `SshError` reason): its code
@@ -151,7 +157,7 @@ export type BackendSource =
  *
  * @example
  * ```ts
- * SftpBackend.status(StatusCode.NoSuchFile).message // "No such file"
+ * SftpBackend.status(SftpStatusCode.StatusCode.NoSuchFile).message // "No such file"
  * ```
  */
 export const status = (code: number, message?: string | undefined): SftpStatus =>
@@ -162,7 +168,7 @@ export const status = (code: number, message?: string | undefined): SftpStatus =
  *
  * @example
  * ```ts
- * const readlink = (path: string) => SftpBackend.fail(StatusCode.OpUnsupported, "no links here")
+ * const readlink = (path: string) => SftpBackend.fail(SftpStatusCode.StatusCode.OpUnsupported, "no links here")
  * ```
  */
 export const fail = (code: number, message?: string | undefined): Effect.Effect<never, SftpStatus> =>

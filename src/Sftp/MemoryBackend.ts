@@ -5,8 +5,8 @@
  * is given to and gone with it.
  *
  * ```ts
- * const backend = MemoryBackend.make({ maxBytes: 16 * 1024 * 1024 })
- * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.make(backend) })
+ * const backend = SftpMemoryBackend.make({ maxBytes: 16 * 1024 * 1024 })
+ * yield* SshServer.serve({ port: 0, hostKeys: [hostKey], auth: serverAuth, sftp: SftpServer.make(backend) })
  * ```
  *
  * Paths are resolved as on the disk, by the same walk (`Jail.Walk`): "/" is
@@ -92,7 +92,7 @@ export interface MemoryBackend extends Backend {
  *
  * @example
  * ```ts
- * ENTRY_BYTES // 128
+ * SftpMemoryBackend.ENTRY_BYTES // 128
  * ```
  */
 export const ENTRY_BYTES = 128
@@ -190,8 +190,8 @@ const bytesOf = (data: Uint8Array | string): Uint8Array => typeof data === "stri
  *
  * @example
  * ```ts
- * const backend = MemoryBackend.make({ maxBytes: 1024 * 1024, files: { "/pub/hello.txt": "hello\n" } })
- * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.make(backend) })
+ * const backend = SftpMemoryBackend.make({ maxBytes: 1024 * 1024, files: { "/pub/hello.txt": "hello\n" } })
+ * yield* SshServer.serve({ port: 0, hostKeys: [hostKey], auth: serverAuth, sftp: SftpServer.make(backend) })
  * // ... clients put and get ...
  * backend.snapshot().map((entry) => entry.path)   // ["/pub", "/pub/hello.txt", "/pub/upload.bin"]
  * const upload = yield* backend.readFile("/pub/upload.bin")

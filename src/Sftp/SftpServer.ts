@@ -6,9 +6,9 @@
  * (`memory`), or your own.
  *
  * ```ts
- * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.fileSystem({ root: "/srv/sftp" }) })
- * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.memory({ maxBytes: 64 * 1024 * 1024 }) })
- * yield* SshServer.serve({ port: 2222, hostKeys, auth, sftp: SftpServer.make(myBackend) })
+ * yield* SshServer.serve({ port: 2222, hostKeys: [hostKey], auth: serverAuth, sftp: SftpServer.fileSystem({ root: "/srv/sftp" }) })
+ * yield* SshServer.serve({ port: 2223, hostKeys: [hostKey], auth: serverAuth, sftp: SftpServer.memory({ maxBytes: 64 * 1024 * 1024 }) })
+ * yield* SshServer.serve({ port: 2224, hostKeys: [hostKey], auth: serverAuth, sftp: SftpServer.make(SftpMemoryBackend.make()) }) // any SftpBackend.Backend
  * ```
  *
  * The protocol is the server's, whatever the backend: requests of a session
@@ -578,7 +578,8 @@ const isBackendOptions = (options: SftpServerOptions | BackendOptions): options 
  * @example
  * ```ts
  * yield* SftpServer.serve(session.stdin, (bytes) => session.write(bytes), { root: "/srv/sftp" }, { user: session.user })
- * yield* SftpServer.serve(input, write, { backend: MemoryBackend.make() }, { user: "alice" })
+ * const requests = Stream.empty // the client's bytes
+ * yield* SftpServer.serve(requests, (bytes) => Effect.log(`${bytes.length} bytes out`), { backend: SftpMemoryBackend.make() }, { user: "alice" })
  * ```
  */
 export const serve = (
@@ -692,8 +693,8 @@ const serveWith = (
  *
  * @example
  * ```ts
- * const backend = MemoryBackend.make({ maxBytes: 16 * 1024 * 1024 })
- * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.make(backend, { umask: 0o077 }) })
+ * const backend = SftpMemoryBackend.make({ maxBytes: 16 * 1024 * 1024 })
+ * yield* SshServer.serve({ port: 0, hostKeys: [hostKey], auth: serverAuth, sftp: SftpServer.make(backend, { umask: 0o077 }) })
  * ```
  */
 export const make = (backend: BackendSource, options: SftpProtocolOptions = {}): SessionHandler<void> => {
@@ -715,7 +716,7 @@ export const make = (backend: BackendSource, options: SftpProtocolOptions = {}):
  * @example
  * ```ts
  * const disk = SftpServer.fileSystemBackend({ root: "/srv/sftp" })
- * const sftp = SftpServer.make((peer) => Effect.map(disk(peer), (backend) => ({ ...backend, remove: () => Backend.fail(3) })))
+ * const sftp = SftpServer.make((peer) => Effect.map(disk(peer), (backend) => ({ ...backend, remove: () => SftpBackend.fail(SftpStatusCode.StatusCode.PermissionDenied) })))
  * ```
  */
 export const fileSystemBackend = (options: DiskOptions): (peer: SftpPeer) => Effect.Effect<Backend, SshError.SshError, Scope.Scope> =>
@@ -728,7 +729,7 @@ export const fileSystemBackend = (options: DiskOptions): (peer: SftpPeer) => Eff
  *
  * @example
  * ```ts
- * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp: SftpServer.fileSystem({ root: "/srv/sftp", readOnly: true }) })
+ * yield* SshServer.serve({ port: 0, hostKeys: [hostKey], auth: serverAuth, sftp: SftpServer.fileSystem({ root: "/srv/sftp", readOnly: true }) })
  * ```
  */
 export const fileSystem = (options: SftpServerOptions): SessionHandler<void> => make(fileSystemBackend(options), options)
@@ -746,7 +747,7 @@ export interface SftpMemoryOptions extends SftpProtocolOptions, MemoryBackend.Me
  * @example
  * ```ts
  * const sftp = SftpServer.memory({ maxBytes: 1024 * 1024, files: { "/motd.txt": "hello\n" } })
- * yield* SshServer.serve({ port: 0, hostKeys, auth, sftp })
+ * yield* SshServer.serve({ port: 0, hostKeys: [hostKey], auth: serverAuth, sftp })
  * ```
  */
 export const memory = (options: SftpMemoryOptions = {}): SessionHandler<void> => make(MemoryBackend.make(options), options)

@@ -16,7 +16,7 @@ import type { Status } from "./Messages.ts"
  *
  * @example
  * ```ts
- * StatusCode.Eof // 1
+ * SftpStatusCode.StatusCode.Eof // 1
  * ```
  */
 export const StatusCode = {
@@ -100,7 +100,7 @@ const messages: ReadonlyArray<string> = [
  *
  * @example
  * ```ts
- * name(3) // "PermissionDenied"
+ * SftpStatusCode.name(3) // "PermissionDenied"
  * ```
  */
 export const name = (code: number): StatusName | undefined => names[code]
@@ -111,7 +111,7 @@ export const name = (code: number): StatusName | undefined => names[code]
  *
  * @example
  * ```ts
- * defaultMessage(2) // "No such file"
+ * SftpStatusCode.defaultMessage(2) // "No such file"
  * ```
  */
 export const defaultMessage = (code: number): string => messages[code] ?? `Unknown error (status ${code})`
@@ -122,7 +122,7 @@ export const defaultMessage = (code: number): string => messages[code] ?? `Unkno
  *
  * @example
  * ```ts
- * toReason({ _tag: "Status", id: 1, code: 2, message: "", language: "" }, "/nope").message // "No such file"
+ * SftpStatusCode.toReason({ _tag: "Status", id: 1, code: 2, message: "", language: "" }, "/nope").message // "No such file"
  * ```
  */
 export const toReason = (status: Status, path?: string | undefined): SftpStatus =>
@@ -138,7 +138,7 @@ export const toReason = (status: Status, path?: string | undefined): SftpStatus 
  *
  * @example
  * ```ts
- * check({ _tag: "Status", id: 4, code: StatusCode.Ok, message: "", language: "" })
+ * SftpStatusCode.check({ _tag: "Status", id: 4, code: SftpStatusCode.StatusCode.Ok, message: "", language: "" })
  * ```
  */
 export const check = (status: Status, path?: string | undefined): void => {
@@ -150,7 +150,7 @@ export const check = (status: Status, path?: string | undefined): void => {
  *
  * @example
  * ```ts
- * isEof(new SftpStatus({ code: 1, message: "End of file" })) // true
+ * SftpStatusCode.isEof(new SshError.SftpStatus({ code: 1, message: "End of file" })) // true
  * ```
  */
 export const isEof = (status: SftpStatus | Status | number): boolean =>
@@ -161,7 +161,8 @@ export const isEof = (status: SftpStatus | Status | number): boolean =>
  *
  * @example
  * ```ts
- * make(7, StatusCode.NoSuchFile) // { _tag: "Status", id: 7, code: 2, message: "No such file", language: "en" }
+ * SftpStatusCode.make(7, SftpStatusCode.StatusCode.NoSuchFile)
+ * // => { _tag: "Status", id: 7, code: 2, message: "No such file", language: "en" }
  * ```
  */
 export const make = (id: number, code: number, message?: string | undefined): Status => ({
@@ -192,7 +193,7 @@ const errnoCodes: Readonly<Record<string, number>> = {
  *
  * @example
  * ```ts
- * fromErrno("ENOENT") // StatusCode.NoSuchFile
+ * SftpStatusCode.fromErrno("ENOENT") // SftpStatusCode.StatusCode.NoSuchFile
  * ```
  */
 export const fromErrno = (code: string | undefined): number =>

@@ -133,9 +133,13 @@ const REPROBE_ROUNDS = 16
  *
  * @example
  * ```ts
- * const inFlight = new InFlight({ max: 128 })
- * inFlight.record(blockBytes, performance.now())
- * if (outstanding < inFlight.limit) sendNext()
+ * const inFlight = new SftpTransfer.InFlight({ max: 128 })
+ * let outstanding = 0
+ * const onReply = (blockBytes: number, sendNext: () => void) => {
+ *   outstanding--
+ *   inFlight.record(blockBytes, performance.now())
+ *   while (outstanding < inFlight.limit) { outstanding++; sendNext() }
+ * }
  * ```
  */
 export class InFlight {
@@ -412,7 +416,8 @@ const readPipeline = (
  *
  * @example
  * ```ts
- * const bytes = yield* Stream.runFold(readHandle(sftp, handle, { offset: 0 }), () => 0, (n, c) => n + c.length)
+ * const handle = yield* sftp.openHandle("/var/log/syslog")
+ * const bytes = yield* Stream.runFold(SftpTransfer.readHandle(sftp, handle, { offset: 0 }), () => 0, (n, c) => n + c.length)
  * ```
  */
 export const readHandle = (
@@ -427,7 +432,7 @@ export const readHandle = (
  *
  * @example
  * ```ts
- * yield* readStream(sftp, "/var/log/big.log").pipe(Stream.run(sink))
+ * yield* SftpTransfer.readStream(sftp, "/var/log/big.log").pipe(Stream.decodeText(), Stream.splitLines, Stream.run(Sink.count))
  * ```
  */
 export const readStream = (
@@ -455,7 +460,8 @@ const openScoped = (client: SftpClient, path: string, mode: OpenMode, attrs: Att
  *
  * @example
  * ```ts
- * const writer = new HandleWriter(sftp, handle, 0)
+ * const handle = yield* sftp.openHandle("/upload/file", "w")
+ * const writer = new SftpTransfer.HandleWriter(sftp, handle, 0)
  * yield* writer.write(data)
  * yield* writer.flush
  * ```
@@ -541,7 +547,8 @@ export class HandleWriter {
  *
  * @example
  * ```ts
- * const written = yield* Stream.run(localBytes, writeSink(sftp, "/upload/file"))
+ * const localBytes = Stream.make(new TextEncoder().encode("hello\n"))
+ * const written = yield* Stream.run(localBytes, SftpTransfer.writeSink(sftp, "/upload/file"))
  * ```
  */
 export const writeSink = (
@@ -620,7 +627,9 @@ const localCodes: Readonly<Record<string, number>> = {
  *
  * @example
  * ```ts
- * fs.stat(local).pipe(Effect.mapError(localError(local)))
+ * const fs = yield* FileSystem.FileSystem
+ * const local = "./build.tar.gz"
+ * yield* fs.stat(local).pipe(Effect.mapError(SftpTransfer.localError(local)))
  * ```
  */
 export const localError = (path: string) => (error: PlatformError.PlatformError): SshError.SshError =>
@@ -757,7 +766,7 @@ const remoteTree = (client: SftpClient, root: TreeEntry): Effect.Effect<Tree, Ss
  *
  * @example
  * ```ts
- * yield* get(sftp, "/var/log/syslog", "./syslog", { onProgress: (p) => Console.log(p.bytes) })
+ * yield* SftpTransfer.get(sftp, "/var/log/syslog", "./syslog", { onProgress: (p) => Console.log(p.bytes) })
  * ```
  */
 export const get = (
@@ -909,7 +918,7 @@ const localTree = (root: TreeEntry): Effect.Effect<Tree, SshError.SshError, File
  *
  * @example
  * ```ts
- * yield* put(sftp, "./build.tar.gz", "/srv/releases/build.tar.gz", { preserve: true })
+ * yield* SftpTransfer.put(sftp, "./build.tar.gz", "/srv/releases/build.tar.gz", { preserve: true })
  * ```
  */
 export const put = (
@@ -940,7 +949,7 @@ export const put = (
  *
  * @example
  * ```ts
- * yield* progressStream((onProgress) => sftp.get("/big", "./big", { onProgress })).pipe(
+ * yield* SftpTransfer.progressStream((onProgress) => sftp.get("/big", "./big", { onProgress })).pipe(
  *   Stream.runForEach((p) => Console.log(`${p.bytes}/${p.total}`))
  * )
  * ```
