@@ -24,6 +24,7 @@ import * as Redacted from "effect/Redacted"
 import * as os from "node:os"
 import * as path from "node:path"
 import { attempt } from "../Wire/Reader.ts"
+import * as RunMemo from "../internal/runMemo.ts"
 import * as SshError from "../SshError.ts"
 import * as Auth from "./ClientAuth.ts"
 import * as KnownHostsFile from "./KnownHostsFile.ts"
@@ -134,12 +135,19 @@ export const authMethods = (
     const methods: Array<Auth.AuthMethod> = []
     const fs = yield* FileSystem.FileSystem
     for (const file of files) {
-      const text = yield* fs.readFileString(KnownHostsFile.expandHome(file)).pipe(Effect.orElseSucceed(() => undefined))
-      if (text === undefined) {
+      // read and parsed once per run under a `RunMemo` (pexec's hosts share their identity files)
+      const expanded = KnownHostsFile.expandHome(file)
+      const parsed = yield* RunMemo.memoized(
+        `identity:${expanded}`,
+        fs.readFileString(expanded).pipe(
+          Effect.map((text) => parseWith(text, undefined)),
+          Effect.orElseSucceed(() => undefined)
+        )
+      )
+      if (parsed === undefined) {
         yield* Effect.logWarning(`skipping identity ${file}: cannot read it`)
         continue
       }
-      const parsed = parseWith(text, undefined)
       if (parsed._tag === "Success") {
         methods.push(Auth.privateKey(parsed.success))
       } else if (parsed.failure._tag === "PassphraseRequired") {

@@ -24,6 +24,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as SshError from "../SshError.ts"
 import { firstField } from "../internal/lines.ts"
+import * as RunMemo from "../internal/runMemo.ts"
 import * as KnownHosts from "./KnownHosts.ts"
 import type * as PublicKey from "./PublicKey.ts"
 
@@ -86,7 +87,7 @@ export const readText = (file: string): Effect.Effect<string, SshError.SshError,
  * ```
  */
 export const read = (file: string): Effect.Effect<Contents, SshError.SshError, FileSystem.FileSystem> =>
-  Effect.map(readText(file), KnownHosts.parse)
+  RunMemo.memoized(`known_hosts:${expandHome(file)}`, Effect.map(readText(file), KnownHosts.parse))
 
 /**
  * The entries of several files, in order (OpenSSH's `UserKnownHostsFile` list).
@@ -135,7 +136,8 @@ export const addHost = (
     yield* ensureDirectory(fs, target)
     const existing = yield* readText(target)
     yield* fs.writeFileString(target, lineAfter(existing, host, port, key, options), { flag: "a", mode: 0o600 }).pipe(
-      Effect.mapError(ioError(file, "append to"))
+      Effect.mapError(ioError(file, "append to")),
+      Effect.ensuring(RunMemo.invalidate(`known_hosts:${target}`))
     )
   })
 
@@ -199,7 +201,8 @@ const rewrite = (file: string, update: (text: string) => string) =>
       Effect.andThen(fs.chmod(temp, mode)),
       Effect.andThen(fs.rename(temp, target)),
       Effect.mapError(ioError(file, "rewrite")),
-      Effect.onError(() => Effect.ignore(fs.remove(temp)))
+      Effect.onError(() => Effect.ignore(fs.remove(temp))),
+      Effect.ensuring(RunMemo.invalidate(`known_hosts:${target}`))
     )
   })
 

@@ -432,9 +432,13 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
     }
     handle.released = true
     endStreams(handle)
-    const gone = channelGone(handle)
-    Deferred.doneUnsafe(handle.opened, Exit.fail(gone))
-    for (const d of handle.pendingRequests.splice(0)) Deferred.doneUnsafe(d, Exit.fail(gone))
+    // the error (and its stack) is made only when someone is still waiting for it
+    const waiting = handle.pendingRequests.splice(0)
+    if (!Deferred.isDoneUnsafe(handle.opened) || waiting.length > 0) {
+      const gone = channelGone(handle)
+      Deferred.doneUnsafe(handle.opened, Exit.fail(gone))
+      for (const d of waiting) Deferred.doneUnsafe(d, Exit.fail(gone))
+    }
     handle.windowLatch.openUnsafe()
     settle(handle)
   }
@@ -540,8 +544,11 @@ export const make = Effect.fnUntraced(function*(transport: Transport, options: C
         const handle = handles.get(action.localId)
         if (handle === undefined) return
         handle.remoteClosed = true
-        const gone = channelGone(handle)
-        for (const d of handle.pendingRequests.splice(0)) Deferred.doneUnsafe(d, Exit.fail(gone))
+        const waiting = handle.pendingRequests.splice(0)
+        if (waiting.length > 0) {
+          const gone = channelGone(handle)
+          for (const d of waiting) Deferred.doneUnsafe(d, Exit.fail(gone))
+        }
         handle.windowLatch.openUnsafe()
         return
       }

@@ -27,6 +27,7 @@ import * as Scope from "effect/Scope"
 import * as EffectSocket from "effect/socket/Socket"
 import type * as Socket from "effect/socket/Socket"
 import * as Client from "../Client.ts"
+import * as RunMemo from "../internal/runMemo.ts"
 import * as SshError from "../SshError.ts"
 import * as ConnectConfig from "./ConnectConfig.ts"
 import * as ProxyCommand from "./ProxyCommand.ts"
@@ -81,12 +82,16 @@ export const loadConfig = (
   options: ConfigSource = {}
 ): Effect.Effect<LoadedConfig, SshError.SshError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    const context = ConnectConfig.localContext(options.context)
-    const loaded = yield* SshConfig.load({
+    // under a `RunMemo` (pexec) the process's context and the files are looked at once per run
+    const context = options.context === undefined
+      ? yield* RunMemo.memoized("config:localContext", Effect.sync(() => ConnectConfig.localContext()))
+      : ConnectConfig.localContext(options.context)
+    const loadOptions = {
       file: options.configFile,
       homeDirectory: context.homeDirectory,
       includeHome: context.environment.HOME ?? context.homeDirectory
-    })
+    }
+    const loaded = yield* RunMemo.memoized(`config:${JSON.stringify(loadOptions)}`, SshConfig.load(loadOptions))
     const commandLine = yield* Effect.try({
       try: () => SshConfig.parse((options.config ?? []).join("\n"), "command line"),
       catch: SshError.fromUnknown

@@ -15,6 +15,7 @@ import * as path from "node:path"
 import type * as SshClient from "../Client.ts"
 import * as SshFleet from "../Fleet.ts"
 import type * as SshError from "../SshError.ts"
+import * as RunMemo from "../internal/runMemo.ts"
 import { terminalBlock, terminalLine } from "../internal/terminalText.ts"
 import { type ConnectionArgs, splitUserHost, UsageError } from "./Args.ts"
 import { connectOptions, errorLine } from "./Exec.ts"
@@ -251,7 +252,10 @@ export const runPexec = (
       })
     ))
     return exitCodeOf(results)
-  })
+  }).pipe(
+    // the hosts share their files: each identity, known_hosts and ssh_config file is read and parsed once per run
+    Effect.provideServiceEffect(RunMemo.RunMemo, Effect.sync(RunMemo.make))
+  )
 
 /**
  * The `pexec` command: parses, runs, exits with pssh's code (2 for usage errors).
