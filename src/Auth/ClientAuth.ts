@@ -14,6 +14,7 @@ import * as FileSystem from "effect/FileSystem"
 import * as Redacted from "effect/Redacted"
 import { equal } from "../internal/bytes.ts"
 import * as SshError from "../SshError.ts"
+import * as AlgorithmList from "../Transport/AlgorithmList.ts"
 import * as N from "../Wire/MessageNumber.ts"
 import { build } from "../Wire/Writer.ts"
 import type { Transport } from "../Transport/Transport.ts"
@@ -222,27 +223,115 @@ export interface AuthenticateOptions {
   readonly username: string
   readonly methods: ReadonlyArray<AuthMethod>
   readonly onBanner?: ((message: string) => Effect.Effect<void>) | undefined
+  /**
+   * The algorithms keys may be offered with (PubkeyAcceptedAlgorithms, resolved: see `resolvePublicKeyAlgorithms`);
+   * a key or certificate none of whose algorithms is listed is not offered (and is named in `AuthFailed.tried`).
+   * Every key is offered when absent.
+   *
+   * @example
+   * ```ts
+   * ClientAuth.authenticate(transport, { username: "me", methods, publicKeyAlgorithms: ["ssh-ed25519", "rsa-sha2-256"] })
+   * ```
+   */
+  readonly publicKeyAlgorithms?: ReadonlyArray<string> | undefined
 }
 
 const SERVICE = "ssh-connection"
+/** A key that was not offered (it stayed locked, or no algorithm of its type is accepted): nothing was asked of the server. */
+const skipped = (why: string) => ({ _tag: "Skipped" as const, why })
+const isSkipped = (u: unknown): u is ReturnType<typeof skipped> =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "Skipped"
+const notAccepted = (type: string) => skipped(`${type} is not in PubkeyAcceptedAlgorithms`)
+
 const authFailed = (methodsLeft: ReadonlyArray<string>, partial: boolean, tried: ReadonlyArray<string>) =>
   Effect.fail(SshError.make(new SshError.AuthFailed({ methodsLeft, partial, tried })))
 
 const expandHome = (file: string): string => file.startsWith("~/") ? path.join(os.homedir(), file.slice(2)) : file
 
 /**
+ * OpenSSH 9's default PubkeyAcceptedAlgorithms (ssh_config(5)): the
+ * algorithms a client uses for user authentication when none are configured.
+ *
+ * @example
+ * ```ts
+ * ClientAuth.publicKeyAlgorithmDefaults.includes("ssh-rsa") // false: plain ssh-rsa (SHA-1) is off by default
+ * ```
+ */
+export const publicKeyAlgorithmDefaults: ReadonlyArray<string> = [
+  "ssh-ed25519-cert-v01@openssh.com",
+  "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+  "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+  "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+  "sk-ssh-ed25519-cert-v01@openssh.com",
+  "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+  "rsa-sha2-512-cert-v01@openssh.com",
+  "rsa-sha2-256-cert-v01@openssh.com",
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "sk-ssh-ed25519@openssh.com",
+  "sk-ecdsa-sha2-nistp256@openssh.com",
+  "rsa-sha2-512",
+  "rsa-sha2-256"
+]
+
+/**
+ * Every user-authentication algorithm we can sign with: the defaults and
+ * plain `ssh-rsa` (SHA-1, for old servers: `PubkeyAcceptedAlgorithms +ssh-rsa`).
+ *
+ * @example
+ * ```ts
+ * ClientAuth.publicKeyAlgorithmSupported.includes("ssh-rsa-cert-v01@openssh.com") // true
+ * ```
+ */
+export const publicKeyAlgorithmSupported: ReadonlyArray<string> = [
+  ...publicKeyAlgorithmDefaults,
+  "ssh-rsa-cert-v01@openssh.com",
+  "ssh-rsa"
+]
+
+/**
+ * Resolves a PubkeyAcceptedAlgorithms specification in OpenSSH's syntax
+ * (a list replaces the defaults, `+` appends, `-` removes with wildcards,
+ * `^` puts first) against `publicKeyAlgorithmDefaults`. Throws
+ * `UnknownAlgorithm` for a name we cannot sign with (run it under
+ * `Transport.core` for a typed error).
+ *
+ * @example
+ * ```ts
+ * ClientAuth.resolvePublicKeyAlgorithms("-ssh-ed25519*") // the defaults without ssh-ed25519 and its certificate
+ * ClientAuth.resolvePublicKeyAlgorithms("+ssh-rsa")      // the defaults, then ssh-rsa
+ * ```
+ */
+export const resolvePublicKeyAlgorithms = (spec: string | ReadonlyArray<string>): Array<string> =>
+  AlgorithmList.resolve("public key", spec, publicKeyAlgorithmDefaults, publicKeyAlgorithmSupported)
+
+const rsaSignatureAlgorithms = ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+
+/**
  * The public key algorithm for a key or certificate type: for RSA the best
  * rsa-sha2 the server lists in server-sig-algs (which names plain
- * algorithms, also for certificates); otherwise the type itself.
+ * algorithms, also for certificates); otherwise the type itself. With
+ * `accepted` (PubkeyAcceptedAlgorithms) only an accepted algorithm (for a
+ * certificate, its certificate algorithm) is picked, RSA's in the order
+ * rsa-sha2-512, rsa-sha2-256, ssh-rsa; `undefined`: none is accepted, the
+ * key is not offered.
  */
-const publicKeyAlgorithm = (type: string, serverSigAlgs: ReadonlyArray<string> | undefined): string => {
+const publicKeyAlgorithm = (
+  type: string,
+  serverSigAlgs: ReadonlyArray<string> | undefined,
+  accepted?: ReadonlyArray<string> | undefined
+): string | undefined => {
   const certificateType = Certificate.isCertificateType(type) ? type : undefined
   const plain = certificateType === undefined ? type : Certificate.signatureAlgorithmOf(certificateType)
-  if (plain !== "ssh-rsa") return type
-  const rsa = serverSigAlgs === undefined
-    ? "rsa-sha2-512"
-    : ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"].find((a) => serverSigAlgs.includes(a)) ?? "rsa-sha2-512"
-  return certificateType === undefined ? rsa : Certificate.certificateAlgorithm(certificateType, rsa)
+  const named = (signature: string) =>
+    certificateType === undefined ? signature : Certificate.certificateAlgorithm(certificateType, signature)
+  if (plain !== "ssh-rsa") return accepted === undefined || accepted.includes(type) ? type : undefined
+  const candidates = accepted === undefined ? rsaSignatureAlgorithms : rsaSignatureAlgorithms.filter((a) => accepted.includes(named(a)))
+  const fallback = accepted === undefined ? "rsa-sha2-512" : candidates[0]
+  const rsa = serverSigAlgs === undefined ? fallback : candidates.find((a) => serverSigAlgs.includes(a)) ?? fallback
+  return rsa === undefined ? undefined : named(rsa)
 }
 
 /** Signs the userauth data; `algorithm` is the public key algorithm (a certificate's signs as its key). */
@@ -322,6 +411,13 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
       return yield* Effect.fail(SshError.make(new SshError.ProtocolError({ message: "too many keyboard-interactive rounds" })))
     })
 
+  /** The algorithm a key or certificate of `type` is offered with now (server-sig-algs arrive after the first kex). */
+  const algorithmFor = (type: string): string | undefined => {
+    const ext = transport.extensions().get("server-sig-algs")
+    const serverSigAlgs = ext ? new TextDecoder().decode(ext).split(",") : undefined
+    return publicKeyAlgorithm(type, serverSigAlgs, options.publicKeyAlgorithms)
+  }
+
   /**
    * Offers a key or certificate blob of `type`, signed by `sign`. With
    * `query`, first asks whether the server would accept it (no signature),
@@ -330,9 +426,8 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
    */
   const tryPublicKey = (blob: Uint8Array, type: string, sign: UserAuthSigner, query = false) =>
     Effect.gen(function*() {
-      const ext = transport.extensions().get("server-sig-algs")
-      const serverSigAlgs = ext ? new TextDecoder().decode(ext).split(",") : undefined
-      const algorithm = publicKeyAlgorithm(type, serverSigAlgs)
+      const algorithm = algorithmFor(type)
+      if (algorithm === undefined) return notAccepted(type)
       if (query) {
         yield* request({ method: "publickey", algorithm, publicKey: blob })
         const answer = yield* receive("publickey")
@@ -374,6 +469,10 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
           (data, algorithm) => client.sign(identity, data, { algorithm }),
           true
         )
+        if (isSkipped(outcome)) {
+          tried.push(`publickey (agent ${identity.type}: ${outcome.why})`)
+          continue
+        }
         last = outcome
         if (outcome._tag !== "Failure" || outcome.partial) return outcome
         allowed = outcome.methods
@@ -399,11 +498,6 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
    * fixed passphrase is `WrongPassphrase`; `StillLocked`: the key stayed locked
    * (no passphrase, or three wrong answers to the prompt), nothing was decided.
    */
-  /** A key file that stayed locked: nothing was asked of the server. */
-  const stillLocked = (why: string) => ({ _tag: "StillLocked" as const, why })
-  const isStillLocked = (u: unknown): u is ReturnType<typeof stillLocked> =>
-    typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "StillLocked"
-
   const tryKeyFile = (method: Extract<AuthMethod, { _tag: "PrivateKeyFile" }>) =>
     Effect.gen(function*() {
       const text = yield* readKeyText(method.path)
@@ -420,7 +514,7 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
       }
       const locked = reason._tag === "PassphraseRequired" || reason._tag === "WrongPassphrase"
       if (!locked || typeof given !== "function") {
-        if (locked) return stillLocked("encrypted, no passphrase")
+        if (locked) return skipped("encrypted, no passphrase")
         return yield* Effect.fail(parsed.failure)
       }
       const publicKey = PrivateKey.publicKeyOfFile(text) ?? (yield* readKeyText(`${method.path}.pub`).pipe(
@@ -428,15 +522,15 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
         Effect.orElseSucceed(() => undefined)
       ))
       if (publicKey !== undefined) {
-        const ext = transport.extensions().get("server-sig-algs")
-        const algorithm = publicKeyAlgorithm(publicKey.type, ext ? new TextDecoder().decode(ext).split(",") : undefined)
+        const algorithm = algorithmFor(publicKey.type)
+        if (algorithm === undefined) return notAccepted(publicKey.type)
         yield* request({ method: "publickey", algorithm, publicKey: publicKey.blob })
         const answer = yield* receive("publickey")
         if (answer._tag !== "PkOk") return answer
       }
       for (let attempt = 1; attempt <= 3; attempt++) {
         const passphrase = yield* given(method.path, attempt)
-        if (passphrase === undefined) return stillLocked(attempt === 1 ? "encrypted, no passphrase" : `wrong passphrase, ${attempt - 1} tries`)
+        if (passphrase === undefined) return skipped(attempt === 1 ? "encrypted, no passphrase" : `wrong passphrase, ${attempt - 1} tries`)
         const opened = yield* Effect.result(core(() => PrivateKey.parse(text, Redacted.value(passphrase))))
         if (opened._tag === "Success") {
           const key = opened.success
@@ -444,7 +538,7 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
         }
         if (opened.failure.reason._tag !== "WrongPassphrase") return yield* Effect.fail(opened.failure)
       }
-      return stillLocked("wrong passphrase, 3 tries")
+      return skipped("wrong passphrase, 3 tries")
     })
 
   const loadCertificate = (method: Extract<AuthMethod, { _tag: "CertificateFile" }>) =>
@@ -511,14 +605,19 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
       case "PrivateKey": {
         if (!allowed.includes("publickey")) continue
         name = "publickey"
-        outcome = yield* tryPublicKey(method.key.publicKey.blob, method.key.type, keySigner(method.key))
+        const attempted = yield* tryPublicKey(method.key.publicKey.blob, method.key.type, keySigner(method.key))
+        if (isSkipped(attempted)) {
+          tried.push(`publickey ${PublicKey.fingerprint(method.key.publicKey)} (${attempted.why})`)
+          continue
+        }
+        outcome = attempted
         break
       }
       case "PrivateKeyFile": {
         if (!allowed.includes("publickey")) continue
         name = "publickey"
         const tried_ = yield* tryKeyFile(method)
-        if (isStillLocked(tried_)) {
+        if (isSkipped(tried_)) {
           tried.push(`publickey ${method.path} (${tried_.why})`)
           continue
         }
@@ -537,7 +636,12 @@ export const authenticate = Effect.fnUntraced(function*(transport: Transport, op
               ? yield* core(() => Certificate.parseOpenSsh(method.certificate as string))
               : method.certificate
           }
-        outcome = yield* tryCertificate(key, cert)
+        const attempted = yield* tryCertificate(key, cert)
+        if (isSkipped(attempted)) {
+          tried.push(`publickey certificate "${cert.keyId}" (${attempted.why})`)
+          continue
+        }
+        outcome = attempted
         break
       }
       case "Agent": {
