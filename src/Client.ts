@@ -84,6 +84,18 @@ export interface ConnectOptions {
   /** Algorithm preferences, as lists or in OpenSSH syntax ("+aes128-ctr", "-*-sha1", "^chacha20-poly1305@openssh.com"). */
   readonly algorithms?: Algorithms.AlgorithmOptions | undefined
   /**
+   * ssh_config's PubkeyAcceptedAlgorithms, in OpenSSH's list syntax (`+`, `-`, `^`, wildcards) over OpenSSH 9's
+   * defaults (`ClientAuth.publicKeyAlgorithmDefaults`): the algorithms keys may be offered with; a key none of
+   * whose algorithms is accepted is not offered (named in `AuthFailed.tried`). Absent: every key is offered, RSA
+   * with the best rsa-sha2 the server lists.
+   *
+   * @example
+   * ```ts
+   * const ssh = yield* SshClient.connect({ ...options, publicKeyAlgorithms: "+ssh-rsa" }) // an old server wanting SHA-1 RSA
+   * ```
+   */
+  readonly publicKeyAlgorithms?: string | ReadonlyArray<string> | undefined
+  /**
    * Compression (`ssh -C`): offer `zlib@openssh.com,zlib,none`, as OpenSSH's
    * `Compression yes`, instead of `none` (default false). `algorithms.compression`
    * is resolved against that list.
@@ -298,6 +310,9 @@ export const connect = (
       const algorithms = yield* Transport.core(() =>
         Algorithms.resolve(options.algorithms ?? {}, { compression: Compression.clientOffer(options.compression === true) })
       )
+      const publicKeyAlgorithms = options.publicKeyAlgorithms === undefined
+        ? undefined
+        : yield* Transport.core(() => ClientAuth.resolvePublicKeyAlgorithms(options.publicKeyAlgorithms!))
       const preferred = options.hostKeys.preferredAlgorithms && options.algorithms?.hostKey === undefined
         ? yield* options.hostKeys.preferredAlgorithms(options.host, port)
         : []
@@ -339,7 +354,7 @@ export const connect = (
         return Effect.andThen(Metric.update(Telemetry.bytesIn, stats.bytesIn), Metric.update(Telemetry.bytesOut, stats.bytesOut))
       }))
       const outcome = yield* Effect.provideContext(
-        ClientAuth.authenticate(transport, { username: options.username, methods: options.auth, onBanner: options.onBanner }),
+        ClientAuth.authenticate(transport, { username: options.username, methods: options.auth, onBanner: options.onBanner, publicKeyAlgorithms }),
         context
       ).pipe(
         Effect.tapError((e) => e.reason._tag === "AuthFailed" ? Metric.update(Telemetry.authFailures, 1) : Effect.void),

@@ -120,6 +120,7 @@ export const settings = (
     port: resolved.port,
     username: resolved.user,
     algorithms: algorithms(resolved),
+    publicKeyAlgorithms: resolved.algorithms.pubkeyacceptedalgorithms,
     connectTimeout: resolved.connectTimeout === undefined ? undefined : Duration.seconds(resolved.connectTimeout),
     // 0 is both ssh's default and "off": the library's keepalive (on by default) stays unless asked otherwise
     keepaliveInterval: resolved.serverAliveInterval === 0 ? undefined : Duration.seconds(resolved.serverAliveInterval),
@@ -237,9 +238,6 @@ export const notApplied = (
     readonly forwardsApplied?: boolean | undefined
   } = {}
 ): ReadonlyArray<string> => [
-  ...(resolved.algorithms.pubkeyacceptedalgorithms === undefined
-    ? []
-    : [`PubkeyAcceptedAlgorithms ${resolved.algorithms.pubkeyacceptedalgorithms} is not applied (every key is offered)`]),
   ...(options.forwardsApplied === true ? [] : forwardsNotApplied(resolved))
 ]
 

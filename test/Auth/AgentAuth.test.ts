@@ -3,6 +3,7 @@
  * client and our server, with an in-process agent (no OpenSSH needed).
  */
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -142,6 +143,54 @@ describe("Auth.agent()", () => {
     }))
     fs.rmSync(dir, { recursive: true, force: true })
     expect(methods).toEqual(["publickey"])
+    expect(asked).toBe(0)
+  })
+
+  it("publicKeyAlgorithms (PubkeyAcceptedAlgorithms): only keys with an accepted algorithm are offered; an unknown name is a typed error", async () => {
+    const offered: Array<string> = []
+    const recording = {
+      publicKey: ({ key }: { readonly key: PublicKey.PublicKey }) =>
+        Effect.sync(() => {
+          offered.push(key.type)
+          return PublicKey.equals(key, rsa.publicKey) || PublicKey.equals(key, ed25519.publicKey)
+        })
+    }
+    const tried = await runFailure(Effect.gen(function*() {
+      const server = yield* serve({ auth: recording })
+      return yield* connect(server.address.port, [Auth.privateKey(ed25519)], { publicKeyAlgorithms: "-ssh-ed25519*" })
+    })) as SshError
+    expect(tried.reason._tag === "AuthFailed" && tried.reason.tried.join(" ")).toMatch(/ssh-ed25519 is not in PubkeyAcceptedAlgorithms/)
+    expect(offered).toEqual([])
+    const methods = await runScoped(Effect.gen(function*() {
+      const server = yield* serve({ auth: recording })
+      const ssh = yield* connect(server.address.port, [Auth.privateKey(ed25519), Auth.privateKey(rsa)], { publicKeyAlgorithms: ["rsa-sha2-256"] })
+      return ssh.info.authMethods
+    }))
+    expect(methods).toEqual(["publickey"])
+    expect(offered.length).toBeGreaterThan(0)
+    expect(offered.every((type) => type === "ssh-rsa")).toBe(true)
+    const bad = await runFailure(Effect.gen(function*() {
+      const server = yield* serve({ auth: recording })
+      return yield* connect(server.address.port, [Auth.privateKey(rsa)], { publicKeyAlgorithms: "no-such-algorithm" })
+    })) as SshError
+    expect(bad._tag).toBe("SshError")
+  })
+
+  it("an encrypted key file of a type PubkeyAcceptedAlgorithms refuses is never asked its passphrase", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-pubkey-algs-"))
+    const file = path.join(dir, "id_ed25519")
+    fs.writeFileSync(file, PrivateKey.toOpenSsh(ed25519, { passphrase: "secret", rounds: 4 }), { mode: 0o600 })
+    fs.writeFileSync(`${file}.pub`, PublicKey.toOpenSsh(ed25519.publicKey) + "\n")
+    let asked = 0
+    const failure = await runFailure(Effect.gen(function*() {
+      const server = yield* serve({ auth: accepting(ed25519) })
+      return yield* connect(server.address.port, [Auth.privateKeyFile(file, () => Effect.sync(() => {
+        asked++
+        return Redacted.make("secret")
+      }))], { publicKeyAlgorithms: ["rsa-sha2-512"] })
+    })) as SshError
+    fs.rmSync(dir, { recursive: true, force: true })
+    expect(failure.reason._tag).toBe("AuthFailed")
     expect(asked).toBe(0)
   })
 

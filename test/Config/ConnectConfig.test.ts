@@ -129,8 +129,9 @@ describe("warnings", () => {
       warnings: ["config:2: controlmaster is not supported (ignored)"],
       harmless: ["config:3: gssapiauthentication is not supported (ignored)"]
     })
-    const [pubkey, forward, ...rest] = ConnectConfig.notApplied(resolved)
-    expect(pubkey).toBe("PubkeyAcceptedAlgorithms ssh-ed25519 is not applied (every key is offered)")
+    // PubkeyAcceptedAlgorithms is applied: it reaches the connect options
+    expect(ConnectConfig.settings(resolved, {}).publicKeyAlgorithms).toBe("ssh-ed25519")
+    const [forward, ...rest] = ConnectConfig.notApplied(resolved)
     expect(forward).toMatch(/^LocalForward .*8080 .*80 is not set up from ssh_config \(give it as -L or forwardLocal\)$/)
     expect(rest).toEqual([])
   })
