@@ -329,13 +329,17 @@ def apply_modes(fd):
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 os.set_inheritable(CTL, False)
+# closed by the child once it has set the terminal's first size: a window change must not come before it
+sized_r, sized_w = os.pipe()
 pid, master = pty.fork()
 if pid == 0:
     try:
+        os.close(sized_r)
         for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
             signal.signal(s, signal.SIG_DFL)
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, xpix, ypix))
         apply_modes(0)
+        os.close(sized_w)
         os.environ["SSH_TTY"] = os.ttyname(0)
         os.execvp(program, [argv0] + args)
     except BaseException as e:
@@ -356,6 +360,9 @@ def read(fd):
     except OSError:
         return b""
 
+os.close(sized_w)
+os.read(sized_r, 1)
+os.close(sized_r)
 wake_r, wake_w = os.pipe()
 for fd in (0, 1, master, wake_r, wake_w):
     os.set_blocking(fd, False)

@@ -3,8 +3,9 @@
  * each running `sleep 60`, opened over four connections (the server allows
  * 64 channels per connection) while the machine's CPUs are busy, then three
  * of those connections hung up at once. Meanwhile fresh logins — connect,
- * password, run `true` — must each take under 2 s: starting and supervising
- * many processes must not stall the server's other connections.
+ * password, run `true` — must each take under 2 s (or five times a login
+ * before the storm, on a machine slower than that assumes): starting and
+ * supervising many processes must not stall the server's other connections.
  *
  * Why the CPUs are kept busy: Node's spawn returns only once the forked
  * child has exec'd, so its cost is the time the child waits for a CPU. On
@@ -82,7 +83,7 @@ describe("spawn storm", () => {
         hostKeys: HostKeys.fixed(hostKey.publicKey),
         connectTimeout: "60 seconds"
       }
-      const logins: Record<string, Array<number>> = { starting: [], running: [], hangingUp: [] }
+      const logins: Record<string, Array<number>> = { quiet: [], starting: [], running: [], hangingUp: [] }
       const login = (phase: string) =>
         Effect.gen(function*() {
           const started = Date.now()
@@ -102,6 +103,9 @@ describe("spawn storm", () => {
       const loopDelay: Record<string, number> = {}
 
       await runScoped(Effect.gen(function*() {
+        // what a login costs on this machine before the storm, under the same busy loops: on a machine slower than
+        // the target assumes, the bound is a few times that
+        yield* probe("quiet", () => true, 3)
         let line = logLines()
         // the storm's connections log in first; then all 200 exec requests go out at once
         const go = yield* Deferred.make<void>()
@@ -135,9 +139,12 @@ describe("spawn storm", () => {
         loopDelay.hangUp = maxLoopDelay(server!, line)
       }))
 
-      const worst = Object.fromEntries(Object.entries(logins).map(([phase, ms]) => [phase, Math.max(...ms)]))
-      console.log(`spawn storm: logins (ms) ${JSON.stringify(logins)}; worst ${JSON.stringify(worst)}; server event-loop delay max (ms) ${JSON.stringify(loopDelay)}`)
-      for (const [phase, ms] of Object.entries(worst)) expect(ms, `slowest login while ${phase}`).toBeLessThan(TARGET_MS)
+      const { quiet, ...storm } = logins
+      const worst = Object.fromEntries(Object.entries(storm).map(([phase, ms]) => [phase, Math.max(...ms)]))
+      const quietMedian = [...quiet!].sort((a, b) => a - b)[1]!
+      const bound = Math.max(TARGET_MS, 5 * quietMedian)
+      console.log(`spawn storm: logins (ms) ${JSON.stringify(logins)}; worst ${JSON.stringify(worst)}; bound ${bound}; server event-loop delay max (ms) ${JSON.stringify(loopDelay)}`)
+      for (const [phase, ms] of Object.entries(worst)) expect(ms, `slowest login while ${phase}`).toBeLessThan(bound)
     } finally {
       for (const burner of burners) {
         try {
