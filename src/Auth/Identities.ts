@@ -160,8 +160,9 @@ export const authMethods = (
   })
 
 /**
- * The public key blobs of identity and certificate files: a `.pub` beside a key file (or the file itself when it
- * is an unencrypted private key, or a public key or certificate line); unreadable ones are left out.
+ * The public key blobs of identity and certificate files: a `.pub` beside a key file, else the file itself (a
+ * public key or certificate line, or a private key's public half, which openssh-key-v1 keeps readable when the
+ * key is encrypted); unreadable ones are left out.
  */
 const identityBlobs = (files: ReadonlyArray<string>): Effect.Effect<Array<Uint8Array>, never, FileSystem.FileSystem> =>
   Effect.gen(function*() {
@@ -176,12 +177,14 @@ const identityBlobs = (files: ReadonlyArray<string>): Effect.Effect<Array<Uint8A
     return blobs
   })
 
-/** The blob of a public key or certificate line, or of an unencrypted private key. */
+/** The blob of a public key or certificate line, or of a private key file's public key. */
 const blobOf = (text: string): Uint8Array | undefined => {
-  const line = attempt(() => PublicKey.parseOpenSsh(text.trim()))
-  if (line._tag === "Success") return line.success.blob
-  const certificate = attempt(() => Certificate.parseOpenSsh(text.trim()))
-  if (certificate._tag === "Success") return certificate.success.blob
+  for (const parseLine of [PublicKey.parseOpenSsh, Certificate.parseOpenSsh]) {
+    const line = attempt(() => parseLine(text.trim()))
+    if (line._tag === "Success") return line.success.blob
+  }
+  const embedded = PrivateKey.publicKeyOfFile(text)
+  if (embedded !== undefined) return embedded.blob
   const key = parseWith(text, undefined)
   return key._tag === "Success" ? key.success.publicKey.blob : undefined
 }
@@ -197,7 +200,7 @@ export interface DefaultsOptions extends IdentityOptions {
   readonly certificates?: ReadonlyArray<{ readonly key: string; readonly certificate: string }> | undefined
   /**
    * ssh's IdentitiesOnly: the agent offers only the keys of the identity files (known by their `.pub`, or the
-   * file itself when it is not encrypted) and their certificates, so a key file whose passphrase the agent
+   * public key the file itself holds) and their certificates, so a key file whose passphrase the agent
    * already holds is used without a prompt, and the agent's other keys are never offered.
    */
   readonly identitiesOnly?: boolean | undefined

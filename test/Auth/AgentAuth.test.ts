@@ -56,6 +56,15 @@ const accepting = (...keys: ReadonlyArray<PrivateKey.PrivateKey>) => ({
   publicKey: ({ key }: { readonly key: PublicKey.PublicKey }) => Effect.succeed(keys.some((k) => PublicKey.equals(k.publicKey, key)))
 })
 
+/** `key` written encrypted (passphrase "secret") with its `.pub` beside it, in a fresh temp dir. */
+const encryptedKeyFile = (key: PrivateKey.PrivateKey, name: string) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-agent-auth-"))
+  const file = path.join(dir, name)
+  fs.writeFileSync(file, PrivateKey.toOpenSsh(key, { passphrase: "secret", rounds: 4 }), { mode: 0o600 })
+  fs.writeFileSync(`${file}.pub`, PublicKey.toOpenSsh(key.publicKey) + "\n")
+  return { dir, file }
+}
+
 const signRequests = (agent: TestAgent) =>
   agent.requests.filter((r): r is Extract<Agent.AgentRequest, { _tag: "Sign" }> => r._tag === "Sign")
 
@@ -124,25 +133,28 @@ describe("Auth.agent()", () => {
     expect(offered.every((type) => type === "ssh-rsa")).toBe(true)
   })
 
-  it("Identities.defaults with identitiesOnly: an encrypted key file the agent holds is used without its passphrase", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-identities-only-"))
-    const file = path.join(dir, "id_rsa")
-    fs.writeFileSync(file, PrivateKey.toOpenSsh(rsa, { passphrase: "secret", rounds: 4 }), { mode: 0o600 })
-    fs.writeFileSync(`${file}.pub`, PublicKey.toOpenSsh(rsa.publicKey) + "\n")
+  it("Identities.defaults with identitiesOnly: an encrypted key file the agent holds is used without its passphrase, with or without its .pub", async () => {
+    const { dir, file } = encryptedKeyFile(rsa, "id_rsa")
     let asked = 0
-    const methods = await runScoped(Effect.gen(function*() {
-      const server = yield* serve({ auth: accepting(rsa) })
-      const auth = yield* Identities.defaults({
-        agent: agent.path,
-        files: [file],
-        identitiesOnly: true,
-        passphrase: () => Effect.sync(() => void asked++)
-      })
-      const ssh = yield* connect(server.address.port, auth)
-      return ssh.info.authMethods
-    }))
+    const login = () =>
+      runScoped(Effect.gen(function*() {
+        const server = yield* serve({ auth: accepting(rsa) })
+        const auth = yield* Identities.defaults({
+          agent: agent.path,
+          files: [file],
+          identitiesOnly: true,
+          passphrase: () => Effect.sync(() => void asked++)
+        })
+        const ssh = yield* connect(server.address.port, auth)
+        return ssh.info.authMethods
+      }))
+    const withPub = await login()
+    // openssh-key-v1 keeps the public key readable in the encrypted file
+    fs.rmSync(`${file}.pub`)
+    const withoutPub = await login()
     fs.rmSync(dir, { recursive: true, force: true })
-    expect(methods).toEqual(["publickey"])
+    expect(withPub).toEqual(["publickey"])
+    expect(withoutPub).toEqual(["publickey"])
     expect(asked).toBe(0)
   })
 
@@ -177,10 +189,7 @@ describe("Auth.agent()", () => {
   })
 
   it("an encrypted key file of a type PubkeyAcceptedAlgorithms refuses is never asked its passphrase", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-ssh-pubkey-algs-"))
-    const file = path.join(dir, "id_ed25519")
-    fs.writeFileSync(file, PrivateKey.toOpenSsh(ed25519, { passphrase: "secret", rounds: 4 }), { mode: 0o600 })
-    fs.writeFileSync(`${file}.pub`, PublicKey.toOpenSsh(ed25519.publicKey) + "\n")
+    const { dir, file } = encryptedKeyFile(ed25519, "id_ed25519")
     let asked = 0
     const failure = await runFailure(Effect.gen(function*() {
       const server = yield* serve({ auth: accepting(ed25519) })
