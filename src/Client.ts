@@ -378,7 +378,7 @@ export const connect = (
         keepaliveCountMax: options.keepaliveCountMax ?? 3,
         onChannelOpen: incoming.onChannelOpen,
         onGlobalRequest: globalRequests === undefined ? undefined : (name, data) => {
-          const handler = Object.hasOwn(globalRequests, name) ? globalRequests[name] : undefined
+          const handler = Extensions.globalRequestHandler(globalRequests, name)
           return handler === undefined ? Effect.succeed(undefined) : Extensions.runGlobalRequest(() => handler(data))
         }
       })

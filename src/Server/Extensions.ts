@@ -97,7 +97,7 @@ export const channelHandler = (
     : handlers[channelType]
 
 /**
- * The handler for a global request name, if the application has one.
+ * The handler for a global request name, if the application has one (a server's, or a client's).
  *
  * @example
  * ```ts
@@ -105,10 +105,10 @@ export const channelHandler = (
  * ```
  * @category combinators
  */
-export const globalRequestHandler = (
-  handlers: Readonly<Record<string, GlobalRequestHandler>> | undefined,
+export const globalRequestHandler = <Handler = GlobalRequestHandler>(
+  handlers: Readonly<Record<string, Handler>> | undefined,
   name: string
-): GlobalRequestHandler | undefined =>
+): Handler | undefined =>
   handlers === undefined || !Object.hasOwn(handlers, name) ? undefined : handlers[name]
 
 const EMPTY = new Uint8Array(0)
